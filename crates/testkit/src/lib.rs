@@ -1,0 +1,249 @@
+//! Helpers for the root-only test tiers: network namespaces that always get
+//! deleted, veth links between them, and the real command-line tools
+//! (`ip`, `ipvsadm`, `ipset`, `iptables`...) run with readable failures.
+//!
+//! Test tiers (see the README):
+//! - unit tests run everywhere;
+//! - `netns_*` tests are `#[ignore = "netns: ..."]` and run as root on the host by
+//!   `tests/netns/run`;
+//! - `vm_*` tests are `#[ignore = "vm: ..."]` and run inside a QEMU guest with
+//!   Debian's kernel by `tests/vm/run`.
+//!
+//! Everything here panics with the command, its exit status and its output on
+//! failure: these are test helpers, and a panic is how a test reports.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// True inside the test VM built by `tests/vm/run` (its kernel command line
+/// carries `kipx.vm=1`).
+pub fn in_vm() -> bool {
+    std::fs::read_to_string("/proc/cmdline")
+        .is_ok_and(|c| c.split_whitespace().any(|w| w == "kipx.vm=1"))
+}
+
+/// True when running as root (needed for namespaces, ipsets, iptables, IPVS).
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
+        s.lines()
+            .find(|l| l.starts_with("Uid:"))
+            .and_then(|l| l.split_whitespace().nth(2))
+            == Some("0")
+    })
+}
+
+/// Directories searched for the real tools, in order. `ip` from busybox is a
+/// cut-down applet without `netns`, so a tool is never resolved to busybox.
+const TOOL_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
+
+/// The path of a real (non-busybox) tool, e.g. `tool("ip")` → `/usr/sbin/ip`.
+///
+/// # Panics
+/// When no such tool is installed.
+pub fn tool(name: &str) -> PathBuf {
+    TOOL_DIRS
+        .iter()
+        .map(|d| Path::new(d).join(name))
+        .find(|p| {
+            p.exists()
+                && std::fs::canonicalize(p)
+                    .map(|real| real.file_name().is_some_and(|f| f != "busybox"))
+                    .unwrap_or(false)
+        })
+        .unwrap_or_else(|| panic!("tool `{name}` not found in {TOOL_DIRS:?}"))
+}
+
+/// The path of busybox, for its `nc` and `httpd` applets.
+pub fn busybox() -> PathBuf {
+    TOOL_DIRS
+        .iter()
+        .map(|d| Path::new(d).join("busybox"))
+        .find(|p| p.exists())
+        .expect("busybox not found")
+}
+
+fn command_for(argv: &[&str]) -> Command {
+    let (prog, args) = argv.split_first().expect("empty command");
+    let path = if prog.contains('/') {
+        PathBuf::from(prog)
+    } else {
+        tool(prog)
+    };
+    let mut cmd = Command::new(path);
+    cmd.args(args);
+    cmd
+}
+
+fn describe(argv: &[&str], out: &Output) -> String {
+    format!(
+        "`{}` exited with {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        argv.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Runs a command and returns its output, whatever its exit status.
+pub fn try_run(argv: &[&str]) -> Output {
+    command_for(argv)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")))
+}
+
+/// Runs a command that must succeed and returns its standard output.
+///
+/// # Panics
+/// When the command fails, with its exit status and both output streams.
+pub fn run(argv: &[&str]) -> String {
+    let out = try_run(argv);
+    assert!(out.status.success(), "{}", describe(argv, &out));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a shell script with `sh -c` (busybox's or the host's), which must
+/// succeed, and returns its standard output.
+pub fn sh(script: &str) -> String {
+    run(&["/bin/sh", "-c", script])
+}
+
+static NEXT_NS: AtomicUsize = AtomicUsize::new(0);
+
+/// A network namespace made by a test and deleted (with every process left in
+/// it) when dropped, even when the test panics.
+#[derive(Debug)]
+pub struct Netns {
+    name: String,
+}
+
+impl Netns {
+    /// Creates `kipx-<tag>-<pid>-<n>` and brings its loopback up.
+    pub fn new(tag: &str) -> Self {
+        let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
+        let name = format!("kipx-{tag}-{}-{n}", std::process::id());
+        run(&["ip", "netns", "add", &name]);
+        let ns = Netns { name };
+        ns.run(&["ip", "link", "set", "lo", "up"]);
+        ns
+    }
+
+    /// The namespace's name, as `ip netns` knows it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `ip netns exec NAME prog args...`, with `prog` resolved to the real tool.
+    fn argv(&self, argv: &[&str]) -> Vec<String> {
+        let (prog, args) = argv.split_first().expect("empty command");
+        let prog = if prog.contains('/') {
+            PathBuf::from(prog)
+        } else {
+            tool(prog)
+        };
+        let mut full = vec![
+            tool("ip").display().to_string(),
+            "netns".into(),
+            "exec".into(),
+            self.name.clone(),
+        ];
+        full.push(prog.display().to_string());
+        full.extend(args.iter().map(|a| (*a).to_string()));
+        full
+    }
+
+    /// Runs a command inside the namespace and returns its output, whatever
+    /// its exit status.
+    pub fn try_run(&self, argv: &[&str]) -> Output {
+        let full = self.argv(argv);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        try_run(&refs)
+    }
+
+    /// Runs a command inside the namespace that must succeed; returns stdout.
+    pub fn run(&self, argv: &[&str]) -> String {
+        let full = self.argv(argv);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        run(&refs)
+    }
+
+    /// Runs a shell script inside the namespace that must succeed.
+    pub fn sh(&self, script: &str) -> String {
+        self.run(&["/bin/sh", "-c", script])
+    }
+
+    /// Starts a long-running process (a server) inside the namespace, its
+    /// output discarded. It is killed when the namespace is dropped.
+    pub fn spawn(&self, argv: &[&str]) -> Child {
+        let full = self.argv(argv);
+        let refs: Vec<&str> = full.iter().map(String::as_str).collect();
+        command_for(&refs)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")))
+    }
+
+    /// Sets a sysctl inside the namespace, e.g. `net.ipv4.ip_forward`.
+    pub fn sysctl(&self, key: &str, value: &str) {
+        let path = format!("/proc/sys/{}", key.replace('.', "/"));
+        self.sh(&format!("echo {value} > {path}"));
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        // Kill what the test left running, or the namespace would linger.
+        if let Ok(out) = Command::new(tool("ip"))
+            .args(["netns", "pids", &self.name])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new(tool("ip"))
+            .args(["netns", "del", &self.name])
+            .status();
+    }
+}
+
+static NEXT_LINK: AtomicUsize = AtomicUsize::new(0);
+
+/// One end of a veth link: the namespace, the interface name inside it and
+/// an address with prefix (e.g. `10.1.0.1/24`), or `None` for no address.
+#[derive(Debug, Clone, Copy)]
+pub struct End<'a> {
+    /// Namespace holding this end.
+    pub ns: &'a Netns,
+    /// Interface name inside that namespace.
+    pub ifname: &'a str,
+    /// Address with prefix length, if any.
+    pub addr: Option<&'a str>,
+}
+
+/// Connects two namespaces with a veth pair and brings both ends up.
+///
+/// The pair is created in the caller's namespace and moved, because creating
+/// a peer into another namespace from inside a third one fails.
+pub fn veth(a: End<'_>, b: End<'_>) {
+    let n = NEXT_LINK.fetch_add(1, Ordering::Relaxed);
+    let (ta, tb) = (
+        format!("kx{}a{n}", std::process::id() % 100_000),
+        format!("kx{}b{n}", std::process::id() % 100_000),
+    );
+    run(&[
+        "ip", "link", "add", &ta, "type", "veth", "peer", "name", &tb,
+    ]);
+    for (tmp, end) in [(&ta, a), (&tb, b)] {
+        run(&["ip", "link", "set", tmp, "netns", end.ns.name()]);
+        end.ns.run(&["ip", "link", "set", tmp, "name", end.ifname]);
+        if let Some(addr) = end.addr {
+            end.ns.run(&["ip", "addr", "add", addr, "dev", end.ifname]);
+        }
+        end.ns.run(&["ip", "link", "set", end.ifname, "up"]);
+    }
+}
