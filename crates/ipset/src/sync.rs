@@ -1,0 +1,163 @@
+//! Keeping one set equal to a desired member list: minimal diff when the
+//! set is right, atomic rebuild (temporary set + swap) when its spec changed.
+
+use std::collections::HashMap;
+
+use crate::error::{Errno, Error};
+use crate::{Contents, Entry, Ipset, Member, SetSpec};
+
+/// What [`Ipset::sync_set`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SyncReport {
+    /// The set did not exist and was created.
+    pub created: bool,
+    /// The set existed with another spec and was rebuilt.
+    pub rebuilt: bool,
+    /// Members added (or whose comment changed).
+    pub added: usize,
+    /// Members deleted.
+    pub deleted: usize,
+}
+
+/// The operations turning `current` into `desired`: members to add (absent,
+/// or with another comment) and entries to delete.
+pub fn diff(
+    current: &[Member],
+    desired: &HashMap<Entry, Option<String>>,
+) -> (Vec<Member>, Vec<Entry>) {
+    let have: HashMap<&Entry, &Option<String>> =
+        current.iter().map(|m| (&m.entry, &m.comment)).collect();
+    let mut add: Vec<Member> = desired
+        .iter()
+        .filter(|(e, c)| have.get(e) != Some(c))
+        .map(|(e, c)| Member {
+            entry: *e,
+            comment: c.clone(),
+        })
+        .collect();
+    let mut del: Vec<Entry> = current
+        .iter()
+        .map(|m| m.entry)
+        .filter(|e| !desired.contains_key(e))
+        .collect();
+    add.sort_by_key(|m| m.entry);
+    del.sort();
+    (add, del)
+}
+
+impl Ipset {
+    /// Makes the set named by `spec` hold exactly `desired`: creates it if
+    /// missing, applies the minimal deletes then adds if its spec is
+    /// compatible ([`SetSpec::compatible_with`]), and otherwise rebuilds it
+    /// with [`Ipset::rebuild`]. A set that is right is not touched.
+    ///
+    /// # Errors
+    /// The first failed operation; partially applied batches name every
+    /// refused member.
+    pub fn sync_set(
+        &mut self,
+        spec: &SetSpec,
+        desired: impl IntoIterator<Item = Member>,
+    ) -> Result<SyncReport, Error> {
+        let desired: HashMap<Entry, Option<String>> =
+            desired.into_iter().map(|m| (m.entry, m.comment)).collect();
+        let current = match self.get(spec.name())? {
+            None => {
+                self.create(spec)?;
+                let (add, _) = diff(&[], &desired);
+                self.add(spec, &add)?;
+                return Ok(SyncReport {
+                    created: true,
+                    added: add.len(),
+                    ..SyncReport::default()
+                });
+            }
+            Some(listed) => listed,
+        };
+        match current.contents {
+            Contents::Known {
+                spec: have,
+                members,
+            } if spec.compatible_with(&have) => {
+                let (add, del) = diff(&members, &desired);
+                self.del(spec.name(), &del)?;
+                self.add(spec, &add)?;
+                Ok(SyncReport {
+                    added: add.len(),
+                    deleted: del.len(),
+                    ..SyncReport::default()
+                })
+            }
+            _ => {
+                let (add, _) = diff(&[], &desired);
+                self.rebuild(spec, &add)?;
+                Ok(SyncReport {
+                    rebuilt: true,
+                    added: add.len(),
+                    ..SyncReport::default()
+                })
+            }
+        }
+    }
+
+    /// Replaces the set named by `spec` with a new set of that spec holding
+    /// `members`: fills a temporary set (`NAME-TMP`, cut to fit), swaps it in
+    /// atomically and destroys the old one. When the kernel refuses the swap
+    /// because the type or family changed, the old set is destroyed (which
+    /// fails while an iptables rule references it) and the temporary renamed.
+    ///
+    /// # Errors
+    /// The first failed operation; the temporary set is then left for the
+    /// next attempt to destroy.
+    pub fn rebuild(&mut self, spec: &SetSpec, members: &[Member]) -> Result<(), Error> {
+        let temp = spec.renamed(spec.name().temporary());
+        self.destroy(temp.name())?;
+        self.create(&temp)?;
+        self.add(&temp, members)?;
+        match self.swap(temp.name(), spec.name()) {
+            Ok(()) => self.destroy(temp.name()),
+            Err(e) if e.errno() == Some(Errno::TYPE_MISMATCH) => {
+                self.destroy(spec.name())?;
+                self.rename(temp.name(), spec.name())
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn m(text: &str, comment: Option<&str>) -> Member {
+        Member {
+            entry: text.parse().unwrap(),
+            comment: comment.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn diff_is_minimal() {
+        let current = [
+            m("10.0.0.1", None),
+            m("10.0.0.2", None),
+            m("10.0.0.3", Some("old")),
+        ];
+        let desired: HashMap<Entry, Option<String>> = [
+            m("10.0.0.2", None),
+            m("10.0.0.3", Some("new")),
+            m("10.0.0.4", None),
+        ]
+        .into_iter()
+        .map(|m| (m.entry, m.comment))
+        .collect();
+        let (add, del) = diff(&current, &desired);
+        assert_eq!(add, vec![m("10.0.0.3", Some("new")), m("10.0.0.4", None)]);
+        assert_eq!(del, vec!["10.0.0.1".parse().unwrap()]);
+        let same: HashMap<Entry, Option<String>> = current
+            .iter()
+            .map(|m| (m.entry, m.comment.clone()))
+            .collect();
+        assert_eq!(diff(&current, &same), (vec![], vec![]));
+    }
+}
