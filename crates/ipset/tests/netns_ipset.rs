@@ -279,32 +279,45 @@ fn netns_ipset_sync_applies_the_diff_and_rebuilds_changed_specs() {
 fn netns_ipset_refused_members_fail_alone_with_typed_errors() {
     let ns = Netns::new("ipset");
     let mut ipset = ns.enter(|| Ipset::open().unwrap());
+    // 300 entries into room for 100, sent in several chunks: exactly the
+    // last 200 are refused, each reported with its own entry.
     let small = SetSpec::hash(
         name("SMALL"),
         SetType::HashIp,
         Family::Inet,
         HashLimits {
             hashsize: 64,
-            maxelem: 2,
+            maxelem: 100,
         },
     )
     .unwrap();
     ipset.create(&small).unwrap();
-    let four = members(&small, &["10.0.0.1", "10.0.0.2", "10.0.0.3", "10.0.0.4"]);
+    let many: Vec<Member> = (0..300u32)
+        .map(|i| {
+            Member::new(Entry::Ip {
+                ip: std::net::Ipv4Addr::from(0x0a00_0000 + i).into(),
+            })
+        })
+        .collect();
     let Err(Error::Members {
         failures,
-        attempted: 4,
+        attempted: 300,
         ..
-    }) = ipset.add(&small, &four)
+    }) = ipset.add(&small, &many)
     else {
         panic!("expected member failures")
     };
-    assert_eq!(failures.len(), 2);
     assert!(
         failures.iter().all(|f| f.errno == Errno::TYPE_SPECIFIC),
         "{failures:?}"
     );
-    assert_eq!(saved_adds(&ns, small.name()).len(), 2);
+    let refused: Vec<String> = failures.iter().map(|f| f.member.clone()).collect();
+    let expected: Vec<String> = many[100..].iter().map(ToString::to_string).collect();
+    assert_eq!(refused, expected);
+    assert_eq!(
+        saved_adds(&ns, small.name()),
+        add_lines(small.name(), &many[..100])
+    );
 
     let err = ipset
         .add(

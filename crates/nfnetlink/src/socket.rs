@@ -9,10 +9,12 @@ use crate::{Message, ParseError};
 
 const NLMSG_ERROR: u16 = 2;
 const NLMSG_DONE: u16 = 3;
-/// Requests sent in one `sendmsg`: large enough to amortise the system call,
-/// small enough that the acknowledgements (36 bytes each) never overflow the
-/// default receive buffer.
+/// Most bytes of requests sent in one `sendmsg`.
 const BATCH_BYTES: usize = 64 * 1024;
+/// Most requests sent in one `sendmsg`: even if every one fails, their
+/// error answers (about 1 KiB of socket memory each) fit the default
+/// 208 KiB receive buffer.
+const BATCH_MESSAGES: usize = 128;
 const RECV_BYTES: usize = 256 * 1024;
 
 /// What went wrong talking to the kernel.
@@ -85,59 +87,72 @@ impl Socket {
         seq
     }
 
-    /// Sends every message with `NLM_F_ACK`, many per `sendmsg`, and returns
-    /// one result per message, in order: `Ok(())` or the kernel's errno.
-    /// A failed message does not stop the others.
+    /// Sends every message, many per `sendmsg`, and returns one result per
+    /// message, in order: `Ok(())` or the kernel's errno. A failed message
+    /// does not stop the others.
+    ///
+    /// The kernel answers a failed request whether or not it asked for an
+    /// acknowledgement, so only the last message of each `sendmsg` carries
+    /// `NLM_F_ACK`: its answer marks the end of that chunk's errors. This
+    /// keeps the receive buffer small (every answer costs about a kilobyte
+    /// of socket memory) and the kernel's work to one answer per chunk.
     ///
     /// # Errors
-    /// Only socket failures and unparsable replies; kernel refusals are in
+    /// Only socket failures (including an overflowed receive buffer, which
+    /// could hide refusals) and unparsable replies; kernel refusals are in
     /// the returned vector.
     pub fn batch(
         &mut self,
         messages: impl IntoIterator<Item = Message>,
     ) -> Result<Vec<Result<(), i32>>, Error> {
         let mut results = Vec::new();
-        let mut chunk = Vec::with_capacity(BATCH_BYTES);
-        let mut first_seq = self.next_seq;
-        let mut pending = 0usize;
-        for mut message in messages {
-            message.add_flags(NLM_F_REQUEST | NLM_F_ACK);
-            let seq = self.seq();
-            if pending == 0 {
-                first_seq = seq;
-            }
-            chunk.extend_from_slice(&message.finish(seq));
-            pending += 1;
-            if chunk.len() >= BATCH_BYTES {
-                self.flush(&mut chunk, first_seq, pending, &mut results)?;
-                pending = 0;
+        let mut chunk: Vec<Message> = Vec::with_capacity(BATCH_MESSAGES);
+        let mut bytes = 0;
+        for message in messages {
+            bytes += message.len();
+            chunk.push(message);
+            if chunk.len() == BATCH_MESSAGES || bytes >= BATCH_BYTES {
+                self.send_chunk(&mut chunk, &mut results)?;
+                bytes = 0;
             }
         }
-        if pending > 0 {
-            self.flush(&mut chunk, first_seq, pending, &mut results)?;
+        if !chunk.is_empty() {
+            self.send_chunk(&mut chunk, &mut results)?;
         }
         Ok(results)
     }
 
-    fn flush(
+    fn send_chunk(
         &mut self,
-        chunk: &mut Vec<u8>,
-        first_seq: u32,
-        count: usize,
+        chunk: &mut Vec<Message>,
         results: &mut Vec<Result<(), i32>>,
     ) -> Result<(), Error> {
-        self.sock.send(chunk, 0)?;
-        chunk.clear();
         let base = results.len();
-        results.resize(base + count, Err(0));
-        let mut acked = 0;
-        while acked < count {
+        let count = chunk.len();
+        let first_seq = self.next_seq;
+        let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
+        for (i, mut message) in chunk.drain(..).enumerate() {
+            let last = i + 1 == count;
+            message.add_flags(if last {
+                NLM_F_REQUEST | NLM_F_ACK
+            } else {
+                NLM_F_REQUEST
+            });
+            let seq = self.seq();
+            buf.extend_from_slice(&message.finish(seq));
+        }
+        self.sock.send(&buf, 0)?;
+        results.resize(base + count, Ok(()));
+        let mut done = false;
+        while !done {
             self.receive(|incoming| {
                 if let Incoming::Ack { seq, errno } = incoming {
                     let index = seq.wrapping_sub(first_seq) as usize;
                     if index < count {
-                        results[base + index] = if errno == 0 { Ok(()) } else { Err(errno) };
-                        acked += 1;
+                        if errno != 0 {
+                            results[base + index] = Err(errno);
+                        }
+                        done |= index + 1 == count;
                     }
                 }
                 Ok(())
