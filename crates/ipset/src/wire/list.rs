@@ -201,13 +201,7 @@ mod tests {
             attrs: DUMP[4..].to_vec(),
         };
         let sets = parse(&[reply]).unwrap();
-        let spec = SetSpec::hash(
-            "KUBE-CLUSTER-IP".parse().unwrap(),
-            SetType::HashIpPort,
-            Family::Inet,
-            HashLimits::default(),
-        )
-        .unwrap();
+        let spec = crate::wire::cluster_ip_spec();
         let members = ["10.96.0.10,tcp:80", "10.96.0.11,udp:53"]
             .map(|m| Member::new(m.parse::<Entry>().unwrap()))
             .to_vec();

@@ -73,3 +73,16 @@ pub(crate) fn request(command: u8, family: u8, set: Option<&str>) -> nfnetlink::
     }
     m
 }
+
+/// The spec of kube-proxy's `KUBE-CLUSTER-IP`, which the golden tests use.
+#[cfg(test)]
+pub(crate) fn cluster_ip_spec() -> crate::SetSpec {
+    let name = "KUBE-CLUSTER-IP".parse().expect("valid name");
+    crate::SetSpec::hash(
+        name,
+        crate::SetType::HashIpPort,
+        crate::Family::Inet,
+        crate::HashLimits::default(),
+    )
+    .expect("a hash type")
+}

@@ -89,7 +89,6 @@ pub(crate) fn two_names(command: u8, from: &SetName, to: &SetName) -> Message {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Family, HashLimits};
 
     /// `ipset create KUBE-CLUSTER-IP hash:ip,port family inet hashsize 1024
     /// maxelem 65536`: the bytes ipset 7.17 sent on kernel 6.18 (captured
@@ -98,13 +97,7 @@ mod tests {
     #[test]
     #[cfg(target_endian = "little")] // golden bytes spell native-endian headers
     fn create_hash_ip_port() {
-        let spec = SetSpec::hash(
-            "KUBE-CLUSTER-IP".parse().unwrap(),
-            SetType::HashIpPort,
-            Family::Inet,
-            HashLimits::default(),
-        )
-        .unwrap();
+        let spec = crate::wire::cluster_ip_spec();
         #[rustfmt::skip]
         let want: Vec<u8> = [
             &[104u8, 0, 0, 0][..], &[0x02, 0x06], &[0, 0], &[1, 0, 0, 0], &[0, 0, 0, 0], // nlmsghdr: len 104, IPSET_CMD_CREATE | IPSET << 8
