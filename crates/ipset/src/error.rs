@@ -173,7 +173,7 @@ pub enum Error {
         source: nfnetlink::Error,
     },
     /// Some members of a batch were refused; the others were applied.
-    #[error("ipset {op} set {set}: {} of {attempted} entries failed, first {}: {}", failures.len(), failures[0].member, failures[0].errno)]
+    #[error("ipset {op} set {set}: {} of {attempted} entries failed{}", failures.len(), first_failure(failures))]
     Members {
         /// `Add` or `Del`.
         op: Op,
@@ -197,6 +197,13 @@ pub enum Error {
         /// The set's spec.
         spec: String,
     },
+}
+
+fn first_failure(failures: &[MemberFailure]) -> String {
+    failures
+        .first()
+        .map(|f| format!(", first {}: {}", f.member, f.errno))
+        .unwrap_or_default()
 }
 
 impl Error {

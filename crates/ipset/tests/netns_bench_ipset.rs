@@ -69,6 +69,7 @@ fn netns_bench_ipset_add_100k_vs_ipset_restore() {
     };
     assert_eq!(got.len(), members.len());
     let (_, crate_noop) = timed(|| ipset.sync_set(&spec, members.clone()).unwrap());
+    let (_, diff_time) = timed(|| ipset::diff(&got, &members));
 
     let ns2 = Netns::new("bench");
     let mut script = format!("{spec}\n");
@@ -97,7 +98,8 @@ fn netns_bench_ipset_add_100k_vs_ipset_restore() {
         ms(crate_list) / ms(tool_save)
     );
     println!(
-        "  no-op sync_set (one dump, empty diff): {:.1} ms",
-        ms(crate_noop)
+        "  no-op sync_set (one dump, empty diff): {:.1} ms, of which diff {:.1} ms",
+        ms(crate_noop),
+        ms(diff_time)
     );
 }

@@ -60,14 +60,9 @@ impl Message {
         self.buf[6..8].copy_from_slice(&(old | flags).to_ne_bytes());
     }
 
-    /// The message's length so far, in bytes.
-    pub fn len(&self) -> usize {
+    /// The message's size so far, in bytes.
+    pub fn size(&self) -> usize {
         self.buf.len()
-    }
-
-    /// Never true: a message holds at least its headers.
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
     }
 
     /// Appends an attribute with a raw payload, padded to 4 bytes.

@@ -109,7 +109,7 @@ impl Socket {
         let mut chunk: Vec<Message> = Vec::with_capacity(BATCH_MESSAGES);
         let mut bytes = 0;
         for message in messages {
-            bytes += message.len();
+            bytes += message.size();
             chunk.push(message);
             if chunk.len() == BATCH_MESSAGES || bytes >= BATCH_BYTES {
                 self.send_chunk(&mut chunk, &mut results)?;
