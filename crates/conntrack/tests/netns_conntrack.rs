@@ -141,6 +141,18 @@ fn netns_conntrack_lists_flows_like_the_conntrack_tool() {
 #[test]
 #[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
 fn netns_conntrack_deletes_what_kube_proxy_deletes() {
+    deletes_what_kube_proxy_deletes();
+}
+
+/// The same on Debian's kernel, where ctnetlink is a module
+/// (`nf_conntrack_netlink`) the kernel must load on demand.
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_conntrack_deletes_what_kube_proxy_deletes() {
+    deletes_what_kube_proxy_deletes();
+}
+
+fn deletes_what_kube_proxy_deletes() {
     let net = setup();
     wait_for_flows(&net.node, FLOWS.len());
     let mut ct = net.node.enter(|| Conntrack::open().unwrap());

@@ -113,6 +113,18 @@ fn add_lines(set: &SetName, members: &[Member]) -> BTreeSet<String> {
 #[test]
 #[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
 fn netns_ipset_sets_created_by_the_crate_match_ipset_save() {
+    sets_created_by_the_crate_match_ipset_save();
+}
+
+/// The same on Debian's kernel, where every set type is a module the kernel
+/// must load on demand.
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_ipset_sets_created_by_the_crate_match_ipset_save() {
+    sets_created_by_the_crate_match_ipset_save();
+}
+
+fn sets_created_by_the_crate_match_ipset_save() {
     let ns = Netns::new("ipset");
     let mut ipset = ns.enter(|| Ipset::open().unwrap());
     let (min, max) = ipset.protocol().unwrap();
