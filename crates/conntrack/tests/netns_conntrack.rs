@@ -183,3 +183,94 @@ fn deletes_what_kube_proxy_deletes() {
     assert_eq!(ct.delete(Family::Ipv4, &flows).unwrap(), 0);
     assert!(tool_flows(&net.node).is_empty());
 }
+
+/// IPv6: two flows to one service address DNATed to two endpoints; only
+/// the flow to the endpoint that went away is deleted.
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_conntrack_deletes_ipv6_flows_of_a_removed_endpoint() {
+    const VIP6: &str = "fd00:96::a";
+    let net = ThreeHosts::new();
+    for (ns, dev, addr) in [
+        (&net.client, "eth0", "fd00:7::2/64"),
+        (&net.node, "cli0", "fd00:7::1/64"),
+        (&net.node, "pod0", "fd00:244::1/64"),
+        (&net.backend, "eth0", "fd00:244::5/64"),
+        (&net.backend, "eth0", "fd00:244::6/64"),
+    ] {
+        ns.run(&["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    net.client
+        .run(&["ip", "-6", "route", "add", "default", "via", "fd00:7::1"]);
+    net.backend
+        .run(&["ip", "-6", "route", "add", "default", "via", "fd00:244::1"]);
+    net.node.sysctl("net.ipv6.conf.all.forwarding", "1");
+    for (sport, ep) in [(1001u16, "fd00:244::5"), (1002, "fd00:244::6")] {
+        net.node.run(&[
+            "ip6tables",
+            "-t",
+            "nat",
+            "-A",
+            "PREROUTING",
+            "-p",
+            "udp",
+            "-d",
+            VIP6,
+            "--dport",
+            "53",
+            "--sport",
+            &sport.to_string(),
+            "-j",
+            "DNAT",
+            "--to-destination",
+            &format!("[{ep}]:53"),
+        ]);
+    }
+    net.client.enter(|| {
+        for sport in [1001u16, 1002] {
+            let socket = UdpSocket::bind(("::", sport)).unwrap();
+            socket.send_to(b"ping", (ip(VIP6), 53)).unwrap();
+        }
+    });
+    let v6_flows = |ns: &Netns| -> BTreeSet<String> {
+        ns.run(&["conntrack", "-L", "-f", "ipv6", "-p", "udp"])
+            .lines()
+            .map(|l| {
+                l.split_whitespace()
+                    .filter(|w| w.contains('='))
+                    .take(5)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .collect()
+    };
+    for _ in 0..50 {
+        if v6_flows(&net.node).len() == 2 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let mut ct = net.node.enter(|| Conntrack::open().unwrap());
+    let listed: BTreeSet<String> = ct
+        .list(Family::Ipv6)
+        .unwrap()
+        .iter()
+        .map(|f| {
+            format!(
+                "src={} dst={} sport={} dport={} src={}",
+                f.orig.src, f.orig.dst, f.orig.src_port, f.orig.dst_port, f.reply.src
+            )
+        })
+        .collect();
+    assert_eq!(listed, v6_flows(&net.node));
+    assert_eq!(listed.len(), 2, "{listed:?}");
+    let gone = Filter::udp_nat(ip(VIP6), ip("fd00:244::6"));
+    assert_eq!(ct.delete_matching(Family::Ipv6, &[gone]).unwrap(), 1);
+    let left = v6_flows(&net.node);
+    assert_eq!(left.len(), 1);
+    assert!(
+        left.iter().all(|l| l.ends_with("src=fd00:244::5")),
+        "{left:?}"
+    );
+    assert!(ct.list(Family::Ipv4).unwrap().is_empty());
+}
