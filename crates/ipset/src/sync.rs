@@ -2,7 +2,7 @@
 //! set is right, atomic rebuild (temporary set + swap) when its spec changed.
 
 use crate::error::{Errno, Error};
-use crate::{Contents, Entry, Ipset, Member, SetSpec};
+use crate::{Contents, Entry, Ipset, ListedSet, Member, SetSpec};
 
 /// What [`Ipset::sync_set`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -59,10 +59,8 @@ pub fn diff(current: &[Member], desired: &[Member]) -> (Vec<Member>, Vec<Entry>)
 }
 
 impl Ipset {
-    /// Makes the set named by `spec` hold exactly `desired`: creates it if
-    /// missing, applies the minimal deletes then adds if its spec is
-    /// compatible ([`SetSpec::compatible_with`]), and otherwise rebuilds it
-    /// with [`Ipset::rebuild`]. A set that is right is not touched.
+    /// Makes the set named by `spec` hold exactly `desired`: reads it (one
+    /// dump of that set) and calls [`Ipset::sync_listed`].
     ///
     /// # Errors
     /// The first failed operation; partially applied batches name every
@@ -72,26 +70,43 @@ impl Ipset {
         spec: &SetSpec,
         desired: impl IntoIterator<Item = Member>,
     ) -> Result<SyncReport, Error> {
+        let current = self.get(spec.name())?;
+        self.sync_listed(spec, current.as_ref(), desired)
+    }
+
+    /// Makes the set named by `spec` hold exactly `desired`, given what the
+    /// kernel had (`current`, e.g. from one [`Ipset::list`] of every set):
+    /// creates it if missing, applies the minimal deletes then adds if its
+    /// spec is compatible ([`SetSpec::compatible_with`]), and otherwise
+    /// rebuilds it with [`Ipset::rebuild`]. A set that is right is not
+    /// touched: nothing is sent.
+    ///
+    /// # Errors
+    /// The first failed operation; partially applied batches name every
+    /// refused member.
+    pub fn sync_listed(
+        &mut self,
+        spec: &SetSpec,
+        current: Option<&ListedSet>,
+        desired: impl IntoIterator<Item = Member>,
+    ) -> Result<SyncReport, Error> {
         let desired: Vec<Member> = desired.into_iter().collect();
-        let current = match self.get(spec.name())? {
+        match current.map(|c| &c.contents) {
             None => {
                 self.create(spec)?;
                 let (add, _) = diff(&[], &desired);
                 self.add(spec, &add)?;
-                return Ok(SyncReport {
+                Ok(SyncReport {
                     created: true,
                     added: add.len(),
                     ..SyncReport::default()
-                });
+                })
             }
-            Some(listed) => listed,
-        };
-        match current.contents {
-            Contents::Known {
+            Some(Contents::Known {
                 spec: have,
                 members,
-            } if spec.compatible_with(&have) => {
-                let (add, del) = diff(&members, &desired);
+            }) if spec.compatible_with(have) => {
+                let (add, del) = diff(members, &desired);
                 self.del(spec.name(), &del)?;
                 self.add(spec, &add)?;
                 Ok(SyncReport {
@@ -100,7 +115,7 @@ impl Ipset {
                     ..SyncReport::default()
                 })
             }
-            _ => {
+            Some(_) => {
                 let (add, _) = diff(&[], &desired);
                 self.rebuild(spec, &add)?;
                 Ok(SyncReport {

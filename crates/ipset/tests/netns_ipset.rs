@@ -284,6 +284,23 @@ fn netns_ipset_sync_applies_the_diff_and_rebuilds_changed_specs() {
         BTreeSet::from(["add KUBE-CLUSTER-IP 10.96.0.1".to_owned()])
     );
     assert!(!ns.run(&["ipset", "list", "-n"]).contains("-TMP"));
+
+    // One dump for several sets: the reconciler's path.
+    let ports = SetSpec::bitmap_port(name("KUBE-NODE-PORT-UDP"), 0..=65535);
+    let listed = ipset.list().unwrap();
+    let find = |spec: &SetSpec| listed.iter().find(|s| s.name == *spec.name());
+    let in_place = ipset
+        .sync_listed(&as_ip, find(&as_ip), members(&as_ip, &["10.96.0.1"]))
+        .unwrap();
+    assert_eq!(in_place, ipset::SyncReport::default());
+    let created = ipset
+        .sync_listed(&ports, find(&ports), members(&ports, &["30053"]))
+        .unwrap();
+    assert!(created.created && created.added == 1);
+    assert_eq!(
+        saved_adds(&ns, ports.name()),
+        BTreeSet::from(["add KUBE-NODE-PORT-UDP 30053".to_owned()])
+    );
 }
 
 #[test]
