@@ -8,9 +8,9 @@
 //!   syntax (`10.96.0.10,tcp:80`);
 //! - [`Ipset`]: list every set with its members in one dump, create,
 //!   destroy, swap, add and delete members in batches (many messages per
-//!   `sendmsg`, every acknowledgement mapped back to its member), and
-//!   [`Ipset::sync_set`], which applies the minimal diff or rebuilds a set
-//!   atomically when its spec changed.
+//!   `sendmsg`, every refusal mapped back to its member), and
+//!   [`Ipset::sync_set`] / [`Ipset::sync_listed`], which apply the minimal
+//!   diff or rebuild a set atomically when its spec changed.
 //!
 //! Sets live in network namespaces: a handle works in the namespace of the
 //! thread that opened it.
