@@ -6,6 +6,23 @@ use std::str::FromStr;
 
 use crate::{Family, SetSpec, SetType};
 
+/// An address printed as `ipset` (glibc's `inet_ntop`) prints it. Rust and
+/// glibc agree except on IPv4-compatible IPv6 addresses (`::a.b.c.d`, the
+/// first 96 bits zero and the next 16 not), which Rust prints in hex.
+struct IpText(IpAddr);
+
+impl fmt::Display for IpText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            IpAddr::V6(a) if a.segments()[..6] == [0; 6] && a.segments()[6] != 0 => {
+                let [.., a, b, c, d] = a.octets();
+                write!(f, "::{}", Ipv4Addr::new(a, b, c, d))
+            }
+            ip => write!(f, "{ip}"),
+        }
+    }
+}
+
 /// The transport protocol of a port entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
@@ -113,9 +130,9 @@ impl Net {
 impl fmt::Display for Net {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.is_host() {
-            write!(f, "{}", self.addr)
+            write!(f, "{}", IpText(self.addr))
         } else {
-            write!(f, "{}/{}", self.addr, self.prefix)
+            write!(f, "{}/{}", IpText(self.addr), self.prefix)
         }
     }
 }
@@ -327,21 +344,25 @@ impl Entry {
 
 impl fmt::Display for Entry {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Entry::Ip { ip } => write!(f, "{ip}"),
-            Entry::IpPort { ip, proto, port } => write!(f, "{ip},{proto}:{port}"),
+        match *self {
+            Entry::Ip { ip } => write!(f, "{}", IpText(ip)),
+            Entry::IpPort { ip, proto, port } => write!(f, "{},{proto}:{port}", IpText(ip)),
             Entry::IpPortIp {
                 ip,
                 proto,
                 port,
                 ip2,
-            } => write!(f, "{ip},{proto}:{port},{ip2}"),
+            } => {
+                write!(f, "{},{proto}:{port},{}", IpText(ip), IpText(ip2))
+            }
             Entry::IpPortNet {
                 ip,
                 proto,
                 port,
                 net,
-            } => write!(f, "{ip},{proto}:{port},{net}"),
+            } => {
+                write!(f, "{},{proto}:{port},{net}", IpText(ip))
+            }
             Entry::Net { net } => write!(f, "{net}"),
             Entry::Port { port } => write!(f, "{port}"),
         }
@@ -450,6 +471,23 @@ mod tests {
         assert!("10.0.0.1,icmp:8".parse::<Entry>().is_err());
         assert!("10.0.0.1,tcp:99999".parse::<Entry>().is_err());
         assert!("10.0.0.1/33".parse::<Entry>().is_err());
+    }
+
+    #[test]
+    fn ipv6_prints_like_inet_ntop() {
+        // What `ipset save` printed for these on kernel 6.18 / ipset 7.17.
+        for (input, saved) in [
+            ("::1.2.3.4", "::1.2.3.4"),
+            ("::102:304", "::1.2.3.4"),
+            ("::ffff:1.2.3.4", "::ffff:1.2.3.4"),
+            ("1:0:0:1:0:0:0:1", "1:0:0:1::1"),
+            ("0:0:0:0:1::", "::1:0:0:0"),
+        ] {
+            let e: Entry = input.parse().unwrap();
+            assert_eq!(e.to_string(), saved);
+            assert_eq!(saved.parse::<Entry>(), Ok(e));
+        }
+        assert_eq!("::1".parse::<Entry>().unwrap().to_string(), "::1");
     }
 
     #[test]
