@@ -455,10 +455,10 @@ fn entry_of(set_type: SetType, six: bool) -> BoxedStrategy<Entry> {
         SetType::HashIp => ip().prop_map(|ip| Entry::Ip { ip }).boxed(),
         SetType::HashNet => net().prop_map(|net| Entry::Net { net }).boxed(),
         SetType::BitmapPort => any::<u16>().prop_map(|port| Entry::Port { port }).boxed(),
-        SetType::HashIpPort => (ip(), proto, 1..=u16::MAX)
+        SetType::HashIpPort => (ip(), proto, any::<u16>())
             .prop_map(|(ip, proto, port)| Entry::IpPort { ip, proto, port })
             .boxed(),
-        SetType::HashIpPortIp => (ip(), proto, 1..=u16::MAX, ip())
+        SetType::HashIpPortIp => (ip(), proto, any::<u16>(), ip())
             .prop_map(|(ip, proto, port, ip2)| Entry::IpPortIp {
                 ip,
                 proto,
@@ -466,7 +466,7 @@ fn entry_of(set_type: SetType, six: bool) -> BoxedStrategy<Entry> {
                 ip2,
             })
             .boxed(),
-        SetType::HashIpPortNet => (ip(), proto, 1..=u16::MAX, net())
+        SetType::HashIpPortNet => (ip(), proto, any::<u16>(), net())
             .prop_map(|(ip, proto, port, net)| Entry::IpPortNet {
                 ip,
                 proto,
