@@ -1,0 +1,266 @@
+//! Running the tools: `iptables-save -t TABLE` to read, one
+//! `iptables-restore --noflush --wait` per table to write.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::process::{Command, Stdio};
+
+use crate::learned::Learned;
+use crate::{
+    Backend, ChainName, DesiredTable, Error, Family, Ownership, Plan, Ruleset, Table, TableState,
+    Tools,
+};
+
+/// The iptables writer for one address family: reads our chains, and applies
+/// desired tables with one `iptables-restore --noflush --wait` each.
+///
+/// It remembers how the kernel printed the rules it wrote (see
+/// [`Learned`]), so keep one `Iptables` per family for the daemon's lifetime.
+///
+/// ```no_run
+/// use iptables::{Chain, DesiredTable, Family, Iptables, Ownership, Rule, Table};
+/// let mut ipt = Iptables::detect(Family::V4)?;
+/// let mut nat = DesiredTable::new(Table::Nat, Ownership::prefixes(["KUBE-"]));
+/// nat.chains.push(Chain {
+///     name: "KUBE-MARK-MASQ".parse()?,
+///     rules: vec![Rule::parse("-j MARK --or-mark 0x4000")?],
+/// });
+/// let first = ipt.sync(&nat)?;
+/// assert!(first.is_some());
+/// // The kernel printed `--set-xmark 0x4000/0x4000`; the writer learned it.
+/// assert!(ipt.sync(&nat)?.is_none());
+/// # Ok::<(), iptables::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct Iptables {
+    family: Family,
+    backend: Backend,
+    tools: Tools,
+    learned: HashMap<Table, Learned>,
+}
+
+impl Iptables {
+    /// A writer using `backend` (forced, for example from a flag).
+    pub fn new(family: Family, backend: Backend) -> Self {
+        Iptables {
+            family,
+            backend,
+            tools: Tools::new(family, backend),
+            learned: HashMap::new(),
+        }
+    }
+
+    /// A writer using the backend of the host's `iptables`/`ip6tables`.
+    ///
+    /// # Errors
+    /// See [`Backend::detect`].
+    pub fn detect(family: Family) -> Result<Self, Error> {
+        Ok(Iptables::new(family, Backend::detect(family)?))
+    }
+
+    /// The address family.
+    pub fn family(&self) -> Family {
+        self.family
+    }
+
+    /// The backend in use.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Reads one table with `iptables-save -t TABLE`.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`] or [`Error::Command`] when the tool fails,
+    /// [`Error::Parse`] when its output does not parse.
+    pub fn read(&self, table: Table) -> Result<TableState, Error> {
+        let mut cmd = Command::new(&self.tools.save);
+        cmd.args(["-t", table.as_str()]);
+        let command = format!("{} -t {table}", self.tools.save);
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .map_err(|source| Error::Spawn {
+                command: command.clone(),
+                source,
+            })?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                command,
+                status: out.status,
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_owned(),
+            });
+        }
+        let mut ruleset = Ruleset::parse(&String::from_utf8_lossy(&out.stdout))?;
+        Ok(ruleset
+            .tables
+            .remove(&table)
+            .unwrap_or_else(|| TableState::empty(table)))
+    }
+
+    /// The chains of `table` that `ownership` claims and that exist now, for
+    /// the reconciler's drift metric.
+    ///
+    /// # Errors
+    /// As [`Iptables::read`].
+    pub fn owned_chains(
+        &self,
+        table: Table,
+        ownership: &Ownership,
+    ) -> Result<Vec<ChainName>, Error> {
+        Ok(self
+            .read(table)?
+            .chains
+            .into_iter()
+            .filter(|c| !c.is_builtin() && ownership.owns(c.name.as_str()))
+            .map(|c| c.name)
+            .collect())
+    }
+
+    /// The restore input that turns `current` into `desired` (see
+    /// [`crate::plan()`]), using what this writer learned from earlier applies.
+    ///
+    /// # Errors
+    /// [`Error::InvalidDesired`].
+    pub fn plan(
+        &self,
+        current: &TableState,
+        desired: &DesiredTable,
+    ) -> Result<Option<Plan>, Error> {
+        let learned = self
+            .learned
+            .get(&desired.table)
+            .cloned()
+            .unwrap_or_default();
+        crate::plan(current, desired, &learned)
+    }
+
+    /// Runs one `iptables-restore --noflush --wait` with the plan's text.
+    ///
+    /// # Errors
+    /// [`Error::Spawn`], or [`Error::Restore`] naming the failing line and
+    /// what it was for.
+    pub fn restore(&self, plan: &Plan) -> Result<(), Error> {
+        let command = format!("{} --noflush --wait", self.tools.restore);
+        let spawn_err = |source| Error::Spawn {
+            command: command.clone(),
+            source,
+        };
+        let mut child = Command::new(&self.tools.restore)
+            .args(["--noflush", "--wait"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(spawn_err)?;
+        // A restore that dies early closes its stdin; its stderr says why.
+        let written = child
+            .stdin
+            .take()
+            .map(|mut stdin| stdin.write_all(plan.text().as_bytes()));
+        let out = child.wait_with_output().map_err(spawn_err)?;
+        if out.status.success() {
+            if let Some(Err(e)) = written {
+                return Err(spawn_err(e));
+            }
+            return Ok(());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+        let line = failed_line(&stderr);
+        Err(Error::Restore {
+            command,
+            table: plan.table,
+            status: out.status,
+            line,
+            origin: line.and_then(|n| plan.line(n)).cloned().map(Box::new),
+            stderr,
+        })
+    }
+
+    /// Brings `desired.table` to the desired state: reads it, computes the
+    /// plan, and when something differs runs one restore and reads the table
+    /// back to learn how the kernel prints what was written. Returns the plan
+    /// applied, or `None` when the table was already right (no restore ran).
+    ///
+    /// # Errors
+    /// Any of [`Iptables::read`], [`Iptables::plan`], [`Iptables::restore`].
+    pub fn sync(&mut self, desired: &DesiredTable) -> Result<Option<Plan>, Error> {
+        let current = self.read(desired.table)?;
+        let Some(plan) = self.plan(&current, desired)? else {
+            return Ok(None);
+        };
+        self.restore(&plan)?;
+        let after = self.read(desired.table)?;
+        self.learn(desired, &plan, &after);
+        Ok(Some(plan))
+    }
+
+    fn learn(&mut self, desired: &DesiredTable, plan: &Plan, after: &TableState) {
+        let learned = self.learned.entry(desired.table).or_default();
+        let wanted: HashMap<&ChainName, &crate::Chain> =
+            desired.chains.iter().map(|c| (&c.name, c)).collect();
+        for name in &plan.rewritten {
+            if let (Some(chain), Some(saved)) = (wanted.get(name), after.chain(name.as_str())) {
+                learned.learn_chain(name, &chain.rules, &saved.rules);
+            }
+        }
+        // Inserted jumps sit at the top of their chain, in desired order.
+        let mut position: HashMap<&ChainName, usize> = HashMap::new();
+        for jump in &plan.jumps_inserted {
+            let at = position.entry(&jump.from).or_default();
+            if let Some(saved) = after
+                .chain(jump.from.as_str())
+                .and_then(|c| c.rules.get(*at))
+            {
+                learned.learn_jump(&jump.from, &jump.rule, saved);
+            }
+            *at += 1;
+        }
+        learned.retain_chains(|name| wanted.contains_key(name));
+    }
+}
+
+/// The input line `iptables-restore` blamed: `Error occurred at line: N`
+/// (parse and extension errors), `line N failed` (legacy commit, nft) or
+/// `line N: ...` (nft commit).
+fn failed_line(stderr: &str) -> Option<usize> {
+    let number = |s: &str| -> Option<usize> {
+        let digits: String = s
+            .trim_start()
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect();
+        digits.parse().ok()
+    };
+    stderr.match_indices("line").find_map(|(i, _)| {
+        let rest = &stderr[i + 4..];
+        number(rest.strip_prefix(':').unwrap_or(rest))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_failed_line_in_real_messages() {
+        for (stderr, line) in [
+            (
+                "iptables-nft-restore v1.8.9 (nf_tables): Couldn't load match `nosuchmatch':No such file or directory\n\nError occurred at line: 4\nTry `iptables-nft-restore -h' or 'iptables-nft-restore --help' for more information.",
+                Some(4),
+            ),
+            (
+                "iptables-nft-restore v1.8.9 (nf_tables): \nline 2: CHAIN_DEL failed (Device or resource busy): chain KUBE-FORWARD\n",
+                Some(2),
+            ),
+            ("iptables-restore: line 2 failed", Some(2)),
+            (
+                "iptables-nft-restore: line 7 failed: No chain/target/match by that name.",
+                Some(7),
+            ),
+            ("Another app is currently holding the xtables lock.", None),
+        ] {
+            assert_eq!(failed_line(stderr), line, "{stderr}");
+        }
+    }
+}
