@@ -202,6 +202,27 @@ impl Netns {
         pid
     }
 
+    /// Runs `f` on a new thread that has entered the namespace, and returns
+    /// its result: code under test (netlink sockets, `/proc/sys/net`, the
+    /// tools it starts) then sees this namespace, while the test's own
+    /// thread stays where it was.
+    ///
+    /// # Panics
+    /// When the namespace cannot be entered, or with `f`'s own panic.
+    pub fn enter<R: Send>(&self, f: impl FnOnce() -> R + Send) -> R {
+        let path = format!("/var/run/netns/{}", self.name);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let fd = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+                nix::sched::setns(&fd, nix::sched::CloneFlags::CLONE_NEWNET)
+                    .unwrap_or_else(|e| panic!("enter {path}: {e}"));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// Sets a sysctl inside the namespace, e.g. `net.ipv4.ip_forward`.
     pub fn sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
