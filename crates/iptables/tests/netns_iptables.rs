@@ -1,6 +1,8 @@
 //! The writer against the real tools, inside network namespaces: both
 //! backends, both families, cross-checked with the real `iptables-save`.
 
+#![allow(clippy::unwrap_used)] // helpers of a test binary panic to report, like the tests
+
 use iptables::{
     Backend, Chain, ChainName, DesiredTable, Error, Family, Iptables, Jump, LineOrigin, Ownership,
     Rule, Ruleset, Table, TableState,
