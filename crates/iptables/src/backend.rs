@@ -95,6 +95,8 @@ pub struct Tools {
     pub save: String,
     /// `iptables-nft-restore` and the like.
     pub restore: String,
+    /// `iptables-nft` and the like, for listing single chains.
+    pub cli: String,
 }
 
 impl Tools {
@@ -102,8 +104,8 @@ impl Tools {
     /// unsuffixed names for a legacy install older than 1.8 that has no
     /// suffixed ones on `PATH`.
     pub fn new(family: Family, backend: Backend) -> Tools {
-        let named = |tool: &str| format!("{}-{}-{tool}", family.command(), backend.suffix());
-        let plain = |tool: &str| format!("{}-{tool}", family.command());
+        let named = |tool: &str| join(&[family.command(), backend.suffix(), tool]);
+        let plain = |tool: &str| join(&[family.command(), tool]);
         let pick = |tool: &str| {
             if backend == Backend::Legacy && !on_path(&named(tool)) && on_path(&plain(tool)) {
                 plain(tool)
@@ -114,8 +116,19 @@ impl Tools {
         Tools {
             save: pick("save"),
             restore: pick("restore"),
+            cli: pick(""),
         }
     }
+}
+
+/// `iptables`, `nft`, `save` → `iptables-nft-save`; empty parts are skipped.
+fn join(parts: &[&str]) -> String {
+    parts
+        .iter()
+        .filter(|part| !part.is_empty())
+        .copied()
+        .collect::<Vec<_>>()
+        .join("-")
 }
 
 fn on_path(program: &str) -> bool {
@@ -141,5 +154,6 @@ mod tests {
         let t = Tools::new(Family::V6, Backend::Nft);
         assert_eq!(t.save, "ip6tables-nft-save");
         assert_eq!(t.restore, "ip6tables-nft-restore");
+        assert_eq!(t.cli, "ip6tables-nft");
     }
 }

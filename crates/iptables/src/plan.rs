@@ -125,15 +125,16 @@ pub fn plan(
     desired: &DesiredTable,
     learned: &Learned,
 ) -> Result<Option<Plan>, Error> {
-    let wanted = validate(current, desired)?;
+    let existing = current.by_name();
+    let wanted = validate(&existing, desired)?;
     let owned = |name: &str| wanted.contains_key(name) || desired.ownership.owns(name);
 
     let rewritten: Vec<&crate::Chain> = desired
         .chains
         .iter()
         .filter(|c| {
-            current
-                .chain(c.name.as_str())
+            existing
+                .get(c.name.as_str())
                 .is_none_or(|cur| !learned.chain_matches(&c.name, &c.rules, &cur.rules))
         })
         .collect();
@@ -229,7 +230,7 @@ pub fn plan(
 /// Checks the desired table against itself and the current one; returns the
 /// desired chains by name.
 fn validate<'a>(
-    current: &TableState,
+    existing: &HashMap<&str, &ChainState>,
     desired: &'a DesiredTable,
 ) -> Result<HashMap<&'a str, &'a crate::Chain>, Error> {
     let invalid = |why: String| Error::InvalidDesired {
@@ -241,9 +242,9 @@ fn validate<'a>(
         if wanted.insert(chain.name.as_str(), chain).is_some() {
             return Err(invalid(format!("chain {} is listed twice", chain.name)));
         }
-        if current
-            .chain(chain.name.as_str())
-            .is_some_and(ChainState::is_builtin)
+        if existing
+            .get(chain.name.as_str())
+            .is_some_and(|c| c.is_builtin())
         {
             return Err(invalid(format!("chain {} is a built-in chain", chain.name)));
         }
@@ -255,8 +256,8 @@ fn validate<'a>(
                 jump.rule, jump.from
             )));
         }
-        let user_chain = current
-            .chain(jump.from.as_str())
+        let user_chain = existing
+            .get(jump.from.as_str())
             .is_some_and(|c| !c.is_builtin());
         if user_chain || wanted.contains_key(jump.from.as_str()) {
             return Err(invalid(format!(

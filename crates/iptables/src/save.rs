@@ -1,6 +1,6 @@
 //! Parsing `iptables-save` output into tables, chains and rules.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::{ChainName, Error, Rule, Table};
 
@@ -53,9 +53,15 @@ impl TableState {
         }
     }
 
-    /// The chain named `name`, if the table has it.
+    /// The chain named `name`, if the table has it (a linear search: use
+    /// [`TableState::by_name`] for many look-ups).
     pub fn chain(&self, name: &str) -> Option<&ChainState> {
         self.chains.iter().find(|c| c.name.as_str() == name)
+    }
+
+    /// The chains indexed by name.
+    pub fn by_name(&self) -> HashMap<&str, &ChainState> {
+        self.chains.iter().map(|c| (c.name.as_str(), c)).collect()
     }
 }
 
@@ -109,6 +115,8 @@ impl Ruleset {
 struct Parser {
     tables: BTreeMap<Table, TableState>,
     open: Option<TableState>,
+    /// Positions of the open table's chains, by name.
+    index: HashMap<String, usize>,
 }
 
 impl Parser {
@@ -122,6 +130,7 @@ impl Parser {
             }
             let table = name.parse::<Table>().map_err(|e| e.to_string())?;
             self.open = Some(TableState::empty(table));
+            self.index.clear();
             return Ok(());
         }
         let Some(open) = self.open.as_mut() else {
@@ -133,16 +142,17 @@ impl Parser {
             return Ok(());
         }
         if let Some(decl) = line.strip_prefix(':') {
-            open.chains.push(parse_declaration(decl)?);
+            let chain = parse_declaration(decl)?;
+            self.index.insert(chain.name.to_string(), open.chains.len());
+            open.chains.push(chain);
             return Ok(());
         }
         let (chain, rule) = parse_append(line)?;
-        let state = open
-            .chains
-            .iter_mut()
-            .find(|c| c.name.as_str() == chain)
+        let at = *self
+            .index
+            .get(chain)
             .ok_or_else(|| format!("rule for undeclared chain {chain}"))?;
-        state.rules.push(rule);
+        open.chains[at].rules.push(rule);
         Ok(())
     }
 }
