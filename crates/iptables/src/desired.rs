@@ -1,7 +1,7 @@
 //! What a rule generator asks for: the chains we want in one table, the
 //! jumps into them from built-in chains, and which chain names we own.
 
-use crate::{ChainName, Rule, Table};
+use crate::{ChainName, Rule, Table, TableState};
 
 /// A chain we own, with its complete list of rules.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,5 +101,42 @@ impl DesiredTable {
             jumps: Vec::new(),
             ownership,
         }
+    }
+
+    /// What `ownership` claims in `current`, as a desired table: the owned
+    /// chains with their rules, and the rules of built-in chains that jump
+    /// to them. Planning it against `current` changes nothing; it is a
+    /// starting point for tests and for adopting a table as it is.
+    ///
+    /// ```
+    /// use iptables::{plan, DesiredTable, Learned, Ownership, Ruleset, Table};
+    /// let saved = "*nat\n:PREROUTING ACCEPT [0:0]\n:DOCKER - [0:0]\n:KUBE-SERVICES - [0:0]\n\
+    ///     -A PREROUTING -j DOCKER\n-A PREROUTING -j KUBE-SERVICES\nCOMMIT\n";
+    /// let current = &Ruleset::parse(saved).unwrap().tables[&Table::Nat];
+    /// let adopted = DesiredTable::from_current(current, Ownership::prefixes(["KUBE-"]));
+    /// assert_eq!(adopted.chains.len(), 1);
+    /// assert_eq!(adopted.jumps.len(), 1);
+    /// assert_eq!(plan(current, &adopted, &Learned::default()).unwrap(), None);
+    /// ```
+    pub fn from_current(current: &TableState, ownership: Ownership) -> Self {
+        let mut desired = DesiredTable::new(current.table, ownership);
+        for chain in &current.chains {
+            if chain.is_builtin() {
+                let jumps = chain
+                    .rules
+                    .iter()
+                    .filter(|r| r.target().is_some_and(|t| desired.ownership.owns(t)));
+                desired.jumps.extend(jumps.map(|rule| Jump {
+                    from: chain.name.clone(),
+                    rule: rule.clone(),
+                }));
+            } else if desired.ownership.owns(chain.name.as_str()) {
+                desired.chains.push(Chain {
+                    name: chain.name.clone(),
+                    rules: chain.rules.clone(),
+                });
+            }
+        }
+        desired
     }
 }

@@ -23,30 +23,7 @@ fn jump(from: &str, to: &str, comment: &str) -> Jump {
 
 /// The desired filter table equal to what the captured save holds.
 fn desired_filter(current: &TableState) -> DesiredTable {
-    let mut desired = DesiredTable::new(Table::Filter, Ownership::prefixes(["KUBE-"]));
-    for c in current
-        .chains
-        .iter()
-        .filter(|c| c.name.as_str().starts_with("KUBE-"))
-    {
-        desired.chains.push(Chain {
-            name: c.name.clone(),
-            rules: c.rules.clone(),
-        });
-    }
-    for c in current.chains.iter().filter(|c| c.is_builtin()) {
-        for r in c
-            .rules
-            .iter()
-            .filter(|r| r.target().is_some_and(|t| t.starts_with("KUBE-")))
-        {
-            desired.jumps.push(Jump {
-                from: c.name.clone(),
-                rule: r.clone(),
-            });
-        }
-    }
-    desired
+    DesiredTable::from_current(current, Ownership::prefixes(["KUBE-"]))
 }
 
 fn run(current: &TableState, desired: &DesiredTable) -> Option<Plan> {
@@ -204,21 +181,7 @@ fn jumps_present_once_duplicates_removed_foreign_rules_untouched() {
 #[test]
 fn learned_saved_forms_count_as_equal() {
     let current = table(NFT, Table::Nat);
-    let mut desired = DesiredTable::new(Table::Nat, Ownership::prefixes(["KUBE-"]));
-    for c in current.chains.iter().filter(|c| !c.is_builtin()) {
-        desired.chains.push(Chain {
-            name: c.name.clone(),
-            rules: c.rules.clone(),
-        });
-    }
-    for c in current.chains.iter().filter(|c| c.is_builtin()) {
-        for r in &c.rules {
-            desired.jumps.push(Jump {
-                from: c.name.clone(),
-                rule: r.clone(),
-            });
-        }
-    }
+    let mut desired = DesiredTable::from_current(&current, Ownership::prefixes(["KUBE-"]));
     let masq = desired
         .chains
         .iter_mut()

@@ -34,30 +34,7 @@ fn kube_ownership() -> Ownership {
 
 /// The desired table holding exactly the `KUBE-` chains and jumps of `state`.
 fn desired_from(state: &TableState) -> DesiredTable {
-    let mut desired = DesiredTable::new(state.table, kube_ownership());
-    for c in state
-        .chains
-        .iter()
-        .filter(|c| kube_ownership().owns(c.name.as_str()))
-    {
-        desired.chains.push(Chain {
-            name: c.name.clone(),
-            rules: c.rules.clone(),
-        });
-    }
-    for c in state.chains.iter().filter(|c| c.is_builtin()) {
-        for rule in c
-            .rules
-            .iter()
-            .filter(|r| r.target().is_some_and(|t| kube_ownership().owns(t)))
-        {
-            desired.jumps.push(Jump {
-                from: c.name.clone(),
-                rule: rule.clone(),
-            });
-        }
-    }
-    desired
+    DesiredTable::from_current(state, kube_ownership())
 }
 
 fn reference(table: Table) -> TableState {
