@@ -119,7 +119,8 @@ impl Plan {
 /// # Errors
 /// [`Error::InvalidDesired`] when the desired table is inconsistent: a chain
 /// or jump listed twice, a desired chain that is built in, a jump from a chain that
-/// is not built in, or a jump whose target is not a desired chain.
+/// is not built in, a jump whose target is not a desired chain, or a rule
+/// jumping to an owned chain that is not desired (it would be deleted).
 pub fn plan(
     current: &TableState,
     desired: &DesiredTable,
@@ -269,6 +270,19 @@ fn validate<'a>(
             return Err(invalid(format!(
                 "jump `{}` in {} does not target a desired chain",
                 jump.rule, jump.from
+            )));
+        }
+    }
+    for chain in &desired.chains {
+        let dangling = chain
+            .rules
+            .iter()
+            .filter_map(Rule::target)
+            .find(|t| !wanted.contains_key(t) && desired.ownership.owns(t));
+        if let Some(target) = dangling {
+            return Err(invalid(format!(
+                "chain {} jumps to {target}, which we own but do not want",
+                chain.name
             )));
         }
     }

@@ -242,6 +242,10 @@ fn inconsistent_desired_tables_are_refused() {
         .push(jump("KUBE-FORWARD", "KUBE-NODE-PORT", "x"));
     let mut dangling = base.clone();
     dangling.jumps.push(jump("INPUT", "KUBE-NOT-DESIRED", "x"));
+    let mut to_unwanted = base.clone();
+    to_unwanted.chains[0]
+        .rules
+        .push(Rule::parse("-j KUBE-GONE").unwrap());
     let mut jump_twice = base.clone();
     jump_twice.jumps.push(jump_twice.jumps[0].clone());
     for (what, desired) in [
@@ -251,6 +255,7 @@ fn inconsistent_desired_tables_are_refused() {
         ("from our chain", from_ours),
         ("dangling", dangling),
         ("jump twice", jump_twice),
+        ("rule to an owned chain not desired", to_unwanted),
     ] {
         assert!(
             matches!(
