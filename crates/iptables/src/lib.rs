@@ -33,6 +33,7 @@
 //! # Ok::<(), iptables::Error>(())
 //! ```
 
+mod applied;
 mod backend;
 mod desired;
 mod error;

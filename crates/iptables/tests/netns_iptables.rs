@@ -236,6 +236,37 @@ fn netns_changes_touch_only_our_changed_chains_and_keep_foreign_rules() {
             plan.rewritten,
             ["KUBE-SERVICES".parse::<ChainName>().unwrap()]
         );
+        // From the applied state: a change is planned without reading the
+        // table, and a hand edit is only seen by the next full sync.
+        desired.chains[1].rules = vec![Rule::parse("-j MARK --set-xmark 0x4000/0x4000").unwrap()];
+        let plan = ns
+            .enter(|| ipt.sync_from_applied(&desired))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            plan.rewritten,
+            ["KUBE-MARK-MASQ".parse::<ChainName>().unwrap()]
+        );
+        assert_eq!(ns.enter(|| ipt.sync_from_applied(&desired)).unwrap(), None);
+        let (_, now) = save(&ns, Family::V4, backend, Table::Nat);
+        assert_eq!(
+            now.chain("KUBE-MARK-MASQ").unwrap().rules,
+            desired.chains[1].rules
+        );
+        ns.run(&[
+            &format!("iptables-{}", backend_name(backend)),
+            "-t",
+            "nat",
+            "-F",
+            "KUBE-MARK-MASQ",
+        ]);
+        assert_eq!(ns.enter(|| ipt.sync_from_applied(&desired)).unwrap(), None);
+        let plan = ns.enter(|| ipt.sync(&desired)).unwrap().unwrap();
+        assert_eq!(
+            plan.rewritten,
+            ["KUBE-MARK-MASQ".parse::<ChainName>().unwrap()]
+        );
+
         let owned = ns
             .enter(|| ipt.owned_chains(Table::Nat, &kube_ownership()))
             .unwrap();
