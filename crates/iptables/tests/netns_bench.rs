@@ -99,8 +99,16 @@ fn netns_bench_iptables_10k_service_chains() {
         assert_eq!(plan.rewritten, [changed.chains[0].name.clone()]);
         row("one chain changed", plan.text().len(), took);
 
+        let (plan, took) = timed(|| ns.enter(|| ipt.sync_from_applied(&full)).unwrap().unwrap());
+        assert_eq!(plan.rewritten, [full.chains[0].name.clone()]);
+        row("one chain, from applied", plan.text().len(), took);
+
+        let (plan, took) = timed(|| ns.enter(|| ipt.sync_from_applied(&full)).unwrap());
+        assert!(plan.is_none());
+        row("no-op, from applied", 0, took);
+
         let current = ns.enter(|| ipt.read(Table::Nat)).unwrap();
-        let (_, took) = timed(|| ipt.plan(&current, &changed).unwrap());
+        let (_, took) = timed(|| ipt.plan(&current, &full).unwrap());
         row("plan only (no-op)", 0, took);
         let (_, took) = timed(|| ns.enter(|| ipt.read(Table::Nat)).unwrap());
         row("iptables-save + parse", 0, took);
