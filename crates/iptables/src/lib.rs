@@ -12,7 +12,10 @@
 //!    ([`Iptables::restore`]), mapping a failing line back to the chain and
 //!    rule it came from.
 //!
-//! Nothing is run when the table is already right. The backend (nf_tables
+//! Nothing is run when the table is already right. [`Iptables::sync`] reads
+//! the table every time and repairs drift; [`Iptables::sync_from_applied`]
+//! plans against the state it last applied, for cheap event-driven syncs
+//! between full ones. The backend (nf_tables
 //! or legacy) is the host's `iptables` one ([`Backend::detect`]) or forced.
 //!
 //! ```no_run
