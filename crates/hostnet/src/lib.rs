@@ -15,7 +15,7 @@ pub mod sysctl;
 pub use dummy::{AddressChanges, DummyLink, KUBE_IPVS0, LinkError};
 pub use modules::{Missing, ModuleError, ModuleState, Modules, ipvs_modules};
 pub use sysctl::{
-    ARP_ANNOUNCE, ARP_IGNORE, BRIDGE_NF_CALL_IPTABLES, Ensured, IP_FORWARD, KernelVersion, Key,
-    Setting, SysctlError, Sysctls, VS_CONN_REUSE_MODE, VS_CONNTRACK, VS_EXPIRE_NODEST_CONN,
+    ARP_ANNOUNCE, ARP_IGNORE, BRIDGE_NF_CALL_IPTABLES, Check, Ensured, IP_FORWARD, KernelVersion,
+    Key, Setting, SysctlError, Sysctls, VS_CONN_REUSE_MODE, VS_CONNTRACK, VS_EXPIRE_NODEST_CONN,
     VS_EXPIRE_QUIESCENT_TEMPLATE, ipvs_mode_settings,
 };

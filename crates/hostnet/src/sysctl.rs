@@ -127,6 +127,17 @@ pub enum Ensured {
     },
 }
 
+/// What [`Sysctls::check`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// The key has the expected value.
+    Expected,
+    /// The key has another value.
+    Differs(String),
+    /// The key does not exist (its module is not loaded).
+    Missing,
+}
+
 /// Errors reading or writing sysctls.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -214,6 +225,22 @@ impl Sysctls {
         Ok(Ensured::Changed { was })
     }
 
+    /// Compares a key with the value it should have, without writing: for
+    /// settings kube-proxy only checks and logs, such as
+    /// [`BRIDGE_NF_CALL_IPTABLES`] (`Missing` when br_netfilter is not
+    /// loaded, which is fine on a node without bridged pods).
+    ///
+    /// # Errors
+    /// [`SysctlError::Io`] when the key exists but cannot be read.
+    pub fn check(&self, key: Key, expected: &str) -> Result<Check, SysctlError> {
+        match self.read(key) {
+            Ok(value) if value == expected => Ok(Check::Expected),
+            Ok(value) => Ok(Check::Differs(value)),
+            Err(SysctlError::Missing { .. }) => Ok(Check::Missing),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Applies every setting, returning what each did; stops at the first
     /// error.
     ///
@@ -265,6 +292,15 @@ mod tests {
         );
         assert_eq!(s.read(IP_FORWARD).unwrap(), "1");
         assert_eq!(s.ensure(IP_FORWARD, "1").unwrap(), Ensured::AlreadySet);
+        assert_eq!(s.check(IP_FORWARD, "1").unwrap(), Check::Expected);
+        assert_eq!(
+            s.check(IP_FORWARD, "0").unwrap(),
+            Check::Differs("1".into())
+        );
+        assert_eq!(
+            s.check(BRIDGE_NF_CALL_IPTABLES, "1").unwrap(),
+            Check::Missing
+        );
         let err = s.ensure(VS_CONNTRACK, "1").unwrap_err();
         assert!(matches!(err, SysctlError::Missing { key } if key == VS_CONNTRACK));
         assert_eq!(
