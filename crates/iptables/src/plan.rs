@@ -50,6 +50,7 @@ pub struct Plan {
     pub deleted: Vec<ChainName>,
     /// Chains no longer wanted that a chain we do not own still jumps to:
     /// flushed but kept, since deleting them would fail the whole restore.
+    /// Once empty they are left alone until the reference goes.
     pub kept_referenced: Vec<ChainName>,
     /// Jumps inserted.
     pub jumps_inserted: Vec<Jump>,
@@ -139,7 +140,7 @@ pub fn plan(
                 .is_none_or(|cur| !learned.chain_matches(&c.name, &c.rules, &cur.rules))
         })
         .collect();
-    let unwanted: Vec<&ChainState> = current
+    let mut unwanted: Vec<&ChainState> = current
         .chains
         .iter()
         .filter(|c| {
@@ -154,6 +155,8 @@ pub fn plan(
         .flat_map(|c| c.rules.iter().filter_map(Rule::target))
         .filter(|t| unwanted_names.contains(t))
         .collect();
+    // A chain kept for a foreign reference and already flushed needs nothing.
+    unwanted.retain(|c| !(c.rules.is_empty() && referenced.contains(c.name.as_str())));
     let (missing, stale) = jumps(current, desired, learned, &owned);
 
     if rewritten.is_empty() && unwanted.is_empty() && missing.is_empty() && stale.is_empty() {
