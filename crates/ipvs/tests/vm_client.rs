@@ -235,7 +235,7 @@ fn vm_ipvs_every_scheduler() {
             result.unwrap_or_else(|e| panic!("{e}"));
             services.push(svc);
         } else {
-            // Not in this kernel (twos before 6.7): the kernel's ENOENT, typed.
+            // Not in this kernel (no twos in Debian 12's 6.1): the kernel's ENOENT, typed.
             assert_eq!(
                 result.unwrap_err().kind(),
                 Some(ErrorKind::SchedulerNotFound),
