@@ -105,6 +105,32 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// The node as its Node object describes it: primary IPs are the first InternalIP/ExternalIP
+    /// of each family unless `primary_override` (`--node-ip`) names them; the node's addresses
+    /// are taken to be the primary IPs and the Node's listed addresses.
+    pub fn from_node(
+        name: &str,
+        node: Option<&model::Node>,
+        primary_override: &[IpAddr],
+    ) -> NodeInfo {
+        let listed: &[IpAddr] = node.map_or(&[], |n| n.addresses.as_slice());
+        let source = if primary_override.is_empty() {
+            listed
+        } else {
+            primary_override
+        };
+        let primary_ips: Vec<IpAddr> = IpFamily::ALL
+            .into_iter()
+            .filter_map(|f| source.iter().copied().find(|ip| IpFamily::of(ip) == f))
+            .collect();
+        NodeInfo {
+            name: name.to_owned(),
+            zone: node.and_then(|n| n.zone.clone()),
+            addresses: primary_ips.iter().chain(listed).copied().collect(),
+            primary_ips,
+        }
+    }
+
     /// The primary IP of a family.
     pub fn primary_ip(&self, family: IpFamily) -> Option<IpAddr> {
         self.primary_ips
