@@ -288,14 +288,19 @@ impl Settings {
             }
         };
         let [tcp, tcpfin, udp] = self.ipvs_timeouts;
+        let detector = match &d.local_detector {
+            LocalDetector::None => "none".to_owned(),
+            LocalDetector::ClusterCidr(c) => format!("ClusterCIDR {}", list(c)),
+            LocalDetector::BridgeInterface(i) => format!("BridgeInterface {i}"),
+            LocalDetector::InterfaceNamePrefix(p) => format!("InterfaceNamePrefix {p}"),
+        };
         format!(
-            "# scheduler: {}\n# masquerade-all: {}\n# local traffic detector: {:?}\n\
+            "# effective settings\n# scheduler: {}\n# masquerade-all: {}\n# local traffic detector: {detector}\n\
              # nodeport-addresses: {node_ports}\n# sync period: {:?} (min {:?})\n\
              # exclude-cidrs: {}\n# strict-arp: {}\n# ipvs timeouts tcp/tcpfin/udp: {:?}/{:?}/{:?}\n\
-             # healthz: {}\n# metrics: {}\n",
+             # healthz: {}\n# metrics: {}\n\n",
             d.scheduler,
             d.masquerade_all,
-            d.local_detector,
             self.sync_period,
             self.min_sync_period,
             list(&self.exclude_cidrs),
