@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
-use model::source::kube::{Watch, events};
+use model::source::kube::{EventReporter, Watch, events};
 use model::{Model, ObjectId, ProxyFilter};
 use serde_json::{Value, json};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::broadcast;
 
@@ -45,7 +45,9 @@ struct FakeApi {
 }
 
 fn resource_of(path: &str) -> &'static str {
-    if path.contains("endpointslices") {
+    if path.contains("/events") {
+        "events"
+    } else if path.contains("endpointslices") {
         "endpointslices"
     } else if path.contains("services") {
         "services"
@@ -104,6 +106,15 @@ impl FakeApi {
         });
     }
 
+    fn count(&self, verb: &str, resource: &str) -> usize {
+        self.with_state(|s| {
+            s.requests
+                .iter()
+                .filter(|(v, r)| v == verb && r == resource)
+                .count()
+        })
+    }
+
     fn requests(&self) -> BTreeSet<(String, String)> {
         self.with_state(|s| s.requests.iter().cloned().collect())
     }
@@ -125,26 +136,46 @@ impl FakeApi {
             if reader.read_line(&mut request_line).await.unwrap_or(0) == 0 {
                 return;
             }
+            let mut length = 0usize;
             loop {
                 let mut header = String::new();
                 if reader.read_line(&mut header).await.unwrap_or(0) == 0 || header == "\r\n" {
                     break;
                 }
+                if let Some(v) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
             }
-            let target = request_line
-                .split_whitespace()
-                .nth(1)
-                .unwrap_or("/")
-                .to_owned();
+            let mut words = request_line.split_whitespace();
+            let method = words.next().unwrap_or("GET").to_owned();
+            let target = words.next().unwrap_or("/").to_owned();
             let resource = resource_of(&target);
             let watching = target.contains("watch=true");
-            self.with_state(|s| {
-                s.requests.push((
-                    if watching { "watch" } else { "list" }.into(),
-                    resource.into(),
-                ));
-            });
+            let verb = match (method.as_str(), watching) {
+                ("POST", _) => "create",
+                ("PATCH", _) => "patch",
+                (_, true) => "watch",
+                _ => "list",
+            };
+            self.with_state(|s| s.requests.push((verb.into(), resource.into())));
+            let mut body = vec![0u8; length];
+            if reader.read_exact(&mut body).await.is_err() {
+                return;
+            }
             let stream = reader.get_mut();
+            if verb == "create" || verb == "patch" {
+                // Echo the object back, as the API server returns the stored object.
+                let head = format!(
+                    "HTTP/1.1 201 Created\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                );
+                if stream.write_all(head.as_bytes()).await.is_err()
+                    || stream.write_all(&body).await.is_err()
+                {
+                    return;
+                }
+                continue;
+            }
             if watching {
                 let from: u64 = target
                     .split(['?', '&'])
@@ -271,6 +302,7 @@ async fn the_model_follows_the_api_server() {
         slice("web-1", "web", &["10.244.1.1"]),
     );
     api.emit("nodes", "ADDED", node());
+    api.emit("services", "ADDED", service("broken", "10.96.0.9", 0));
     let listener = TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind loopback");
@@ -283,11 +315,26 @@ async fn the_model_follows_the_api_server() {
         filter: ProxyFilter::default(),
         node_name: "n1".into(),
     };
-    let mut stream = events(client, &watch);
+    let mut stream = events(client.clone(), &watch);
+    let reporter = EventReporter::new(client, "n1");
     let mut model = Model::new(ProxyFilter::default(), Some("n1".into()));
 
-    until(&mut stream, &mut model, "first full list", Model::is_synced).await;
-    assert_eq!(model.len(), (1, 1));
+    let mut warnings = Vec::new();
+    while !model.is_synced() {
+        let event = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("first full list in time")
+            .expect("stream");
+        warnings.extend(model.apply(event));
+    }
+    assert_eq!(model.len(), (1, 1), "the invalid Service is skipped");
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].problem.field, "spec.ports[0].port");
+    reporter.publish(&warnings[0]).await.expect("event created");
+    reporter
+        .publish(&warnings[0])
+        .await
+        .expect("event series patched");
     assert_eq!(model.node().map(|n| n.name.as_str()), Some("n1"));
 
     // Add.
@@ -339,10 +386,12 @@ async fn the_model_follows_the_api_server() {
             .contains(&ObjectId::new("default", "web"))
     );
 
+    assert!(
+        api.count("list", "services") >= 2,
+        "the 410 forced a relist"
+    );
     let requests = api.requests();
-    let lists = requests.iter().filter(|(verb, _)| verb == "list").count();
-    assert!(lists >= 3, "one list per kind at least: {requests:?}");
-    let expected: BTreeSet<(String, String)> = ["services", "endpointslices", "nodes"]
+    let mut expected: BTreeSet<(String, String)> = ["services", "endpointslices", "nodes"]
         .iter()
         .flat_map(|r| {
             [
@@ -351,8 +400,10 @@ async fn the_model_follows_the_api_server() {
             ]
         })
         .collect();
+    expected.insert(("create".into(), "events".into()));
+    expected.insert(("patch".into(), "events".into()));
     assert_eq!(
         requests, expected,
-        "only list and watch on the three resources"
+        "list and watch on the three resources; create and patch Events"
     );
 }
