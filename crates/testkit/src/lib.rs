@@ -38,11 +38,15 @@ pub fn is_root() -> bool {
 /// cut-down applet without `netns`, so a tool is never resolved to busybox.
 const TOOL_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
 
-/// The path of a real (non-busybox) tool, e.g. `tool("ip")` → `/usr/sbin/ip`.
+/// The path of a real (non-busybox) tool, e.g. `tool("ip")` → `/usr/sbin/ip`;
+/// `sh` is always `/bin/sh`, whichever shell that is.
 ///
 /// # Panics
 /// When no such tool is installed.
 pub fn tool(name: &str) -> PathBuf {
+    if name == "sh" {
+        return PathBuf::from("/bin/sh");
+    }
     TOOL_DIRS
         .iter()
         .map(|d| Path::new(d).join(name))
@@ -117,6 +121,7 @@ static NEXT_NS: AtomicUsize = AtomicUsize::new(0);
 #[derive(Debug)]
 pub struct Netns {
     name: String,
+    children: std::sync::Mutex<Vec<Child>>,
 }
 
 impl Netns {
@@ -125,7 +130,10 @@ impl Netns {
         let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
         let name = format!("kipx-{tag}-{}-{n}", std::process::id());
         run(&["ip", "netns", "add", &name]);
-        let ns = Netns { name };
+        let ns = Netns {
+            name,
+            children: Default::default(),
+        };
         ns.run(&["ip", "link", "set", "lo", "up"]);
         ns
     }
@@ -175,16 +183,23 @@ impl Netns {
     }
 
     /// Starts a long-running process (a server) inside the namespace, its
-    /// output discarded. It is killed when the namespace is dropped.
-    pub fn spawn(&self, argv: &[&str]) -> Child {
+    /// output discarded, and returns its pid. It is killed and reaped when the
+    /// namespace is dropped.
+    pub fn spawn(&self, argv: &[&str]) -> u32 {
         let full = self.argv(argv);
         let refs: Vec<&str> = full.iter().map(String::as_str).collect();
-        command_for(&refs)
+        let child = command_for(&refs)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")))
+            .unwrap_or_else(|e| panic!("cannot start `{}`: {e}", argv.join(" ")));
+        let pid = child.id();
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child);
+        pid
     }
 
     /// Sets a sysctl inside the namespace, e.g. `net.ipv4.ip_forward`.
@@ -246,4 +261,109 @@ pub fn veth(a: End<'_>, b: End<'_>) {
         }
         end.ns.run(&["ip", "link", "set", end.ifname, "up"]);
     }
+}
+
+/// The smallest network that proxying needs: a client, a "node" that routes
+/// between the two subnets (the proxy under test lives there) and a backend
+/// ("pod"). The client is `192.168.7.2/24` behind the node's `192.168.7.1`;
+/// the backend is `10.244.1.5/24` behind the node's `10.244.1.1`.
+#[derive(Debug)]
+pub struct ThreeHosts {
+    /// The client namespace.
+    pub client: Netns,
+    /// The node namespace, with IP forwarding on.
+    pub node: Netns,
+    /// The backend namespace.
+    pub backend: Netns,
+}
+
+impl ThreeHosts {
+    /// The backend's address.
+    pub const BACKEND: &'static str = "10.244.1.5";
+    /// The client's address.
+    pub const CLIENT: &'static str = "192.168.7.2";
+
+    /// Creates the three namespaces and wires them up.
+    pub fn new() -> Self {
+        let (client, node, backend) = (Netns::new("client"), Netns::new("node"), Netns::new("pod"));
+        veth(
+            End {
+                ns: &client,
+                ifname: "eth0",
+                addr: Some("192.168.7.2/24"),
+            },
+            End {
+                ns: &node,
+                ifname: "cli0",
+                addr: Some("192.168.7.1/24"),
+            },
+        );
+        veth(
+            End {
+                ns: &backend,
+                ifname: "eth0",
+                addr: Some("10.244.1.5/24"),
+            },
+            End {
+                ns: &node,
+                ifname: "pod0",
+                addr: Some("10.244.1.1/24"),
+            },
+        );
+        client.run(&["ip", "route", "add", "default", "via", "192.168.7.1"]);
+        backend.run(&["ip", "route", "add", "default", "via", "10.244.1.1"]);
+        node.sysctl("net.ipv4.ip_forward", "1");
+        ThreeHosts {
+            client,
+            node,
+            backend,
+        }
+    }
+}
+
+impl Default for ThreeHosts {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// Serves `body` over HTTP on `port` from `ns` (busybox httpd) and waits until
+/// it listens.
+///
+/// # Panics
+/// When the server does not listen within 5 seconds.
+pub fn serve_http(ns: &Netns, port: u16, body: &str) {
+    let dir = std::env::temp_dir().join(format!("{}-www-{port}", ns.name()));
+    std::fs::create_dir_all(&dir).expect("create the web root");
+    std::fs::write(dir.join("index.html"), body).expect("write the page");
+    let bb = busybox().display().to_string();
+    ns.spawn(&[
+        &bb,
+        "httpd",
+        "-f",
+        "-p",
+        &port.to_string(),
+        "-h",
+        &dir.display().to_string(),
+    ]);
+    let probe = format!("{bb} netstat -ltn | grep -q ':{port} '");
+    for _ in 0..50 {
+        if ns.try_run(&["sh", "-c", &probe]).status.success() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("httpd in {} did not listen on port {port}", ns.name());
+}
+
+/// Sends `GET /` from `ns` to `addr:port` (3 s timeout) and returns the whole
+/// response, or `None` when the connection failed or nothing came back.
+pub fn http_get(ns: &Netns, addr: &str, port: u16) -> Option<String> {
+    let script = format!(
+        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | {} nc -w 3 {addr} {port}",
+        busybox().display()
+    );
+    let out = ns.try_run(&["sh", "-c", &script]);
+    let body = String::from_utf8_lossy(&out.stdout).into_owned();
+    (out.status.success() && !body.is_empty()).then_some(body)
 }
