@@ -210,10 +210,22 @@ impl Settings {
             (None, Some(s)) => socket("metricsBindAddress", &s)?,
             (None, None) => socket("metricsBindAddress", "127.0.0.1:10249")?,
         };
-        let period =
-            |flag: Option<Duration>,
-             file: Option<crate::kubeproxy_config::GoDuration>,
-             default: Duration| { flag.or(file.map(|d| d.0)).unwrap_or(default) };
+        // As in kube-proxy's defaulting, a zero duration in the file means "the default"
+        // (kubeadm writes `syncPeriod: 0s`).
+        let period = |flag: Option<Duration>,
+                      file: Option<crate::kubeproxy_config::GoDuration>,
+                      default: Duration| {
+            flag.or(file.map(|d| d.0).filter(|d| !d.is_zero()))
+                .unwrap_or(default)
+        };
+        let sync_period = period(
+            cli.ipvs_sync_period,
+            ipvs.sync_period.or(file.sync_period),
+            Duration::from_secs(30),
+        );
+        if sync_period.is_zero() {
+            return Err(invalid("ipvs.syncPeriod", "must be greater than 0"));
+        }
         Ok(Settings {
             desired: Config {
                 scheduler,
@@ -234,11 +246,7 @@ impl Settings {
                 .and_then(|c| c.kubeconfig)
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from)),
-            sync_period: period(
-                cli.ipvs_sync_period,
-                ipvs.sync_period.or(file.sync_period),
-                Duration::from_secs(30),
-            ),
+            sync_period,
             min_sync_period: period(
                 cli.ipvs_min_sync_period,
                 ipvs.min_sync_period.or(file.min_sync_period),

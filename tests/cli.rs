@@ -221,3 +221,25 @@ fn node_ip_flags_replace_the_node_objects_addresses() {
         "an IPv4-only node proxies IPv4 only"
     );
 }
+
+#[test]
+fn a_kubeadm_kube_proxy_config_is_accepted_with_kube_proxy_defaults() {
+    let out = daemon(&[
+        "--config",
+        "testdata/kubeadm-kube-proxy.conf",
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "# scheduler: rr\n",
+        "# sync period: 30s (min 0ns)\n",
+        "# healthz: 0.0.0.0:10256\n",
+        "# metrics: 127.0.0.1:10249\n",
+        "# local traffic detector: ClusterCIDR 10.244.0.0/16\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
