@@ -171,3 +171,69 @@ impl NodeInfo {
         ips.into_iter().collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            name: "n1".into(),
+            zone: None,
+            primary_ips: vec![ip("172.18.0.2"), ip("fd00::2")],
+            addresses: ["172.18.0.2", "10.0.0.5", "127.0.0.1", "fd00::2", "::1"]
+                .into_iter()
+                .map(ip)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn node_port_addresses_follow_node_port_addresses() {
+        let n = node();
+        assert_eq!(
+            n.node_port_ips(IpFamily::V4, &NodePortAddresses::All),
+            vec![ip("10.0.0.5"), ip("172.18.0.2")],
+            "every non-loopback address of the family"
+        );
+        let primary = NodePortAddresses::Select {
+            cidrs: Vec::new(),
+            primary: true,
+        };
+        assert_eq!(n.node_port_ips(IpFamily::V6, &primary), vec![ip("fd00::2")]);
+        let cidr = NodePortAddresses::Select {
+            cidrs: vec![
+                "10.0.0.0/8".parse().expect("cidr"),
+                "127.0.0.0/8".parse().expect("cidr"),
+            ],
+            primary: false,
+        };
+        assert_eq!(
+            n.node_port_ips(IpFamily::V4, &cidr),
+            vec![ip("10.0.0.5")],
+            "never loopback"
+        );
+        assert_eq!(n.families(), vec![IpFamily::V4, IpFamily::V6]);
+    }
+
+    #[test]
+    fn local_detector_matches_per_family() {
+        let d = LocalDetector::ClusterCidr(vec!["10.244.0.0/16".parse().expect("cidr")]);
+        assert_eq!(
+            d.if_not_local(IpFamily::V4).as_deref(),
+            Some("! -s 10.244.0.0/16")
+        );
+        assert_eq!(d.if_not_local(IpFamily::V6), None);
+        assert_eq!(
+            LocalDetector::InterfaceNamePrefix("veth".into())
+                .if_not_local(IpFamily::V6)
+                .as_deref(),
+            Some("! -i veth+")
+        );
+        assert_eq!(Config::default().masquerade_mark(), "0x004000");
+    }
+}

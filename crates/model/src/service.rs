@@ -229,7 +229,13 @@ fn cluster_ips(spec: &core::ServiceSpec) -> Result<Option<Vec<IpAddr>>, Invalid>
             format!("{single:?} differs from spec.clusterIPs[0] {first:?}"),
         ));
     }
-    let ips = parse_ips(field, raw.into_iter())?;
+    let ips = parse_ips(field, raw.into_iter()).map_err(|mut e| {
+        if field == "spec.clusterIP" {
+            // A single field, not a list: no index.
+            e.field = field.to_owned();
+        }
+        e
+    })?;
     if ips.len() > 2 || (ips.len() == 2 && IpFamily::of(&ips[0]) == IpFamily::of(&ips[1])) {
         return Err(Invalid::new(
             field,
@@ -364,5 +370,139 @@ fn session_affinity(spec: &core::ServiceSpec) -> Result<SessionAffinity, Invalid
             "spec.sessionAffinity",
             format!("unknown affinity {other:?}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn convert(spec: serde_json::Value) -> Result<Option<Service>, Invalid> {
+        let svc: core::Service = serde_json::from_value(json!({
+            "metadata": {"name": "s", "namespace": "d"},
+            "spec": spec,
+            "status": {"loadBalancer": {"ingress": [
+                {"ip": "203.0.113.1"}, {"ip": "203.0.113.2", "ipMode": "Proxy"}
+            ]}},
+        }))
+        .expect("service json");
+        Service::from_kubernetes(&svc, &mut Vec::new())
+    }
+
+    #[test]
+    fn invalid_services_name_the_field() {
+        let base = || json!({"clusterIP": "10.96.0.1", "ports": [{"port": 80}]});
+        let cases = [
+            (json!({"clusterIP": "10.96.0.999"}), "spec.clusterIP"),
+            (
+                json!({"clusterIPs": ["10.96.0.1", "10.96.0.2"]}),
+                "spec.clusterIPs",
+            ),
+            (
+                json!({"clusterIPs": ["10.96.0.1", "fd00::1"], "ipFamilies": ["IPv6", "IPv4"]}),
+                "spec.ipFamilies[0]",
+            ),
+            (
+                json!({"ports": [{"port": 80}, {"port": 0}]}),
+                "spec.ports[1].port",
+            ),
+            (
+                json!({"ports": [{"port": 80, "protocol": "ICMP"}]}),
+                "spec.ports[0].protocol",
+            ),
+            (
+                json!({"ports": [{"port": 80, "nodePort": 65536}]}),
+                "spec.ports[0].nodePort",
+            ),
+            (json!({"externalIPs": ["1.2.3"]}), "spec.externalIPs[0]"),
+            (
+                json!({"loadBalancerSourceRanges": ["10.0.0.0/33"]}),
+                "spec.loadBalancerSourceRanges[0]",
+            ),
+            (
+                json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}}),
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            ),
+            (
+                json!({"type": "NodePort", "externalTrafficPolicy": "Nearby"}),
+                "spec.externalTrafficPolicy",
+            ),
+        ];
+        for (patch, field) in cases {
+            let mut spec = base();
+            for (k, v) in patch.as_object().expect("object") {
+                spec[k] = v.clone();
+            }
+            let err = convert(spec).expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn not_proxied_shapes_are_none() {
+        assert_eq!(
+            convert(json!({"clusterIP": "None", "ports": [{"port": 80}]})),
+            Ok(None)
+        );
+        assert_eq!(
+            convert(json!({"type": "ExternalName", "externalName": "x.example"})),
+            Ok(None)
+        );
+        assert_eq!(convert(json!({"ports": [{"port": 80}]})), Ok(None));
+    }
+
+    #[test]
+    fn defaults_and_filters_follow_kube_proxy() {
+        let svc = convert(json!({
+            "type": "LoadBalancer", "clusterIP": "10.96.0.1", "ports": [{"port": 80, "nodePort": 30080}],
+            "externalTrafficPolicy": "Local", "healthCheckNodePort": 32000,
+            "sessionAffinity": "ClientIP", "loadBalancerSourceRanges": [" 192.0.2.7/24 "],
+        }))
+        .expect("valid")
+        .expect("proxied");
+        assert_eq!(
+            svc.session_affinity,
+            SessionAffinity::ClientIp {
+                timeout: DEFAULT_AFFINITY_TIMEOUT
+            }
+        );
+        assert_eq!(
+            svc.load_balancer_ips,
+            vec!["203.0.113.1".parse::<IpAddr>().expect("ip")],
+            "ipMode Proxy is skipped"
+        );
+        assert_eq!(
+            svc.source_ranges[0].to_string(),
+            "192.0.2.0/24",
+            "normalised"
+        );
+        assert!(svc.external_policy_local);
+        assert_eq!(svc.health_check_node_port, Some(32000));
+        // externalTrafficPolicy only means something for externally reachable Services.
+        let internal = convert(
+            json!({"clusterIP": "10.96.0.1", "externalTrafficPolicy": "Local",
+                                      "healthCheckNodePort": 32000}),
+        )
+        .expect("valid")
+        .expect("proxied");
+        assert!(!internal.external_policy_local);
+        assert_eq!(internal.health_check_node_port, None);
+    }
+
+    #[test]
+    fn an_unknown_scheduler_annotation_is_a_soft_warning() {
+        let svc: core::Service = serde_json::from_value(json!({
+            "metadata": {"name": "s", "namespace": "d", "annotations": {SCHEDULER_ANNOTATION: "best"}},
+            "spec": {"clusterIP": "10.96.0.1"},
+        }))
+        .expect("service json");
+        let mut soft = Vec::new();
+        let converted = Service::from_kubernetes(&svc, &mut soft)
+            .expect("valid")
+            .expect("proxied");
+        assert_eq!(converted.scheduler, None);
+        assert_eq!(soft.len(), 1);
+        assert!(soft[0].field.contains(SCHEDULER_ANNOTATION));
     }
 }
