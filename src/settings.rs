@@ -80,7 +80,18 @@ fn split(list: &str) -> Vec<String> {
     list.split(',').map(str::to_owned).collect()
 }
 
-fn socket(setting: &'static str, s: &str) -> Result<SocketAddr, SettingsError> {
+/// The flag, else the file's field (empty means unset), else the default.
+fn bind_address(
+    setting: &'static str,
+    flag: Option<SocketAddr>,
+    file: Option<String>,
+    default: &str,
+) -> Result<SocketAddr, SettingsError> {
+    if let Some(a) = flag {
+        return Ok(a);
+    }
+    let s = file.filter(|s| !s.is_empty());
+    let s = s.as_deref().unwrap_or(default);
     s.parse()
         .map_err(|_| invalid(setting, format!("{s:?} is not an address:port")))
 }
@@ -194,22 +205,18 @@ impl Settings {
             Some(list) => split(list),
             None => ipvs.exclude_cidrs.unwrap_or_default(),
         };
-        let healthz = match (
+        let healthz = bind_address(
+            "healthzBindAddress",
             cli.healthz_bind_address,
-            file.healthz_bind_address.filter(|s| !s.is_empty()),
-        ) {
-            (Some(a), _) => a,
-            (None, Some(s)) => socket("healthzBindAddress", &s)?,
-            (None, None) => socket("healthzBindAddress", "0.0.0.0:10256")?,
-        };
-        let metrics = match (
+            file.healthz_bind_address,
+            "0.0.0.0:10256",
+        )?;
+        let metrics = bind_address(
+            "metricsBindAddress",
             cli.metrics_bind_address,
-            file.metrics_bind_address.filter(|s| !s.is_empty()),
-        ) {
-            (Some(a), _) => a,
-            (None, Some(s)) => socket("metricsBindAddress", &s)?,
-            (None, None) => socket("metricsBindAddress", "127.0.0.1:10249")?,
-        };
+            file.metrics_bind_address,
+            "127.0.0.1:10249",
+        )?;
         // As in kube-proxy's defaulting, a zero duration in the file means "the default"
         // (kubeadm writes `syncPeriod: 0s`).
         let period = |flag: Option<Duration>,

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::labels::SERVICE_NAME;
 use crate::net::{IpFamily, ObjectId, Protocol};
-use crate::service::port_number;
+use crate::service::{parse_ip, port_number};
 use crate::warning::Invalid;
 
 /// One entry of `ports`: the name and protocol match it to a Service port.
@@ -104,12 +104,7 @@ impl EndpointSlice {
             let Some(raw) = ep.addresses.first() else {
                 continue;
             };
-            let addr = raw.trim().parse::<IpAddr>().map_err(|_| {
-                Invalid::new(
-                    format!("endpoints[{i}].addresses[0]"),
-                    format!("{raw:?} is not an IP address"),
-                )
-            })?;
+            let addr = parse_ip(format!("endpoints[{i}].addresses[0]"), raw)?;
             if IpFamily::of(&addr) != family {
                 return Err(Invalid::new(
                     format!("endpoints[{i}].addresses[0]"),

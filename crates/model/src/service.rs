@@ -266,15 +266,15 @@ fn parse_ips<'a>(
     raw: impl Iterator<Item = &'a String>,
 ) -> Result<Vec<IpAddr>, Invalid> {
     raw.enumerate()
-        .map(|(i, s)| {
-            s.trim().parse::<IpAddr>().map_err(|_| {
-                Invalid::new(
-                    format!("{field}[{i}]"),
-                    format!("{s:?} is not an IP address"),
-                )
-            })
-        })
+        .map(|(i, s)| parse_ip(format!("{field}[{i}]"), s))
         .collect()
+}
+
+/// An IP address (surrounding blanks ignored).
+pub(crate) fn parse_ip(field: String, raw: &str) -> Result<IpAddr, Invalid> {
+    raw.trim()
+        .parse::<IpAddr>()
+        .map_err(|_| Invalid::new(field, format!("{raw:?} is not an IP address")))
 }
 
 fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
@@ -293,13 +293,10 @@ fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
         if ing.ip_mode.as_deref().is_some_and(|m| m != "VIP") {
             continue;
         }
-        let ip = raw.trim().parse::<IpAddr>().map_err(|_| {
-            Invalid::new(
-                format!("status.loadBalancer.ingress[{i}].ip"),
-                format!("{raw:?} is not an IP address"),
-            )
-        })?;
-        ips.push(ip);
+        ips.push(parse_ip(
+            format!("status.loadBalancer.ingress[{i}].ip"),
+            raw,
+        )?);
     }
     Ok(ips)
 }
