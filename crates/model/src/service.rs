@@ -270,6 +270,16 @@ fn parse_ips<'a>(
         .collect()
 }
 
+/// A protocol; absent means TCP.
+pub(crate) fn parse_protocol(field: String, raw: Option<&str>) -> Result<Protocol, Invalid> {
+    Protocol::from_kubernetes(raw).ok_or_else(|| {
+        Invalid::new(
+            field,
+            format!("unknown protocol {:?}", raw.unwrap_or_default()),
+        )
+    })
+}
+
 /// An IP address (surrounding blanks ignored).
 pub(crate) fn parse_ip(field: String, raw: &str) -> Result<IpAddr, Invalid> {
     raw.trim()
@@ -302,15 +312,7 @@ fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
 }
 
 fn service_port(i: usize, p: &core::ServicePort) -> Result<ServicePort, Invalid> {
-    let protocol = Protocol::from_kubernetes(p.protocol.as_deref()).ok_or_else(|| {
-        Invalid::new(
-            format!("spec.ports[{i}].protocol"),
-            format!(
-                "unknown protocol {:?}",
-                p.protocol.as_deref().unwrap_or_default()
-            ),
-        )
-    })?;
+    let protocol = parse_protocol(format!("spec.ports[{i}].protocol"), p.protocol.as_deref())?;
     let port = port_number(&format!("spec.ports[{i}].port"), p.port)?;
     let node_port = match p.node_port {
         None | Some(0) => None,
