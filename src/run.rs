@@ -98,32 +98,25 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
         if model.is_synced() {
             let changes = model.take_changes();
             let info = node(&model);
-            match &mut state {
-                None => state = Some(DesiredState::new(settings.desired.clone(), info, &model)),
-                Some(s) if !changes.is_empty() => s.update(&model, &changes, &info),
-                Some(_) => {}
-            }
-            if let Some(s) = &state {
+            let updated = match &mut state {
+                None => {
+                    state = Some(DesiredState::new(settings.desired.clone(), info, &model));
+                    true
+                }
+                Some(s) if !changes.is_empty() => {
+                    s.update(&model, &changes, &info);
+                    true
+                }
+                Some(_) => false,
+            };
+            if let Some(s) = state.as_ref().filter(|_| updated) {
                 if cli.dry_run {
                     return print(s, cli.output, settings);
                 }
-                for (key, owners) in s.conflicts() {
-                    tracing::warn!(
-                        ?key,
-                        ?owners,
-                        "several Services claim one virtual server; the first wins"
-                    );
+                log_update(s, &model, &changes);
+                if !settings.min_sync_period.is_zero() {
+                    tokio::time::sleep(settings.min_sync_period).await;
                 }
-                let (services, slices) = model.len();
-                tracing::info!(
-                    services,
-                    slices,
-                    virtual_servers = s.virtual_servers().count(),
-                    "desired state updated (no dataplane yet: nothing is programmed)"
-                );
-            }
-            if !settings.min_sync_period.is_zero() {
-                tokio::time::sleep(settings.min_sync_period).await;
             }
         }
         let received = tokio::time::timeout(settings.sync_period, rx.recv()).await;
@@ -138,6 +131,24 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
             Err(_elapsed) => {}
         }
     }
+}
+
+fn log_update(state: &DesiredState, model: &Model, changes: &model::Changes) {
+    for (key, owners) in state.conflicts() {
+        tracing::warn!(
+            ?key,
+            ?owners,
+            "several Services claim one virtual server; the first wins"
+        );
+    }
+    let (services, slices) = model.len();
+    tracing::info!(
+        services,
+        slices,
+        changed_services = changes.services.len(),
+        virtual_servers = state.virtual_servers().count(),
+        "desired state updated (no dataplane yet: nothing is programmed)"
+    );
 }
 
 fn node_name_for<'a>(model: &'a Model, settings: &'a Settings) -> Option<&'a str> {
