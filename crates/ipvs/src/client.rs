@@ -1,0 +1,477 @@
+//! The owned handle: one socket, blocking calls.
+
+use std::net::IpAddr;
+use std::os::fd::AsFd;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::batch;
+use crate::change::Change;
+use crate::config::Timeouts;
+use crate::destination::{Destination, DestinationEntry};
+use crate::error::{Error, Object, Operation};
+use crate::info::Info;
+use crate::message::{self, Attrs, CmdAttr, Command, IpvsMessage, Kind, Reply};
+use crate::service::{Service, ServiceEntry, ServiceKey};
+use crate::socket::{Recv, Transport};
+
+/// How many times a dump is retried when interrupted.
+const DUMP_ATTEMPTS: u32 = 5;
+
+/// A service with its real servers, as [`Client::list`] returns them.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ServiceWithDestinations {
+    /// The service and its counters.
+    pub service: ServiceEntry,
+    /// Its real servers and their counters, in kernel order.
+    pub destinations: Vec<DestinationEntry>,
+}
+
+/// A connection to IPVS in one network namespace.
+///
+/// Blocking: each call sends its request(s) and waits for the kernel's
+/// answer, which IPVS gives synchronously (it holds one global mutex per
+/// operation), so calls are short. Use it from a dedicated thread in an
+/// async program (e.g. `tokio::task::spawn_blocking`). A `Client` is not
+/// shared: calls take `&mut self`.
+///
+/// # Examples
+/// ```no_run
+/// # fn main() -> Result<(), ipvs::Error> {
+/// use ipvs::{Client, Destination, ForwardMethod, Protocol, Scheduler, Service, ServiceKey};
+/// let mut ipvs = Client::new()?;
+/// let key = ServiceKey::inet(Protocol::Tcp, "10.96.0.10".parse().unwrap(), 53);
+/// ipvs.add_service(&Service::new(key, Scheduler::RoundRobin))?;
+/// ipvs.add_destination(&key, &Destination::new("10.244.1.5".parse().unwrap(), 53, ForwardMethod::Masquerade, 1))?;
+/// for s in ipvs.list()? {
+///     println!("{} {} ({} real servers)", s.service.service.key, s.service.service.scheduler, s.destinations.len());
+/// }
+/// # Ok(()) }
+/// ```
+#[derive(Debug)]
+pub struct Client {
+    t: Transport,
+}
+
+impl Client {
+    /// Connects to IPVS in the calling thread's network namespace.
+    ///
+    /// # Errors
+    /// [`Error::NotAvailable`] when the kernel has no IPVS (the `ip_vs`
+    /// module is not loaded and cannot be), [`Error::Io`] when the socket
+    /// cannot be opened.
+    pub fn new() -> Result<Self, Error> {
+        Ok(Client {
+            t: Transport::open()?,
+        })
+    }
+
+    /// Connects to IPVS in the network namespace at `path` (e.g.
+    /// `/run/netns/NAME` or `/proc/PID/ns/net`). IPVS tables are per
+    /// namespace; the socket stays bound to that namespace for its life.
+    /// The calling thread does not change namespace.
+    ///
+    /// # Errors
+    /// As [`Client::new`], plus [`Error::Io`] when the namespace cannot be
+    /// entered (not root, no such file).
+    pub fn in_netns(path: impl AsRef<Path>) -> Result<Self, Error> {
+        let io = Error::io(Operation::Connect);
+        let ns = std::fs::File::open(path.as_ref()).map_err(io)?;
+        // A scoped helper thread enters the namespace, opens the socket
+        // there and ends; the socket keeps the namespace.
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                rustix::thread::move_into_link_name_space(
+                    ns.as_fd(),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .map_err(|e| Error::io(Operation::Connect)(e.into()))?;
+                Client::new()
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(Error::io(Operation::Connect)(std::io::Error::other(
+                    "namespace helper thread panicked",
+                )))
+            })
+        })
+    }
+
+    /// Version and connection table size (`ipvsadm`'s header line).
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (e.g. permission denied), [`Error::Io`], [`Error::Decode`].
+    #[doc(alias = "IPVS_CMD_GET_INFO")]
+    pub fn info(&mut self) -> Result<Info, Error> {
+        const OP: Operation = Operation::GetInfo;
+        let reply = self.get(
+            OP,
+            Object::default(),
+            IpvsMessage::new(Command::GetInfo, vec![]),
+        )?;
+        match reply.attrs {
+            Attrs::Info(attrs) => Info::from_attrs(&attrs).map_err(Error::decode(OP)),
+            Attrs::Cmd(_) => Err(Error::Decode {
+                op: OP,
+                reason: format!("reply has command {} instead of SET_INFO", reply.cmd),
+            }),
+        }
+    }
+
+    /// The connection timeouts (`ipvsadm -L --timeout`).
+    ///
+    /// # Errors
+    /// As [`Client::info`].
+    #[doc(alias = "IPVS_CMD_GET_CONFIG")]
+    pub fn timeouts(&mut self) -> Result<Timeouts, Error> {
+        let msg = IpvsMessage::new(Command::GetConfig, vec![]);
+        let reply = self.get(Operation::GetTimeouts, Object::default(), msg)?;
+        Ok(Timeouts::from_attrs(reply.cmd_attrs()))
+    }
+
+    /// Sets the connection timeouts; zero fields are left unchanged
+    /// (`ipvsadm --set`).
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] with [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument)
+    /// for values the kernel cannot represent.
+    #[doc(alias = "IPVS_CMD_SET_CONFIG")]
+    pub fn set_timeouts(&mut self, timeouts: &Timeouts) -> Result<(), Error> {
+        let msg = IpvsMessage::new(Command::SetConfig, timeouts.to_attrs());
+        self.ack(Operation::SetTimeouts, Object::default(), msg)
+    }
+
+    /// Creates a service (`ipvsadm -A`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceExists`](crate::ErrorKind::ServiceExists),
+    /// [`ErrorKind::SchedulerNotFound`](crate::ErrorKind::SchedulerNotFound),
+    /// [`Error::InvalidInput`] for names longer than the kernel accepts.
+    #[doc(alias = "IPVS_CMD_NEW_SERVICE")]
+    pub fn add_service(&mut self, service: &Service) -> Result<(), Error> {
+        self.apply_one(Change::AddService(service.clone()))
+    }
+
+    /// Changes a service in place (`ipvsadm -E`): scheduler, flags,
+    /// persistence and persistence engine are replaced by `service`'s.
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceNotFound`](crate::ErrorKind::ServiceNotFound),
+    /// [`ErrorKind::SchedulerNotFound`](crate::ErrorKind::SchedulerNotFound).
+    #[doc(alias = "IPVS_CMD_SET_SERVICE")]
+    pub fn edit_service(&mut self, service: &Service) -> Result<(), Error> {
+        self.apply_one(Change::EditService(service.clone()))
+    }
+
+    /// Deletes a service and its real servers (`ipvsadm -D`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceNotFound`](crate::ErrorKind::ServiceNotFound).
+    #[doc(alias = "IPVS_CMD_DEL_SERVICE")]
+    pub fn delete_service(&mut self, key: &ServiceKey) -> Result<(), Error> {
+        self.apply_one(Change::DeleteService(*key))
+    }
+
+    /// Adds a real server (`ipvsadm -a`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceNotFound`](crate::ErrorKind::ServiceNotFound),
+    /// [`ErrorKind::DestinationExists`](crate::ErrorKind::DestinationExists),
+    /// [`ErrorKind::OutOfRange`](crate::ErrorKind::OutOfRange) (weight,
+    /// thresholds), [`ErrorKind::InvalidArgument`](crate::ErrorKind::InvalidArgument)
+    /// (e.g. a family mix without tunnelling).
+    #[doc(alias = "IPVS_CMD_NEW_DEST")]
+    pub fn add_destination(
+        &mut self,
+        service: &ServiceKey,
+        dest: &Destination,
+    ) -> Result<(), Error> {
+        self.apply_one(Change::AddDestination(*service, *dest))
+    }
+
+    /// Changes a real server in place (`ipvsadm -e`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceNotFound`](crate::ErrorKind::ServiceNotFound),
+    /// [`ErrorKind::DestinationNotFound`](crate::ErrorKind::DestinationNotFound).
+    #[doc(alias = "IPVS_CMD_SET_DEST")]
+    pub fn edit_destination(
+        &mut self,
+        service: &ServiceKey,
+        dest: &Destination,
+    ) -> Result<(), Error> {
+        self.apply_one(Change::EditDestination(*service, *dest))
+    }
+
+    /// Removes a real server (`ipvsadm -d`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceNotFound`](crate::ErrorKind::ServiceNotFound),
+    /// [`ErrorKind::DestinationNotFound`](crate::ErrorKind::DestinationNotFound).
+    #[doc(alias = "IPVS_CMD_DEL_DEST")]
+    pub fn delete_destination(
+        &mut self,
+        service: &ServiceKey,
+        addr: IpAddr,
+        port: u16,
+    ) -> Result<(), Error> {
+        self.apply_one(Change::DeleteDestination {
+            service: *service,
+            addr,
+            port,
+        })
+    }
+
+    /// Applies many changes at once, pipelined: requests go out in large
+    /// batches before their acknowledgements are read, so 100,000 changes
+    /// cost a few hundred `sendmsg` calls instead of 100,000 round trips.
+    /// Changes are applied in order; each gets its own result, and a
+    /// failing change does not stop the others.
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn main() -> Result<(), ipvs::Error> {
+    /// # let changes: Vec<ipvs::Change> = vec![];
+    /// let mut ipvs = ipvs::Client::new()?;
+    /// for (change, result) in changes.iter().zip(ipvs.apply(&changes)) {
+    ///     if let Err(e) = result {
+    ///         eprintln!("{change}: {e}");
+    ///     }
+    /// }
+    /// # Ok(()) }
+    /// ```
+    pub fn apply(&mut self, changes: &[Change]) -> Vec<Result<(), Error>> {
+        batch::apply(&mut self.t, changes)
+    }
+
+    fn apply_one(&mut self, change: Change) -> Result<(), Error> {
+        let mut results = self.apply(std::slice::from_ref(&change));
+        results.pop().unwrap_or(Ok(()))
+    }
+
+    /// One service and its counters.
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceNotFound`](crate::ErrorKind::ServiceNotFound).
+    #[doc(alias = "IPVS_CMD_GET_SERVICE")]
+    pub fn service(&mut self, key: &ServiceKey) -> Result<ServiceEntry, Error> {
+        const OP: Operation = Operation::GetService;
+        let msg = IpvsMessage::new(Command::GetService, vec![CmdAttr::Service(key.to_attrs())]);
+        let reply = self.get(OP, Object(key.to_string()), msg)?;
+        decode_service(OP, &reply)
+    }
+
+    /// Every service and its counters, in kernel (hash) order.
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (permission denied), [`Error::Io`], [`Error::Decode`],
+    /// [`Error::DumpInterrupted`].
+    #[doc(alias = "IPVS_CMD_GET_SERVICE")]
+    pub fn services(&mut self) -> Result<Vec<ServiceEntry>, Error> {
+        const OP: Operation = Operation::ListServices;
+        let msg = IpvsMessage::new(Command::GetService, vec![]);
+        self.dump(OP, Object::default(), msg)?
+            .iter()
+            .map(|reply| decode_service(OP, reply))
+            .collect()
+    }
+
+    /// The real servers of a service, newest first (kernel order). A
+    /// missing service has none: the kernel does not report an error.
+    ///
+    /// # Errors
+    /// As [`Client::services`].
+    #[doc(alias = "IPVS_CMD_GET_DEST")]
+    pub fn destinations(&mut self, key: &ServiceKey) -> Result<Vec<DestinationEntry>, Error> {
+        const OP: Operation = Operation::ListDestinations;
+        let msg = IpvsMessage::new(Command::GetDest, vec![CmdAttr::Service(key.to_attrs())]);
+        let af = key.af();
+        self.dump(OP, Object(key.to_string()), msg)?
+            .iter()
+            .flat_map(|reply| reply.cmd_attrs())
+            .filter_map(|attr| match attr {
+                CmdAttr::Dest(attrs) => {
+                    Some(DestinationEntry::from_attrs(attrs, af).map_err(Error::decode(OP)))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The whole table: every service with its real servers (one dump for
+    /// the services, then one per service).
+    ///
+    /// # Errors
+    /// As [`Client::services`].
+    pub fn list(&mut self) -> Result<Vec<ServiceWithDestinations>, Error> {
+        self.services()?
+            .into_iter()
+            .map(|service| {
+                let destinations = self.destinations(&service.service.key)?;
+                Ok(ServiceWithDestinations {
+                    service,
+                    destinations,
+                })
+            })
+            .collect()
+    }
+
+    /// Zeroes the counters of one service and its real servers, or of
+    /// everything (`ipvsadm -Z`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::ServiceNotFound`](crate::ErrorKind::ServiceNotFound).
+    #[doc(alias = "IPVS_CMD_ZERO")]
+    pub fn zero(&mut self, service: Option<&ServiceKey>) -> Result<(), Error> {
+        let attrs = service
+            .map(|k| CmdAttr::Service(k.to_attrs()))
+            .into_iter()
+            .collect();
+        let object = Object(service.map(ToString::to_string).unwrap_or_default());
+        self.ack(
+            Operation::Zero,
+            object,
+            IpvsMessage::new(Command::Zero, attrs),
+        )
+    }
+
+    /// Deletes every service (`ipvsadm -C`).
+    ///
+    /// # Errors
+    /// [`Error::Kernel`] (permission denied), [`Error::Io`].
+    #[doc(alias = "IPVS_CMD_FLUSH")]
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.ack(
+            Operation::Flush,
+            Object::default(),
+            IpvsMessage::new(Command::Flush, vec![]),
+        )
+    }
+
+    /// Sends one request and returns its data replies, once acknowledged.
+    fn request(
+        &mut self,
+        op: Operation,
+        object: Object,
+        msg: IpvsMessage,
+    ) -> Result<Vec<IpvsMessage>, Error> {
+        let seq = self.t.next_seq();
+        let mut bytes = Vec::new();
+        message::encode(&mut bytes, self.t.family(), seq, Kind::Ack, msg);
+        self.t.send(&bytes, op)?;
+        let mut data = Vec::new();
+        loop {
+            let Recv::Messages(received) = self.t.recv(op, false)? else {
+                // Our reply was dropped: nothing else will come for it.
+                return Err(Error::AckLost { op, object });
+            };
+            for m in received.into_iter().filter(|m| m.seq == seq) {
+                match m.reply {
+                    Reply::Data(d) => data.push(d),
+                    Reply::Ack => return Ok(data),
+                    Reply::Error(errno) => return Err(Error::kernel(op, object, errno)),
+                    Reply::Done(_) | Reply::Ignored => {}
+                }
+            }
+        }
+    }
+
+    fn ack(&mut self, op: Operation, object: Object, msg: IpvsMessage) -> Result<(), Error> {
+        self.request(op, object, msg).map(drop)
+    }
+
+    /// A request answered by exactly one data message.
+    fn get(
+        &mut self,
+        op: Operation,
+        object: Object,
+        msg: IpvsMessage,
+    ) -> Result<IpvsMessage, Error> {
+        let mut replies = self.request(op, object, msg)?;
+        match (replies.pop(), replies.is_empty()) {
+            (Some(reply), true) => Ok(reply),
+            _ => Err(Error::Decode {
+                op,
+                reason: "expected exactly one reply message".into(),
+            }),
+        }
+    }
+
+    /// Runs a dump to its end, redoing it when the kernel flags it
+    /// inconsistent (`NLM_F_DUMP_INTR`) or replies were dropped (`ENOBUFS`).
+    fn dump(
+        &mut self,
+        op: Operation,
+        object: Object,
+        msg: IpvsMessage,
+    ) -> Result<Vec<IpvsMessage>, Error> {
+        for _ in 0..DUMP_ATTEMPTS {
+            let seq = self.t.next_seq();
+            let mut bytes = Vec::new();
+            message::encode(&mut bytes, self.t.family(), seq, Kind::Dump, msg.clone());
+            self.t.send(&bytes, op)?;
+            if let Some(data) = self.read_dump(op, &object, seq)? {
+                return Ok(data);
+            }
+            tracing::debug!(%op, "IPVS dump interrupted, retrying");
+        }
+        Err(Error::DumpInterrupted {
+            op,
+            attempts: DUMP_ATTEMPTS,
+        })
+    }
+
+    /// Reads one dump's replies; `None` when it must be redone. Replies
+    /// to other sequence numbers (an abandoned earlier dump) are skipped.
+    fn read_dump(
+        &mut self,
+        op: Operation,
+        object: &Object,
+        seq: u32,
+    ) -> Result<Option<Vec<IpvsMessage>>, Error> {
+        let mut data = Vec::new();
+        let mut interrupted = false;
+        loop {
+            let received = match self.t.recv(op, false)? {
+                Recv::Messages(received) => received,
+                // Dump replies are flow-controlled by the kernel, so what was
+                // dropped was something else; redo the dump to be sure, once
+                // this one has ended (a new dump would get EBUSY before).
+                Recv::Overrun | Recv::Empty => {
+                    interrupted = true;
+                    continue;
+                }
+            };
+            for m in received.into_iter().filter(|m| m.seq == seq) {
+                interrupted |= m.interrupted;
+                match m.reply {
+                    Reply::Data(d) => data.push(d),
+                    Reply::Done(0) | Reply::Ack => return Ok((!interrupted).then_some(data)),
+                    Reply::Done(errno) | Reply::Error(errno) => {
+                        return Err(Error::kernel(op, object.clone(), errno));
+                    }
+                    Reply::Ignored => {}
+                }
+            }
+        }
+    }
+}
+
+fn decode_service(op: Operation, reply: &IpvsMessage) -> Result<ServiceEntry, Error> {
+    reply
+        .cmd_attrs()
+        .iter()
+        .find_map(|attr| match attr {
+            CmdAttr::Service(attrs) => {
+                Some(ServiceEntry::from_attrs(attrs).map_err(Error::decode(op)))
+            }
+            _ => None,
+        })
+        .unwrap_or_else(|| {
+            Err(Error::Decode {
+                op,
+                reason: "service reply without IPVS_CMD_ATTR_SERVICE".into(),
+            })
+        })
+}
