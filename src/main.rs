@@ -3,6 +3,15 @@
 //! The daemon's pipeline (sources → model → desired state → diff → kernel) is
 //! built up by the issues that follow the foundation; see `docs/architecture.md`.
 
+#[allow(dead_code)] // wired into the sync loop when the dataplane lands
+mod health;
+#[allow(dead_code)]
+mod metrics;
+#[allow(dead_code)]
+mod runner;
+#[allow(dead_code)]
+mod server;
+
 use clap::Parser;
 
 /// Command-line interface of the daemon.
