@@ -88,15 +88,13 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
-    /// Records (reason, seconds since start) of every sync.
-    fn recorder() -> (Arc<Mutex<Vec<(Reason, u64)>>>, Instant) {
-        (Arc::new(Mutex::new(Vec::new())), Instant::now())
-    }
+    /// (reason, seconds since start) of every sync.
+    type Log = Arc<Mutex<Vec<(Reason, u64)>>>;
 
-    async fn spawn_runner(min: u64, max: u64) -> (Trigger, Arc<Mutex<Vec<(Reason, u64)>>>) {
+    async fn spawn_runner(min: u64, max: u64) -> (Trigger, Log) {
         let runner = Runner::new(Duration::from_secs(min), Duration::from_secs(max));
         let trigger = runner.trigger();
-        let (log, start) = recorder();
+        let (log, start) = (Log::default(), Instant::now());
         let sink = log.clone();
         tokio::spawn(runner.run(move |reason| {
             sink.lock()
