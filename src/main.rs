@@ -9,13 +9,10 @@ mod node_info;
 mod run;
 mod settings;
 
-#[allow(dead_code)] // wired into the sync loop when the dataplane lands
+mod dataplane;
 mod health;
-#[allow(dead_code)]
 mod metrics;
-#[allow(dead_code)]
 mod runner;
-#[allow(dead_code)]
 mod server;
 
 use clap::Parser;

@@ -1,4 +1,5 @@
-//! Runs the pipeline: source → model → desired state (→ dataplane, in a later step).
+//! Runs the pipeline: source → model → desired state → dataplane, or prints the
+//! desired state (`--dry-run`).
 
 use std::io::Write;
 use std::path::Path;
@@ -11,8 +12,15 @@ use model::source::{dir, kube as kube_source};
 use model::{Model, ProxyFilter, SourceEvent, Warning};
 use tokio::sync::mpsc;
 
+use std::time::{Instant, SystemTime};
+
 use crate::cli::{Cli, Output};
+use crate::dataplane::{IpvsDataplane, IpvsOptions};
+use crate::health::HealthState;
+use crate::metrics::{Metrics, Mode};
 use crate::node_info::node_info;
+use crate::runner::{Reason, Runner};
+use crate::server::{self, Shared};
 use crate::settings::Settings;
 
 /// Logs warnings and, with a cluster source, publishes them as Events on their objects.
@@ -57,7 +65,7 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
     };
     let mut model = Model::new(filter.clone(), node_name.clone());
     let mut events_reporter: Option<Arc<kube_source::EventReporter>> = None;
-    let (tx, mut rx) = mpsc::channel::<(Vec<SourceEvent>, Vec<Warning>)>(16);
+    let (tx, rx) = mpsc::channel::<(Vec<SourceEvent>, Vec<Warning>)>(16);
     match source {
         Source::Dir(path) => {
             let fingerprint = dir::fingerprint(path)?;
@@ -75,7 +83,7 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
             let client = client(settings).await?;
             let watch = kube_source::Watch {
                 filter,
-                node_name: node_name.unwrap_or_default(),
+                node_name: node_name.clone().unwrap_or_default(),
             };
             events_reporter = Some(Arc::new(kube_source::EventReporter::new(
                 client.clone(),
@@ -92,45 +100,193 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
         }
     }
 
-    let node = |model: &Model| node_info(model, node_name_for(model, settings), &cli.node_ips);
-    let mut state: Option<DesiredState> = None;
-    loop {
-        if model.is_synced() {
-            let changes = model.take_changes();
-            let info = node(&model);
-            let updated = match &mut state {
-                None => {
-                    state = Some(DesiredState::new(settings.desired.clone(), info, &model));
-                    true
-                }
-                Some(s) if !changes.is_empty() => {
-                    s.update(&model, &changes, &info);
-                    true
-                }
-                Some(_) => false,
-            };
-            if let Some(s) = state.as_ref().filter(|_| updated) {
-                if cli.dry_run {
-                    return print(s, cli.output, settings);
-                }
-                log_update(s, &model, &changes);
-                if !settings.min_sync_period.is_zero() {
-                    tokio::time::sleep(settings.min_sync_period).await;
-                }
-            }
-        }
-        let received = tokio::time::timeout(settings.sync_period, rx.recv()).await;
-        match received {
-            Ok(Some((events, warnings))) => {
-                report(&warnings, events_reporter.as_ref());
-                for event in events {
-                    report(&model.apply(event), events_reporter.as_ref());
-                }
-            }
-            Ok(None) => anyhow::bail!("the source stopped"),
-            Err(_elapsed) => {}
+    let pipeline = Pipeline { model, state: None, node_name, node_ips: cli.node_ips.clone() };
+    if cli.dry_run {
+        dry_run(pipeline, rx, events_reporter, cli.output, settings).await
+    } else {
+        serve(pipeline, rx, events_reporter, settings).await
+    }
+}
+
+/// The model and the desired state computed from it.
+struct Pipeline {
+    model: Model,
+    state: Option<DesiredState>,
+    node_name: Option<String>,
+    node_ips: Vec<std::net::IpAddr>,
+}
+
+/// Events from the source, with the warnings found while reading them.
+type Events = mpsc::Receiver<(Vec<SourceEvent>, Vec<Warning>)>;
+
+impl Pipeline {
+    /// Applies a batch of source events to the model.
+    fn apply(&mut self, events: Vec<SourceEvent>, warnings: &[Warning], reporter: Option<&Arc<kube_source::EventReporter>>) {
+        report(warnings, reporter);
+        for event in events {
+            report(&self.model.apply(event), reporter);
         }
     }
+
+    /// Brings the desired state up to date with the model, once the source
+    /// has delivered a complete first view. Returns the changes applied.
+    fn update(&mut self, settings: &Settings) -> Option<model::Changes> {
+        if !self.model.is_synced() {
+            return None;
+        }
+        let changes = self.model.take_changes();
+        let name = self.node_name.as_deref().or_else(|| self.model.node().map(|n| n.name.as_str()));
+        let info = node_info(&self.model, name, &self.node_ips);
+        match &mut self.state {
+            None => self.state = Some(DesiredState::new(settings.desired.clone(), info, &self.model)),
+            Some(_) if changes.is_empty() => return None,
+            Some(s) => s.update(&self.model, &changes, &info),
+        }
+        if let Some(state) = &self.state {
+            log_update(state, &self.model, &changes);
+        }
+        Some(changes)
+    }
+}
+
+/// Prints the desired state once the source is complete, and returns.
+async fn dry_run(
+    mut pipeline: Pipeline,
+    mut rx: Events,
+    reporter: Option<Arc<kube_source::EventReporter>>,
+    output: Output,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    loop {
+        if pipeline.update(settings).is_some() {
+            if let Some(state) = &pipeline.state {
+                return print(state, output, settings);
+            }
+        }
+        match rx.recv().await {
+            Some((events, warnings)) => pipeline.apply(events, &warnings, reporter.as_ref()),
+            None => anyhow::bail!("the source stopped before delivering a complete view"),
+        }
+    }
+}
+
+/// Runs the proxy: health and metrics endpoints, the IPVS dataplane, and the
+/// sync loop (on every change, at most every `minSyncPeriod`; at least every
+/// `syncPeriod`), until SIGTERM or Ctrl-C. The dataplane is left in place on
+/// exit, so traffic keeps flowing while the proxy restarts.
+async fn serve(
+    pipeline: Pipeline,
+    mut rx: Events,
+    reporter: Option<Arc<kube_source::EventReporter>>,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let health = HealthState::new(2 * settings.sync_period);
+    let metrics = Arc::new(Metrics::new());
+    let shared = Shared { health: health.clone(), metrics: Arc::clone(&metrics), mode: "ipvs" };
+    let endpoints = server::bind(settings.healthz_bind_address, settings.metrics_bind_address, shared).await?;
+    tokio::spawn(async move {
+        if let Err(e) = endpoints.await {
+            tracing::error!(error = %e, "the health and metrics endpoints stopped");
+        }
+    });
+    let options = IpvsOptions {
+        exclude_cidrs: settings.exclude_cidrs.clone(),
+        strict_arp: settings.strict_arp,
+        timeouts: settings.ipvs_timeouts,
+        schedulers: vec![settings.desired.scheduler.to_string()],
+    };
+    let dataplane = IpvsDataplane::start(&options).await.context(
+        "IPVS is not usable on this node (the iptables fallback is not implemented yet: issue 8)",
+    )?;
+    let dataplane = Arc::new(tokio::sync::Mutex::new(dataplane));
+    metrics.proxy_mode.get_or_create(&Mode { mode: "ipvs".into() }).set(1);
+    tracing::info!("IPVS dataplane ready on {}", crate::dataplane::DUMMY_LINK);
+
+    let pipeline = Arc::new(tokio::sync::Mutex::new(pipeline));
+    let runner = Runner::new(settings.min_sync_period, settings.sync_period);
+    let trigger = runner.trigger();
+    let source = {
+        let (pipeline, metrics, health) = (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
+        async move {
+            while let Some((events, warnings)) = rx.recv().await {
+                let mut p = pipeline.lock().await;
+                p.apply(events, &warnings, reporter.as_ref());
+                health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
+                if let Some(changes) = p.update(settings) {
+                    metrics.service_changes.inc_by(changes.services.len() as u64);
+                    metrics.last_queued.set(unix_now());
+                    health.queued(SystemTime::now());
+                    trigger.request();
+                }
+            }
+            anyhow::bail!("the source stopped")
+        }
+    };
+    let sync_loop = runner.run(|reason| {
+        let (pipeline, metrics, health) = (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
+        let dataplane = Arc::clone(&dataplane);
+        async move {
+            let p = pipeline.lock().await;
+            let mut dataplane = dataplane.lock().await;
+            let Some(state) = &p.state else { return };
+            let started = Instant::now();
+            match dataplane.sync(state).await {
+                Ok(summary) => {
+                    let took = started.elapsed();
+                    summary.record(&metrics);
+                    metrics.sync_duration.observe(took.as_secs_f64());
+                    match reason {
+                        Reason::Periodic => metrics.sync_full_duration.observe(took.as_secs_f64()),
+                        Reason::Change => metrics.sync_partial_duration.observe(took.as_secs_f64()),
+                    }
+                    metrics.last_sync.set(unix_now());
+                    health.updated(SystemTime::now());
+                    tracing::info!(
+                        ?reason,
+                        took_ms = took.as_millis() as u64,
+                        virtual_servers = state.virtual_servers().count(),
+                        applied = ?summary.applied,
+                        failed = ?summary.failed,
+                        drift = ?summary.drift,
+                        draining = summary.draining,
+                        "sync done"
+                    );
+                }
+                Err(e) => {
+                    Metrics::count(&metrics.sync_errors, "sync", 1);
+                    tracing::error!(error = format!("{e:#}"), "sync failed; retrying on the next change or period");
+                }
+            }
+        }
+    });
+    tokio::select! {
+        result = source => result,
+        () = sync_loop => Ok(()),
+        () = shutdown() => {
+            tracing::info!("stopping; the dataplane stays in place and keeps forwarding");
+            Ok(())
+        }
+    }
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+async fn shutdown() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the proxy");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn unix_now() -> f64 {
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn log_update(state: &DesiredState, model: &Model, changes: &model::Changes) {
@@ -147,15 +303,8 @@ fn log_update(state: &DesiredState, model: &Model, changes: &model::Changes) {
         slices,
         changed_services = changes.services.len(),
         virtual_servers = state.virtual_servers().count(),
-        "desired state updated (no dataplane yet: nothing is programmed)"
+        "desired state updated"
     );
-}
-
-fn node_name_for<'a>(model: &'a Model, settings: &'a Settings) -> Option<&'a str> {
-    settings
-        .hostname_override
-        .as_deref()
-        .or_else(|| model.node().map(|n| n.name.as_str()))
 }
 
 fn print(state: &DesiredState, output: Output, settings: &Settings) -> anyhow::Result<()> {

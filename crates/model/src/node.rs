@@ -21,7 +21,14 @@ pub struct Node {
     pub zone: Option<String>,
     /// `status.addresses` of type InternalIP, then ExternalIP, in order.
     pub addresses: Vec<IpAddr>,
+    /// False while the node is being deleted (`metadata.deletionTimestamp`) or
+    /// drained by the cluster autoscaler (taint [`AUTOSCALER_DELETE_TAINT`]):
+    /// kube-proxy then fails `/healthz` so load balancers stop sending traffic.
+    pub eligible: bool,
 }
+
+/// The taint the cluster autoscaler puts on a node it is about to delete.
+pub const AUTOSCALER_DELETE_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
 
 impl Node {
     /// The node's primary IP of a family: its first InternalIP/ExternalIP of that family
@@ -65,10 +72,17 @@ impl Node {
                 )?);
             }
         }
+        let deleting = node.metadata.deletion_timestamp.is_some();
+        let draining = node
+            .spec
+            .as_ref()
+            .and_then(|spec| spec.taints.as_ref())
+            .is_some_and(|taints| taints.iter().any(|t| t.key == AUTOSCALER_DELETE_TAINT));
         Ok(Node {
             name,
             zone,
             addresses,
+            eligible: !deleting && !draining,
         })
     }
 }

@@ -16,6 +16,13 @@ pub struct AddressPlan {
     pub remove: BTreeSet<IpAddr>,
 }
 
+impl AddressPlan {
+    /// The addresses `kube-ipvs0` holds once the plan is applied.
+    pub fn target(&self, bound: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
+        bound.difference(&self.remove).chain(&self.add).copied().collect()
+    }
+}
+
 /// Compares the addresses on `kube-ipvs0` with the wanted ones.
 pub fn plan<'a>(
     wanted: impl IntoIterator<Item = IpAddr>,
