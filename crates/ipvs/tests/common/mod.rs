@@ -14,7 +14,7 @@ use testkit::Netns;
 
 /// Loads `ip_vs`, the SIP persistence engine, the dummy link type and
 /// every scheduler module this kernel has; returns the schedulers whose
-/// module exists (`twos` needs Linux 6.7).
+/// module exists (Debian 12's 6.1 has no `twos`).
 pub fn load_modules() -> Vec<Scheduler> {
     for m in ["ip_vs", "ip_vs_pe_sip", "dummy"] {
         testkit::run(&["modprobe", m]);
@@ -110,23 +110,22 @@ pub fn save_service(s: &Service) -> String {
     if s.flags.contains(ServiceFlags::ONE_PACKET) {
         line += " -o";
     }
-    let sched_flags: Vec<&str> = [
-        (ServiceFlags::SCHED1, "fallback", "flag-1"),
-        (ServiceFlags::SCHED2, "port", "flag-2"),
-        (ServiceFlags::SCHED3, "", "flag-3"),
-    ]
-    .into_iter()
-    .filter(|(f, ..)| s.flags.contains(*f))
-    .map(|(_, named, generic)| match (&s.scheduler, named) {
-        (Scheduler::SourceHashing, "fallback") => "sh-fallback",
-        (Scheduler::SourceHashing, "port") => "sh-port",
-        (Scheduler::Maglev, "fallback") => "mh-fallback",
-        (Scheduler::Maglev, "port") => "mh-port",
-        _ => generic,
-    })
-    .collect();
-    if !sched_flags.is_empty() {
-        line += &format!(" -b {}", sched_flags.join(","));
+    // ipvsadm names scheduler flags per scheduler; sh and mh have no name
+    // for the third flag and print nothing for it (but still print "-b ").
+    let named = |f: ServiceFlags| match (&s.scheduler, f) {
+        (Scheduler::SourceHashing, ServiceFlags::SCHED1) => Some("sh-fallback"),
+        (Scheduler::SourceHashing, ServiceFlags::SCHED2) => Some("sh-port"),
+        (Scheduler::Maglev, ServiceFlags::SCHED1) => Some("mh-fallback"),
+        (Scheduler::Maglev, ServiceFlags::SCHED2) => Some("mh-port"),
+        (Scheduler::SourceHashing | Scheduler::Maglev, _) => None,
+        (_, ServiceFlags::SCHED1) => Some("flag-1"),
+        (_, ServiceFlags::SCHED2) => Some("flag-2"),
+        _ => Some("flag-3"),
+    };
+    let sched = ServiceFlags::SCHED1 | ServiceFlags::SCHED2 | ServiceFlags::SCHED3;
+    if s.flags.intersects(sched) {
+        let names: Vec<&str> = (s.flags & sched).iter().filter_map(named).collect();
+        line += &format!(" -b {}", names.join(","));
     }
     line
 }
