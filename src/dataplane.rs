@@ -68,9 +68,9 @@ impl SyncSummary {
 /// The kind of object an IPVS change is about, for metrics.
 fn kind(change: &ipvs::Change) -> &'static str {
     match change {
-        ipvs::Change::AddService(_) | ipvs::Change::EditService(_) | ipvs::Change::DeleteService(_) => {
-            "virtual_server"
-        }
+        ipvs::Change::AddService(_)
+        | ipvs::Change::EditService(_)
+        | ipvs::Change::DeleteService(_) => "virtual_server",
         _ => "real_server",
     }
 }
@@ -109,21 +109,32 @@ impl IpvsDataplane {
     /// netlink family, or the dummy link cannot be created.
     pub(crate) async fn start(options: &IpvsOptions) -> anyhow::Result<Self> {
         let schedulers: Vec<&str> = options.schedulers.iter().map(String::as_str).collect();
-        Modules::host().ensure(&ipvs_modules(&schedulers)).context("loading the IPVS kernel modules")?;
+        Modules::host()
+            .ensure(&ipvs_modules(&schedulers))
+            .context("loading the IPVS kernel modules")?;
         let mut client = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
         let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
         let kernel = KernelVersion::parse(release.trim()).unwrap_or(KernelVersion(5, 10));
-        match Sysctls::with_root("/proc/sys").ensure_all(&ipvs_mode_settings(kernel, options.strict_arp)) {
+        match Sysctls::with_root("/proc/sys")
+            .ensure_all(&ipvs_mode_settings(kernel, options.strict_arp))
+        {
             Ok(changed) => tracing::info!(?changed, "sysctls for IPVS mode"),
             Err(e) => tracing::warn!(error = %e, "cannot set a sysctl IPVS mode needs"),
         }
-        let [tcp, tcp_fin, udp] = options.timeouts.map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        let [tcp, tcp_fin, udp] = options
+            .timeouts
+            .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
         if tcp > 0 || tcp_fin > 0 || udp > 0 {
-            client.set_timeouts(&ipvs::Timeouts { tcp, tcp_fin, udp }).context("setting the IPVS timeouts")?;
+            client
+                .set_timeouts(&ipvs::Timeouts { tcp, tcp_fin, udp })
+                .context("setting the IPVS timeouts")?;
         }
-        let (connection, netlink, _) = rtnetlink::new_connection().context("opening an rtnetlink socket")?;
+        let (connection, netlink, _) =
+            rtnetlink::new_connection().context("opening an rtnetlink socket")?;
         tokio::spawn(connection);
-        let link = DummyLink::ensure(&netlink, DUMMY_LINK).await.with_context(|| format!("creating {DUMMY_LINK}"))?;
+        let link = DummyLink::ensure(&netlink, DUMMY_LINK)
+            .await
+            .with_context(|| format!("creating {DUMMY_LINK}"))?;
         Ok(IpvsDataplane {
             client,
             netlink,
@@ -168,7 +179,13 @@ impl IpvsDataplane {
             }
         }
 
-        let plan = reconcile::ipvs::plan(&wanted, &observed, &owner, &mut self.draining, Instant::now());
+        let plan = reconcile::ipvs::plan(
+            &wanted,
+            &observed,
+            &owner,
+            &mut self.draining,
+            Instant::now(),
+        );
         let results = tokio::task::block_in_place(|| self.client.apply(&plan.changes));
         for (change, result) in plan.changes.iter().zip(&results) {
             match result {
@@ -191,7 +208,11 @@ impl IpvsDataplane {
             .sync_addresses(&self.netlink, &addresses)
             .await
             .with_context(|| format!("binding addresses to {DUMMY_LINK}"))?;
-        SyncSummary::count(&mut summary.applied, "address", (changes.added.len() + changes.removed.len()) as u64);
+        SyncSummary::count(
+            &mut summary.applied,
+            "address",
+            (changes.added.len() + changes.removed.len()) as u64,
+        );
         summary.draining = self.draining.len();
         self.last = summary.failed.is_empty().then_some((wanted, addresses));
         Ok(summary)

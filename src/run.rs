@@ -100,7 +100,12 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
         }
     }
 
-    let pipeline = Pipeline { model, state: None, node_name, node_ips: cli.node_ips.clone() };
+    let pipeline = Pipeline {
+        model,
+        state: None,
+        node_name,
+        node_ips: cli.node_ips.clone(),
+    };
     if cli.dry_run {
         dry_run(pipeline, rx, events_reporter, cli.output, settings).await
     } else {
@@ -121,7 +126,12 @@ type Events = mpsc::Receiver<(Vec<SourceEvent>, Vec<Warning>)>;
 
 impl Pipeline {
     /// Applies a batch of source events to the model.
-    fn apply(&mut self, events: Vec<SourceEvent>, warnings: &[Warning], reporter: Option<&Arc<kube_source::EventReporter>>) {
+    fn apply(
+        &mut self,
+        events: Vec<SourceEvent>,
+        warnings: &[Warning],
+        reporter: Option<&Arc<kube_source::EventReporter>>,
+    ) {
         report(warnings, reporter);
         for event in events {
             report(&self.model.apply(event), reporter);
@@ -135,10 +145,19 @@ impl Pipeline {
             return None;
         }
         let changes = self.model.take_changes();
-        let name = self.node_name.as_deref().or_else(|| self.model.node().map(|n| n.name.as_str()));
+        let name = self
+            .node_name
+            .as_deref()
+            .or_else(|| self.model.node().map(|n| n.name.as_str()));
         let info = node_info(&self.model, name, &self.node_ips);
         match &mut self.state {
-            None => self.state = Some(DesiredState::new(settings.desired.clone(), info, &self.model)),
+            None => {
+                self.state = Some(DesiredState::new(
+                    settings.desired.clone(),
+                    info,
+                    &self.model,
+                ))
+            }
             Some(_) if changes.is_empty() => return None,
             Some(s) => s.update(&self.model, &changes, &info),
         }
@@ -158,10 +177,10 @@ async fn dry_run(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     loop {
-        if pipeline.update(settings).is_some() {
-            if let Some(state) = &pipeline.state {
-                return print(state, output, settings);
-            }
+        if pipeline.update(settings).is_some()
+            && let Some(state) = &pipeline.state
+        {
+            return print(state, output, settings);
         }
         match rx.recv().await {
             Some((events, warnings)) => pipeline.apply(events, &warnings, reporter.as_ref()),
@@ -182,8 +201,17 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let health = HealthState::new(2 * settings.sync_period);
     let metrics = Arc::new(Metrics::new());
-    let shared = Shared { health: health.clone(), metrics: Arc::clone(&metrics), mode: "ipvs" };
-    let endpoints = server::bind(settings.healthz_bind_address, settings.metrics_bind_address, shared).await?;
+    let shared = Shared {
+        health: health.clone(),
+        metrics: Arc::clone(&metrics),
+        mode: "ipvs",
+    };
+    let endpoints = server::bind(
+        settings.healthz_bind_address,
+        settings.metrics_bind_address,
+        shared,
+    )
+    .await?;
     tokio::spawn(async move {
         if let Err(e) = endpoints.await {
             tracing::error!(error = %e, "the health and metrics endpoints stopped");
@@ -199,21 +227,35 @@ async fn serve(
         "IPVS is not usable on this node (the iptables fallback is not implemented yet: issue 8)",
     )?;
     let dataplane = Arc::new(tokio::sync::Mutex::new(dataplane));
-    metrics.proxy_mode.get_or_create(&Mode { mode: "ipvs".into() }).set(1);
+    metrics
+        .proxy_mode
+        .get_or_create(&Mode {
+            mode: "ipvs".into(),
+        })
+        .set(1);
     tracing::info!("IPVS dataplane ready on {}", crate::dataplane::DUMMY_LINK);
 
-    let pipeline = Arc::new(tokio::sync::Mutex::new(pipeline));
+    let mut pipeline = pipeline;
     let runner = Runner::new(settings.min_sync_period, settings.sync_period);
     let trigger = runner.trigger();
+    // A directory source has delivered its complete first view already.
+    if pipeline.update(settings).is_some() {
+        health.queued(SystemTime::now());
+        trigger.request();
+    }
+    let pipeline = Arc::new(tokio::sync::Mutex::new(pipeline));
     let source = {
-        let (pipeline, metrics, health) = (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
+        let (pipeline, metrics, health) =
+            (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
         async move {
             while let Some((events, warnings)) = rx.recv().await {
                 let mut p = pipeline.lock().await;
                 p.apply(events, &warnings, reporter.as_ref());
                 health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
                 if let Some(changes) = p.update(settings) {
-                    metrics.service_changes.inc_by(changes.services.len() as u64);
+                    metrics
+                        .service_changes
+                        .inc_by(changes.services.len() as u64);
                     metrics.last_queued.set(unix_now());
                     health.queued(SystemTime::now());
                     trigger.request();
@@ -223,7 +265,8 @@ async fn serve(
         }
     };
     let sync_loop = runner.run(|reason| {
-        let (pipeline, metrics, health) = (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
+        let (pipeline, metrics, health) =
+            (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
         let dataplane = Arc::clone(&dataplane);
         async move {
             let p = pipeline.lock().await;
@@ -254,7 +297,10 @@ async fn serve(
                 }
                 Err(e) => {
                     Metrics::count(&metrics.sync_errors, "sync", 1);
-                    tracing::error!(error = format!("{e:#}"), "sync failed; retrying on the next change or period");
+                    tracing::error!(
+                        error = format!("{e:#}"),
+                        "sync failed; retrying on the next change or period"
+                    );
                 }
             }
         }
@@ -286,7 +332,9 @@ async fn shutdown() {
 }
 
 fn unix_now() -> f64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 fn log_update(state: &DesiredState, model: &Model, changes: &model::Changes) {

@@ -19,7 +19,11 @@ pub struct AddressPlan {
 impl AddressPlan {
     /// The addresses `kube-ipvs0` holds once the plan is applied.
     pub fn target(&self, bound: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
-        bound.difference(&self.remove).chain(&self.add).copied().collect()
+        bound
+            .difference(&self.remove)
+            .chain(&self.add)
+            .copied()
+            .collect()
     }
 }
 
