@@ -48,20 +48,10 @@ pub(crate) fn apply(t: &mut Transport, changes: &[Change]) -> Vec<Result<(), Err
         if pending.is_empty() {
             continue;
         }
-        if let Err(e) = t.send(
-            &bytes,
-            changes[*pending.values().min().unwrap_or(&0)].operation(),
-        ) {
-            let reason = e.to_string();
-            for (_, i) in pending.drain() {
-                results[i] = Some(Err(Error::Io {
-                    op: changes[i].operation(),
-                    source: std::io::Error::other(reason.clone()),
-                }));
-            }
-            continue;
+        match t.send(&bytes, Operation::Apply) {
+            Ok(()) => collect_acks(t, changes, &mut pending, &mut results),
+            Err(e) => fail_pending(changes, &mut pending, &mut results, |c| socket_error(c, &e)),
         }
-        collect_acks(t, changes, &mut pending, &mut results);
     }
     results.into_iter().map(|r| r.unwrap_or(Ok(()))).collect()
 }
@@ -73,28 +63,18 @@ fn collect_acks(
     pending: &mut HashMap<u32, usize>,
     results: &mut [Option<Result<(), Error>>],
 ) {
-    let op = Operation::AddService;
     let mut overrun = false;
     while !pending.is_empty() {
         // After an overrun nothing more is coming for this chunk (the
         // kernel answered all of it during `send`): drain what is queued.
-        let received = match t.recv(op, overrun) {
+        let received = match t.recv(Operation::Apply, overrun) {
             Ok(Recv::Messages(m)) => m,
             Ok(Recv::Overrun) => {
                 overrun = true;
                 continue;
             }
             Ok(Recv::Empty) => break,
-            Err(e) => {
-                let reason = e.to_string();
-                for (_, i) in pending.drain() {
-                    results[i] = Some(Err(Error::Io {
-                        op: changes[i].operation(),
-                        source: std::io::Error::other(reason.clone()),
-                    }));
-                }
-                return;
-            }
+            Err(e) => return fail_pending(changes, pending, results, |c| socket_error(c, &e)),
         };
         for msg in received {
             let Some(i) = pending.get(&msg.seq).copied() else {
@@ -113,10 +93,28 @@ fn collect_acks(
             results[i] = Some(result);
         }
     }
+    fail_pending(changes, pending, results, |c| Error::AckLost {
+        op: c.operation(),
+        object: c.object(),
+    });
+}
+
+/// Ends every pending change with the error `make` builds for it.
+fn fail_pending(
+    changes: &[Change],
+    pending: &mut HashMap<u32, usize>,
+    results: &mut [Option<Result<(), Error>>],
+    make: impl Fn(&Change) -> Error,
+) {
     for (_, i) in pending.drain() {
-        results[i] = Some(Err(Error::AckLost {
-            op: changes[i].operation(),
-            object: changes[i].object(),
-        }));
+        results[i] = Some(Err(make(&changes[i])));
+    }
+}
+
+/// The socket failure `e` (of the whole batch), as the error of `change`.
+fn socket_error(change: &Change, e: &Error) -> Error {
+    Error::Io {
+        op: change.operation(),
+        source: std::io::Error::other(e.to_string()),
     }
 }

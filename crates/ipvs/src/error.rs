@@ -38,6 +38,8 @@ pub enum Operation {
     Zero,
     /// `IPVS_CMD_FLUSH`.
     Flush,
+    /// Sending or receiving a batch of changes ([`Client::apply`](crate::Client::apply)).
+    Apply,
 }
 
 impl fmt::Display for Operation {
@@ -58,6 +60,7 @@ impl fmt::Display for Operation {
             Operation::ListDestinations => "list destinations",
             Operation::Zero => "zero counters",
             Operation::Flush => "flush",
+            Operation::Apply => "apply changes",
         })
     }
 }

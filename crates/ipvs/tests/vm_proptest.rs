@@ -1,0 +1,158 @@
+//! Property test against the real kernel: random tables applied through
+//! the crate read back identically through the crate and through
+//! `ipvsadm -Sn`. Few cases: the VM runs under TCG.
+
+mod common;
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use common::{fresh, ipvsadm_save, save_destination, save_service};
+use ipvs::{
+    AddressFamily, Change, Destination, ForwardMethod, Persistence, Protocol, Scheduler, Service,
+    ServiceFlags, ServiceKey, TunnelFlags, TunnelType,
+};
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
+
+/// One service of a random table and its real servers.
+type Entry = (Service, Vec<Destination>);
+
+fn scheduler() -> impl Strategy<Value = Scheduler> {
+    // Every scheduler with a module in the guest's kernel (not twos).
+    let all: Vec<Scheduler> = Scheduler::all()
+        .filter(|s| *s != Scheduler::TwoChoice)
+        .collect();
+    proptest::sample::select(all)
+}
+
+fn forward() -> impl Strategy<Value = ForwardMethod> {
+    let flags = prop_oneof![
+        Just(TunnelFlags::empty()),
+        Just(TunnelFlags::CSUM),
+        Just(TunnelFlags::REMCSUM)
+    ];
+    prop_oneof![
+        Just(ForwardMethod::Masquerade),
+        Just(ForwardMethod::DirectRoute),
+        Just(ForwardMethod::Tunnel {
+            tunnel: TunnelType::Ipip,
+            flags: TunnelFlags::empty()
+        }),
+        (1u16.., flags.clone()).prop_map(|(port, flags)| ForwardMethod::Tunnel {
+            tunnel: TunnelType::Gue { port },
+            flags
+        }),
+        flags.prop_map(|flags| ForwardMethod::Tunnel {
+            tunnel: TunnelType::Gre,
+            flags
+        }),
+    ]
+}
+
+/// The key of service number `i`: unique per table by construction.
+fn key(i: u16, kind: u8) -> ServiceKey {
+    let v4 = IpAddr::V4(Ipv4Addr::new(10, 1, (i >> 8) as u8, i as u8));
+    let v6 = IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 1, i));
+    match kind {
+        0 => ServiceKey::inet(Protocol::Tcp, v4, 1000 + i),
+        1 => ServiceKey::inet(Protocol::Udp, v6, 53),
+        2 => ServiceKey::inet(Protocol::Sctp, v4, 3868),
+        3 => ServiceKey::fwmark(AddressFamily::Inet, u32::from(i) + 1).expect("non-zero"),
+        _ => ServiceKey::fwmark(AddressFamily::Inet6, u32::from(i) + 1).expect("non-zero"),
+    }
+}
+
+/// Real server number `j` of service `i`, in the service's family.
+fn dest_addr(af: AddressFamily, i: u16, j: u16) -> IpAddr {
+    match af {
+        AddressFamily::Inet => IpAddr::V4(Ipv4Addr::new(10, 255, i as u8, j as u8 + 1)),
+        AddressFamily::Inet6 => IpAddr::V6(Ipv6Addr::new(0xfd00, 0xff, 0, 0, 0, 0, i, j + 1)),
+    }
+}
+
+fn entry(i: u16) -> impl Strategy<Value = Entry> {
+    let persistence = proptest::option::of((0u32..100_000, 0u8..=32));
+    let dests = proptest::collection::vec((forward(), 0u32..1000, any::<u16>(), 0u32..100), 0..4);
+    (0u8..5, scheduler(), 0u32..64, persistence, dests).prop_map(
+        move |(kind, sched, flags, persistence, dests)| {
+            let key = key(i, kind);
+            let af = key.af();
+            let service = Service {
+                // Only the bits ipvsadm can show: one-packet and the scheduler flags.
+                flags: ServiceFlags::from_bits_truncate(flags),
+                persistence: persistence.map(|(timeout, len)| Persistence {
+                    timeout,
+                    prefix_len: match af {
+                        AddressFamily::Inet => len,
+                        AddressFamily::Inet6 => 96 + len,
+                    },
+                }),
+                ..Service::new(key, sched)
+            };
+            let dests = dests
+                .into_iter()
+                .enumerate()
+                .map(|(j, (forward, weight, port, upper))| Destination {
+                    upper_threshold: upper,
+                    lower_threshold: upper / 2,
+                    ..Destination::new(dest_addr(af, i, j as u16), port, forward, weight)
+                })
+                .collect();
+            (service, dests)
+        },
+    )
+}
+
+fn table() -> impl Strategy<Value = Vec<Entry>> {
+    (1u16..8).prop_flat_map(|n| (0..n).map(entry).collect::<Vec<_>>())
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_ipvs_random_tables_match_ipvsadm() {
+    let (ns, c) = fresh("prop");
+    // The runner wants a `Fn`; the client needs `&mut`.
+    let c = std::cell::RefCell::new(c);
+    let mut runner = TestRunner::new(Config {
+        cases: 12,
+        failure_persistence: None,
+        ..Config::default()
+    });
+    runner
+        .run(&table(), |table| {
+            let mut c = c.borrow_mut();
+            c.flush().expect("flush");
+            let mut changes: Vec<Change> = table
+                .iter()
+                .map(|(s, _)| Change::AddService(s.clone()))
+                .collect();
+            for (s, dests) in &table {
+                changes.extend(dests.iter().map(|d| Change::AddDestination(s.key, *d)));
+            }
+            for (change, result) in changes.iter().zip(c.apply(&changes)) {
+                prop_assert!(result.is_ok(), "{change}: {result:?}");
+            }
+
+            let mut want: BTreeSet<String> = BTreeSet::new();
+            for (s, dests) in &table {
+                want.insert(save_service(s));
+                want.extend(dests.iter().map(|d| save_destination(&s.key, d)));
+            }
+            prop_assert_eq!(ipvsadm_save(&ns), want);
+
+            let listed = c.list().expect("list");
+            let got: HashSet<Entry> = listed
+                .into_iter()
+                .map(|s| {
+                    let mut dests: Vec<Destination> =
+                        s.destinations.iter().map(|d| d.destination).collect();
+                    dests.sort_by_key(|d| d.addr);
+                    (s.service.service, dests)
+                })
+                .collect();
+            prop_assert_eq!(got, table.into_iter().collect::<HashSet<Entry>>());
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+}
