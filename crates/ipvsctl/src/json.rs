@@ -292,6 +292,13 @@ impl From<Timeouts> for TimeoutsDoc {
     }
 }
 
+/// `conns --json`.
+#[derive(Debug, Serialize)]
+pub(crate) struct ConnsDoc<'a> {
+    /// The connections, in the kernel's order.
+    pub(crate) connections: &'a [crate::conns::Conn],
+}
+
 /// Serializes a document on one line.
 pub(crate) fn to_line<T: Serialize>(doc: &T) -> String {
     let mut s = serde_json::to_string(doc).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"));

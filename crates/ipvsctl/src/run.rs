@@ -164,7 +164,9 @@ fn connections(args: &ConnsArgs, out: &mut dyn Write) -> Result<()> {
     let all = conns::parse(&path.display().to_string(), &text, args.sync)?;
     let selected: Vec<_> = all.into_iter().filter(|c| filter.matches(c)).collect();
     let text = if args.json.json {
-        json::to_line(&serde_json::json!({ "connections": selected }))
+        json::to_line(&json::ConnsDoc {
+            connections: &selected,
+        })
     } else {
         conns::render(&selected, args.persistent_conn)
     };

@@ -44,18 +44,13 @@ const WIDTH: usize = 72;
 /// from `prev` (or is new), followed by connections, packets and bytes per
 /// second since `prev` (`elapsed` seconds ago).
 pub(crate) fn frame(prev: Option<&Sample>, cur: &Sample, elapsed: f64, terminal: bool) -> String {
-    let mut out = list::title(list::View::Default)
-        .lines()
-        .enumerate()
-        .map(|(i, l)| {
-            let rates = if i == 0 {
-                format!("{:>9}{:>9}{:>11}", "CPS", "PPS", "BPS")
-            } else {
-                String::new()
-            };
-            format!("  {l:<WIDTH$}{rates}\n")
-        })
-        .collect::<String>();
+    let title = list::title(list::View::Default);
+    let mut lines = title.lines();
+    let first = lines.next().unwrap_or_default();
+    let mut out = format!("  {first:<WIDTH$}{:>9}{:>9}{:>11}\n", "CPS", "PPS", "BPS");
+    for line in lines {
+        out.push_str(&format!("  {line}\n"));
+    }
     for (key, text) in &cur.rows {
         let before = prev.and_then(|p| p.rows.iter().find(|(k, _)| k == key));
         let changed = prev.is_some() && before.is_none_or(|(_, t)| t != text);
