@@ -49,6 +49,9 @@ pub(crate) struct ParseError {
 /// # Errors
 /// The first line that is not a valid command.
 pub(crate) fn parse(input: &str) -> Result<Vec<Step>, ParseError> {
+    // Building clap's command costs more than parsing a line with it:
+    // build it once for the whole input.
+    let mut grammar = <Cli as clap::CommandFactory>::command();
     let mut steps: Vec<Step> = Vec::new();
     for (i, text) in input.lines().enumerate() {
         let line = i + 1;
@@ -56,7 +59,7 @@ pub(crate) fn parse(input: &str) -> Result<Vec<Step>, ParseError> {
         if tokens.is_empty() {
             continue;
         }
-        let step = parse_line(&tokens).map_err(|e| ParseError {
+        let step = parse_line(&mut grammar, &tokens).map_err(|e| ParseError {
             line,
             text: text.trim().to_owned(),
             message: e.0,
@@ -85,18 +88,20 @@ fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_line(tokens: &[String]) -> Result<Step, UsageError> {
+fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, UsageError> {
     let args = if compat::is_ipvsadm_form(tokens) {
         compat::rewrite(tokens)?
     } else {
         tokens.to_vec()
     };
     let argv = std::iter::once("ipvsctl-rs".to_owned()).chain(args);
-    let cli = <Cli as clap::Parser>::try_parse_from(argv).map_err(|e| {
+    let clap_error = |e: clap::Error| {
         let rendered = e.render().to_string();
         let first = rendered.lines().next().unwrap_or_default();
         UsageError(first.trim_start_matches("error: ").to_owned())
-    })?;
+    };
+    let matches = grammar.try_get_matches_from_mut(argv).map_err(clap_error)?;
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(clap_error)?;
     let change = |c: Change| Ok(Step::Changes(vec![(0, c)]));
     match cli.command {
         Some(Command::AddService(a)) => change(Change::AddService(a.to_service("add-service")?)),

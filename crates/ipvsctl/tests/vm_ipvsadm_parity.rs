@@ -208,12 +208,17 @@ fn vm_ipvsctl_many_services_sort_like_ipvsadm() {
         }
     }
     rules.push_str("-A -f 4000000 -s rr\n-A -f 3 -s rr\n-A -f 3 -6 -s rr\n");
-    let out = with_stdin(&ns, &format!("{BIN} restore"), &rules);
-    assert!(
-        out.status.success(),
-        "restore: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let timed = |f: &dyn Fn() -> Output| {
+        let start = std::time::Instant::now();
+        let out = f();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        start.elapsed().as_secs_f64()
+    };
+    let ours_restore = timed(&|| with_stdin(&ns, &format!("{BIN} restore"), &rules));
     assert_eq!(ipvsadm(&ns, "-Sn").lines().count(), rules.lines().count());
     for (theirs, mine) in [
         ("-Sn", "save"),
@@ -222,4 +227,22 @@ fn vm_ipvsctl_many_services_sort_like_ipvsadm() {
     ] {
         assert_eq!(ours_ok(&ns, mine), ipvsadm(&ns, theirs), "{mine}");
     }
+    // The same restore by ipvsadm, for comparison (numbers, not asserts).
+    let theirs_ns = Netns::new("ctl-many-ipvsadm");
+    let ipvsadm_restore = timed(&|| {
+        with_stdin(
+            &theirs_ns,
+            &format!("{} -R", tool("ipvsadm").display()),
+            &rules,
+        )
+    });
+    let ours_list = timed(&|| ours(&ns, "-Ln"));
+    let ipvsadm_list = timed(&|| ns.try_run(&["ipvsadm", "-Ln"]));
+    println!(
+        "{} rules: restore ipvsctl-rs {ours_restore:.2}s, ipvsadm -R {ipvsadm_restore:.2}s (ratio {:.1}); \
+         -Ln ipvsctl-rs {ours_list:.2}s, ipvsadm {ipvsadm_list:.2}s (ratio {:.1})",
+        rules.lines().count(),
+        ipvsadm_restore / ours_restore,
+        ipvsadm_list / ours_list
+    );
 }
