@@ -3,6 +3,7 @@
 //! `ipvsctl-rs`; the counters and connections it then shows must agree
 //! with `ipvsadm`. The transcript is printed (docs/ipvsctl.md shows it).
 
+use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
 use testkit::{Netns, ThreeHosts, http_get, run, serve_http};
@@ -103,4 +104,18 @@ fn vm_ipvsctl_session_with_traffic() {
     );
     assert_eq!(bad.status.code(), Some(2));
     println!("--- session end");
+
+    // Reading IPVS needs CAP_NET_ADMIN: as nobody, one line and exit 1.
+    let nobody = std::process::Command::new(BIN)
+        .arg("-Ln")
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .expect("run ipvsctl-rs as nobody");
+    let err = String::from_utf8_lossy(&nobody.stderr);
+    assert_eq!(nobody.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("permission denied") && err.lines().count() == 1,
+        "{err}"
+    );
 }
