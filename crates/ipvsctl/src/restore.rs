@@ -2,7 +2,8 @@
 //! `-Sn` write them, and as people write by hand.
 //!
 //! Lines are read like ipvsadm's `config_stream_read`: tokens split on
-//! blanks, everything from `#` on ignored, a leading `ipvsadm` skipped.
+//! blanks, a leading `ipvsadm` skipped; in addition, everything from `#`
+//! on is ignored (ipvsadm passes `#` on as an argument and fails).
 //! Each line is parsed with the same grammar as the command line
 //! ([`crate::compat`], [`crate::cli`], [`crate::spec`]). The whole input
 //! is parsed before anything is applied: the first bad line is reported
