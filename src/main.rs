@@ -1,20 +1,47 @@
 //! `kube-ipvs-proxy`: a Kubernetes service proxy that programs the kernel's IPVS.
 //!
-//! The daemon's pipeline (sources → model → desired state → diff → kernel) is
-//! built up by the issues that follow the foundation; see `docs/architecture.md`.
+//! The pipeline: sources → model (crate `model`) → desired state (crate `desired`) → diff →
+//! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
+
+mod cli;
+mod kubeproxy_config;
+mod node_info;
+mod run;
+mod settings;
 
 use clap::Parser;
 
-/// Command-line interface of the daemon.
-#[derive(Debug, Parser)]
-#[command(name = "kube-ipvs-proxy", version, about)]
-struct Cli {}
-
-fn main() {
-    let _cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
         .init();
-    tracing::error!("the daemon has no dataplane yet; see the project's issues");
-    std::process::exit(1);
+    let settings = match settings::Settings::resolve(&cli) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("kube-ipvs-proxy: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kube-ipvs-proxy: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run::run(&cli, &settings)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kube-ipvs-proxy: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
 }

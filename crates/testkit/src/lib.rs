@@ -202,6 +202,30 @@ impl Netns {
         pid
     }
 
+    /// Runs `f` on a new thread that has entered this namespace, and returns
+    /// its result. Sockets opened by `f` stay in the namespace for their
+    /// whole life, whichever thread uses them later: open netlink handles
+    /// here to test a library against the namespace's kernel state.
+    ///
+    /// # Panics
+    /// When the namespace cannot be entered, or when `f` panics.
+    pub fn enter<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name))
+            .unwrap_or_else(|e| panic!("cannot open namespace {}: {e}", self.name));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                rustix::thread::move_into_link_name_space(
+                    std::os::fd::AsFd::as_fd(&file),
+                    Some(rustix::thread::LinkNameSpaceType::Network),
+                )
+                .unwrap_or_else(|e| panic!("cannot enter namespace {}: {e}", self.name));
+                f()
+            })
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p))
+        })
+    }
+
     /// Sets a sysctl inside the namespace, e.g. `net.ipv4.ip_forward`.
     pub fn sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));

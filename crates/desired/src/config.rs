@@ -1,0 +1,147 @@
+//! The inputs besides the model: proxy configuration and what is known of this node.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use model::{IpFamily, Scheduler};
+use serde::Serialize;
+
+/// How kube-proxy tells traffic from local pods apart (`detectLocalMode`), for the ClusterIP
+/// masquerade rule.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub enum LocalDetector {
+    /// No detector: node-originated traffic with a VIP source is masqueraded instead.
+    #[default]
+    None,
+    /// `ClusterCIDR`: pod traffic comes from these CIDRs (at most one per family is used).
+    ClusterCidr(Vec<IpNet>),
+    /// `BridgeInterface`: pod traffic enters through this bridge.
+    BridgeInterface(String),
+    /// `InterfaceNamePrefix`: pod traffic enters through interfaces with this prefix.
+    InterfaceNamePrefix(String),
+}
+
+impl LocalDetector {
+    /// The iptables match meaning "not from a local pod", if the detector works for `family`.
+    pub fn if_not_local(&self, family: IpFamily) -> Option<String> {
+        match self {
+            LocalDetector::None => None,
+            LocalDetector::ClusterCidr(cidrs) => cidrs
+                .iter()
+                .find(|c| IpFamily::of(&c.addr()) == family)
+                .map(|c| format!("! -s {c}")),
+            LocalDetector::BridgeInterface(name) => Some(format!("! -i {name}")),
+            LocalDetector::InterfaceNamePrefix(prefix) => Some(format!("! -i {prefix}+")),
+        }
+    }
+}
+
+/// Which node addresses get NodePort virtual servers (`nodePortAddresses`).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub enum NodePortAddresses {
+    /// Every local address (kube-proxy's default when the list is empty).
+    #[default]
+    All,
+    /// Local addresses inside these CIDRs, plus the node's primary IPs if `primary`.
+    Select {
+        /// The CIDRs.
+        cidrs: Vec<IpNet>,
+        /// Whether the keyword `primary` was given.
+        primary: bool,
+    },
+}
+
+/// The proxy configuration the desired state depends on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Config {
+    /// The default scheduler (`ipvs.scheduler`, default `rr`).
+    pub scheduler: Scheduler,
+    /// `masqueradeAll`: masquerade all traffic to cluster IPs.
+    pub masquerade_all: bool,
+    /// `detectLocalMode` with its data.
+    pub local_detector: LocalDetector,
+    /// `nodePortAddresses`.
+    pub node_port_addresses: NodePortAddresses,
+    /// `iptables.masqueradeBit` (default 14, mark `0x004000`).
+    pub masquerade_bit: u8,
+    /// Whether the MASQUERADE rule gets `--random-fully` (kube-proxy adds it when iptables
+    /// supports it, i.e. iptables >= 1.6.2).
+    pub random_fully: bool,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            scheduler: Scheduler::Rr,
+            masquerade_all: false,
+            local_detector: LocalDetector::None,
+            node_port_addresses: NodePortAddresses::All,
+            masquerade_bit: 14,
+            random_fully: true,
+        }
+    }
+}
+
+impl Config {
+    /// The masquerade mark as kube-proxy spells it in rules (`%#08x`: `0x004000`).
+    pub fn masquerade_mark(&self) -> String {
+        format!("{:#08x}", 1u32 << self.masquerade_bit.min(31))
+    }
+}
+
+/// What the desired state needs to know about this node.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+pub struct NodeInfo {
+    /// The node name; endpoints whose `nodeName` equals it are local.
+    pub name: String,
+    /// The `topology.kubernetes.io/zone` label, for topology hints.
+    pub zone: Option<String>,
+    /// The primary IP per family (from the Node object or `--node-ip`).
+    pub primary_ips: Vec<IpAddr>,
+    /// Every address on the node's interfaces except `kube-ipvs0`. External and load balancer
+    /// IPs found here are not bound to `kube-ipvs0`; NodePorts listen on these.
+    pub addresses: BTreeSet<IpAddr>,
+}
+
+impl NodeInfo {
+    /// The primary IP of a family.
+    pub fn primary_ip(&self, family: IpFamily) -> Option<IpAddr> {
+        self.primary_ips
+            .iter()
+            .copied()
+            .find(|ip| IpFamily::of(ip) == family)
+    }
+
+    /// The families this node proxies: those it has a primary IP in (IPv4 when it has none),
+    /// as kube-proxy runs one proxier per family the node has an IP in.
+    pub fn families(&self) -> Vec<IpFamily> {
+        let families: Vec<IpFamily> = IpFamily::ALL
+            .into_iter()
+            .filter(|f| self.primary_ip(*f).is_some())
+            .collect();
+        if families.is_empty() {
+            vec![IpFamily::V4]
+        } else {
+            families
+        }
+    }
+
+    /// The addresses that get NodePort virtual servers, for one family, in address order.
+    pub fn node_port_ips(&self, family: IpFamily, which: &NodePortAddresses) -> Vec<IpAddr> {
+        let of_family = self
+            .addresses
+            .iter()
+            .copied()
+            .filter(|ip| IpFamily::of(ip) == family && !ip.is_loopback());
+        let mut ips: BTreeSet<IpAddr> = match which {
+            NodePortAddresses::All => of_family.collect(),
+            NodePortAddresses::Select { cidrs, primary } => of_family
+                .filter(|ip| cidrs.iter().any(|c| c.contains(ip)))
+                .chain(self.primary_ip(family).filter(|_| *primary))
+                .collect(),
+        };
+        ips.retain(|ip| !ip.is_loopback());
+        ips.into_iter().collect()
+    }
+}

@@ -1,0 +1,206 @@
+//! Which endpoints of a Service port become real servers: kube-proxy's
+//! `CategorizeEndpoints` (readiness, terminating fallback, topology hints, traffic policies).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use model::{EndpointSlice, IpFamily, ServicePort};
+
+/// One endpoint of one Service port, merged over the Service's slices.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PortEndpoint<'a> {
+    /// Address.
+    pub addr: IpAddr,
+    /// Port (from the slice port matching the Service port).
+    pub port: u16,
+    /// Ready.
+    pub ready: bool,
+    /// Serving.
+    pub serving: bool,
+    /// Terminating.
+    pub terminating: bool,
+    /// On this node.
+    pub local: bool,
+    /// Zone hints.
+    pub zone_hints: &'a [String],
+    /// Node hints.
+    pub node_hints: &'a [String],
+}
+
+/// The endpoints of `port` in `family`: slice ports are matched by name and protocol; an
+/// address:port listed by several slices counts once, a ready copy winning.
+pub fn of_port<'a>(
+    slices: &[&'a EndpointSlice],
+    port: &ServicePort,
+    family: IpFamily,
+    node_name: &str,
+) -> Vec<PortEndpoint<'a>> {
+    let mut merged: BTreeMap<(IpAddr, u16), PortEndpoint<'a>> = BTreeMap::new();
+    for slice in slices.iter().filter(|s| s.family == family) {
+        let Some(slice_port) = slice
+            .ports
+            .iter()
+            .find(|p| p.name == port.name && p.protocol == port.protocol)
+        else {
+            continue;
+        };
+        for ep in &slice.endpoints {
+            let candidate = PortEndpoint {
+                addr: ep.addr,
+                port: slice_port.port,
+                ready: ep.ready,
+                serving: ep.serving,
+                terminating: ep.terminating,
+                local: ep.node_name.as_deref() == Some(node_name),
+                zone_hints: &ep.zone_hints,
+                node_hints: &ep.node_hints,
+            };
+            merged
+                .entry((ep.addr, slice_port.port))
+                .and_modify(|existing| {
+                    if candidate.ready && !existing.ready {
+                        *existing = candidate.clone();
+                    }
+                })
+                .or_insert(candidate);
+        }
+    }
+    merged.into_values().collect()
+}
+
+/// A Service port's traffic policies, per family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// `internalTrafficPolicy: Local`.
+    pub internal_local: bool,
+    /// `externalTrafficPolicy: Local` (on an externally reachable Service).
+    pub external_local: bool,
+    /// Whether the port has a node port, load balancer IPs or external IPs in this family.
+    pub externally_accessible: bool,
+}
+
+impl Policy {
+    fn uses_cluster_endpoints(self) -> bool {
+        !self.internal_local || self.externally_accessible
+    }
+
+    fn uses_local_endpoints(self) -> bool {
+        self.internal_local || (self.external_local && self.externally_accessible)
+    }
+}
+
+/// The real servers for the port's internal VIP (cluster IP) and external VIPs (external,
+/// load balancer and node port addresses), sorted by address and port.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// For the cluster IP.
+    pub internal: Vec<(IpAddr, u16)>,
+    /// For external IPs, load balancer IPs and node ports.
+    pub external: Vec<(IpAddr, u16)>,
+}
+
+/// Chooses real servers as kube-proxy's IPVS `syncEndpoint` does.
+pub fn select(
+    endpoints: &[PortEndpoint<'_>],
+    policy: Policy,
+    node_name: &str,
+    zone: Option<&str>,
+) -> Selection {
+    let (cluster, local) = categorize(endpoints, policy, node_name, zone);
+    let pick = |only_local: bool| {
+        let chosen = if only_local && !local.is_empty() {
+            &local
+        } else {
+            // With no local endpoints kube-proxy falls back to the cluster endpoints
+            // (kubernetes PR #97081), which are empty when the Service never uses them.
+            &cluster
+        };
+        chosen.iter().map(|e| (e.addr, e.port)).collect()
+    };
+    Selection {
+        internal: pick(policy.internal_local),
+        external: pick(policy.external_local),
+    }
+}
+
+type Endpoints<'e, 'a> = Vec<&'e PortEndpoint<'a>>;
+
+fn categorize<'e, 'a>(
+    endpoints: &'e [PortEndpoint<'a>],
+    policy: Policy,
+    node_name: &str,
+    zone: Option<&str>,
+) -> (Endpoints<'e, 'a>, Endpoints<'e, 'a>) {
+    let mut cluster = Vec::new();
+    if policy.uses_cluster_endpoints() {
+        let mode = topology_mode(endpoints, node_name, zone);
+        cluster = endpoints
+            .iter()
+            .filter(|e| e.ready && mode.admits(e, node_name, zone))
+            .collect();
+        if cluster.is_empty() {
+            cluster = endpoints
+                .iter()
+                .filter(|e| e.serving && e.terminating)
+                .collect();
+        }
+    }
+    let mut local = Vec::new();
+    if policy.uses_local_endpoints() {
+        local = endpoints.iter().filter(|e| e.local && e.ready).collect();
+        if local.is_empty() {
+            local = endpoints
+                .iter()
+                .filter(|e| e.local && e.serving && e.terminating)
+                .collect();
+        }
+    }
+    (cluster, local)
+}
+
+/// Topology-aware routing, from the hints the EndpointSlice controller wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TopologyMode {
+    None,
+    PreferSameNode,
+    PreferSameZone,
+}
+
+impl TopologyMode {
+    fn admits(self, e: &PortEndpoint<'_>, node_name: &str, zone: Option<&str>) -> bool {
+        match self {
+            TopologyMode::None => true,
+            TopologyMode::PreferSameNode => e.node_hints.iter().any(|n| n == node_name),
+            TopologyMode::PreferSameZone => e.zone_hints.iter().any(|z| Some(z.as_str()) == zone),
+        }
+    }
+}
+
+/// kube-proxy's `topologyModeFromHints`, with `PreferSameTrafficDistribution` enabled (its
+/// default since Kubernetes 1.34): same-node if every ready endpoint has node hints and one
+/// names this node, else same-zone likewise, else none.
+fn topology_mode(
+    endpoints: &[PortEndpoint<'_>],
+    node_name: &str,
+    zone: Option<&str>,
+) -> TopologyMode {
+    let ready: Vec<_> = endpoints.iter().filter(|e| e.ready).collect();
+    if ready.is_empty() {
+        return TopologyMode::None;
+    }
+    if ready.iter().all(|e| !e.node_hints.is_empty())
+        && ready
+            .iter()
+            .any(|e| e.node_hints.iter().any(|n| n == node_name))
+    {
+        return TopologyMode::PreferSameNode;
+    }
+    if ready.iter().all(|e| !e.zone_hints.is_empty())
+        && ready
+            .iter()
+            .any(|e| e.zone_hints.iter().any(|z| Some(z.as_str()) == zone))
+    {
+        return TopologyMode::PreferSameZone;
+    }
+    TopologyMode::None
+}

@@ -1,0 +1,124 @@
+//! IPVS virtual and real servers, as plain values that map one to one onto the kernel's
+//! service and destination attributes (protocol, address, port, scheduler, flags, timeout,
+//! netmask; address, port, weight, forwarding method).
+
+use std::cmp::Ordering;
+use std::net::IpAddr;
+
+use model::{IpFamily, Protocol, Scheduler};
+use serde::Serialize;
+
+/// `IP_VS_SVC_F_PERSISTENT`.
+pub const FLAG_PERSISTENT: u32 = 0x0001;
+/// `IP_VS_SVC_F_SCHED2`, which the `mh` scheduler reads as `mh-port` (kube-proxy's
+/// `FlagSourceHash`).
+pub const FLAG_SCHED_MH_PORT: u32 = 0x0010;
+
+/// What identifies a virtual server: protocol, address and port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+pub struct VsKey {
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The virtual address.
+    pub addr: IpAddr,
+    /// The virtual port.
+    pub port: u16,
+}
+
+impl VsKey {
+    /// The address family.
+    pub fn family(&self) -> IpFamily {
+        IpFamily::of(&self.addr)
+    }
+}
+
+/// ipvsadm's listing order: family, protocol number, address, port.
+impl Ord for VsKey {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (self.family(), self.protocol.number(), self.addr, self.port).cmp(&(
+            other.family(),
+            other.protocol.number(),
+            other.addr,
+            other.port,
+        ))
+    }
+}
+
+impl PartialOrd for VsKey {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+/// ClientIP session affinity as IPVS persistence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Persistence {
+    /// Seconds.
+    pub timeout: u32,
+    /// Persistence granularity as a prefix length: kube-proxy leaves it at a single client
+    /// address (32 for IPv4, 128 for IPv6).
+    pub netmask: u8,
+}
+
+/// How packets reach a real server. kube-proxy only uses masquerading (NAT).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Forward {
+    /// `IP_VS_CONN_F_MASQ` (0), ipvsadm `-m`.
+    Masquerade,
+}
+
+/// A real server (IPVS destination).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct RealServer {
+    /// The endpoint's address.
+    pub addr: IpAddr,
+    /// The endpoint's port.
+    pub port: u16,
+    /// Always 1, as kube-proxy sets it.
+    pub weight: u32,
+    /// Always masquerade.
+    pub forward: Forward,
+}
+
+impl RealServer {
+    /// A masqueraded real server with weight 1.
+    pub fn masqueraded(addr: IpAddr, port: u16) -> RealServer {
+        RealServer {
+            addr,
+            port,
+            weight: 1,
+            forward: Forward::Masquerade,
+        }
+    }
+}
+
+/// A virtual server with its real servers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VirtualServer {
+    /// Protocol, address, port.
+    #[serde(flatten)]
+    pub key: VsKey,
+    /// The scheduler.
+    pub scheduler: Scheduler,
+    /// Persistence, for ClientIP session affinity.
+    pub persistence: Option<Persistence>,
+    /// The real servers, sorted by address and port.
+    pub real_servers: Vec<RealServer>,
+    /// The Service port it implements, `namespace/name:port` (for humans and logs).
+    pub service: String,
+}
+
+impl VirtualServer {
+    /// The kernel's service flags (`IPVS_SVC_ATTR_FLAGS`).
+    pub fn flags(&self) -> u32 {
+        let mut flags = 0;
+        if self.persistence.is_some() {
+            flags |= FLAG_PERSISTENT;
+        }
+        if self.scheduler == Scheduler::Mh {
+            flags |= FLAG_SCHED_MH_PORT;
+        }
+        flags
+    }
+}

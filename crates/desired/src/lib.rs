@@ -1,0 +1,26 @@
+//! The desired kernel state: a pure, deterministic function of the Service model, this node
+//! and the configuration, kept up to date incrementally.
+//!
+//! It reproduces what kube-proxy's IPVS mode programs: IPVS virtual servers with their real
+//! servers ([`ipvs`]), the addresses bound to `kube-ipvs0`, kube-proxy's ipsets with their
+//! entries ([`ipset`]) and its iptables chains and rules ([`iptables`]), for both address
+//! families. [`endpoints`] chooses the real servers of a Service port the way kube-proxy does;
+//! [`plan`] computes one Service's share of the state; [`state`] adds the shares up and
+//! recomputes only the Services that changed; [`render`] prints the result in the formats of
+//! `ipvsadm -Sn`, `ipset save` and `iptables-save`, or as JSON.
+//!
+//! Nothing here touches the kernel: this crate knows nothing of netlink or of the `ipvs` crate.
+
+pub mod config;
+pub mod endpoints;
+pub mod ipset;
+pub mod iptables;
+pub mod ipvs;
+pub mod plan;
+pub mod render;
+pub mod state;
+
+pub use config::{Config, LocalDetector, NodeInfo, NodePortAddresses};
+pub use ipset::{SetEntry, SetKind};
+pub use ipvs::{Forward, Persistence, RealServer, VirtualServer, VsKey};
+pub use state::DesiredState;

@@ -1,0 +1,189 @@
+//! The desired state in the formats operators already read: `ipvsadm -Sn`, the `kube-ipvs0`
+//! addresses as `ip address add` commands, `ipset save` and `iptables-restore` input; or the
+//! same as one JSON document.
+
+use std::fmt::Write;
+use std::net::IpAddr;
+
+use model::{IpFamily, Protocol};
+use serde::Serialize;
+
+use crate::ipset::SetKind;
+use crate::iptables::Ruleset;
+use crate::ipvs::{VirtualServer, VsKey};
+use crate::state::DesiredState;
+
+/// The name of the dummy interface VIPs are bound to.
+pub const DUMMY_DEVICE: &str = "kube-ipvs0";
+
+/// `addr:port`, IPv6 in brackets, as ipvsadm prints it.
+fn addr_port(addr: IpAddr, port: u16) -> String {
+    match addr {
+        IpAddr::V4(a) => format!("{a}:{port}"),
+        IpAddr::V6(a) => format!("[{a}]:{port}"),
+    }
+}
+
+/// ipvsadm's service switch: `-t ADDR:PORT`, `-u …` or `--sctp-service …`.
+fn service_switch(key: &VsKey) -> String {
+    let switch = match key.protocol {
+        Protocol::Tcp => "-t",
+        Protocol::Udp => "-u",
+        Protocol::Sctp => "--sctp-service",
+    };
+    format!("{switch} {}", addr_port(key.addr, key.port))
+}
+
+/// One virtual server and its real servers in `ipvsadm -Sn` format.
+pub fn ipvsadm_save(vs: &VirtualServer, out: &mut String) {
+    let svc = service_switch(&vs.key);
+    let _ = write!(out, "-A {svc} -s {}", vs.scheduler);
+    if let Some(p) = &vs.persistence {
+        let _ = write!(out, " -p {}", p.timeout);
+    }
+    if vs.flags() & crate::ipvs::FLAG_SCHED_MH_PORT != 0 {
+        out.push_str(" -b mh-port");
+    }
+    out.push('\n');
+    for rs in &vs.real_servers {
+        let _ = writeln!(
+            out,
+            "-a {svc} -r {} -m -w {}",
+            addr_port(rs.addr, rs.port),
+            rs.weight
+        );
+    }
+}
+
+/// The `ipset save` lines for every kube-proxy set of a family, empty sets included (kube-proxy
+/// creates them all).
+pub fn ipset_save(state: &DesiredState, family: IpFamily, out: &mut String) {
+    for kind in SetKind::ALL {
+        let name = kind.name(family);
+        let ty = kind.set_type();
+        let _ = writeln!(
+            out,
+            "create {name} {} {}",
+            ty.as_str(),
+            ty.create_options(family)
+        );
+        for entry in state.set_entries(family, *kind) {
+            let _ = writeln!(out, "add {name} {entry}");
+        }
+    }
+}
+
+/// The whole dry-run text.
+pub fn text(state: &DesiredState) -> String {
+    let mut out = String::from("# ipvsadm -Sn\n");
+    for vs in state.virtual_servers() {
+        ipvsadm_save(vs, &mut out);
+    }
+    let _ = writeln!(out, "\n# {DUMMY_DEVICE} addresses");
+    for addr in state.addresses() {
+        let prefix = match addr {
+            IpAddr::V4(_) => 32,
+            IpAddr::V6(_) => 128,
+        };
+        let _ = writeln!(out, "ip address add {addr}/{prefix} dev {DUMMY_DEVICE}");
+    }
+    for family in state.node().families() {
+        let _ = writeln!(out, "\n# ipset save ({family})");
+        ipset_save(state, family, &mut out);
+    }
+    for family in state.node().families() {
+        let tool = match family {
+            IpFamily::V4 => "iptables",
+            IpFamily::V6 => "ip6tables",
+        };
+        let rules = Ruleset::build(family, state);
+        let _ = writeln!(out, "\n# {tool}-restore --noflush ({family})");
+        let _ = writeln!(
+            out,
+            "# jumps from built-in chains, each ensured at position 1:"
+        );
+        for j in &rules.jumps {
+            let _ = writeln!(
+                out,
+                "#   -t {} -I {} 1 {}",
+                j.table.as_str(),
+                j.from,
+                j.rule()
+            );
+        }
+        out.push_str(&rules.restore_payload());
+    }
+    out
+}
+
+/// One ipset, for JSON.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IpSetJson {
+    /// Family.
+    pub family: IpFamily,
+    /// Name.
+    pub name: String,
+    /// Type, e.g. `hash:ip,port`.
+    #[serde(rename = "type")]
+    pub set_type: &'static str,
+    /// Create options.
+    pub options: String,
+    /// Entries in ipset's syntax.
+    pub entries: Vec<String>,
+}
+
+/// One family's iptables rules, for JSON.
+#[derive(Debug, Serialize)]
+pub struct IptablesJson {
+    /// Family.
+    pub family: IpFamily,
+    /// The rules.
+    #[serde(flatten)]
+    pub rules: Ruleset,
+}
+
+/// The whole dry-run as one JSON-serialisable document.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Json<'a> {
+    /// Virtual servers.
+    pub virtual_servers: Vec<&'a VirtualServer>,
+    /// Addresses for `kube-ipvs0`.
+    pub addresses: Vec<IpAddr>,
+    /// ipsets.
+    pub ipsets: Vec<IpSetJson>,
+    /// iptables rules.
+    pub iptables: Vec<IptablesJson>,
+}
+
+/// The dry-run as a JSON-serialisable value.
+pub fn json(state: &DesiredState) -> Json<'_> {
+    let families = state.node().families();
+    Json {
+        virtual_servers: state.virtual_servers().collect(),
+        addresses: state.addresses().collect(),
+        ipsets: families
+            .iter()
+            .flat_map(|family| {
+                SetKind::ALL.iter().map(move |kind| IpSetJson {
+                    family: *family,
+                    name: kind.name(*family),
+                    set_type: kind.set_type().as_str(),
+                    options: kind.set_type().create_options(*family),
+                    entries: state
+                        .set_entries(*family, *kind)
+                        .map(ToString::to_string)
+                        .collect(),
+                })
+            })
+            .collect(),
+        iptables: families
+            .iter()
+            .map(|family| IptablesJson {
+                family: *family,
+                rules: Ruleset::build(*family, state),
+            })
+            .collect(),
+    }
+}

@@ -1,0 +1,193 @@
+//! The whole desired state: the sum of every Service's [`ServicePlan`], updated incrementally.
+//!
+//! Each Service's plan is kept; a change to a Service or its EndpointSlices replaces just that
+//! plan and adjusts reference-counted aggregates, so an update costs in proportion to the
+//! Services that changed, not to the cluster. A change of node or configuration recomputes
+//! everything.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use model::{Changes, IpFamily, Model, ObjectId};
+
+use crate::config::{Config, NodeInfo};
+use crate::ipset::{SetEntry, SetKind};
+use crate::ipvs::{VirtualServer, VsKey};
+use crate::plan::{OutFilterDrop, ServicePlan, plan};
+
+/// A multiset: how many plans want each value.
+#[derive(Debug, Clone)]
+struct Counted<K: Ord>(BTreeMap<K, u32>);
+
+impl<K: Ord> Default for Counted<K> {
+    fn default() -> Self {
+        Counted(BTreeMap::new())
+    }
+}
+
+impl<K: Ord> Counted<K> {
+    fn add(&mut self, k: K) {
+        *self.0.entry(k).or_insert(0) += 1;
+    }
+
+    fn remove(&mut self, k: &K) {
+        if let Some(n) = self.0.get_mut(k) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(k);
+            }
+        }
+    }
+
+    fn keys(&self) -> impl Iterator<Item = &K> {
+        self.0.keys()
+    }
+}
+
+/// The desired kernel state for a model, node and configuration.
+#[derive(Debug, Clone, Default)]
+pub struct DesiredState {
+    config: Config,
+    node: NodeInfo,
+    plans: HashMap<ObjectId, ServicePlan>,
+    /// Which Services want each virtual server; the first (by namespace/name) wins when two
+    /// Services claim the same address and port, so the result does not depend on order.
+    claims: BTreeMap<VsKey, BTreeSet<ObjectId>>,
+    addresses: Counted<IpAddr>,
+    sets: BTreeMap<(IpFamily, SetKind), Counted<SetEntry>>,
+    out_filter: Counted<(IpFamily, OutFilterDrop)>,
+}
+
+impl DesiredState {
+    /// The state for `model` from scratch.
+    pub fn new(config: Config, node: NodeInfo, model: &Model) -> DesiredState {
+        let mut state = DesiredState {
+            config,
+            node,
+            ..DesiredState::default()
+        };
+        let ids: Vec<ObjectId> = model.services().map(|s| s.id.clone()).collect();
+        for id in ids {
+            state.recompute(model, &id);
+        }
+        state
+    }
+
+    /// Brings the state up to date after `changes` to `model`, with `node` as this node now
+    /// is. Only changed Services are recomputed, unless the node changed.
+    pub fn update(&mut self, model: &Model, changes: &Changes, node: &NodeInfo) {
+        if *node != self.node {
+            *self = DesiredState::new(self.config.clone(), node.clone(), model);
+            return;
+        }
+        for id in &changes.services {
+            self.recompute(model, id);
+        }
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The node in force.
+    pub fn node(&self) -> &NodeInfo {
+        &self.node
+    }
+
+    fn recompute(&mut self, model: &Model, id: &ObjectId) {
+        if let Some(old) = self.plans.remove(id) {
+            self.subtract(id, &old);
+        }
+        let Some(svc) = model.service(id) else {
+            return;
+        };
+        let slices: Vec<_> = model.slices_of(id).map(AsRef::as_ref).collect();
+        let new = plan(svc, &slices, &self.node, &self.config);
+        self.add(id, &new);
+        self.plans.insert(id.clone(), new);
+    }
+
+    fn add(&mut self, id: &ObjectId, plan: &ServicePlan) {
+        for vs in &plan.virtual_servers {
+            self.claims.entry(vs.key).or_default().insert(id.clone());
+        }
+        for a in &plan.addresses {
+            self.addresses.add(*a);
+        }
+        for (family, kind, entry) in &plan.entries {
+            self.sets
+                .entry((*family, *kind))
+                .or_default()
+                .add(entry.clone());
+        }
+        for drop in &plan.out_filter {
+            self.out_filter.add((IpFamily::of(&drop.addr), *drop));
+        }
+    }
+
+    fn subtract(&mut self, id: &ObjectId, plan: &ServicePlan) {
+        for vs in &plan.virtual_servers {
+            if let Some(owners) = self.claims.get_mut(&vs.key) {
+                owners.remove(id);
+                if owners.is_empty() {
+                    self.claims.remove(&vs.key);
+                }
+            }
+        }
+        for a in &plan.addresses {
+            self.addresses.remove(a);
+        }
+        for (family, kind, entry) in &plan.entries {
+            if let Some(set) = self.sets.get_mut(&(*family, *kind)) {
+                set.remove(entry);
+            }
+        }
+        for drop in &plan.out_filter {
+            self.out_filter.remove(&(IpFamily::of(&drop.addr), *drop));
+        }
+    }
+
+    /// Every virtual server, in ipvsadm's order.
+    pub fn virtual_servers(&self) -> impl Iterator<Item = &VirtualServer> {
+        self.claims.iter().filter_map(|(key, owners)| {
+            let owner = owners.first()?;
+            self.plans
+                .get(owner)?
+                .virtual_servers
+                .iter()
+                .find(|vs| vs.key == *key)
+        })
+    }
+
+    /// The virtual servers two or more Services claim, with the claimants (the first wins).
+    pub fn conflicts(&self) -> impl Iterator<Item = (&VsKey, &BTreeSet<ObjectId>)> {
+        self.claims.iter().filter(|(_, owners)| owners.len() > 1)
+    }
+
+    /// The addresses to bind on `kube-ipvs0`, sorted.
+    pub fn addresses(&self) -> impl Iterator<Item = IpAddr> + '_ {
+        self.addresses.keys().copied()
+    }
+
+    /// The entries of one set, sorted.
+    pub fn set_entries(&self, family: IpFamily, kind: SetKind) -> impl Iterator<Item = &SetEntry> {
+        self.sets
+            .get(&(family, kind))
+            .into_iter()
+            .flat_map(Counted::keys)
+    }
+
+    /// Whether a set has no entries.
+    pub fn set_is_empty(&self, family: IpFamily, kind: SetKind) -> bool {
+        self.set_entries(family, kind).next().is_none()
+    }
+
+    /// The load balancer VIPs closed to the node itself, for one family.
+    pub fn out_filter(&self, family: IpFamily) -> impl Iterator<Item = &OutFilterDrop> {
+        self.out_filter
+            .keys()
+            .filter(move |(f, _)| *f == family)
+            .map(|(_, d)| d)
+    }
+}

@@ -1,0 +1,150 @@
+//! The validated EndpointSlice: what kube-proxy's endpoint slice cache keeps of it.
+
+use std::net::IpAddr;
+
+use k8s_openapi::api::discovery::v1 as discovery;
+use serde::Serialize;
+
+use crate::labels::SERVICE_NAME;
+use crate::net::{IpFamily, ObjectId, Protocol};
+use crate::service::port_number;
+use crate::warning::Invalid;
+
+/// One entry of `ports`: the name and protocol match it to a Service port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointPort {
+    /// Matches [`crate::ServicePort::name`].
+    pub name: String,
+    /// Matches [`crate::ServicePort::protocol`].
+    pub protocol: Protocol,
+    /// The port on the endpoints (the Service's target port, resolved by the controller).
+    pub port: u16,
+}
+
+/// One endpoint (one pod), with the conditions and hints kube-proxy reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Endpoint {
+    /// The first of `addresses` (kube-proxy ignores the others).
+    pub addr: IpAddr,
+    /// `conditions.ready`; absent means true.
+    pub ready: bool,
+    /// `conditions.serving`; absent means true.
+    pub serving: bool,
+    /// `conditions.terminating`; absent means false.
+    pub terminating: bool,
+    /// `nodeName`.
+    pub node_name: Option<String>,
+    /// `hints.forZones[].name`.
+    pub zone_hints: Vec<String>,
+    /// `hints.forNodes[].name`.
+    pub node_hints: Vec<String>,
+}
+
+/// An EndpointSlice of a Service, for one address family.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EndpointSlice {
+    /// The slice's own namespace and name.
+    pub id: ObjectId,
+    /// The Service it belongs to (label `kubernetes.io/service-name`).
+    pub service: ObjectId,
+    /// `addressType`.
+    pub family: IpFamily,
+    /// `ports`, without entries whose port is unset (kube-proxy skips those too).
+    pub ports: Vec<EndpointPort>,
+    /// `endpoints`, without entries that have no address.
+    pub endpoints: Vec<Endpoint>,
+}
+
+impl EndpointSlice {
+    /// Validates a `discovery.k8s.io/v1 EndpointSlice`.
+    ///
+    /// Returns `Ok(None)` for slices no proxy uses: FQDN slices and slices without a
+    /// `kubernetes.io/service-name` label.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first field that makes the slice unusable.
+    pub fn from_kubernetes(
+        slice: &discovery::EndpointSlice,
+    ) -> Result<Option<EndpointSlice>, Invalid> {
+        let meta = &slice.metadata;
+        let namespace = meta.namespace.clone().unwrap_or_default();
+        let id = ObjectId::new(namespace.clone(), meta.name.clone().unwrap_or_default());
+        if id.name.is_empty() {
+            return Err(Invalid::new("metadata.name", "missing"));
+        }
+        let Some(service) = meta.labels.as_ref().and_then(|l| l.get(SERVICE_NAME)) else {
+            return Ok(None);
+        };
+        let family = match slice.address_type.as_str() {
+            "FQDN" => return Ok(None),
+            other => IpFamily::from_kubernetes(other).ok_or_else(|| {
+                Invalid::new("addressType", format!("unknown address type {other:?}"))
+            })?,
+        };
+        let mut ports = Vec::new();
+        for (i, p) in slice.ports.iter().flatten().enumerate() {
+            let Some(port) = p.port else { continue };
+            let protocol = Protocol::from_kubernetes(p.protocol.as_deref()).ok_or_else(|| {
+                Invalid::new(
+                    format!("ports[{i}].protocol"),
+                    format!(
+                        "unknown protocol {:?}",
+                        p.protocol.as_deref().unwrap_or_default()
+                    ),
+                )
+            })?;
+            ports.push(EndpointPort {
+                name: p.name.clone().unwrap_or_default(),
+                protocol,
+                port: port_number(&format!("ports[{i}].port"), port)?,
+            });
+        }
+        let mut endpoints = Vec::with_capacity(slice.endpoints.len());
+        for (i, ep) in slice.endpoints.iter().enumerate() {
+            let Some(raw) = ep.addresses.first() else {
+                continue;
+            };
+            let addr = raw.trim().parse::<IpAddr>().map_err(|_| {
+                Invalid::new(
+                    format!("endpoints[{i}].addresses[0]"),
+                    format!("{raw:?} is not an IP address"),
+                )
+            })?;
+            if IpFamily::of(&addr) != family {
+                return Err(Invalid::new(
+                    format!("endpoints[{i}].addresses[0]"),
+                    format!("{addr} is not of addressType {family}"),
+                ));
+            }
+            let conditions = ep.conditions.as_ref();
+            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
+            let hints = ep.hints.as_ref();
+            endpoints.push(Endpoint {
+                addr,
+                ready,
+                serving: conditions.and_then(|c| c.serving).unwrap_or(true),
+                terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
+                node_name: ep.node_name.clone(),
+                zone_hints: hints
+                    .and_then(|h| h.for_zones.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|z| z.name.clone())
+                    .collect(),
+                node_hints: hints
+                    .and_then(|h| h.for_nodes.as_ref())
+                    .into_iter()
+                    .flatten()
+                    .map(|n| n.name.clone())
+                    .collect(),
+            });
+        }
+        Ok(Some(EndpointSlice {
+            id,
+            service: ObjectId::new(namespace, service.clone()),
+            family,
+            ports,
+            endpoints,
+        }))
+    }
+}

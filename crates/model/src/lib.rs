@@ -1,0 +1,32 @@
+//! Kubernetes Services, EndpointSlices and this node, as the proxy sees them.
+//!
+//! The first two steps of the daemon's pipeline (sources → model → desired state → …):
+//! - [`source`]: where objects come from — a directory of YAML/JSON files
+//!   ([`source::dir`]) or a Kubernetes API server ([`source::kube`]). Both produce
+//!   the same [`SourceEvent`]s.
+//! - [`Model`]: the in-memory store those events are applied to. Every object is
+//!   validated once, at this edge, into the plain types of [`service`],
+//!   [`endpoints`] and [`node`]; an invalid object is skipped with a [`Warning`]
+//!   naming the object and the field, and never reaches the later steps.
+
+pub mod endpoints;
+pub mod labels;
+pub mod net;
+pub mod node;
+pub mod object;
+pub mod scheduler;
+pub mod service;
+pub mod source;
+pub mod store;
+pub mod warning;
+
+pub use endpoints::{Endpoint, EndpointPort, EndpointSlice};
+pub use labels::ProxyFilter;
+pub use net::{IpFamily, ObjectId, Protocol};
+pub use node::Node;
+pub use object::{Kind, Object};
+pub use scheduler::{SCHEDULER_ANNOTATION, Scheduler};
+pub use service::{Service, ServicePort, ServiceType, SessionAffinity};
+pub use source::SourceEvent;
+pub use store::{Changes, Model};
+pub use warning::{Invalid, Warning};

@@ -1,0 +1,368 @@
+//! The validated Service: what kube-proxy's service change tracker keeps of a `v1 Service`.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use k8s_openapi::api::core::v1 as core;
+use serde::Serialize;
+
+use crate::net::{IpFamily, ObjectId, Protocol};
+use crate::scheduler::{SCHEDULER_ANNOTATION, Scheduler};
+use crate::warning::Invalid;
+
+/// The default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
+pub const DEFAULT_AFFINITY_TIMEOUT: u32 = 10_800;
+/// The largest affinity timeout the API accepts (1 day).
+pub const MAX_AFFINITY_TIMEOUT: u32 = 86_400;
+
+/// `spec.type`, for the types the proxy implements (ExternalName never reaches the model).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ServiceType {
+    /// Reachable on its cluster IPs (and external IPs, if any).
+    ClusterIp,
+    /// Also reachable on a port of every node.
+    NodePort,
+    /// Also reachable on the load balancer's ingress IPs.
+    LoadBalancer,
+}
+
+/// `spec.sessionAffinity`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum SessionAffinity {
+    /// Every connection is scheduled afresh.
+    None,
+    /// Connections from one client IP go to one endpoint for `timeout` seconds (IPVS persistence).
+    ClientIp {
+        /// Seconds, 1..=86400.
+        timeout: u32,
+    },
+}
+
+/// One entry of `spec.ports`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServicePort {
+    /// The port's name; EndpointSlice ports are matched to it by name (and protocol).
+    pub name: String,
+    /// The protocol.
+    pub protocol: Protocol,
+    /// The port on the cluster IPs, external IPs and load balancer IPs.
+    pub port: u16,
+    /// The node port, if one is allocated.
+    pub node_port: Option<u16>,
+}
+
+/// A Service the proxy implements: it has cluster IPs and is not ExternalName.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// Namespace and name.
+    pub id: ObjectId,
+    /// `spec.type`.
+    pub service_type: ServiceType,
+    /// `spec.clusterIPs`: one per family, the primary family first.
+    pub cluster_ips: Vec<IpAddr>,
+    /// `spec.ports`.
+    pub ports: Vec<ServicePort>,
+    /// `spec.externalIPs`.
+    pub external_ips: Vec<IpAddr>,
+    /// `status.loadBalancer.ingress[].ip`, without those with `ipMode: Proxy`.
+    pub load_balancer_ips: Vec<IpAddr>,
+    /// `spec.loadBalancerSourceRanges`, normalised to network addresses.
+    pub source_ranges: Vec<IpNet>,
+    /// `externalTrafficPolicy: Local` on a Service that is externally reachable at all
+    /// (kube-proxy's `ExternalPolicyLocal`).
+    pub external_policy_local: bool,
+    /// `internalTrafficPolicy: Local`.
+    pub internal_policy_local: bool,
+    /// `spec.healthCheckNodePort`, kept only where kube-proxy serves it
+    /// (LoadBalancer with `externalTrafficPolicy: Local`).
+    pub health_check_node_port: Option<u16>,
+    /// `spec.sessionAffinity` and its timeout.
+    pub session_affinity: SessionAffinity,
+    /// The [`SCHEDULER_ANNOTATION`] override, if valid.
+    pub scheduler: Option<Scheduler>,
+}
+
+impl Service {
+    /// The cluster IP of a family, if the Service has one.
+    pub fn cluster_ip(&self, family: IpFamily) -> Option<IpAddr> {
+        self.cluster_ips
+            .iter()
+            .copied()
+            .find(|ip| IpFamily::of(ip) == family)
+    }
+
+    /// Validates a `v1 Service`.
+    ///
+    /// Returns `Ok(None)` for Services no proxy implements (ExternalName, headless, no cluster
+    /// IP). Problems that only cost a default (an unknown scheduler annotation) are pushed to
+    /// `soft`.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first field that makes the Service unusable.
+    pub fn from_kubernetes(
+        svc: &core::Service,
+        soft: &mut Vec<Invalid>,
+    ) -> Result<Option<Service>, Invalid> {
+        let meta = &svc.metadata;
+        let id = ObjectId::new(
+            meta.namespace.clone().unwrap_or_default(),
+            meta.name.clone().unwrap_or_default(),
+        );
+        if id.name.is_empty() {
+            return Err(Invalid::new("metadata.name", "missing"));
+        }
+        let Some(spec) = &svc.spec else {
+            return Err(Invalid::new("spec", "missing"));
+        };
+        let service_type = match spec.type_.as_deref() {
+            None | Some("ClusterIP") => ServiceType::ClusterIp,
+            Some("NodePort") => ServiceType::NodePort,
+            Some("LoadBalancer") => ServiceType::LoadBalancer,
+            Some("ExternalName") => return Ok(None),
+            Some(other) => {
+                return Err(Invalid::new("spec.type", format!("unknown type {other:?}")));
+            }
+        };
+        let Some(cluster_ips) = cluster_ips(spec)? else {
+            return Ok(None);
+        };
+        let ports = spec
+            .ports
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, p)| service_port(i, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        let external_ips = parse_ips("spec.externalIPs", spec.external_ips.iter().flatten())?;
+        let load_balancer_ips = load_balancer_ips(svc)?;
+        let source_ranges = spec
+            .load_balancer_source_ranges
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(i, s)| {
+                s.trim().parse::<IpNet>().map(|n| n.trunc()).map_err(|_| {
+                    Invalid::new(
+                        format!("spec.loadBalancerSourceRanges[{i}]"),
+                        format!("{s:?} is not a CIDR"),
+                    )
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let externally_accessible = match service_type {
+            ServiceType::NodePort | ServiceType::LoadBalancer => true,
+            ServiceType::ClusterIp => !external_ips.is_empty(),
+        };
+        let external_policy_local = externally_accessible
+            && traffic_policy_local(
+                "spec.externalTrafficPolicy",
+                spec.external_traffic_policy.as_deref(),
+            )?;
+        let internal_policy_local = traffic_policy_local(
+            "spec.internalTrafficPolicy",
+            spec.internal_traffic_policy.as_deref(),
+        )?;
+        let health_check_node_port =
+            if service_type == ServiceType::LoadBalancer && external_policy_local {
+                match spec.health_check_node_port {
+                    None | Some(0) => None,
+                    Some(p) => Some(port_number("spec.healthCheckNodePort", p)?),
+                }
+            } else {
+                None
+            };
+        let session_affinity = session_affinity(spec)?;
+        let scheduler = match meta
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(SCHEDULER_ANNOTATION))
+        {
+            None => None,
+            Some(value) => match value.trim().parse::<Scheduler>() {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    soft.push(Invalid::new(
+                        format!("metadata.annotations[{SCHEDULER_ANNOTATION}]"),
+                        e.to_string(),
+                    ));
+                    None
+                }
+            },
+        };
+        Ok(Some(Service {
+            id,
+            service_type,
+            cluster_ips,
+            ports,
+            external_ips,
+            load_balancer_ips,
+            source_ranges,
+            external_policy_local,
+            internal_policy_local,
+            health_check_node_port,
+            session_affinity,
+            scheduler,
+        }))
+    }
+}
+
+/// `spec.clusterIPs` (falling back to `spec.clusterIP`), checked against `spec.ipFamilies`;
+/// `None` for headless and IP-less Services.
+fn cluster_ips(spec: &core::ServiceSpec) -> Result<Option<Vec<IpAddr>>, Invalid> {
+    let (field, raw): (&str, Vec<&String>) = match (&spec.cluster_ips, &spec.cluster_ip) {
+        (Some(ips), _) if !ips.is_empty() => ("spec.clusterIPs", ips.iter().collect()),
+        (_, Some(ip)) => ("spec.clusterIP", vec![ip]),
+        _ => return Ok(None),
+    };
+    if raw
+        .first()
+        .is_none_or(|ip| ip.is_empty() || ip.as_str() == "None")
+    {
+        return Ok(None);
+    }
+    if let (Some(single), Some(first)) = (&spec.cluster_ip, raw.first())
+        && !single.is_empty()
+        && single != *first
+    {
+        return Err(Invalid::new(
+            "spec.clusterIP",
+            format!("{single:?} differs from spec.clusterIPs[0] {first:?}"),
+        ));
+    }
+    let ips = parse_ips(field, raw.into_iter())?;
+    if ips.len() > 2 || (ips.len() == 2 && IpFamily::of(&ips[0]) == IpFamily::of(&ips[1])) {
+        return Err(Invalid::new(
+            field,
+            "conflicting families: at most one address per IP family",
+        ));
+    }
+    for (i, family) in spec.ip_families.iter().flatten().enumerate() {
+        let Some(family) = IpFamily::from_kubernetes(family) else {
+            return Err(Invalid::new(
+                format!("spec.ipFamilies[{i}]"),
+                format!("unknown family {family:?}"),
+            ));
+        };
+        if let Some(ip) = ips.get(i)
+            && IpFamily::of(ip) != family
+        {
+            return Err(Invalid::new(
+                format!("spec.ipFamilies[{i}]"),
+                format!("conflicting families: {family} but {field}[{i}] is {ip}"),
+            ));
+        }
+    }
+    Ok(Some(ips))
+}
+
+fn parse_ips<'a>(
+    field: &str,
+    raw: impl Iterator<Item = &'a String>,
+) -> Result<Vec<IpAddr>, Invalid> {
+    raw.enumerate()
+        .map(|(i, s)| {
+            s.trim().parse::<IpAddr>().map_err(|_| {
+                Invalid::new(
+                    format!("{field}[{i}]"),
+                    format!("{s:?} is not an IP address"),
+                )
+            })
+        })
+        .collect()
+}
+
+fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
+    let ingress = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref());
+    let mut ips = Vec::new();
+    for (i, ing) in ingress.into_iter().flatten().enumerate() {
+        let Some(raw) = ing.ip.as_deref().filter(|ip| !ip.is_empty()) else {
+            continue;
+        };
+        // Like kube-proxy's IsVIPMode: only an absent ipMode or "VIP" means the node must
+        // handle traffic to this address itself.
+        if ing.ip_mode.as_deref().is_some_and(|m| m != "VIP") {
+            continue;
+        }
+        let ip = raw.trim().parse::<IpAddr>().map_err(|_| {
+            Invalid::new(
+                format!("status.loadBalancer.ingress[{i}].ip"),
+                format!("{raw:?} is not an IP address"),
+            )
+        })?;
+        ips.push(ip);
+    }
+    Ok(ips)
+}
+
+fn service_port(i: usize, p: &core::ServicePort) -> Result<ServicePort, Invalid> {
+    let protocol = Protocol::from_kubernetes(p.protocol.as_deref()).ok_or_else(|| {
+        Invalid::new(
+            format!("spec.ports[{i}].protocol"),
+            format!(
+                "unknown protocol {:?}",
+                p.protocol.as_deref().unwrap_or_default()
+            ),
+        )
+    })?;
+    let port = port_number(&format!("spec.ports[{i}].port"), p.port)?;
+    let node_port = match p.node_port {
+        None | Some(0) => None,
+        Some(n) => Some(port_number(&format!("spec.ports[{i}].nodePort"), n)?),
+    };
+    Ok(ServicePort {
+        name: p.name.clone().unwrap_or_default(),
+        protocol,
+        port,
+        node_port,
+    })
+}
+
+/// A port number, 1..=65535.
+pub(crate) fn port_number(field: &str, value: i32) -> Result<u16, Invalid> {
+    u16::try_from(value)
+        .ok()
+        .filter(|p| *p != 0)
+        .ok_or_else(|| Invalid::new(field, format!("{value} is not a port number (1-65535)")))
+}
+
+fn traffic_policy_local(field: &str, value: Option<&str>) -> Result<bool, Invalid> {
+    match value {
+        None | Some("Cluster") => Ok(false),
+        Some("Local") => Ok(true),
+        Some(other) => Err(Invalid::new(field, format!("unknown policy {other:?}"))),
+    }
+}
+
+fn session_affinity(spec: &core::ServiceSpec) -> Result<SessionAffinity, Invalid> {
+    match spec.session_affinity.as_deref() {
+        None | Some("None") => Ok(SessionAffinity::None),
+        Some("ClientIP") => {
+            let configured = spec
+                .session_affinity_config
+                .as_ref()
+                .and_then(|c| c.client_ip.as_ref())
+                .and_then(|c| c.timeout_seconds);
+            let timeout = match configured {
+                None => DEFAULT_AFFINITY_TIMEOUT,
+                Some(t) => u32::try_from(t)
+                    .ok()
+                    .filter(|t| (1..=MAX_AFFINITY_TIMEOUT).contains(t))
+                    .ok_or_else(|| {
+                        Invalid::new(
+                            "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+                            format!("{t} is out of range (1-{MAX_AFFINITY_TIMEOUT})"),
+                        )
+                    })?,
+            };
+            Ok(SessionAffinity::ClientIp { timeout })
+        }
+        Some(other) => Err(Invalid::new(
+            "spec.sessionAffinity",
+            format!("unknown affinity {other:?}"),
+        )),
+    }
+}

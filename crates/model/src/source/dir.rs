@@ -1,0 +1,288 @@
+//! The directory source (`--from-dir DIR`): YAML or JSON files, several documents per file,
+//! `kind: List` too, holding Services, EndpointSlices and optionally Nodes. Other kinds are
+//! ignored, so a directory of real manifests can be pointed at as it is.
+//!
+//! The directory is read as a whole: a malformed file rejects the whole read (naming file and
+//! line), so a half-written file never makes Services disappear. An object of a known kind
+//! whose fields do not decode is skipped with a [`Warning`] naming the field.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use serde::Deserialize;
+use tokio::sync::mpsc;
+
+use crate::warning::{Invalid, Warning};
+use crate::{Kind, Object, ObjectId, SourceEvent};
+
+/// Why a directory could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum DirError {
+    /// A file or directory could not be read.
+    #[error("reading {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A file is not valid YAML/JSON.
+    #[error("{path}:{line}:{column}: malformed YAML: {message}")]
+    Malformed {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line of the error.
+        line: usize,
+        /// 1-based column of the error.
+        column: usize,
+        /// The parser's message.
+        message: String,
+    },
+}
+
+/// Everything read from a directory.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// The objects, in file order.
+    pub objects: Vec<Object>,
+    /// Objects skipped because they did not decode.
+    pub warnings: Vec<Warning>,
+}
+
+impl Snapshot {
+    /// One [`SourceEvent::Listed`] per kind: the directory is the complete truth for each.
+    pub fn into_events(self) -> Vec<SourceEvent> {
+        let mut by_kind: BTreeMap<Kind, Vec<Object>> =
+            Kind::ALL.iter().map(|k| (*k, Vec::new())).collect();
+        for object in self.objects {
+            by_kind.entry(object.kind()).or_default().push(object);
+        }
+        by_kind
+            .into_iter()
+            .map(|(kind, objects)| SourceEvent::Listed(kind, objects))
+            .collect()
+    }
+}
+
+/// Reads every `*.yaml`, `*.yml` and `*.json` file under `dir` (recursively, sorted by path).
+///
+/// # Errors
+/// [`DirError`] for an unreadable path or a malformed file.
+pub fn read(dir: &Path) -> Result<Snapshot, DirError> {
+    let mut snapshot = Snapshot::default();
+    for path in files(dir)? {
+        let text = std::fs::read_to_string(&path).map_err(|source| DirError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        parse(&path, &text, &mut snapshot)?;
+    }
+    Ok(snapshot)
+}
+
+/// Parses one file's text into `into`.
+///
+/// # Errors
+/// [`DirError::Malformed`] with the line of the syntax error.
+pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirError> {
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let value = serde_yaml::Value::deserialize(document).map_err(|e| {
+            let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+            DirError::Malformed {
+                path: path.to_owned(),
+                line,
+                column,
+                message: e.to_string(),
+            }
+        })?;
+        decode(value, into);
+    }
+    Ok(())
+}
+
+fn decode(value: serde_yaml::Value, into: &mut Snapshot) {
+    let kind = value.get("kind").and_then(serde_yaml::Value::as_str);
+    let kind = match kind {
+        Some("List") => {
+            if let Some(serde_yaml::Value::Sequence(items)) = value.get("items") {
+                for item in items.clone() {
+                    decode(item, into);
+                }
+            }
+            return;
+        }
+        Some("Service") => Kind::Service,
+        Some("EndpointSlice") => Kind::EndpointSlice,
+        Some("Node") => Kind::Node,
+        _ => return,
+    };
+    let id = object_id(&value);
+    let decoded = match kind {
+        Kind::Service => typed(value).map(|s| Object::Service(Box::new(s))),
+        Kind::EndpointSlice => typed(value).map(|s| Object::EndpointSlice(Box::new(s))),
+        Kind::Node => typed(value).map(|n| Object::Node(Box::new(n))),
+    };
+    match decoded {
+        Ok(object) => into.objects.push(object),
+        Err(problem) => into.warnings.push(Warning {
+            kind,
+            object: id,
+            problem,
+            skipped: true,
+        }),
+    }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(value: serde_yaml::Value) -> Result<T, Invalid> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let field = e.path().to_string();
+        Invalid::new(field, e.into_inner().to_string())
+    })
+}
+
+fn object_id(value: &serde_yaml::Value) -> ObjectId {
+    let meta = value.get("metadata");
+    let field = |name: &str| {
+        meta.and_then(|m| m.get(name))
+            .and_then(serde_yaml::Value::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    ObjectId::new(field("namespace"), field("name"))
+}
+
+fn files(dir: &Path) -> Result<Vec<PathBuf>, DirError> {
+    let io = |source| DirError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        if path.is_dir() {
+            out.extend(files(&path)?);
+        } else if path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| matches!(e, "yaml" | "yml" | "json"))
+        {
+            out.push(path);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// What identifies a directory's content cheaply: each file's path, size and mtime.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Fingerprint(Vec<(PathBuf, u64, Option<SystemTime>)>);
+
+/// Fingerprints `dir`.
+///
+/// # Errors
+/// [`DirError::Io`] if the directory cannot be listed.
+pub fn fingerprint(dir: &Path) -> Result<Fingerprint, DirError> {
+    files(dir).map(|paths| {
+        Fingerprint(
+            paths
+                .into_iter()
+                .map(|p| {
+                    let meta = std::fs::metadata(&p).ok();
+                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+                    let modified = meta.and_then(|m| m.modified().ok());
+                    (p, len, modified)
+                })
+                .collect(),
+        )
+    })
+}
+
+/// Polls `dir` every `period` and sends a fresh set of [`SourceEvent::Listed`] events (and the
+/// decode warnings) whenever its fingerprint changes. A read that fails is logged and the
+/// previous content stays in force. Returns when the receiver is dropped.
+pub async fn watch(
+    dir: PathBuf,
+    period: Duration,
+    mut last: Fingerprint,
+    tx: mpsc::Sender<(Vec<SourceEvent>, Vec<Warning>)>,
+) {
+    loop {
+        tokio::time::sleep(period).await;
+        let now = match fingerprint(&dir) {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the source directory");
+                continue;
+            }
+        };
+        if now == last {
+            continue;
+        }
+        last = now;
+        match read(&dir) {
+            Ok(mut snapshot) => {
+                let warnings = std::mem::take(&mut snapshot.warnings);
+                if tx.send((snapshot.into_events(), warnings)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "keeping the previous directory content"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(text: &str) -> Result<Snapshot, DirError> {
+        let mut s = Snapshot::default();
+        parse(Path::new("t.yaml"), text, &mut s).map(|()| s)
+    }
+
+    #[test]
+    fn multi_document_and_lists() {
+        let s = parse_str(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: d}\n---\n\
+             apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Node\n  metadata: {name: n1}\n\
+             - apiVersion: v1\n  kind: ConfigMap\n  metadata: {name: ignored}\n---\n",
+        )
+        .expect("parses");
+        let kinds: Vec<Kind> = s.objects.iter().map(Object::kind).collect();
+        assert_eq!(kinds, vec![Kind::Service, Kind::Node]);
+        assert!(s.warnings.is_empty());
+    }
+
+    #[test]
+    fn json_is_yaml() {
+        let s = parse_str(r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"j"}}"#)
+            .expect("parses");
+        assert_eq!(s.objects.len(), 1);
+    }
+
+    #[test]
+    fn malformed_yaml_names_file_and_line() {
+        let err = parse_str("apiVersion: v1\nkind: Service\nmetadata: {name: a\n  bad: [\n")
+            .expect_err("malformed");
+        let DirError::Malformed { path, line, .. } = &err else {
+            panic!("wrong error {err}");
+        };
+        assert_eq!(path, Path::new("t.yaml"));
+        assert!(*line >= 3, "line {line}");
+        assert!(err.to_string().starts_with("t.yaml:"));
+    }
+
+    #[test]
+    fn wrong_type_skips_object_naming_field() {
+        let s = parse_str(
+            "apiVersion: v1\nkind: Service\nmetadata: {name: a, namespace: d}\nspec:\n  ports:\n  - port: http\n",
+        )
+        .expect("parses");
+        assert!(s.objects.is_empty());
+        let w = &s.warnings[0];
+        assert_eq!(w.object, ObjectId::new("d", "a"));
+        assert_eq!(w.problem.field, "spec.ports[0].port");
+        assert!(w.skipped);
+    }
+}

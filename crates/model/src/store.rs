@@ -1,0 +1,235 @@
+//! The model: every valid Service, EndpointSlice and this node, kept up to date by
+//! [`SourceEvent`]s, with a record of which Services changed since the last look.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
+
+use crate::labels::ProxyFilter;
+use crate::warning::{Invalid, Warning};
+use crate::{EndpointSlice, Kind, Node, Object, ObjectId, Service, SourceEvent};
+
+/// What changed in the model since [`Model::take_changes`] was last called.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Services whose spec or endpoints changed, appeared or disappeared.
+    pub services: BTreeSet<ObjectId>,
+    /// Whether this node's name, zone or addresses changed (every Service depends on them).
+    pub node: bool,
+}
+
+impl Changes {
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && !self.node
+    }
+}
+
+/// The in-memory model of Services, EndpointSlices and this node.
+#[derive(Debug, Default)]
+pub struct Model {
+    filter: ProxyFilter,
+    node_name: Option<String>,
+    services: BTreeMap<ObjectId, Arc<Service>>,
+    slices: HashMap<ObjectId, Arc<EndpointSlice>>,
+    slices_by_service: HashMap<ObjectId, BTreeSet<ObjectId>>,
+    node: Option<Node>,
+    listed: BTreeSet<Kind>,
+    changes: Changes,
+}
+
+impl Model {
+    /// An empty model that keeps objects `filter` accepts, and the Node named `node_name`
+    /// (any Node, when `None`: a directory source that names its node by containing it).
+    pub fn new(filter: ProxyFilter, node_name: Option<String>) -> Model {
+        Model {
+            filter,
+            node_name,
+            ..Model::default()
+        }
+    }
+
+    /// Applies one event from a source; returns the problems found in the objects.
+    pub fn apply(&mut self, event: SourceEvent) -> Vec<Warning> {
+        let mut warnings = Vec::new();
+        match event {
+            SourceEvent::Applied(object) => self.upsert(object, &mut warnings),
+            SourceEvent::Deleted(object) => self.remove(object.kind(), &object.id()),
+            SourceEvent::Listed(kind, objects) => {
+                let listed: BTreeSet<ObjectId> = objects.iter().map(Object::id).collect();
+                for stale in self.ids(kind).into_iter().filter(|id| !listed.contains(id)) {
+                    self.remove(kind, &stale);
+                }
+                for object in objects.into_iter().filter(|o| o.kind() == kind) {
+                    self.upsert(object, &mut warnings);
+                }
+                self.listed.insert(kind);
+            }
+        }
+        warnings
+    }
+
+    /// Whether a complete listing of all three kinds has arrived; nothing may be programmed
+    /// before (an empty model would delete every existing virtual server).
+    pub fn is_synced(&self) -> bool {
+        Kind::ALL.iter().all(|k| self.listed.contains(k))
+    }
+
+    /// Returns and clears the record of changes.
+    pub fn take_changes(&mut self) -> Changes {
+        std::mem::take(&mut self.changes)
+    }
+
+    /// Every Service, by namespace and name.
+    pub fn services(&self) -> impl Iterator<Item = &Arc<Service>> {
+        self.services.values()
+    }
+
+    /// One Service.
+    pub fn service(&self, id: &ObjectId) -> Option<&Arc<Service>> {
+        self.services.get(id)
+    }
+
+    /// The EndpointSlices of a Service, by slice name.
+    pub fn slices_of(&self, service: &ObjectId) -> impl Iterator<Item = &Arc<EndpointSlice>> {
+        self.slices_by_service
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.slices.get(id))
+    }
+
+    /// This node, once known.
+    pub fn node(&self) -> Option<&Node> {
+        self.node.as_ref()
+    }
+
+    /// Number of Services and EndpointSlices held.
+    pub fn len(&self) -> (usize, usize) {
+        (self.services.len(), self.slices.len())
+    }
+
+    /// Whether the model holds no Service and no EndpointSlice.
+    pub fn is_empty(&self) -> bool {
+        self.services.is_empty() && self.slices.is_empty()
+    }
+
+    fn ids(&self, kind: Kind) -> Vec<ObjectId> {
+        match kind {
+            Kind::Service => self.services.keys().cloned().collect(),
+            Kind::EndpointSlice => self.slices.keys().cloned().collect(),
+            Kind::Node => self
+                .node
+                .iter()
+                .map(|n| ObjectId::new("", n.name.clone()))
+                .collect(),
+        }
+    }
+
+    fn upsert(&mut self, object: Object, warnings: &mut Vec<Warning>) {
+        let id = object.id();
+        let kind = object.kind();
+        let mut soft = Vec::new();
+        let result = match &object {
+            Object::Service(svc) if self.filter.accepts(svc.metadata.labels.as_ref()) => {
+                Service::from_kubernetes(svc, &mut soft).map(|s| s.map(Validated::Service))
+            }
+            Object::EndpointSlice(s) if self.filter.accepts(s.metadata.labels.as_ref()) => {
+                EndpointSlice::from_kubernetes(s).map(|s| s.map(Validated::Slice))
+            }
+            Object::Node(n) => {
+                if self
+                    .node_name
+                    .as_ref()
+                    .is_some_and(|ours| Some(ours) != n.metadata.name.as_ref())
+                {
+                    return;
+                }
+                Node::from_kubernetes(n).map(|n| Some(Validated::Node(n)))
+            }
+            _ => Ok(None),
+        };
+        let report = |problem: Invalid, skipped: bool| Warning {
+            kind,
+            object: id.clone(),
+            problem,
+            skipped,
+        };
+        warnings.extend(soft.into_iter().map(|p| report(p, false)));
+        match result {
+            Ok(Some(Validated::Service(svc))) => self.put_service(svc),
+            Ok(Some(Validated::Slice(slice))) => self.put_slice(slice),
+            Ok(Some(Validated::Node(node))) => {
+                if self.node.as_ref() != Some(&node) {
+                    self.node = Some(node);
+                    self.changes.node = true;
+                }
+            }
+            Ok(None) => self.remove(kind, &id),
+            Err(problem) => {
+                warnings.push(report(problem, true));
+                self.remove(kind, &id);
+            }
+        }
+    }
+
+    fn put_service(&mut self, svc: Service) {
+        if self.services.get(&svc.id).is_some_and(|old| **old == svc) {
+            return;
+        }
+        self.changes.services.insert(svc.id.clone());
+        self.services.insert(svc.id.clone(), Arc::new(svc));
+    }
+
+    fn put_slice(&mut self, slice: EndpointSlice) {
+        if let Some(old) = self.slices.get(&slice.id) {
+            if **old == slice {
+                return;
+            }
+            let (old_id, old_service) = (old.id.clone(), old.service.clone());
+            self.unindex(&old_id, &old_service);
+        }
+        self.changes.services.insert(slice.service.clone());
+        self.slices_by_service
+            .entry(slice.service.clone())
+            .or_default()
+            .insert(slice.id.clone());
+        self.slices.insert(slice.id.clone(), Arc::new(slice));
+    }
+
+    fn unindex(&mut self, slice: &ObjectId, service: &ObjectId) {
+        self.changes.services.insert(service.clone());
+        if let Some(set) = self.slices_by_service.get_mut(service) {
+            set.remove(slice);
+            if set.is_empty() {
+                self.slices_by_service.remove(service);
+            }
+        }
+    }
+
+    fn remove(&mut self, kind: Kind, id: &ObjectId) {
+        match kind {
+            Kind::Service => {
+                if self.services.remove(id).is_some() {
+                    self.changes.services.insert(id.clone());
+                }
+            }
+            Kind::EndpointSlice => {
+                if let Some(old) = self.slices.remove(id) {
+                    self.unindex(id, &old.service);
+                }
+            }
+            Kind::Node => {
+                if self.node.as_ref().is_some_and(|n| n.name == id.name) {
+                    self.node = None;
+                    self.changes.node = true;
+                }
+            }
+        }
+    }
+}
+
+enum Validated {
+    Service(Service),
+    Slice(EndpointSlice),
+    Node(Node),
+}

@@ -1,0 +1,78 @@
+//! Graceful termination: a real server that leaves is first given weight 0,
+//! so it gets no new connections, and deleted once its connections are gone
+//! or after a bounded time.
+//!
+//! The state is mostly the kernel's own: a real server of ours with weight 0
+//! that we do not want is draining. Only the moment we first saw it so is kept
+//! here, which a restarted daemon rebuilds (the clock restarts, the drain goes on).
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use ipvs::{DestinationEntry, Protocol, ServiceKey};
+
+/// A real server of a virtual server.
+pub type RealServerKey = (ServiceKey, IpAddr, u16);
+
+/// When each draining real server started draining.
+#[derive(Debug, Clone)]
+pub struct Draining {
+    timeout: Duration,
+    since: HashMap<RealServerKey, Instant>,
+}
+
+impl Draining {
+    /// Real servers are deleted at the latest `timeout` after draining started.
+    pub fn new(timeout: Duration) -> Self {
+        Draining {
+            timeout,
+            since: HashMap::new(),
+        }
+    }
+
+    /// How many real servers are draining.
+    pub fn len(&self) -> usize {
+        self.since.len()
+    }
+
+    /// Whether nothing is draining.
+    pub fn is_empty(&self) -> bool {
+        self.since.is_empty()
+    }
+
+    /// Records that `rs` is draining (if not already) and tells whether it may
+    /// be deleted now: no connections left, or the timeout passed.
+    pub(crate) fn may_delete(
+        &mut self,
+        rs: RealServerKey,
+        entry: &DestinationEntry,
+        now: Instant,
+    ) -> bool {
+        let since = *self.since.entry(rs).or_insert(now);
+        drained(rs.0, entry) || now.duration_since(since) >= self.timeout
+    }
+
+    /// Starts the clock for a real server just set to weight 0.
+    pub(crate) fn start(&mut self, rs: RealServerKey, now: Instant) {
+        self.since.entry(rs).or_insert(now);
+    }
+
+    /// Forgets every real server not in `alive` (deleted, or wanted again).
+    pub(crate) fn retain(&mut self, alive: impl Fn(&RealServerKey) -> bool) {
+        self.since.retain(|k, _| alive(k));
+    }
+}
+
+/// Whether a real server has no connections left that draining protects:
+/// TCP and SCTP wait for active connections only (the inactive ones are
+/// closing); UDP has only "inactive" entries, so it waits for all of them.
+fn drained(service: ServiceKey, entry: &DestinationEntry) -> bool {
+    match service {
+        ServiceKey::Inet {
+            protocol: Protocol::Udp,
+            ..
+        } => entry.active_connections == 0 && entry.inactive_connections == 0,
+        _ => entry.active_connections == 0,
+    }
+}

@@ -1,0 +1,169 @@
+//! Drift: kernel state that differs from what the last successful sync
+//! programmed, i.e. changed by hand or by another program. The next sync
+//! repairs it like any other difference; this only counts it, by kind, for
+//! the `kube_ipvs_proxy_drift_repaired_total` metric and the logs.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use ipvs::ServiceWithDestinations;
+
+use crate::ipvs::same_service;
+use crate::ownership::Ownership;
+use crate::wanted::Wanted;
+
+/// Drift found, by kind (`virtual_server`, `real_server`, `address`).
+pub type DriftCounts = BTreeMap<&'static str, u64>;
+
+/// Virtual and real servers that differ from `last`, the table the previous
+/// sync programmed. Real servers at weight 0 that `last` does not have are
+/// ours, draining, and not drift.
+pub fn ipvs(last: &Wanted, observed: &[ServiceWithDestinations], owner: &Ownership) -> DriftCounts {
+    let mut counts = DriftCounts::new();
+    let mut bump = |kind| *counts.entry(kind).or_insert(0) += 1;
+    let observed: BTreeMap<_, _> = observed
+        .iter()
+        .map(|s| (s.service.service.key, s))
+        .collect();
+    for (key, want) in last {
+        let Some(have) = observed.get(key) else {
+            bump("virtual_server");
+            continue;
+        };
+        if !same_service(&want.service, &have.service.service) {
+            bump("virtual_server");
+        }
+        let present: BTreeMap<_, _> = have
+            .destinations
+            .iter()
+            .map(|e| ((e.destination.addr, e.destination.port), e.destination))
+            .collect();
+        for (addr_port, dest) in &want.destinations {
+            if present.get(addr_port) != Some(dest) {
+                bump("real_server");
+            }
+        }
+        for (addr_port, dest) in &present {
+            if dest.weight != 0 && !want.destinations.contains_key(addr_port) {
+                bump("real_server");
+            }
+        }
+    }
+    for (key, have) in &observed {
+        let serving = have.destinations.iter().any(|e| e.destination.weight != 0);
+        if !last.contains_key(key) && owner.owns(key) && serving {
+            bump("virtual_server");
+        }
+    }
+    counts
+}
+
+/// Addresses on `kube-ipvs0` that differ from the ones the last sync left.
+pub fn addresses(last: &BTreeSet<IpAddr>, bound: &BTreeSet<IpAddr>) -> DriftCounts {
+    let n = last.symmetric_difference(bound).count() as u64;
+    if n == 0 {
+        DriftCounts::new()
+    } else {
+        [("address", n)].into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::wanted::WantedService;
+    use ipvs::{
+        Destination, DestinationEntry, ForwardMethod, Protocol, Scheduler, Service, ServiceEntry,
+        ServiceKey, Stats,
+    };
+
+    fn owner() -> Ownership {
+        Ownership {
+            exclude: vec![],
+            dummy_addresses: ["10.96.0.10".parse().unwrap(), "10.96.0.11".parse().unwrap()].into(),
+            node_port_addresses: BTreeSet::new(),
+            node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
+        }
+    }
+
+    fn service(vip: &str) -> Service {
+        Service::new(
+            ServiceKey::inet(Protocol::Tcp, vip.parse().unwrap(), 80),
+            Scheduler::from("rr".to_owned()),
+        )
+    }
+
+    fn dest(host: &str, weight: u32) -> Destination {
+        Destination::new(
+            host.parse().unwrap(),
+            8080,
+            ForwardMethod::Masquerade,
+            weight,
+        )
+    }
+
+    fn have(s: Service, dests: &[Destination]) -> ServiceWithDestinations {
+        ServiceWithDestinations {
+            service: ServiceEntry {
+                service: s,
+                stats: Stats::default(),
+            },
+            destinations: dests
+                .iter()
+                .map(|d| DestinationEntry {
+                    destination: *d,
+                    active_connections: 0,
+                    inactive_connections: 0,
+                    persistent_connections: 0,
+                    stats: Stats::default(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn counts_what_changed_behind_our_back() {
+        let kept = service("10.96.0.10");
+        let deleted_by_hand = service("10.96.0.11");
+        let last: Wanted = [kept.clone(), deleted_by_hand]
+            .into_iter()
+            .map(|s| {
+                let destinations =
+                    [(("10.244.1.5".parse().unwrap(), 8080), dest("10.244.1.5", 1))].into();
+                (
+                    s.key,
+                    WantedService {
+                        service: s,
+                        destinations,
+                        origin: String::new(),
+                    },
+                )
+            })
+            .collect();
+        // One real server added by hand, ours still there, one draining (weight 0).
+        let observed = [have(
+            kept,
+            &[
+                dest("10.244.1.5", 1),
+                dest("10.244.9.9", 1),
+                dest("10.244.2.5", 0),
+            ],
+        )];
+        let counts = ipvs(&last, &observed, &owner());
+        assert_eq!(counts, [("real_server", 1), ("virtual_server", 1)].into());
+        assert_eq!(
+            ipvs(&last, &[], &owner()),
+            [("virtual_server", 2)].into(),
+            "both deleted by hand"
+        );
+    }
+
+    #[test]
+    fn counts_addresses_removed_or_added_by_hand() {
+        let last: BTreeSet<IpAddr> =
+            ["10.96.0.10".parse().unwrap(), "10.96.0.11".parse().unwrap()].into();
+        let bound: BTreeSet<IpAddr> = ["10.96.0.10".parse().unwrap()].into();
+        assert_eq!(addresses(&last, &bound), [("address", 1)].into());
+        assert!(addresses(&last, &last).is_empty());
+    }
+}

@@ -1,0 +1,387 @@
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipvs::{ForwardMethod, Protocol, Scheduler, ServiceEntry, Stats};
+use proptest::prelude::*;
+
+use super::*;
+
+const T: Duration = Duration::from_secs(60);
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn key(proto: Protocol, vip: &str, port: u16) -> ServiceKey {
+    ServiceKey::inet(proto, ip(vip), port)
+}
+
+fn dest(addr: &str, port: u16, weight: u32) -> Destination {
+    Destination::new(ip(addr), port, ForwardMethod::Masquerade, weight)
+}
+
+fn want(key: ServiceKey, sched: &str, dests: &[Destination]) -> (ServiceKey, WantedService) {
+    let service = Service::new(key, Scheduler::from(sched.to_owned()));
+    let destinations = dests.iter().map(|d| ((d.addr, d.port), *d)).collect();
+    (
+        key,
+        WantedService {
+            service,
+            destinations,
+            origin: "ns/svc:port".into(),
+        },
+    )
+}
+
+fn entry(d: Destination, active: u32, inactive: u32) -> DestinationEntry {
+    DestinationEntry {
+        destination: d,
+        active_connections: active,
+        inactive_connections: inactive,
+        persistent_connections: 0,
+        stats: Stats::default(),
+    }
+}
+
+fn have(key: ServiceKey, sched: &str, dests: Vec<DestinationEntry>) -> ServiceWithDestinations {
+    ServiceWithDestinations {
+        service: ServiceEntry {
+            service: Service::new(key, Scheduler::from(sched.to_owned())),
+            stats: Stats::default(),
+        },
+        destinations: dests,
+    }
+}
+
+fn owner() -> Ownership {
+    Ownership {
+        exclude: vec![],
+        dummy_addresses: [ip("10.96.0.10"), ip("10.96.0.11"), ip("fd00::10")].into(),
+        node_port_addresses: [ip("192.168.1.10")].into(),
+        node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
+    }
+}
+
+fn run(
+    wanted: &Wanted,
+    observed: &[ServiceWithDestinations],
+    draining: &mut Draining,
+    now: Instant,
+) -> Plan {
+    plan(wanted, observed, &owner(), draining, now)
+}
+
+#[test]
+fn creates_virtual_servers_before_their_real_servers() {
+    let k = key(Protocol::Tcp, "10.96.0.10", 80);
+    let wanted: Wanted = [want(
+        k,
+        "rr",
+        &[dest("10.244.1.5", 8080, 1), dest("10.244.2.5", 8080, 1)],
+    )]
+    .into();
+    let p = run(&wanted, &[], &mut Draining::new(T), Instant::now());
+    assert_eq!(
+        p.changes,
+        vec![
+            Change::AddService(wanted[&k].service.clone()),
+            Change::AddDestination(k, dest("10.244.1.5", 8080, 1)),
+            Change::AddDestination(k, dest("10.244.2.5", 8080, 1)),
+        ]
+    );
+}
+
+#[test]
+fn nothing_to_do_when_the_kernel_matches() {
+    let k = key(Protocol::Udp, "fd00::10", 53);
+    let wanted: Wanted = [want(k, "rr", &[dest("fd00:244::5", 53, 1)])].into();
+    let observed = [have(k, "rr", vec![entry(dest("fd00:244::5", 53, 1), 0, 7)])];
+    assert_eq!(
+        run(&wanted, &observed, &mut Draining::new(T), Instant::now()),
+        Plan::default()
+    );
+}
+
+#[test]
+fn edits_a_changed_scheduler_in_place() {
+    let k = key(Protocol::Tcp, "10.96.0.10", 80);
+    let wanted: Wanted = [want(k, "mh", &[dest("10.244.1.5", 8080, 1)])].into();
+    let observed = [have(
+        k,
+        "rr",
+        vec![entry(dest("10.244.1.5", 8080, 1), 5, 0)],
+    )];
+    let p = run(&wanted, &observed, &mut Draining::new(T), Instant::now());
+    assert_eq!(
+        p.changes,
+        vec![Change::EditService(wanted[&k].service.clone())]
+    );
+}
+
+#[test]
+fn a_leaving_real_server_drains_then_goes_once_its_connections_end() {
+    let k = key(Protocol::Tcp, "10.96.0.10", 80);
+    let (old, new) = (dest("10.244.1.5", 8080, 1), dest("10.244.2.5", 8080, 1));
+    let wanted: Wanted = [want(k, "rr", &[new])].into();
+    let mut draining = Draining::new(T);
+    let t0 = Instant::now();
+
+    let p = run(
+        &wanted,
+        &[have(k, "rr", vec![entry(old, 3, 0)])],
+        &mut draining,
+        t0,
+    );
+    assert_eq!(
+        p.changes,
+        vec![
+            Change::AddDestination(k, new),
+            Change::EditDestination(k, Destination { weight: 0, ..old })
+        ],
+        "the new real server is added before the old one stops taking connections"
+    );
+    assert_eq!((p.drain_started, draining.len()), (1, 1));
+
+    let drained_old = Destination { weight: 0, ..old };
+    let still_busy = [have(
+        k,
+        "rr",
+        vec![entry(new, 0, 0), entry(drained_old, 2, 4)],
+    )];
+    assert!(
+        run(&wanted, &still_busy, &mut draining, t0 + T / 2)
+            .changes
+            .is_empty()
+    );
+
+    let idle = [have(
+        k,
+        "rr",
+        vec![entry(new, 0, 0), entry(drained_old, 0, 4)],
+    )];
+    let p = run(&wanted, &idle, &mut draining, t0 + T / 2);
+    assert_eq!(
+        p.changes,
+        vec![Change::DeleteDestination {
+            service: k,
+            addr: old.addr,
+            port: old.port
+        }]
+    );
+    assert!(draining.is_empty());
+}
+
+#[test]
+fn udp_real_servers_wait_for_every_connection_and_the_timeout_bounds_the_wait() {
+    let k = key(Protocol::Udp, "10.96.0.10", 53);
+    let gone = dest("10.244.1.5", 53, 0);
+    let wanted: Wanted = [want(k, "rr", &[])].into();
+    let observed = [have(k, "rr", vec![entry(gone, 0, 2)])];
+    let mut draining = Draining::new(T);
+    let t0 = Instant::now();
+    assert!(
+        run(&wanted, &observed, &mut draining, t0)
+            .changes
+            .is_empty(),
+        "UDP entries still there"
+    );
+    let p = run(&wanted, &observed, &mut draining, t0 + T);
+    assert_eq!(
+        p.changes,
+        vec![Change::DeleteDestination {
+            service: k,
+            addr: gone.addr,
+            port: gone.port
+        }]
+    );
+}
+
+#[test]
+fn a_real_server_that_comes_back_while_draining_is_restored() {
+    let k = key(Protocol::Tcp, "10.96.0.10", 80);
+    let back = dest("10.244.1.5", 8080, 1);
+    let wanted: Wanted = [want(k, "rr", &[back])].into();
+    let mut draining = Draining::new(T);
+    let t0 = Instant::now();
+    let observed = [have(
+        k,
+        "rr",
+        vec![entry(Destination { weight: 0, ..back }, 1, 0)],
+    )];
+    // It was draining (weight 0, not wanted) in an earlier sync...
+    run(&[want(k, "rr", &[])].into(), &observed, &mut draining, t0);
+    assert_eq!(draining.len(), 1);
+    // ...and is wanted again now.
+    let p = run(
+        &wanted,
+        &observed,
+        &mut draining,
+        t0 + Duration::from_secs(1),
+    );
+    assert_eq!(p.changes, vec![Change::EditDestination(k, back)]);
+    assert!(draining.is_empty());
+}
+
+#[test]
+fn a_removed_service_drains_before_it_is_deleted_and_others_are_left_alone() {
+    let ours = key(Protocol::Tcp, "10.96.0.11", 443);
+    let host = key(Protocol::Tcp, "192.168.1.10", 80); // a host service, not a NodePort
+    let rs = dest("10.244.1.5", 8443, 1);
+    let mut draining = Draining::new(T);
+    let t0 = Instant::now();
+    let wanted = Wanted::new();
+
+    let first = [
+        have(ours, "rr", vec![entry(rs, 1, 0)]),
+        have(host, "wlc", vec![entry(rs, 1, 0)]),
+    ];
+    let p = run(&wanted, &first, &mut draining, t0);
+    assert_eq!(
+        p.changes,
+        vec![Change::EditDestination(
+            ours,
+            Destination { weight: 0, ..rs }
+        )]
+    );
+    assert_eq!(p.draining_services, [ours].into());
+
+    let idle = [have(
+        ours,
+        "rr",
+        vec![entry(Destination { weight: 0, ..rs }, 0, 0)],
+    )];
+    let p = run(&wanted, &idle, &mut draining, t0);
+    assert_eq!(
+        p.changes,
+        vec![
+            Change::DeleteDestination {
+                service: ours,
+                addr: rs.addr,
+                port: rs.port
+            },
+            Change::DeleteService(ours)
+        ]
+    );
+}
+
+/// A simulated kernel table.
+type Kernel = BTreeMap<ServiceKey, (Service, BTreeMap<(IpAddr, u16), Destination>)>;
+
+/// Applies a plan to a simulated kernel whose connections all ended.
+fn apply(kernel: &mut Kernel, changes: &[Change]) {
+    for change in changes {
+        match change {
+            Change::AddService(s) => assert!(
+                kernel.insert(s.key, (s.clone(), BTreeMap::new())).is_none(),
+                "exists"
+            ),
+            Change::EditService(s) => {
+                kernel.get_mut(&s.key).expect("edit of a missing service").0 = s.clone()
+            }
+            Change::DeleteService(k) => assert!(
+                kernel.remove(k).expect("missing").1.is_empty(),
+                "had real servers"
+            ),
+            Change::AddDestination(k, d) => {
+                assert!(
+                    kernel
+                        .get_mut(k)
+                        .expect("missing")
+                        .1
+                        .insert((d.addr, d.port), *d)
+                        .is_none(),
+                    "exists"
+                )
+            }
+            Change::EditDestination(k, d) => {
+                *kernel
+                    .get_mut(k)
+                    .expect("missing")
+                    .1
+                    .get_mut(&(d.addr, d.port))
+                    .expect("missing") = *d
+            }
+            Change::DeleteDestination {
+                service,
+                addr,
+                port,
+            } => {
+                kernel
+                    .get_mut(service)
+                    .expect("missing")
+                    .1
+                    .remove(&(*addr, *port))
+                    .expect("missing");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+fn observe(kernel: &Kernel) -> Vec<ServiceWithDestinations> {
+    kernel
+        .values()
+        .map(|(s, d)| ServiceWithDestinations {
+            service: ServiceEntry {
+                service: s.clone(),
+                stats: Stats::default(),
+            },
+            destinations: d.values().map(|d| entry(*d, 0, 0)).collect(),
+        })
+        .collect()
+}
+
+fn arb_wanted() -> impl Strategy<Value = Wanted> {
+    let vips = ["10.96.0.10", "10.96.0.11", "fd00::10"];
+    let services = (
+        0..3usize,
+        prop::sample::select(vec![53u16, 80, 443]),
+        prop::sample::select(vec!["rr", "wlc", "mh"]),
+    );
+    let backends =
+        prop::collection::btree_set((1u8..6, prop::sample::select(vec![80u16, 8080])), 0..4);
+    prop::collection::vec((services, backends), 0..5).prop_map(move |list| {
+        list.into_iter()
+            .map(|((vip, port, sched), backends)| {
+                let k = key(Protocol::Tcp, vips[vip], port);
+                let v6 = vips[vip].contains(':');
+                let dests: Vec<_> = backends
+                    .into_iter()
+                    .map(|(host, p)| {
+                        dest(
+                            &if v6 {
+                                format!("fd00:244::{host}")
+                            } else {
+                                format!("10.244.0.{host}")
+                            },
+                            p,
+                            1,
+                        )
+                    })
+                    .collect();
+                want(k, sched, &dests)
+            })
+            .collect()
+    })
+}
+
+proptest! {
+    /// From any table of ours, two syncs (drain, then delete) reach exactly the
+    /// wanted table, and a third finds nothing to do.
+    #[test]
+    fn converges_to_the_wanted_table(before in arb_wanted(), after in arb_wanted()) {
+        let mut kernel = BTreeMap::new();
+        let mut draining = Draining::new(T);
+        let now = Instant::now();
+        apply(&mut kernel, &run(&before, &[], &mut draining, now).changes);
+        for _ in 0..2 {
+            let p = run(&after, &observe(&kernel), &mut draining, now);
+            apply(&mut kernel, &p.changes);
+        }
+        let expected: BTreeMap<_, _> = after.iter().map(|(k, w)| (*k, (w.service.clone(), w.destinations.clone()))).collect();
+        prop_assert_eq!(&kernel, &expected);
+        prop_assert!(run(&after, &observe(&kernel), &mut draining, now).changes.is_empty());
+        prop_assert!(draining.is_empty());
+    }
+}

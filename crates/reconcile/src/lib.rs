@@ -1,0 +1,22 @@
+//! The diff step of the pipeline (sources → model → desired state → **diff** →
+//! kernel): pure functions from the desired state and what the kernel really
+//! has to the minimal list of operations, in a safe order. No I/O here: the
+//! daemon observes the kernel, calls these, and applies the result.
+//!
+//! - [`wanted`]: the desired state's virtual servers as `ipvs` crate values.
+//! - [`ownership`]: which of the kernel's virtual servers are ours to change.
+//! - [`ipvs`]: virtual and real servers, with graceful termination.
+//! - [`drain`]: the clock of real servers being drained.
+//! - [`addresses`]: the addresses bound to `kube-ipvs0`.
+//! - [`drift`]: what changed in the kernel behind our back since the last sync.
+
+pub mod addresses;
+pub mod drain;
+pub mod drift;
+pub mod ipvs;
+pub mod ownership;
+pub mod wanted;
+
+pub use drain::Draining;
+pub use ownership::Ownership;
+pub use wanted::{Wanted, WantedService};

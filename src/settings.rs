@@ -1,0 +1,310 @@
+//! The effective settings: built-in defaults, overridden by the configuration file, overridden
+//! by command-line flags; validated once, here.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use desired::{Config, LocalDetector, NodePortAddresses};
+use ipnet::IpNet;
+use model::Scheduler;
+
+use crate::cli::Cli;
+use crate::kubeproxy_config::{ConfigError, KubeProxyConfiguration};
+
+/// A setting that cannot be used; the daemon exits with code 2.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum SettingsError {
+    /// The configuration file is unusable.
+    #[error(transparent)]
+    File(#[from] ConfigError),
+    /// A value is invalid.
+    #[error("{setting}: {message}")]
+    Invalid {
+        /// The flag or field.
+        setting: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> SettingsError {
+    SettingsError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// Everything the daemon runs with.
+#[derive(Debug, Clone)]
+pub(crate) struct Settings {
+    /// The desired-state configuration.
+    pub(crate) desired: Config,
+    /// `--hostname-override` / `hostnameOverride`.
+    pub(crate) hostname_override: Option<String>,
+    /// `--kubeconfig` / `clientConnection.kubeconfig`.
+    pub(crate) kubeconfig: Option<PathBuf>,
+    /// `--ipvs-sync-period` / `ipvs.syncPeriod`.
+    pub(crate) sync_period: Duration,
+    /// `--ipvs-min-sync-period` / `ipvs.minSyncPeriod`.
+    pub(crate) min_sync_period: Duration,
+    /// `--ipvs-exclude-cidrs` / `ipvs.excludeCIDRs`.
+    pub(crate) exclude_cidrs: Vec<IpNet>,
+    /// `--ipvs-strict-arp` / `ipvs.strictARP`.
+    pub(crate) strict_arp: bool,
+    /// `--ipvs-tcp-timeout`, `--ipvs-tcpfin-timeout`, `--ipvs-udp-timeout` (zero: keep the
+    /// kernel's).
+    pub(crate) ipvs_timeouts: [Duration; 3],
+    /// `--healthz-bind-address` / `healthzBindAddress`.
+    pub(crate) healthz_bind_address: SocketAddr,
+    /// `--metrics-bind-address` / `metricsBindAddress`.
+    pub(crate) metrics_bind_address: SocketAddr,
+    /// `--service-proxy-name`.
+    pub(crate) service_proxy_name: Option<String>,
+}
+
+fn cidrs(setting: &'static str, items: &[String]) -> Result<Vec<IpNet>, SettingsError> {
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<IpNet>()
+                .map(|n| n.trunc())
+                .map_err(|_| invalid(setting, format!("{s:?} is not a CIDR")))
+        })
+        .collect()
+}
+
+fn split(list: &str) -> Vec<String> {
+    list.split(',').map(str::to_owned).collect()
+}
+
+fn socket(setting: &'static str, s: &str) -> Result<SocketAddr, SettingsError> {
+    s.parse()
+        .map_err(|_| invalid(setting, format!("{s:?} is not an address:port")))
+}
+
+impl Settings {
+    /// Merges defaults, the `--config` file and the flags.
+    ///
+    /// # Errors
+    /// [`SettingsError`] naming the setting.
+    pub(crate) fn resolve(cli: &Cli) -> Result<Settings, SettingsError> {
+        let file = match &cli.config {
+            Some(path) => KubeProxyConfiguration::load(path)?,
+            None => KubeProxyConfiguration::default(),
+        };
+        let ipvs = file.ipvs.unwrap_or_default();
+        let iptables = file.iptables.unwrap_or_default();
+
+        let mode = cli
+            .proxy_mode
+            .clone()
+            .or(file.mode)
+            .unwrap_or_else(|| "ipvs".into());
+        if !mode.is_empty() && mode != "ipvs" {
+            return Err(invalid(
+                "mode",
+                format!("{mode:?}: only ipvs mode is implemented"),
+            ));
+        }
+        let scheduler = match cli
+            .ipvs_scheduler
+            .clone()
+            .or(ipvs.scheduler)
+            .filter(|s| !s.is_empty())
+        {
+            None => Scheduler::Rr,
+            Some(s) => s.parse().map_err(|e: model::scheduler::UnknownScheduler| {
+                invalid("ipvs.scheduler", e.to_string())
+            })?,
+        };
+        let detect = file.detect_local.unwrap_or_default();
+        let cluster_cidrs = match (&cli.cluster_cidr, &file.cluster_cidr) {
+            (Some(list), _) => cidrs("clusterCIDR", &split(list))?,
+            (None, Some(list)) if !list.is_empty() => cidrs("clusterCIDR", &split(list))?,
+            (None, _) => cidrs(
+                "detectLocal.clusterCIDRs",
+                &detect.cluster_cidrs.clone().unwrap_or_default(),
+            )?,
+        };
+        let local_detector = match file.detect_local_mode.as_deref().unwrap_or("") {
+            "" | "ClusterCIDR" if cluster_cidrs.is_empty() => LocalDetector::None,
+            "" | "ClusterCIDR" => LocalDetector::ClusterCidr(cluster_cidrs),
+            "BridgeInterface" => {
+                LocalDetector::BridgeInterface(detect.bridge_interface.ok_or_else(|| {
+                    invalid(
+                        "detectLocal.bridgeInterface",
+                        "required by detectLocalMode BridgeInterface",
+                    )
+                })?)
+            }
+            "InterfaceNamePrefix" => LocalDetector::InterfaceNamePrefix(
+                detect.interface_name_prefix.ok_or_else(|| {
+                    invalid(
+                        "detectLocal.interfaceNamePrefix",
+                        "required by detectLocalMode InterfaceNamePrefix",
+                    )
+                })?,
+            ),
+            other => {
+                return Err(invalid(
+                    "detectLocalMode",
+                    format!(
+                        "{other:?} is not supported (ClusterCIDR, BridgeInterface, InterfaceNamePrefix)"
+                    ),
+                ));
+            }
+        };
+        let node_port_list = match &cli.nodeport_addresses {
+            Some(list) => split(list),
+            None => file.node_port_addresses.unwrap_or_default(),
+        };
+        let primary = node_port_list.iter().any(|s| s.trim() == "primary");
+        let npa_cidrs: Vec<String> = node_port_list
+            .into_iter()
+            .filter(|s| s.trim() != "primary")
+            .collect();
+        let npa_cidrs = cidrs("nodePortAddresses", &npa_cidrs)?;
+        let node_port_addresses = if npa_cidrs.is_empty() && !primary {
+            NodePortAddresses::All
+        } else {
+            NodePortAddresses::Select {
+                cidrs: npa_cidrs,
+                primary,
+            }
+        };
+        let masquerade_bit = iptables.masquerade_bit.unwrap_or(14);
+        let masquerade_bit = u8::try_from(masquerade_bit)
+            .ok()
+            .filter(|b| *b <= 31)
+            .ok_or_else(|| {
+                invalid(
+                    "iptables.masqueradeBit",
+                    format!("{masquerade_bit} is not in 0-31"),
+                )
+            })?;
+        let masquerade_all = cli
+            .masquerade_all
+            .or(file.linux.and_then(|l| l.masquerade_all))
+            .or(iptables.masquerade_all)
+            .unwrap_or(false);
+        let exclude = match &cli.ipvs_exclude_cidrs {
+            Some(list) => split(list),
+            None => ipvs.exclude_cidrs.unwrap_or_default(),
+        };
+        let healthz = match (
+            cli.healthz_bind_address,
+            file.healthz_bind_address.filter(|s| !s.is_empty()),
+        ) {
+            (Some(a), _) => a,
+            (None, Some(s)) => socket("healthzBindAddress", &s)?,
+            (None, None) => socket("healthzBindAddress", "0.0.0.0:10256")?,
+        };
+        let metrics = match (
+            cli.metrics_bind_address,
+            file.metrics_bind_address.filter(|s| !s.is_empty()),
+        ) {
+            (Some(a), _) => a,
+            (None, Some(s)) => socket("metricsBindAddress", &s)?,
+            (None, None) => socket("metricsBindAddress", "127.0.0.1:10249")?,
+        };
+        let period =
+            |flag: Option<Duration>,
+             file: Option<crate::kubeproxy_config::GoDuration>,
+             default: Duration| { flag.or(file.map(|d| d.0)).unwrap_or(default) };
+        Ok(Settings {
+            desired: Config {
+                scheduler,
+                masquerade_all,
+                local_detector,
+                node_port_addresses,
+                masquerade_bit,
+                random_fully: true,
+            },
+            hostname_override: cli
+                .hostname_override
+                .clone()
+                .or(file.hostname_override)
+                .filter(|h| !h.is_empty())
+                .map(|h| h.trim().to_lowercase()),
+            kubeconfig: cli.kubeconfig.clone().or(file
+                .client_connection
+                .and_then(|c| c.kubeconfig)
+                .filter(|k| !k.is_empty())
+                .map(PathBuf::from)),
+            sync_period: period(
+                cli.ipvs_sync_period,
+                ipvs.sync_period.or(file.sync_period),
+                Duration::from_secs(30),
+            ),
+            min_sync_period: period(
+                cli.ipvs_min_sync_period,
+                ipvs.min_sync_period.or(file.min_sync_period),
+                Duration::ZERO,
+            ),
+            exclude_cidrs: cidrs("ipvs.excludeCIDRs", &exclude)?,
+            strict_arp: cli.ipvs_strict_arp.or(ipvs.strict_arp).unwrap_or(false),
+            ipvs_timeouts: [
+                period(cli.ipvs_tcp_timeout, ipvs.tcp_timeout, Duration::ZERO),
+                period(
+                    cli.ipvs_tcpfin_timeout,
+                    ipvs.tcp_fin_timeout,
+                    Duration::ZERO,
+                ),
+                period(cli.ipvs_udp_timeout, ipvs.udp_timeout, Duration::ZERO),
+            ],
+            healthz_bind_address: healthz,
+            metrics_bind_address: metrics,
+            service_proxy_name: cli.service_proxy_name.clone(),
+        })
+    }
+}
+
+impl Settings {
+    /// The effective settings as `# key: value` comment lines, printed at the top of a text
+    /// dry run so operators see what the merged configuration amounted to.
+    pub(crate) fn summary(&self) -> String {
+        let list = |v: &[IpNet]| {
+            if v.is_empty() {
+                "none".to_owned()
+            } else {
+                v.iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            }
+        };
+        let d = &self.desired;
+        let node_ports = match &d.node_port_addresses {
+            NodePortAddresses::All => "all local addresses".to_owned(),
+            NodePortAddresses::Select { cidrs, primary } => {
+                let mut s = list(cidrs);
+                if *primary {
+                    s.push_str(" + primary");
+                }
+                s
+            }
+        };
+        let [tcp, tcpfin, udp] = self.ipvs_timeouts;
+        format!(
+            "# scheduler: {}\n# masquerade-all: {}\n# local traffic detector: {:?}\n\
+             # nodeport-addresses: {node_ports}\n# sync period: {:?} (min {:?})\n\
+             # exclude-cidrs: {}\n# strict-arp: {}\n# ipvs timeouts tcp/tcpfin/udp: {:?}/{:?}/{:?}\n\
+             # healthz: {}\n# metrics: {}\n",
+            d.scheduler,
+            d.masquerade_all,
+            d.local_detector,
+            self.sync_period,
+            self.min_sync_period,
+            list(&self.exclude_cidrs),
+            self.strict_arp,
+            tcp,
+            tcpfin,
+            udp,
+            self.healthz_bind_address,
+            self.metrics_bind_address,
+        )
+    }
+}
