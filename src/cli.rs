@@ -56,8 +56,8 @@ pub(crate) struct Cli {
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
 
-    /// This node's name (default: the host name). Endpoints on this node are local; with
-    /// --from-dir it picks the Node object to use.
+    /// This node's name (default: $NODE_NAME, else the host name), trimmed and lower-cased.
+    /// Endpoints on this node are local; with --from-dir it picks the Node object to use.
     #[arg(long, value_name = "NAME")]
     pub(crate) hostname_override: Option<String>,
 

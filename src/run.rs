@@ -2,6 +2,7 @@
 
 use std::io::Write;
 use std::path::Path;
+use std::sync::Arc;
 
 use anyhow::Context;
 use desired::DesiredState;
@@ -14,9 +15,18 @@ use crate::cli::{Cli, Output};
 use crate::node_info::node_info;
 use crate::settings::Settings;
 
-fn report(warnings: &[Warning]) {
+/// Logs warnings and, with a cluster source, publishes them as Events on their objects.
+fn report(warnings: &[Warning], events: Option<&Arc<kube_source::EventReporter>>) {
     for w in warnings {
         tracing::warn!("{w}");
+        if let Some(events) = events {
+            let (events, w) = (Arc::clone(events), w.clone());
+            tokio::spawn(async move {
+                if let Err(e) = events.publish(&w).await {
+                    tracing::warn!(error = %e, "cannot publish an Event about {}", w.object);
+                }
+            });
+        }
     }
 }
 
@@ -46,14 +56,15 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
         }),
     };
     let mut model = Model::new(filter.clone(), node_name.clone());
+    let mut events_reporter: Option<Arc<kube_source::EventReporter>> = None;
     let (tx, mut rx) = mpsc::channel::<(Vec<SourceEvent>, Vec<Warning>)>(16);
     match source {
         Source::Dir(path) => {
             let fingerprint = dir::fingerprint(path)?;
             let mut snapshot = dir::read(path)?;
-            report(&std::mem::take(&mut snapshot.warnings));
+            report(&std::mem::take(&mut snapshot.warnings), None);
             for event in snapshot.into_events() {
-                report(&model.apply(event));
+                report(&model.apply(event), None);
             }
             if !cli.dry_run {
                 let period = std::time::Duration::from_secs(1);
@@ -66,6 +77,10 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
                 filter,
                 node_name: node_name.unwrap_or_default(),
             };
+            events_reporter = Some(Arc::new(kube_source::EventReporter::new(
+                client.clone(),
+                &watch.node_name,
+            )));
             let mut events = kube_source::events(client, &watch);
             tokio::spawn(async move {
                 while let Some(event) = events.next().await {
@@ -83,46 +98,57 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
         if model.is_synced() {
             let changes = model.take_changes();
             let info = node(&model);
-            match &mut state {
-                None => state = Some(DesiredState::new(settings.desired.clone(), info, &model)),
-                Some(s) if !changes.is_empty() => s.update(&model, &changes, &info),
-                Some(_) => {}
-            }
-            if let Some(s) = &state {
+            let updated = match &mut state {
+                None => {
+                    state = Some(DesiredState::new(settings.desired.clone(), info, &model));
+                    true
+                }
+                Some(s) if !changes.is_empty() => {
+                    s.update(&model, &changes, &info);
+                    true
+                }
+                Some(_) => false,
+            };
+            if let Some(s) = state.as_ref().filter(|_| updated) {
                 if cli.dry_run {
                     return print(s, cli.output, settings);
                 }
-                for (key, owners) in s.conflicts() {
-                    tracing::warn!(
-                        ?key,
-                        ?owners,
-                        "several Services claim one virtual server; the first wins"
-                    );
+                log_update(s, &model, &changes);
+                if !settings.min_sync_period.is_zero() {
+                    tokio::time::sleep(settings.min_sync_period).await;
                 }
-                let (services, slices) = model.len();
-                tracing::info!(
-                    services,
-                    slices,
-                    virtual_servers = s.virtual_servers().count(),
-                    "desired state updated (no dataplane yet: nothing is programmed)"
-                );
-            }
-            if !settings.min_sync_period.is_zero() {
-                tokio::time::sleep(settings.min_sync_period).await;
             }
         }
         let received = tokio::time::timeout(settings.sync_period, rx.recv()).await;
         match received {
             Ok(Some((events, warnings))) => {
-                report(&warnings);
+                report(&warnings, events_reporter.as_ref());
                 for event in events {
-                    report(&model.apply(event));
+                    report(&model.apply(event), events_reporter.as_ref());
                 }
             }
             Ok(None) => anyhow::bail!("the source stopped"),
             Err(_elapsed) => {}
         }
     }
+}
+
+fn log_update(state: &DesiredState, model: &Model, changes: &model::Changes) {
+    for (key, owners) in state.conflicts() {
+        tracing::warn!(
+            ?key,
+            ?owners,
+            "several Services claim one virtual server; the first wins"
+        );
+    }
+    let (services, slices) = model.len();
+    tracing::info!(
+        services,
+        slices,
+        changed_services = changes.services.len(),
+        virtual_servers = state.virtual_servers().count(),
+        "desired state updated (no dataplane yet: nothing is programmed)"
+    );
 }
 
 fn node_name_for<'a>(model: &'a Model, settings: &'a Settings) -> Option<&'a str> {

@@ -80,7 +80,18 @@ fn split(list: &str) -> Vec<String> {
     list.split(',').map(str::to_owned).collect()
 }
 
-fn socket(setting: &'static str, s: &str) -> Result<SocketAddr, SettingsError> {
+/// The flag, else the file's field (empty means unset), else the default.
+fn bind_address(
+    setting: &'static str,
+    flag: Option<SocketAddr>,
+    file: Option<String>,
+    default: &str,
+) -> Result<SocketAddr, SettingsError> {
+    if let Some(a) = flag {
+        return Ok(a);
+    }
+    let s = file.filter(|s| !s.is_empty());
+    let s = s.as_deref().unwrap_or(default);
     s.parse()
         .map_err(|_| invalid(setting, format!("{s:?} is not an address:port")))
 }
@@ -194,26 +205,34 @@ impl Settings {
             Some(list) => split(list),
             None => ipvs.exclude_cidrs.unwrap_or_default(),
         };
-        let healthz = match (
+        let healthz = bind_address(
+            "healthzBindAddress",
             cli.healthz_bind_address,
-            file.healthz_bind_address.filter(|s| !s.is_empty()),
-        ) {
-            (Some(a), _) => a,
-            (None, Some(s)) => socket("healthzBindAddress", &s)?,
-            (None, None) => socket("healthzBindAddress", "0.0.0.0:10256")?,
-        };
-        let metrics = match (
+            file.healthz_bind_address,
+            "0.0.0.0:10256",
+        )?;
+        let metrics = bind_address(
+            "metricsBindAddress",
             cli.metrics_bind_address,
-            file.metrics_bind_address.filter(|s| !s.is_empty()),
-        ) {
-            (Some(a), _) => a,
-            (None, Some(s)) => socket("metricsBindAddress", &s)?,
-            (None, None) => socket("metricsBindAddress", "127.0.0.1:10249")?,
+            file.metrics_bind_address,
+            "127.0.0.1:10249",
+        )?;
+        // As in kube-proxy's defaulting, a zero duration in the file means "the default"
+        // (kubeadm writes `syncPeriod: 0s`).
+        let period = |flag: Option<Duration>,
+                      file: Option<crate::kubeproxy_config::GoDuration>,
+                      default: Duration| {
+            flag.or(file.map(|d| d.0).filter(|d| !d.is_zero()))
+                .unwrap_or(default)
         };
-        let period =
-            |flag: Option<Duration>,
-             file: Option<crate::kubeproxy_config::GoDuration>,
-             default: Duration| { flag.or(file.map(|d| d.0)).unwrap_or(default) };
+        let sync_period = period(
+            cli.ipvs_sync_period,
+            ipvs.sync_period.or(file.sync_period),
+            Duration::from_secs(30),
+        );
+        if sync_period.is_zero() {
+            return Err(invalid("ipvs.syncPeriod", "must be greater than 0"));
+        }
         Ok(Settings {
             desired: Config {
                 scheduler,
@@ -234,11 +253,7 @@ impl Settings {
                 .and_then(|c| c.kubeconfig)
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from)),
-            sync_period: period(
-                cli.ipvs_sync_period,
-                ipvs.sync_period.or(file.sync_period),
-                Duration::from_secs(30),
-            ),
+            sync_period,
             min_sync_period: period(
                 cli.ipvs_min_sync_period,
                 ipvs.min_sync_period.or(file.min_sync_period),
@@ -288,14 +303,19 @@ impl Settings {
             }
         };
         let [tcp, tcpfin, udp] = self.ipvs_timeouts;
+        let detector = match &d.local_detector {
+            LocalDetector::None => "none".to_owned(),
+            LocalDetector::ClusterCidr(c) => format!("ClusterCIDR {}", list(c)),
+            LocalDetector::BridgeInterface(i) => format!("BridgeInterface {i}"),
+            LocalDetector::InterfaceNamePrefix(p) => format!("InterfaceNamePrefix {p}"),
+        };
         format!(
-            "# scheduler: {}\n# masquerade-all: {}\n# local traffic detector: {:?}\n\
+            "# effective settings\n# scheduler: {}\n# masquerade-all: {}\n# local traffic detector: {detector}\n\
              # nodeport-addresses: {node_ports}\n# sync period: {:?} (min {:?})\n\
              # exclude-cidrs: {}\n# strict-arp: {}\n# ipvs timeouts tcp/tcpfin/udp: {:?}/{:?}/{:?}\n\
-             # healthz: {}\n# metrics: {}\n",
+             # healthz: {}\n# metrics: {}\n\n",
             d.scheduler,
             d.masquerade_all,
-            d.local_detector,
             self.sync_period,
             self.min_sync_period,
             list(&self.exclude_cidrs),

@@ -105,6 +105,32 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
+    /// The node as its Node object describes it: primary IPs are the first InternalIP/ExternalIP
+    /// of each family unless `primary_override` (`--node-ip`) names them; the node's addresses
+    /// are taken to be the primary IPs and the Node's listed addresses.
+    pub fn from_node(
+        name: &str,
+        node: Option<&model::Node>,
+        primary_override: &[IpAddr],
+    ) -> NodeInfo {
+        let listed: &[IpAddr] = node.map_or(&[], |n| n.addresses.as_slice());
+        let source = if primary_override.is_empty() {
+            listed
+        } else {
+            primary_override
+        };
+        let primary_ips: Vec<IpAddr> = IpFamily::ALL
+            .into_iter()
+            .filter_map(|f| source.iter().copied().find(|ip| IpFamily::of(ip) == f))
+            .collect();
+        NodeInfo {
+            name: name.to_owned(),
+            zone: node.and_then(|n| n.zone.clone()),
+            addresses: primary_ips.iter().chain(listed).copied().collect(),
+            primary_ips,
+        }
+    }
+
     /// The primary IP of a family.
     pub fn primary_ip(&self, family: IpFamily) -> Option<IpAddr> {
         self.primary_ips
@@ -143,5 +169,71 @@ impl NodeInfo {
         };
         ips.retain(|ip| !ip.is_loopback());
         ips.into_iter().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    fn node() -> NodeInfo {
+        NodeInfo {
+            name: "n1".into(),
+            zone: None,
+            primary_ips: vec![ip("172.18.0.2"), ip("fd00::2")],
+            addresses: ["172.18.0.2", "10.0.0.5", "127.0.0.1", "fd00::2", "::1"]
+                .into_iter()
+                .map(ip)
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn node_port_addresses_follow_node_port_addresses() {
+        let n = node();
+        assert_eq!(
+            n.node_port_ips(IpFamily::V4, &NodePortAddresses::All),
+            vec![ip("10.0.0.5"), ip("172.18.0.2")],
+            "every non-loopback address of the family"
+        );
+        let primary = NodePortAddresses::Select {
+            cidrs: Vec::new(),
+            primary: true,
+        };
+        assert_eq!(n.node_port_ips(IpFamily::V6, &primary), vec![ip("fd00::2")]);
+        let cidr = NodePortAddresses::Select {
+            cidrs: vec![
+                "10.0.0.0/8".parse().expect("cidr"),
+                "127.0.0.0/8".parse().expect("cidr"),
+            ],
+            primary: false,
+        };
+        assert_eq!(
+            n.node_port_ips(IpFamily::V4, &cidr),
+            vec![ip("10.0.0.5")],
+            "never loopback"
+        );
+        assert_eq!(n.families(), vec![IpFamily::V4, IpFamily::V6]);
+    }
+
+    #[test]
+    fn local_detector_matches_per_family() {
+        let d = LocalDetector::ClusterCidr(vec!["10.244.0.0/16".parse().expect("cidr")]);
+        assert_eq!(
+            d.if_not_local(IpFamily::V4).as_deref(),
+            Some("! -s 10.244.0.0/16")
+        );
+        assert_eq!(d.if_not_local(IpFamily::V6), None);
+        assert_eq!(
+            LocalDetector::InterfaceNamePrefix("veth".into())
+                .if_not_local(IpFamily::V6)
+                .as_deref(),
+            Some("! -i veth+")
+        );
+        assert_eq!(Config::default().masquerade_mark(), "0x004000");
     }
 }

@@ -95,6 +95,7 @@ impl RealServer {
 
 /// A virtual server with its real servers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VirtualServer {
     /// Protocol, address, port.
     #[serde(flatten)]

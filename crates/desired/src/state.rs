@@ -191,3 +191,60 @@ impl DesiredState {
             .map(|(_, d)| d)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use model::{Kind, Object, ProxyFilter, SourceEvent};
+
+    fn service(name: &str, cluster_ip: &str, external_ip: &str) -> Object {
+        Object::Service(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "d"},
+                "spec": {"clusterIP": cluster_ip, "externalIPs": [external_ip], "ports": [{"port": 80}]},
+            }))
+            .expect("service"),
+        ))
+    }
+
+    #[test]
+    fn a_virtual_server_two_services_claim_goes_to_the_first_by_name() {
+        let mut model = Model::new(ProxyFilter::default(), None);
+        // Applied in reverse name order: the result must not depend on arrival order.
+        model.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![
+                service("b", "10.96.0.2", "192.0.2.1"),
+                service("a", "10.96.0.1", "192.0.2.1"),
+            ],
+        ));
+        let state = DesiredState::new(Config::default(), NodeInfo::default(), &model);
+        let shared = state
+            .virtual_servers()
+            .find(|vs| vs.key.addr.to_string() == "192.0.2.1")
+            .expect("the shared VIP");
+        assert_eq!(shared.service, "d/a");
+        assert_eq!(state.conflicts().count(), 1);
+        // The shared address is bound once and stays bound while either Service wants it.
+        assert_eq!(
+            state
+                .addresses()
+                .filter(|a| a.to_string() == "192.0.2.1")
+                .count(),
+            1
+        );
+        let mut model2 = model;
+        model2.apply(SourceEvent::Deleted(service("a", "10.96.0.1", "192.0.2.1")));
+        let mut state2 = state;
+        let changes = model2.take_changes();
+        let node = state2.node().clone();
+        state2.update(&model2, &changes, &node);
+        let shared = state2
+            .virtual_servers()
+            .find(|vs| vs.key.addr.to_string() == "192.0.2.1")
+            .expect("still claimed by b");
+        assert_eq!(shared.service, "d/b");
+        assert!(state2.addresses().any(|a| a.to_string() == "192.0.2.1"));
+        assert!(!state2.addresses().any(|a| a.to_string() == "10.96.0.1"));
+    }
+}

@@ -25,7 +25,10 @@ fn run(json: bool) -> Result<(), Error> {
     let mut ipvs = Client::new()?;
     let table = ipvs.list()?;
     if json {
-        println!("{}", serde_json::to_string_pretty(&table).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&table).unwrap_or_default()
+        );
         return Ok(());
     }
     let info = ipvs.info()?;

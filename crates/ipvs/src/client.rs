@@ -264,6 +264,11 @@ impl Client {
 
     /// Every service and its counters, in kernel (hash) order.
     ///
+    /// IPVS dumps are not snapshots: they resume by position, so a service
+    /// added or deleted meanwhile can make another one appear twice or not
+    /// at all. Duplicates are dropped here; call again for a table that is
+    /// certain to be complete after concurrent changes.
+    ///
     /// # Errors
     /// [`Error::Kernel`] (permission denied), [`Error::Io`], [`Error::Decode`],
     /// [`Error::DumpInterrupted`].
@@ -271,14 +276,18 @@ impl Client {
     pub fn services(&mut self) -> Result<Vec<ServiceEntry>, Error> {
         const OP: Operation = Operation::ListServices;
         let msg = IpvsMessage::new(Command::GetService, vec![]);
-        self.dump(OP, Object::default(), msg)?
+        let entries = self
+            .dump(OP, Object::default(), msg)?
             .iter()
             .map(|reply| decode_service(OP, reply))
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(dedup_by_key(entries, |e| e.service.key))
     }
 
     /// The real servers of a service, newest first (kernel order). A
     /// missing service has none: the kernel does not report an error.
+    /// Duplicates from a dump moving under concurrent changes are dropped,
+    /// as in [`Client::services`].
     ///
     /// # Errors
     /// As [`Client::services`].
@@ -287,7 +296,8 @@ impl Client {
         const OP: Operation = Operation::ListDestinations;
         let msg = IpvsMessage::new(Command::GetDest, vec![CmdAttr::Service(key.to_attrs())]);
         let af = key.af();
-        self.dump(OP, Object(key.to_string()), msg)?
+        let entries = self
+            .dump(OP, Object(key.to_string()), msg)?
             .iter()
             .flat_map(|reply| reply.cmd_attrs())
             .filter_map(|attr| match attr {
@@ -296,7 +306,10 @@ impl Client {
                 }
                 _ => None,
             })
-            .collect()
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(dedup_by_key(entries, |e| {
+            (e.destination.addr, e.destination.port)
+        }))
     }
 
     /// The whole table: every service with its real servers (one dump for
@@ -458,6 +471,15 @@ impl Client {
     }
 }
 
+/// Keeps the first of the entries sharing a key, in order.
+fn dedup_by_key<T, K: std::hash::Hash + Eq>(entries: Vec<T>, key: impl Fn(&T) -> K) -> Vec<T> {
+    let mut seen = std::collections::HashSet::new();
+    entries
+        .into_iter()
+        .filter(|e| seen.insert(key(e)))
+        .collect()
+}
+
 fn decode_service(op: Operation, reply: &IpvsMessage) -> Result<ServiceEntry, Error> {
     reply
         .cmd_attrs()
@@ -474,4 +496,22 @@ fn decode_service(op: Operation, reply: &IpvsMessage) -> Result<ServiceEntry, Er
                 reason: "service reply without IPVS_CMD_ATTR_SERVICE".into(),
             })
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The daemon moves a client to a blocking thread.
+    #[test]
+    fn a_client_can_move_between_threads() {
+        fn assert_send<T: Send>() {}
+        assert_send::<Client>();
+    }
+
+    #[test]
+    fn duplicates_from_a_moving_dump_are_dropped_in_order() {
+        let kept = dedup_by_key(vec![(1, 'a'), (2, 'b'), (1, 'c'), (3, 'd')], |e| e.0);
+        assert_eq!(kept, vec![(1, 'a'), (2, 'b'), (3, 'd')]);
+    }
 }

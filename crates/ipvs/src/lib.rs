@@ -60,7 +60,9 @@
 //! The generic netlink interface exists since Linux 2.6.28. Destination
 //! address families (mixed IPv4/IPv6 pools) need 3.18, 64-bit statistics
 //! 4.1 (older kernels' 32-bit counters are used instead), GUE tunnels 5.2,
-//! GRE tunnels 5.3, the `twos` scheduler 6.2.
+//! GRE tunnels 5.3; the `twos` scheduler only exists in recent kernels
+//! (Debian 12's 6.1 has no `ip_vs_twos`: adding a `twos` service fails with
+//! [`ErrorKind::SchedulerNotFound`]).
 
 mod addr;
 mod batch;

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::os::fd::AsFd;
+use std::time::Duration;
 
 use netlink_packet_core::{
     NLM_F_ACK, NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload,
@@ -25,6 +26,10 @@ const ACK_TRUESIZE: usize = 1024;
 pub(crate) const MAX_WINDOW: usize = 1024;
 /// User buffer for one datagram: kernel dump datagrams are at most 32 KiB.
 const RECV_BUF: usize = 64 << 10;
+/// How long to wait for the kernel's next reply before giving up. IPVS
+/// answers synchronously, so this only fires if something is badly wrong;
+/// it turns a hang into an error (`ErrorKind::TimedOut` in `Error::Io`).
+const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// What one `recv` brought.
 #[derive(Debug)]
@@ -191,7 +196,13 @@ impl Transport {
                 .map(Recv::Messages)
                 .map_err(Error::decode(op)),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Recv::Overrun),
-            Err(e) if nonblocking && e.kind() == io::ErrorKind::WouldBlock => Ok(Recv::Empty),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => match nonblocking {
+                true => Ok(Recv::Empty),
+                false => Err(Error::io(op)(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    format!("no reply from the kernel in {} s", RECV_TIMEOUT.as_secs()),
+                ))),
+            },
             Err(e) => Err(Error::io(op)(e)),
         }
     }

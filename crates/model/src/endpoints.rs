@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::labels::SERVICE_NAME;
 use crate::net::{IpFamily, ObjectId, Protocol};
-use crate::service::port_number;
+use crate::service::{parse_ip, parse_protocol, port_number};
 use crate::warning::Invalid;
 
 /// One entry of `ports`: the name and protocol match it to a Service port.
@@ -84,15 +84,7 @@ impl EndpointSlice {
         let mut ports = Vec::new();
         for (i, p) in slice.ports.iter().flatten().enumerate() {
             let Some(port) = p.port else { continue };
-            let protocol = Protocol::from_kubernetes(p.protocol.as_deref()).ok_or_else(|| {
-                Invalid::new(
-                    format!("ports[{i}].protocol"),
-                    format!(
-                        "unknown protocol {:?}",
-                        p.protocol.as_deref().unwrap_or_default()
-                    ),
-                )
-            })?;
+            let protocol = parse_protocol(format!("ports[{i}].protocol"), p.protocol.as_deref())?;
             ports.push(EndpointPort {
                 name: p.name.clone().unwrap_or_default(),
                 protocol,
@@ -104,12 +96,7 @@ impl EndpointSlice {
             let Some(raw) = ep.addresses.first() else {
                 continue;
             };
-            let addr = raw.trim().parse::<IpAddr>().map_err(|_| {
-                Invalid::new(
-                    format!("endpoints[{i}].addresses[0]"),
-                    format!("{raw:?} is not an IP address"),
-                )
-            })?;
+            let addr = parse_ip(format!("endpoints[{i}].addresses[0]"), raw)?;
             if IpFamily::of(&addr) != family {
                 return Err(Invalid::new(
                     format!("endpoints[{i}].addresses[0]"),

@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1 as core;
 use serde::Serialize;
 
 use crate::net::IpFamily;
+use crate::service::parse_ip;
 use crate::warning::Invalid;
 
 /// The node label kube-proxy reads the topology zone from.
@@ -58,13 +59,10 @@ impl Node {
         let mut addresses = Vec::new();
         for wanted in ["InternalIP", "ExternalIP"] {
             for (i, a) in listed.iter().enumerate().filter(|(_, a)| a.type_ == wanted) {
-                let ip = a.address.trim().parse::<IpAddr>().map_err(|_| {
-                    Invalid::new(
-                        format!("status.addresses[{i}].address"),
-                        format!("{:?} is not an IP address", a.address),
-                    )
-                })?;
-                addresses.push(ip);
+                addresses.push(parse_ip(
+                    format!("status.addresses[{i}].address"),
+                    &a.address,
+                )?);
             }
         }
         Ok(Node {

@@ -229,7 +229,13 @@ fn cluster_ips(spec: &core::ServiceSpec) -> Result<Option<Vec<IpAddr>>, Invalid>
             format!("{single:?} differs from spec.clusterIPs[0] {first:?}"),
         ));
     }
-    let ips = parse_ips(field, raw.into_iter())?;
+    let ips = parse_ips(field, raw.into_iter()).map_err(|mut e| {
+        if field == "spec.clusterIP" {
+            // A single field, not a list: no index.
+            e.field = field.to_owned();
+        }
+        e
+    })?;
     if ips.len() > 2 || (ips.len() == 2 && IpFamily::of(&ips[0]) == IpFamily::of(&ips[1])) {
         return Err(Invalid::new(
             field,
@@ -260,15 +266,25 @@ fn parse_ips<'a>(
     raw: impl Iterator<Item = &'a String>,
 ) -> Result<Vec<IpAddr>, Invalid> {
     raw.enumerate()
-        .map(|(i, s)| {
-            s.trim().parse::<IpAddr>().map_err(|_| {
-                Invalid::new(
-                    format!("{field}[{i}]"),
-                    format!("{s:?} is not an IP address"),
-                )
-            })
-        })
+        .map(|(i, s)| parse_ip(format!("{field}[{i}]"), s))
         .collect()
+}
+
+/// A protocol; absent means TCP.
+pub(crate) fn parse_protocol(field: String, raw: Option<&str>) -> Result<Protocol, Invalid> {
+    Protocol::from_kubernetes(raw).ok_or_else(|| {
+        Invalid::new(
+            field,
+            format!("unknown protocol {:?}", raw.unwrap_or_default()),
+        )
+    })
+}
+
+/// An IP address (surrounding blanks ignored).
+pub(crate) fn parse_ip(field: String, raw: &str) -> Result<IpAddr, Invalid> {
+    raw.trim()
+        .parse::<IpAddr>()
+        .map_err(|_| Invalid::new(field, format!("{raw:?} is not an IP address")))
 }
 
 fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
@@ -287,27 +303,16 @@ fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
         if ing.ip_mode.as_deref().is_some_and(|m| m != "VIP") {
             continue;
         }
-        let ip = raw.trim().parse::<IpAddr>().map_err(|_| {
-            Invalid::new(
-                format!("status.loadBalancer.ingress[{i}].ip"),
-                format!("{raw:?} is not an IP address"),
-            )
-        })?;
-        ips.push(ip);
+        ips.push(parse_ip(
+            format!("status.loadBalancer.ingress[{i}].ip"),
+            raw,
+        )?);
     }
     Ok(ips)
 }
 
 fn service_port(i: usize, p: &core::ServicePort) -> Result<ServicePort, Invalid> {
-    let protocol = Protocol::from_kubernetes(p.protocol.as_deref()).ok_or_else(|| {
-        Invalid::new(
-            format!("spec.ports[{i}].protocol"),
-            format!(
-                "unknown protocol {:?}",
-                p.protocol.as_deref().unwrap_or_default()
-            ),
-        )
-    })?;
+    let protocol = parse_protocol(format!("spec.ports[{i}].protocol"), p.protocol.as_deref())?;
     let port = port_number(&format!("spec.ports[{i}].port"), p.port)?;
     let node_port = match p.node_port {
         None | Some(0) => None,
@@ -364,5 +369,139 @@ fn session_affinity(spec: &core::ServiceSpec) -> Result<SessionAffinity, Invalid
             "spec.sessionAffinity",
             format!("unknown affinity {other:?}"),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn convert(spec: serde_json::Value) -> Result<Option<Service>, Invalid> {
+        let svc: core::Service = serde_json::from_value(json!({
+            "metadata": {"name": "s", "namespace": "d"},
+            "spec": spec,
+            "status": {"loadBalancer": {"ingress": [
+                {"ip": "203.0.113.1"}, {"ip": "203.0.113.2", "ipMode": "Proxy"}
+            ]}},
+        }))
+        .expect("service json");
+        Service::from_kubernetes(&svc, &mut Vec::new())
+    }
+
+    #[test]
+    fn invalid_services_name_the_field() {
+        let base = || json!({"clusterIP": "10.96.0.1", "ports": [{"port": 80}]});
+        let cases = [
+            (json!({"clusterIP": "10.96.0.999"}), "spec.clusterIP"),
+            (
+                json!({"clusterIPs": ["10.96.0.1", "10.96.0.2"]}),
+                "spec.clusterIPs",
+            ),
+            (
+                json!({"clusterIPs": ["10.96.0.1", "fd00::1"], "ipFamilies": ["IPv6", "IPv4"]}),
+                "spec.ipFamilies[0]",
+            ),
+            (
+                json!({"ports": [{"port": 80}, {"port": 0}]}),
+                "spec.ports[1].port",
+            ),
+            (
+                json!({"ports": [{"port": 80, "protocol": "ICMP"}]}),
+                "spec.ports[0].protocol",
+            ),
+            (
+                json!({"ports": [{"port": 80, "nodePort": 65536}]}),
+                "spec.ports[0].nodePort",
+            ),
+            (json!({"externalIPs": ["1.2.3"]}), "spec.externalIPs[0]"),
+            (
+                json!({"loadBalancerSourceRanges": ["10.0.0.0/33"]}),
+                "spec.loadBalancerSourceRanges[0]",
+            ),
+            (
+                json!({"sessionAffinity": "ClientIP", "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 86401}}}),
+                "spec.sessionAffinityConfig.clientIP.timeoutSeconds",
+            ),
+            (
+                json!({"type": "NodePort", "externalTrafficPolicy": "Nearby"}),
+                "spec.externalTrafficPolicy",
+            ),
+        ];
+        for (patch, field) in cases {
+            let mut spec = base();
+            for (k, v) in patch.as_object().expect("object") {
+                spec[k] = v.clone();
+            }
+            let err = convert(spec).expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn not_proxied_shapes_are_none() {
+        assert_eq!(
+            convert(json!({"clusterIP": "None", "ports": [{"port": 80}]})),
+            Ok(None)
+        );
+        assert_eq!(
+            convert(json!({"type": "ExternalName", "externalName": "x.example"})),
+            Ok(None)
+        );
+        assert_eq!(convert(json!({"ports": [{"port": 80}]})), Ok(None));
+    }
+
+    #[test]
+    fn defaults_and_filters_follow_kube_proxy() {
+        let svc = convert(json!({
+            "type": "LoadBalancer", "clusterIP": "10.96.0.1", "ports": [{"port": 80, "nodePort": 30080}],
+            "externalTrafficPolicy": "Local", "healthCheckNodePort": 32000,
+            "sessionAffinity": "ClientIP", "loadBalancerSourceRanges": [" 192.0.2.7/24 "],
+        }))
+        .expect("valid")
+        .expect("proxied");
+        assert_eq!(
+            svc.session_affinity,
+            SessionAffinity::ClientIp {
+                timeout: DEFAULT_AFFINITY_TIMEOUT
+            }
+        );
+        assert_eq!(
+            svc.load_balancer_ips,
+            vec!["203.0.113.1".parse::<IpAddr>().expect("ip")],
+            "ipMode Proxy is skipped"
+        );
+        assert_eq!(
+            svc.source_ranges[0].to_string(),
+            "192.0.2.0/24",
+            "normalised"
+        );
+        assert!(svc.external_policy_local);
+        assert_eq!(svc.health_check_node_port, Some(32000));
+        // externalTrafficPolicy only means something for externally reachable Services.
+        let internal = convert(
+            json!({"clusterIP": "10.96.0.1", "externalTrafficPolicy": "Local",
+                                      "healthCheckNodePort": 32000}),
+        )
+        .expect("valid")
+        .expect("proxied");
+        assert!(!internal.external_policy_local);
+        assert_eq!(internal.health_check_node_port, None);
+    }
+
+    #[test]
+    fn an_unknown_scheduler_annotation_is_a_soft_warning() {
+        let svc: core::Service = serde_json::from_value(json!({
+            "metadata": {"name": "s", "namespace": "d", "annotations": {SCHEDULER_ANNOTATION: "best"}},
+            "spec": {"clusterIP": "10.96.0.1"},
+        }))
+        .expect("service json");
+        let mut soft = Vec::new();
+        let converted = Service::from_kubernetes(&svc, &mut soft)
+            .expect("valid")
+            .expect("proxied");
+        assert_eq!(converted.scheduler, None);
+        assert_eq!(soft.len(), 1);
+        assert!(soft[0].field.contains(SCHEDULER_ANNOTATION));
     }
 }

@@ -233,3 +233,112 @@ enum Validated {
     Slice(EndpointSlice),
     Node(Node),
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service(name: &str, ip: &str) -> Object {
+        Object::Service(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "d"},
+                "spec": {"clusterIP": ip, "ports": [{"port": 80}]},
+            }))
+            .expect("service"),
+        ))
+    }
+
+    fn slice(name: &str, service: &str) -> Object {
+        Object::EndpointSlice(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": name, "namespace": "d",
+                             "labels": {"kubernetes.io/service-name": service}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.244.0.1"]}],
+            }))
+            .expect("slice"),
+        ))
+    }
+
+    fn id(name: &str) -> ObjectId {
+        ObjectId::new("d", name)
+    }
+
+    #[test]
+    fn synced_only_after_all_three_kinds_are_listed() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        m.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![service("a", "10.96.0.1")],
+        ));
+        m.apply(SourceEvent::Listed(Kind::EndpointSlice, Vec::new()));
+        assert!(!m.is_synced());
+        m.apply(SourceEvent::Listed(Kind::Node, Vec::new()));
+        assert!(
+            m.is_synced(),
+            "an empty Node list counts: the node may not exist"
+        );
+    }
+
+    #[test]
+    fn a_relist_removes_what_is_gone_and_reports_only_real_changes() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![service("a", "10.96.0.1"), service("b", "10.96.0.2")],
+        ));
+        let _ = m.take_changes();
+        m.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![service("a", "10.96.0.1")],
+        ));
+        let changes = m.take_changes();
+        assert_eq!(changes.services, BTreeSet::from([id("b")]));
+        assert!(m.service(&id("b")).is_none());
+    }
+
+    #[test]
+    fn a_slice_moving_to_another_service_changes_both() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Applied(slice("s1", "a")));
+        let _ = m.take_changes();
+        m.apply(SourceEvent::Applied(slice("s1", "b")));
+        assert_eq!(
+            m.take_changes().services,
+            BTreeSet::from([id("a"), id("b")])
+        );
+        assert_eq!(m.slices_of(&id("a")).count(), 0);
+        assert_eq!(m.slices_of(&id("b")).count(), 1);
+        m.apply(SourceEvent::Deleted(slice("s1", "b")));
+        assert_eq!(m.take_changes().services, BTreeSet::from([id("b")]));
+        assert!(m.is_empty());
+    }
+
+    #[test]
+    fn an_invalid_update_removes_the_service_with_a_warning() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        let warnings = m.apply(SourceEvent::Applied(service("a", "10.96.0.300")));
+        assert_eq!(warnings.len(), 1);
+        assert_eq!(warnings[0].problem.field, "spec.clusterIP");
+        assert!(warnings[0].skipped);
+        assert!(m.service(&id("a")).is_none());
+    }
+
+    #[test]
+    fn another_nodes_object_is_ignored() {
+        let node = |name: &str| {
+            Object::Node(Box::new(
+                serde_json::from_value(serde_json::json!({"metadata": {"name": name}}))
+                    .expect("node"),
+            ))
+        };
+        let mut m = Model::new(ProxyFilter::default(), Some("n1".into()));
+        m.apply(SourceEvent::Applied(node("n2")));
+        assert!(m.node().is_none());
+        m.apply(SourceEvent::Applied(node("n1")));
+        assert_eq!(m.node().map(|n| n.name.as_str()), Some("n1"));
+        assert!(m.take_changes().node);
+    }
+}

@@ -14,7 +14,7 @@ use testkit::Netns;
 
 /// Loads `ip_vs`, the SIP persistence engine, the dummy link type and
 /// every scheduler module this kernel has; returns the schedulers whose
-/// module exists (`twos` needs Linux 6.7).
+/// module exists (Debian 12's 6.1 has no `twos`).
 pub fn load_modules() -> Vec<Scheduler> {
     for m in ["ip_vs", "ip_vs_pe_sip", "dummy"] {
         testkit::run(&["modprobe", m]);

@@ -286,3 +286,59 @@ mod tests {
         assert!(w.skipped);
     }
 }
+
+#[cfg(test)]
+mod watch_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_changed_file_is_read_again() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("svc.yaml");
+        let service = |port: u16| {
+            format!(
+                "apiVersion: v1\nkind: Service\nmetadata: {{name: a, namespace: d}}\n\
+                 spec: {{clusterIP: 10.96.0.1, ports: [{{port: {port}}}]}}\n"
+            )
+        };
+        std::fs::write(&file, service(80)).expect("write");
+        let first = fingerprint(dir.path()).expect("fingerprint");
+        let (tx, mut rx) = mpsc::channel(4);
+        let task = tokio::spawn(watch(
+            dir.path().to_owned(),
+            Duration::from_millis(20),
+            first,
+            tx,
+        ));
+        // A different size makes the change visible even within one mtime tick.
+        std::fs::write(&file, service(8080)).expect("rewrite");
+        let (events, warnings) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("re-read in time")
+            .expect("events");
+        assert!(warnings.is_empty());
+        let services = events.iter().find_map(|e| match e {
+            SourceEvent::Listed(Kind::Service, objects) => Some(objects),
+            _ => None,
+        });
+        let Some([Object::Service(svc)]) = services.map(Vec::as_slice) else {
+            panic!("one Service expected: {events:?}");
+        };
+        let port = svc
+            .spec
+            .as_ref()
+            .and_then(|s| s.ports.as_ref())
+            .map(|p| p[0].port);
+        assert_eq!(port, Some(8080));
+
+        // A malformed file is not applied: nothing is sent, the old content stays in force.
+        std::fs::write(&file, "kind: Service\nmetadata: [\n").expect("break");
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), rx.recv())
+                .await
+                .is_err(),
+            "a malformed directory must not replace the model"
+        );
+        task.abort();
+    }
+}

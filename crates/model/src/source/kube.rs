@@ -5,15 +5,16 @@
 use std::fmt::Debug;
 
 use futures::stream::{BoxStream, StreamExt};
-use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::core::v1::{self as core, ObjectReference};
 use k8s_openapi::api::discovery::v1 as discovery;
 use kube::runtime::WatchStreamExt;
+use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::labels::ProxyFilter;
-use crate::{Kind, Object, SourceEvent};
+use crate::{Kind, Object, SourceEvent, Warning};
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -86,4 +87,56 @@ where
             std::future::ready(out)
         })
         .boxed()
+}
+
+/// Publishes the model's [`Warning`]s as Kubernetes Events on the objects they are about
+/// (`events.k8s.io/v1`, reporting controller `kube-ipvs-proxy`, instance = node name), so a
+/// skipped Service shows up in `kubectl describe`.
+pub struct EventReporter {
+    recorder: Recorder,
+}
+
+impl EventReporter {
+    /// A reporter for this node.
+    pub fn new(client: Client, node_name: &str) -> EventReporter {
+        let reporter = Reporter {
+            controller: "kube-ipvs-proxy".into(),
+            instance: Some(node_name.to_owned()),
+        };
+        EventReporter {
+            recorder: Recorder::new(client, reporter),
+        }
+    }
+
+    /// Publishes one warning.
+    ///
+    /// # Errors
+    /// The API server's refusal (missing RBAC `create` on `events.events.k8s.io`).
+    pub async fn publish(&self, warning: &Warning) -> Result<(), kube::Error> {
+        let (api_version, kind) = match warning.kind {
+            Kind::Service => ("v1", "Service"),
+            Kind::EndpointSlice => ("discovery.k8s.io/v1", "EndpointSlice"),
+            Kind::Node => ("v1", "Node"),
+        };
+        let reference = ObjectReference {
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+            namespace: Some(warning.object.namespace.clone()).filter(|n| !n.is_empty()),
+            name: Some(warning.object.name.clone()),
+            ..ObjectReference::default()
+        };
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: if warning.skipped {
+                "InvalidObject"
+            } else {
+                "InvalidField"
+            }
+            .into(),
+            note: Some(warning.to_string()),
+            action: "Proxy".into(),
+            secondary: None,
+        };
+        self.recorder.publish(&event, &reference).await
+    }
 }

@@ -1,0 +1,21 @@
+//! Node setup outside IPVS, iptables and ipsets, knowing nothing of
+//! Kubernetes:
+//!
+//! - [`dummy`]: the dummy interface (`kube-ipvs0`) that holds every virtual
+//!   address, kept down as kube-proxy keeps it, its addresses synced by diff;
+//! - [`sysctl`]: the sysctls kube-proxy's IPVS mode sets, written only when
+//!   they differ;
+//! - [`modules`]: which kernel modules IPVS mode needs are loaded, built in
+//!   or missing, loading them with `modprobe`.
+
+pub mod dummy;
+pub mod modules;
+pub mod sysctl;
+
+pub use dummy::{AddressChanges, DummyLink, KUBE_IPVS0, LinkError};
+pub use modules::{Missing, ModuleError, ModuleState, Modules, ipvs_modules};
+pub use sysctl::{
+    ARP_ANNOUNCE, ARP_IGNORE, BRIDGE_NF_CALL_IPTABLES, Check, Ensured, IP_FORWARD, KernelVersion,
+    Key, Setting, SysctlError, Sysctls, VS_CONN_REUSE_MODE, VS_CONNTRACK, VS_EXPIRE_NODEST_CONN,
+    VS_EXPIRE_QUIESCENT_TEMPLATE, ipvs_mode_settings,
+};

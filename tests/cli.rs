@@ -1,0 +1,245 @@
+//! The daemon's command line, end to end: the dry run of the example cluster, JSON output,
+//! configuration errors and the help text.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn daemon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run kube-ipvs-proxy")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn dry_run_of_the_example_cluster_matches_the_expected_text() {
+    let out = daemon(&["--from-dir", "examples/cluster", "--dry-run"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/example-cluster.txt");
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::write(&golden, stdout(&out)).expect("write golden");
+    }
+    let expected = std::fs::read_to_string(&golden).expect("testdata/example-cluster.txt");
+    assert_eq!(stdout(&out), expected);
+    let warnings = stderr(&out);
+    assert!(
+        warnings.contains("default/broken: spec.ports[0].port"),
+        "{warnings}"
+    );
+    assert!(warnings.contains("default/oddsched"), "{warnings}");
+}
+
+#[test]
+fn json_output_carries_the_same_state() {
+    let text = stdout(&daemon(&["--from-dir", "examples/cluster", "--dry-run"]));
+    let out = daemon(&[
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    let vs = json["virtualServers"].as_array().expect("virtualServers");
+    assert_eq!(
+        vs.len(),
+        text.lines()
+            .filter(|l| l.starts_with("-A -") || l.starts_with("-A --"))
+            .count()
+    );
+    assert_eq!(
+        json["addresses"].as_array().map(Vec::len),
+        Some(text.matches("dev kube-ipvs0").count())
+    );
+    let first = &vs[0];
+    assert_eq!(first["addr"], "10.96.0.10");
+    assert_eq!(first["realServers"][0]["weight"], 1);
+    assert_eq!(first["realServers"][0]["forward"], "masquerade");
+}
+
+#[test]
+fn flags_override_the_config_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = dir.path().join("config.yaml");
+    std::fs::write(
+        &config,
+        "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\nmode: ipvs\n\
+         clusterCIDR: 10.244.0.0/16\nipvs:\n  scheduler: lc\n",
+    )
+    .expect("write config");
+    let config = config.to_str().expect("utf-8 path");
+    let from_file = stdout(&daemon(&[
+        "--config",
+        config,
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+    ]));
+    assert!(
+        from_file.contains("-A -t 10.96.20.20:80 -s lc\n"),
+        "{from_file}"
+    );
+    assert!(
+        from_file.contains("dst,dst ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ"),
+        "{from_file}"
+    );
+    let overridden = stdout(&daemon(&[
+        "--config",
+        config,
+        "--ipvs-scheduler",
+        "wrr",
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+    ]));
+    assert!(
+        overridden.contains("-A -t 10.96.20.20:80 -s wrr\n"),
+        "{overridden}"
+    );
+}
+
+#[test]
+fn config_errors_name_the_field_and_exit_2() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (body, field) in [
+        ("ipvs:\n  schedulr: rr\n", "ipvs"),
+        ("ipvs:\n  strictARP: sometimes\n", "ipvs.strictARP"),
+        ("ipvs:\n  scheduler: fastest\n", "ipvs.scheduler"),
+        ("mode: iptables\n", "mode"),
+    ] {
+        let path = dir.path().join("bad.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n{body}"
+            ),
+        )
+        .expect("write config");
+        let out = daemon(&[
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--from-dir",
+            "examples/cluster",
+            "--dry-run",
+        ]);
+        assert_eq!(out.status.code(), Some(2), "{body}: {}", stderr(&out));
+        assert!(stderr(&out).contains(field), "{body}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn malformed_yaml_names_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("bad.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: [\n",
+    )
+    .expect("write");
+    let out = daemon(&[
+        "--from-dir",
+        dir.path().to_str().expect("utf-8"),
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("bad.yaml:") && err.contains("malformed YAML"),
+        "{err}"
+    );
+}
+
+#[test]
+fn help_explains_every_flag_and_version_names_the_commit() {
+    let help = stdout(&daemon(&["--help"]));
+    for flag in [
+        "--config",
+        "--from-dir",
+        "--dry-run",
+        "--output",
+        "--hostname-override",
+        "--node-ip",
+        "--kubeconfig",
+        "--proxy-mode",
+        "--ipvs-scheduler",
+        "--ipvs-sync-period",
+        "--ipvs-min-sync-period",
+        "--cluster-cidr",
+        "--masquerade-all",
+        "--nodeport-addresses",
+        "--healthz-bind-address",
+        "--metrics-bind-address",
+        "--ipvs-strict-arp",
+        "--ipvs-exclude-cidrs",
+        "--ipvs-tcp-timeout",
+        "--ipvs-tcpfin-timeout",
+        "--ipvs-udp-timeout",
+        "--service-proxy-name",
+    ] {
+        let line = help
+            .lines()
+            .find(|l| l.trim_start().starts_with(flag))
+            .unwrap_or_else(|| panic!("{flag} missing"));
+        let explained = help
+            .split(line)
+            .nth(1)
+            .and_then(|rest| rest.lines().nth(1))
+            .unwrap_or_default();
+        assert!(!explained.trim().is_empty(), "{flag} has no explanation");
+    }
+    let version = stdout(&daemon(&["--version"]));
+    assert!(
+        version.starts_with("kube-ipvs-proxy 0.1.0 (commit "),
+        "{version}"
+    );
+}
+
+#[test]
+fn node_ip_flags_replace_the_node_objects_addresses() {
+    let out = stdout(&daemon(&[
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+        "--node-ip",
+        "192.168.50.4",
+        "--hostname-override",
+        "worker-1",
+    ]));
+    assert!(out.contains("-A -t 192.168.50.4:30080 -s rr"), "{out}");
+    assert!(
+        !out.contains("# ipset save (IPv6)"),
+        "an IPv4-only node proxies IPv4 only"
+    );
+}
+
+#[test]
+fn a_kubeadm_kube_proxy_config_is_accepted_with_kube_proxy_defaults() {
+    let out = daemon(&[
+        "--config",
+        "testdata/kubeadm-kube-proxy.conf",
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    for line in [
+        "# scheduler: rr\n",
+        "# sync period: 30s (min 0ns)\n",
+        "# healthz: 0.0.0.0:10256\n",
+        "# metrics: 127.0.0.1:10249\n",
+        "# local traffic detector: ClusterCIDR 10.244.0.0/16\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
