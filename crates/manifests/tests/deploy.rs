@@ -262,9 +262,9 @@ fn daemon_set_runs_like_kube_proxy() {
     );
 }
 
-/// The daemon's API requests, as documented in docs/operations.md#rbac. Until the
-/// fake API server records real requests (issue 5's watch tests), this list is the
-/// contract the ClusterRole is checked against.
+/// The daemon's API requests, as documented in docs/operations.md#rbac. The
+/// requests the daemon really makes are checked against the ClusterRole by the
+/// fake API server in crates/model/tests/watch.rs; this pins the documented list.
 const DAEMON_REQUESTS: [(&str, &str, &str); 8] = [
     ("", "services", "list"),
     ("", "services", "watch"),

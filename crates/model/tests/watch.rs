@@ -4,10 +4,13 @@
 //! it serves, so a test can prove which API access the proxy needs (RBAC).
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::StreamExt;
+use manifests::Bundle;
+use manifests::rbac::{Permission, granted};
 use model::source::kube::{EventReporter, Watch, events};
 use model::{Model, ObjectId, ProxyFilter};
 use serde_json::{Value, json};
@@ -35,13 +38,22 @@ struct State {
     /// Every object event, so a watch from an older resourceVersion is replayed like the real
     /// API server does.
     log: Vec<Scripted>,
-    requests: Vec<(String, String)>,
+    /// Every request as (API group, resource, verb), the terms RBAC grants in.
+    requests: Vec<(String, String, String)>,
 }
 
 #[derive(Clone)]
 struct FakeApi {
     state: Arc<Mutex<State>>,
     feed: broadcast::Sender<Scripted>,
+}
+
+/// The API group of a request path: `/apis/GROUP/...`, or `""` for `/api/v1/...`.
+fn group_of(path: &str) -> String {
+    path.strip_prefix("/apis/")
+        .and_then(|rest| rest.split('/').next())
+        .unwrap_or_default()
+        .to_owned()
 }
 
 fn resource_of(path: &str) -> &'static str {
@@ -110,13 +122,18 @@ impl FakeApi {
         self.with_state(|s| {
             s.requests
                 .iter()
-                .filter(|(v, r)| v == verb && r == resource)
+                .filter(|(_, r, v)| v == verb && r == resource)
                 .count()
         })
     }
 
-    fn requests(&self) -> BTreeSet<(String, String)> {
-        self.with_state(|s| s.requests.iter().cloned().collect())
+    fn requests(&self) -> BTreeSet<Permission> {
+        self.with_state(|s| {
+            s.requests
+                .iter()
+                .map(|(g, r, v)| Permission::new(g, r, v))
+                .collect()
+        })
     }
 
     async fn serve(self, listener: TcpListener) {
@@ -157,7 +174,8 @@ impl FakeApi {
                 (_, true) => "watch",
                 _ => "list",
             };
-            self.with_state(|s| s.requests.push((verb.into(), resource.into())));
+            let group = group_of(&target);
+            self.with_state(|s| s.requests.push((group, resource.into(), verb.into())));
             let mut body = vec![0u8; length];
             if reader.read_exact(&mut body).await.is_err() {
                 return;
@@ -390,20 +408,14 @@ async fn the_model_follows_the_api_server() {
         api.count("list", "services") >= 2,
         "the 410 forced a relist"
     );
-    let requests = api.requests();
-    let mut expected: BTreeSet<(String, String)> = ["services", "endpointslices", "nodes"]
-        .iter()
-        .flat_map(|r| {
-            [
-                ("list".to_owned(), (*r).to_owned()),
-                ("watch".to_owned(), (*r).to_owned()),
-            ]
-        })
-        .collect();
-    expected.insert(("create".into(), "events".into()));
-    expected.insert(("patch".into(), "events".into()));
+    // RBAC, sufficient and minimal: manifests/'s ClusterRole grants exactly
+    // the (group, resource, verb) the watch and the Event publisher used.
+    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/base");
+    let bundle = Bundle::load(&roles).unwrap_or_else(|e| panic!("{e}"));
+    let grants = granted(&bundle.cluster_role).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
-        requests, expected,
-        "list and watch on the three resources; create and patch Events"
+        api.requests(),
+        grants,
+        "requests made (left) vs the ClusterRole's grants (right)"
     );
 }

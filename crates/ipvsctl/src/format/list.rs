@@ -1,0 +1,371 @@
+//! `ipvsadm -Ln` and its variants (`--stats`, `--rate`, `--exact`,
+//! `--thresholds`, `--persistent-conn`, `--tun-info`), byte for byte.
+//!
+//! The formats are ipvsadm 1.31's `print_title` and `print_service_entry`.
+//! Two deliberate differences: real servers with the cache-bypass method
+//! (which ipvsadm cannot create) show `Bypass` where ipvsadm prints
+//! `(null)`; and real servers' 64-bit counters are shown in full, where
+//! ipvsadm reads only their low 32 bits (a libipvs bug).
+
+use std::net::IpAddr;
+
+use ipvs::{
+    DestinationEntry, ForwardMethod, Info, Rates, ServiceEntry, ServiceKey,
+    ServiceWithDestinations, Stats, TunnelType,
+};
+
+use super::{TunnelView, addr_port, persistence_mask};
+use crate::values::{has_sched_flags, sched_flag_names};
+
+/// Which columns a listing shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum View {
+    /// Scheduler and flags; forwarding, weight and connection counts.
+    #[default]
+    Default,
+    /// `--stats`: traffic counters.
+    Stats,
+    /// `--rate`: traffic rates.
+    Rate,
+    /// `--thresholds`: connection thresholds.
+    Thresholds,
+    /// `--persistent-conn`: persistence templates.
+    PersistentConn,
+    /// `--tun-info`: tunnel encapsulation.
+    TunInfo,
+}
+
+/// How a listing is rendered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct ListFormat {
+    /// The columns.
+    pub(crate) view: View,
+    /// `--exact`: full numbers instead of K/M/G/T units.
+    pub(crate) exact: bool,
+}
+
+/// What a line of a listing shows, so that two listings can be compared
+/// row by row (`watch` highlights changed rows).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum RowKey {
+    /// A virtual service.
+    Service(ServiceKey),
+    /// One of its real servers.
+    Destination(ServiceKey, IpAddr, u16),
+}
+
+/// The first line of a full listing.
+pub(crate) fn version_line(info: &Info) -> String {
+    format!(
+        "IP Virtual Server version {} (size={})\n",
+        info.version, info.connection_table_size
+    )
+}
+
+/// The column titles (two lines) for a view.
+pub(crate) fn title(view: View) -> String {
+    let stats_title = |cols: [&str; 5]| {
+        format!(
+            "{:<33} {:>8} {:>8} {:>8} {:>8} {:>8}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", cols[0], cols[1], cols[2], cols[3], cols[4]
+        )
+    };
+    match view {
+        View::Stats => stats_title(["Conns", "InPkts", "OutPkts", "InBytes", "OutBytes"]),
+        View::Rate => stats_title(["CPS", "InPPS", "OutPPS", "InBPS", "OutBPS"]),
+        View::Thresholds => format!(
+            "{:<33} {:<10} {:<10} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Uthreshold", "Lthreshold", "ActiveConn", "InActConn"
+        ),
+        View::PersistentConn => format!(
+            "{:<33} {:<9} {:<11} {:<10} {:<10}\n  -> RemoteAddress:Port\n",
+            "Prot LocalAddress:Port", "Weight", "PersistConn", "ActiveConn", "InActConn"
+        ),
+        View::TunInfo => "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward TunnelInfo    Weight ActiveConn InActConn\n".to_owned(),
+        View::Default => "Prot LocalAddress:Port Scheduler Flags\n  -> RemoteAddress:Port           Forward Weight ActiveConn InActConn\n".to_owned(),
+    }
+}
+
+/// A whole listing: the version line (when `info` is given: ipvsadm omits
+/// it when listing one service), the titles and every row. `table` must
+/// already be in the wanted order.
+pub(crate) fn render(
+    info: Option<&Info>,
+    table: &[ServiceWithDestinations],
+    fmt: ListFormat,
+) -> String {
+    let mut out = info.map(version_line).unwrap_or_default();
+    out.push_str(&title(fmt.view));
+    for (_, line) in rows(table, fmt) {
+        out.push_str(&line);
+        out.push('\n');
+    }
+    out
+}
+
+/// The rows of a listing, without their newlines, with what each shows.
+pub(crate) fn rows(table: &[ServiceWithDestinations], fmt: ListFormat) -> Vec<(RowKey, String)> {
+    table
+        .iter()
+        .flat_map(|s| {
+            let key = s.service.service.key;
+            let service = (RowKey::Service(key), service_line(&s.service, fmt));
+            let dests = s.destinations.iter().map(move |d| {
+                let rs = &d.destination;
+                (
+                    RowKey::Destination(key, rs.addr, rs.port),
+                    destination_line(d, fmt),
+                )
+            });
+            std::iter::once(service).chain(dests)
+        })
+        .collect()
+}
+
+/// `TCP  10.0.0.1:80`, `FWM  7`, `FWM  7 IPv6`.
+pub(crate) fn service_name(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Inet {
+            protocol,
+            addr,
+            port,
+        } => format!("{:<4} {}", protocol.to_string(), addr_port(addr, *port)),
+        // ipvsadm prints the mark with %d.
+        ServiceKey::Fwmark { af, mark } => match af {
+            ipvs::AddressFamily::Inet => format!("FWM  {}", mark.get() as i32),
+            ipvs::AddressFamily::Inet6 => format!("FWM  {} IPv6", mark.get() as i32),
+        },
+    }
+}
+
+fn service_line(entry: &ServiceEntry, fmt: ListFormat) -> String {
+    let svc = &entry.service;
+    let name = service_name(&svc.key);
+    match fmt.view {
+        View::Stats => format!("{name:<33}{}", counters(&entry.stats, fmt.exact)),
+        View::Rate => format!("{name:<33}{}", rates(&entry.stats.rates, fmt.exact)),
+        _ => {
+            let mut line = format!("{name} {}", svc.scheduler);
+            if has_sched_flags(svc.flags) {
+                line.push_str(&format!(
+                    " ({})",
+                    sched_flag_names(&svc.scheduler, svc.flags).join(",")
+                ));
+            }
+            if let Some(p) = svc.persistence {
+                line.push_str(&format!(" persistent {}", p.timeout));
+                if let Some(mask) = persistence_mask(&svc.key, p.prefix_len) {
+                    line.push_str(&format!(" mask {mask}"));
+                }
+                if let Some(pe) = &svc.persistence_engine {
+                    line.push_str(&format!(" pe {pe}"));
+                }
+            }
+            if svc.flags.contains(ipvs::ServiceFlags::ONE_PACKET) {
+                line.push_str(" ops");
+            }
+            line
+        }
+    }
+}
+
+fn destination_line(entry: &DestinationEntry, fmt: ListFormat) -> String {
+    let d = &entry.destination;
+    let name = addr_port(&d.addr, d.port);
+    let (active, inactive) = (entry.active_connections, entry.inactive_connections);
+    match fmt.view {
+        View::Stats => format!("  -> {name:<28}{}", counters(&entry.stats, fmt.exact)),
+        View::Rate => {
+            let r = &entry.stats.rates;
+            format!(
+                "  -> {name:<28} {:>8} {:>8} {:>8}{}{}",
+                r.connections,
+                r.packets_in,
+                r.packets_out,
+                largenum(r.bytes_in, fmt.exact),
+                largenum(r.bytes_out, fmt.exact)
+            )
+        }
+        View::Thresholds => format!(
+            "  -> {name:<28} {:<10} {:<10} {active:<10} {inactive:<10}",
+            d.upper_threshold, d.lower_threshold
+        ),
+        View::PersistentConn => format!(
+            "  -> {name:<28} {:<9} {:<11} {active:<10} {inactive:<10}",
+            d.weight, entry.persistent_connections
+        ),
+        View::TunInfo => format!(
+            "  -> {name:<28} {:<7} {:<13} {:<6} {active:<10} {inactive:<10}",
+            d.forward.to_string(),
+            tunnel_info(&d.forward),
+            d.weight
+        ),
+        View::Default => format!(
+            "  -> {name:<28} {:<7} {:<6} {active:<10} {inactive:<10}",
+            d.forward.to_string(),
+            d.weight
+        ),
+    }
+}
+
+/// `--tun-info`'s column: `ipip`, `gue:PORT:CSUM`, `gre:CSUM`, else `n/a`.
+fn tunnel_info(forward: &ForwardMethod) -> String {
+    const CSUM: [&str; 3] = ["-c", "+c", "r+c"];
+    match TunnelView::of(forward) {
+        None => "n/a".to_owned(),
+        Some(t) => match t.tunnel {
+            TunnelType::Ipip => t.type_name().to_owned(),
+            TunnelType::Gue { port } => format!("{}:{port}:{}", t.type_name(), CSUM[t.csum]),
+            TunnelType::Gre => format!("{}:{}", t.type_name(), CSUM[t.csum]),
+        },
+    }
+}
+
+fn counters(s: &Stats, exact: bool) -> String {
+    [
+        s.connections,
+        s.packets_in,
+        s.packets_out,
+        s.bytes_in,
+        s.bytes_out,
+    ]
+    .map(|n| largenum(n, exact))
+    .concat()
+}
+
+fn rates(r: &Rates, exact: bool) -> String {
+    [
+        r.connections,
+        r.packets_in,
+        r.packets_out,
+        r.bytes_in,
+        r.bytes_out,
+    ]
+    .map(|n| largenum(n, exact))
+    .concat()
+}
+
+/// ipvsadm's `print_largenum`: 9 characters, with a K/M/G/T unit when the
+/// number has more than 8 digits; with `--exact`, the full number after one
+/// space (still at least 9 characters).
+pub(crate) fn largenum(n: u64, exact: bool) -> String {
+    const UNITS: [(u64, u64, char); 4] = [
+        (1_000_000_000, 1_000, 'K'),
+        (100_000_000_000, 1_000_000, 'M'),
+        (100_000_000_000_000, 1_000_000_000, 'G'),
+        (u64::MAX, 1_000_000_000_000, 'T'),
+    ];
+    if exact || n < 100_000_000 {
+        return format!(" {n:>8}");
+    }
+    let (_, div, unit) = UNITS
+        .iter()
+        .find(|(limit, _, _)| n < *limit)
+        .unwrap_or(&UNITS[3]);
+    format!("{:>8}{unit}", n / div)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata;
+
+    #[test]
+    fn largenum_units_and_exact() {
+        assert_eq!(largenum(0, false), "        0");
+        assert_eq!(largenum(99_999_999, false), " 99999999");
+        assert_eq!(largenum(100_000_000, false), "  100000K");
+        assert_eq!(largenum(999_999_999, false), "  999999K");
+        assert_eq!(largenum(1_000_000_000, false), "    1000M");
+        assert_eq!(largenum(99_999_999_999, false), "   99999M");
+        assert_eq!(largenum(100_000_000_000, false), "     100G");
+        assert_eq!(largenum(100_000_000_000_000, false), "     100T");
+        assert_eq!(largenum(u64::MAX, false), "18446744T");
+        assert_eq!(largenum(12, true), "       12");
+        assert_eq!(largenum(123_456_789, true), " 123456789");
+        assert_eq!(largenum(u64::MAX, true), " 18446744073709551615");
+    }
+
+    #[test]
+    fn every_listing_matches_ipvsadm() {
+        let (info, table) = (testdata::info(), testdata::table());
+        let cases = [
+            (View::Default, false, true, testdata::LIST_LN),
+            (View::Stats, false, true, testdata::LIST_STATS),
+            (View::Stats, true, true, testdata::LIST_STATS_EXACT),
+            (View::Rate, false, true, testdata::LIST_RATE),
+            (View::Thresholds, false, false, testdata::LIST_THRESHOLDS),
+            (
+                View::PersistentConn,
+                false,
+                false,
+                testdata::LIST_PERSISTENT_CONN,
+            ),
+            (View::TunInfo, false, false, testdata::LIST_TUN_INFO),
+        ];
+        for (view, exact, with_version, expected) in cases {
+            let fmt = ListFormat { view, exact };
+            let out = render(with_version.then_some(&info), &table, fmt);
+            assert_eq!(out, expected, "{fmt:?}");
+        }
+    }
+
+    #[test]
+    fn large_counters_use_units_unless_exact() {
+        let mut table = testdata::table();
+        table.truncate(1);
+        let s = &mut table[0].service.stats;
+        (s.connections, s.packets_in, s.packets_out) = (123, 100_000_000, 2_500_000_000);
+        (s.bytes_in, s.bytes_out) = (150_000_000_000, 7_000_000_000_000_000);
+        let stats = |exact| {
+            render(
+                None,
+                &table,
+                ListFormat {
+                    view: View::Stats,
+                    exact,
+                },
+            )
+        };
+        let line = |text: String| text.lines().nth(2).unwrap_or_default().to_owned();
+        assert_eq!(
+            line(stats(false)),
+            "TCP  172.16.0.1:8443                   123  100000K    2500M     150G    7000T"
+        );
+        assert_eq!(
+            line(stats(true)),
+            "TCP  172.16.0.1:8443                   123 100000000 2500000000 150000000000 7000000000000000"
+        );
+    }
+
+    #[test]
+    fn local_real_servers_are_listed_as_local() {
+        let mut table = testdata::table();
+        table.retain(|s| !s.destinations.is_empty());
+        table.truncate(1);
+        table[0].destinations.truncate(1);
+        table[0].destinations[0].destination.forward = ipvs::ForwardMethod::Local;
+        let out = render(None, &table, ListFormat::default());
+        let line = out.lines().nth(3).unwrap_or_default();
+        assert!(
+            line.ends_with(" Local   1      0          0         "),
+            "{line:?}"
+        );
+    }
+
+    #[test]
+    fn rows_are_keyed_by_what_they_show() {
+        let rows = rows(&testdata::table(), ListFormat::default());
+        let services = rows
+            .iter()
+            .filter(|(k, _)| matches!(k, RowKey::Service(_)))
+            .count();
+        assert_eq!(services, testdata::table().len());
+        let first_dest = rows
+            .iter()
+            .position(|(k, _)| matches!(k, RowKey::Destination(..)));
+        assert!(
+            matches!(first_dest, Some(i) if matches!(rows[i - 1].0, RowKey::Service(_) | RowKey::Destination(..)))
+        );
+    }
+}

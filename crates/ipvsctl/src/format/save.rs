@@ -1,0 +1,134 @@
+//! `ipvsadm -Sn`, byte for byte: the rules that `ipvsadm -R` (and
+//! `ipvsctl-rs restore`) read back.
+//!
+//! As in ipvsadm, thresholds are not saved, local real servers are saved
+//! as `-g`, and a cache-bypass real server (which ipvsadm cannot create)
+//! is saved with ipvsadm's `(null)` switch, which restore refuses.
+
+use ipvs::{
+    Destination, ForwardMethod, Service, ServiceFlags, ServiceKey, ServiceWithDestinations,
+    TunnelType,
+};
+
+use super::{TunnelView, addr_port, persistence_mask};
+use crate::values::{has_sched_flags, sched_flag_names};
+
+/// The rules for a table already in the wanted order.
+pub(crate) fn render(table: &[ServiceWithDestinations]) -> String {
+    let mut out = String::new();
+    for s in table {
+        let svc = &s.service.service;
+        out.push_str(&service_rule(svc));
+        out.push('\n');
+        for d in &s.destinations {
+            out.push_str(&destination_rule(&svc.key, &d.destination));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// `-t 10.0.0.1:80`, `-u [2001:db8::1]:53`, `--sctp-service ...`, `-f 7`,
+/// `-f 7 -6`.
+pub(crate) fn service_option(key: &ServiceKey) -> String {
+    match key {
+        ServiceKey::Inet {
+            protocol,
+            addr,
+            port,
+        } => {
+            let switch = match protocol {
+                ipvs::Protocol::Tcp => "-t",
+                ipvs::Protocol::Udp => "-u",
+                ipvs::Protocol::Sctp => "--sctp-service",
+            };
+            format!("{switch} {}", addr_port(addr, *port))
+        }
+        // ipvsadm prints the mark with %d.
+        ServiceKey::Fwmark { af, mark } => match af {
+            ipvs::AddressFamily::Inet => format!("-f {}", mark.get() as i32),
+            ipvs::AddressFamily::Inet6 => format!("-f {} -6", mark.get() as i32),
+        },
+    }
+}
+
+/// `-A -t 10.0.0.1:80 -s rr -p 300 -M 255.255.255.0 --pe sip -o -b flag-1`.
+pub(crate) fn service_rule(svc: &Service) -> String {
+    let mut rule = format!("-A {} -s {}", service_option(&svc.key), svc.scheduler);
+    if let Some(p) = svc.persistence {
+        rule.push_str(&format!(" -p {}", p.timeout));
+        if let Some(mask) = persistence_mask(&svc.key, p.prefix_len) {
+            rule.push_str(&format!(" -M {mask}"));
+        }
+    }
+    if let Some(pe) = &svc.persistence_engine {
+        rule.push_str(&format!(" --pe {pe}"));
+    }
+    if svc.flags.contains(ServiceFlags::ONE_PACKET) {
+        rule.push_str(" -o");
+    }
+    if has_sched_flags(svc.flags) {
+        rule.push_str(&format!(
+            " -b {}",
+            sched_flag_names(&svc.scheduler, svc.flags).join(",")
+        ));
+    }
+    rule
+}
+
+/// `-a -t 10.0.0.1:80 -r 10.244.1.5:8080 -m -w 1`, with the tunnel options
+/// of a tunnelled real server.
+pub(crate) fn destination_rule(service: &ServiceKey, d: &Destination) -> String {
+    const CSUM: [&str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
+    let switch = match d.forward {
+        ForwardMethod::Masquerade => "-m",
+        ForwardMethod::Tunnel { .. } => "-i",
+        ForwardMethod::DirectRoute | ForwardMethod::Local => "-g",
+        ForwardMethod::Bypass => "(null)",
+    };
+    let mut rule = format!(
+        "-a {} -r {} {switch} -w {}",
+        service_option(service),
+        addr_port(&d.addr, d.port),
+        d.weight
+    );
+    if let Some(t) = TunnelView::of(&d.forward) {
+        rule.push_str(&format!(" --tun-type {}", t.type_name()));
+        match t.tunnel {
+            TunnelType::Ipip => {}
+            TunnelType::Gue { port } => {
+                rule.push_str(&format!(" --tun-port {port} {}", CSUM[t.csum]))
+            }
+            TunnelType::Gre => rule.push_str(&format!(" {}", CSUM[t.csum])),
+        }
+    }
+    rule
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testdata;
+
+    #[test]
+    fn save_matches_ipvsadm() {
+        assert_eq!(render(&testdata::table()), testdata::SAVE);
+    }
+
+    #[test]
+    fn local_and_bypass_real_servers() {
+        let key = ServiceKey::inet(ipvs::Protocol::Tcp, "10.0.0.1".parse().unwrap(), 80);
+        let rule = |forward| {
+            let d = Destination::new("127.0.0.1".parse().unwrap(), 80, forward, 1);
+            destination_rule(&key, &d)
+        };
+        assert_eq!(
+            rule(ForwardMethod::Local),
+            "-a -t 10.0.0.1:80 -r 127.0.0.1:80 -g -w 1"
+        );
+        assert_eq!(
+            rule(ForwardMethod::Bypass),
+            "-a -t 10.0.0.1:80 -r 127.0.0.1:80 (null) -w 1"
+        );
+    }
+}

@@ -1,0 +1,336 @@
+//! `ipvsadm -R` input: one ipvsadm command per line, as `ipvsadm -S` and
+//! `-Sn` write them, and as people write by hand.
+//!
+//! Lines are read like ipvsadm's `config_stream_read`: tokens split on
+//! blanks, a leading `ipvsadm` skipped; in addition, everything from `#`
+//! on is ignored (ipvsadm passes `#` on as an argument and fails).
+//! Each line is parsed with the same grammar as the command line
+//! ([`crate::compat`], [`crate::cli`], [`crate::spec`]). The whole input
+//! is parsed before anything is applied: the first bad line is reported
+//! with its number and nothing is applied.
+//!
+//! Port names (`:http`) are looked up in `/etc/services`; host names are
+//! resolved by the system resolver. Accepted commands: `-A -E -D -a -e -d
+//! -C -Z --set` (and their subcommand spellings).
+
+use ipvs::{Change, ServiceKey, Timeouts};
+
+use crate::cli::{Cli, Command, TimeoutsArgs};
+use crate::spec::UsageError;
+use crate::{compat, values};
+
+/// One thing to do, in input order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// `-C`: delete every service.
+    Flush,
+    /// Consecutive edits, applied in one pipelined batch; each with its
+    /// line number.
+    Changes(Vec<(usize, Change)>),
+    /// `--set`.
+    SetTimeouts(Timeouts),
+    /// `-Z`, for one service or all.
+    Zero(Option<ServiceKey>),
+}
+
+/// The first bad line of the input.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("line {line}: {message}: {text}")]
+pub(crate) struct ParseError {
+    /// Its number, from 1.
+    pub(crate) line: usize,
+    /// The line as read.
+    pub(crate) text: String,
+    /// What is wrong with it.
+    pub(crate) message: String,
+}
+
+/// Parses a whole restore input.
+///
+/// # Errors
+/// The first line that is not a valid command.
+pub(crate) fn parse(input: &str) -> Result<Vec<Step>, ParseError> {
+    // Building clap's command costs more than parsing a line with it:
+    // build it once for the whole input.
+    let mut grammar = <Cli as clap::CommandFactory>::command();
+    let mut steps: Vec<Step> = Vec::new();
+    for (i, text) in input.lines().enumerate() {
+        let line = i + 1;
+        let tokens = tokens(text);
+        if tokens.is_empty() {
+            continue;
+        }
+        let step = parse_line(&mut grammar, &tokens).map_err(|e| ParseError {
+            line,
+            text: text.trim().to_owned(),
+            message: e.0,
+        })?;
+        match (steps.last_mut(), step) {
+            (Some(Step::Changes(batch)), Step::Changes(more)) => {
+                batch.extend(more.into_iter().map(|(_, c)| (line, c)));
+            }
+            (_, Step::Changes(one)) => {
+                steps.push(Step::Changes(
+                    one.into_iter().map(|(_, c)| (line, c)).collect(),
+                ));
+            }
+            (_, other) => steps.push(other),
+        }
+    }
+    Ok(steps)
+}
+
+/// The tokens of a line: blank-separated, up to a `#`, without `ipvsadm`.
+fn tokens(text: &str) -> Vec<String> {
+    let text = text.split('#').next().unwrap_or_default();
+    text.split_whitespace()
+        .filter(|t| *t != "ipvsadm")
+        .map(str::to_owned)
+        .collect()
+}
+
+fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, UsageError> {
+    let args = if compat::is_ipvsadm_form(tokens) {
+        compat::rewrite(tokens)?
+    } else {
+        tokens.to_vec()
+    };
+    let argv = std::iter::once("ipvsctl-rs".to_owned()).chain(args);
+    let clap_error = |e: clap::Error| {
+        let rendered = e.render().to_string();
+        let first = rendered.lines().next().unwrap_or_default();
+        UsageError(first.trim_start_matches("error: ").to_owned())
+    };
+    let matches = grammar.try_get_matches_from_mut(argv).map_err(clap_error)?;
+    let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(clap_error)?;
+    let change = |c: Change| Ok(Step::Changes(vec![(0, c)]));
+    match cli.command {
+        Some(Command::AddService(a)) => change(Change::AddService(a.to_service("add-service")?)),
+        Some(Command::EditService(a)) => change(Change::EditService(a.to_service("edit-service")?)),
+        Some(Command::DeleteService(vs)) => {
+            change(Change::DeleteService(vs.required_key("delete-service")?))
+        }
+        Some(Command::AddServer(a)) => {
+            let (key, d) = a.to_destination("add-server")?;
+            change(Change::AddDestination(key, d))
+        }
+        Some(Command::EditServer(a)) => {
+            let (key, d) = a.to_destination("edit-server")?;
+            change(Change::EditDestination(key, d))
+        }
+        Some(Command::DeleteServer(k)) => {
+            let (service, addr, port) = k.resolve("delete-server", None)?;
+            change(Change::DeleteDestination {
+                service,
+                addr,
+                port,
+            })
+        }
+        Some(Command::Flush) => Ok(Step::Flush),
+        Some(Command::Zero(vs)) => Ok(Step::Zero(vs.key()?)),
+        Some(Command::Timeouts(TimeoutsArgs { set: Some(v), .. })) => {
+            Ok(Step::SetTimeouts(timeouts(&v)?))
+        }
+        _ => Err(UsageError(
+            "not a table command (expected -A -E -D -a -e -d -C -Z or --set)".into(),
+        )),
+    }
+}
+
+/// `--set TCP TCPFIN UDP`, each 0 (unchanged) to 31 days.
+pub(crate) fn timeouts(values: &[String]) -> Result<Timeouts, UsageError> {
+    let n = |i: usize| -> Result<u32, UsageError> {
+        let v = values.get(i).map(String::as_str).unwrap_or_default();
+        Ok(values::number(v, 0, values::MAX_TIMEOUT, "timeout")?)
+    };
+    Ok(Timeouts {
+        tcp: n(0)?,
+        tcp_fin: n(1)?,
+        udp: n(2)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipvs::{
+        Destination, ForwardMethod, Persistence, Protocol, Scheduler, Service, TunnelFlags,
+        TunnelType,
+    };
+
+    fn changes(input: &str) -> Vec<Change> {
+        match parse(input).unwrap().as_slice() {
+            [Step::Changes(c)] => c.iter().map(|(_, c)| c.clone()).collect(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn key(s: &str) -> ServiceKey {
+        let (a, p) = s.rsplit_once(':').unwrap();
+        ServiceKey::inet(
+            Protocol::Tcp,
+            a.trim_matches(['[', ']']).parse().unwrap(),
+            p.parse().unwrap(),
+        )
+    }
+
+    #[test]
+    fn every_save_line_form_parses() {
+        let input = "\
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 10.244.1.5:8080 -m -w 1
+-A -t 10.0.0.2:443 -s rr -p 10800
+-A -u 10.0.0.10:53 -s sh -b sh-fallback,sh-port
+-A -t 10.0.0.3:80 -s wlc -p 300 -M 255.255.255.0
+-A -u 10.0.0.4:5060 -s rr -p 360 --pe sip
+-A -u 10.0.0.5:53 -s rr -o
+-A -f 1 -s rr
+-a -f 1 -r 192.168.1.10:0 -g -w 1
+-A -t [2001:db8::1]:80 -s wrr
+-a -t [2001:db8::1]:80 -r [2001:db8::10]:80 -g -w 5
+-A -f 7 -6 -s mh -b mh-port
+-A -f 8 -6 -s rr -p 60 -M 64
+-A --sctp-service 10.0.0.6:9 -s fo
+-a -t 10.0.0.1:80 -r 192.168.9.9:80 -i -w 1 --tun-type gue --tun-port 6080 --tun-csum
+-a -t 10.0.0.1:80 -r 192.168.9.8:80 -i -w 1 --tun-type gre --tun-nocsum
+-a -t 10.0.0.1:80 -r 192.168.9.7:80 -i -w 1 --tun-type ipip
+-a -t 10.0.0.1:80 -r 192.168.9.6:80 -i -w 0
+-A -t 10.0.0.7:80 -s rr -b flag-1,flag-2,flag-3
+";
+        let c = changes(input);
+        assert_eq!(c.len(), input.lines().count());
+        let Change::AddService(sh) = &c[3] else {
+            panic!()
+        };
+        assert_eq!(sh.scheduler, Scheduler::SourceHashing);
+        let Change::AddService(v6) = &c[12] else {
+            panic!()
+        };
+        assert_eq!(
+            v6.persistence,
+            Some(Persistence {
+                timeout: 60,
+                prefix_len: 64
+            })
+        );
+        let Change::AddDestination(k, gue) = &c[14] else {
+            panic!()
+        };
+        assert_eq!(*k, key("10.0.0.1:80"));
+        assert_eq!(
+            gue.forward,
+            ForwardMethod::Tunnel {
+                tunnel: TunnelType::Gue { port: 6080 },
+                flags: TunnelFlags::CSUM
+            }
+        );
+        let Change::AddDestination(_, ipip) = &c[17] else {
+            panic!()
+        };
+        assert_eq!((ipip.weight, ipip.port), (0, 80));
+    }
+
+    #[test]
+    fn names_comments_and_other_commands() {
+        let input = "\
+# saved by ipvsadm -S
+ipvsadm -A -t 10.0.0.1:www -s rr   # port by name
+
+-a -t 10.0.0.1:80 -r 10.0.0.2:http -m -w 1 -x 100 -y 10
+-e -t 10.0.0.1:80 -r 10.0.0.2:80 -m -w 3
+-E -t 10.0.0.1:80 -s wrr
+-d -t 10.0.0.1:80 -r 10.0.0.2:80
+-D -t 10.0.0.1:80
+-C
+--set 900 120 300
+-Z
+add-service -t 10.0.0.9:80
+";
+        let steps = parse(input).unwrap();
+        assert_eq!(steps.len(), 5);
+        let Step::Changes(first) = &steps[0] else {
+            panic!()
+        };
+        assert_eq!(first.len(), 6);
+        assert_eq!(first[0].0, 2);
+        let mut d = Destination::new(
+            "10.0.0.2".parse().unwrap(),
+            80,
+            ForwardMethod::Masquerade,
+            1,
+        );
+        d.upper_threshold = 100;
+        d.lower_threshold = 10;
+        assert_eq!(first[1], (4, Change::AddDestination(key("10.0.0.1:80"), d)));
+        assert_eq!(
+            first[4].1,
+            Change::DeleteDestination {
+                service: key("10.0.0.1:80"),
+                addr: "10.0.0.2".parse().unwrap(),
+                port: 80
+            }
+        );
+        assert_eq!(steps[1], Step::Flush);
+        assert_eq!(
+            steps[2],
+            Step::SetTimeouts(Timeouts {
+                tcp: 900,
+                tcp_fin: 120,
+                udp: 300
+            })
+        );
+        assert_eq!(steps[3], Step::Zero(None));
+        let Step::Changes(last) = &steps[4] else {
+            panic!()
+        };
+        assert_eq!(
+            last[0],
+            (
+                12,
+                Change::AddService(Service::new(
+                    key("10.0.0.9:80"),
+                    Scheduler::WeightedLeastConnection
+                ))
+            )
+        );
+    }
+
+    #[test]
+    fn the_first_bad_line_is_reported_with_its_number() {
+        let cases = [
+            ("-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.1:80 -s\n", 2, "-s"),
+            (
+                "-A -t 10.0.0.1:80\n-a -t 10.0.0.1:80 -r 10.0.0.2 (null) -w 1\n",
+                2,
+                "(null)",
+            ),
+            ("-A -t 300.0.0.1:80\n", 1, "illegal virtual server"),
+            ("\n\n-A -t 10.0.0.1\n", 3, "Zero port"),
+            ("-A -t 10.0.0.1:80 -s rr -x\n", 1, "-x"),
+            ("-a -t 10.0.0.1:80 -r 10.0.0.2 -w -1\n", 1, "-1"),
+            (
+                "-a -t 10.0.0.1:80 -r [2001:db8::2]:80 -g\n",
+                1,
+                "address family",
+            ),
+            ("-L -n\n", 1, "not a table command"),
+            ("-A -t 10.0.0.1:80 -L\n", 1, "multiple commands"),
+            ("-t 10.0.0.1:80\n", 1, "no command"),
+            ("--set 1 2\n", 1, "--set"),
+            ("--set 1 2 x\n", 1, "timeout"),
+            ("-A -f 0 -s rr\n", 1, "fwmark"),
+            ("-A -t 10.0.0.1:80 -M 255.255.0.255 -p\n", 1, "mask"),
+            (
+                "-a -t 10.0.0.1:80 -r 10.0.0.2 -i --tun-type vxlan\n",
+                1,
+                "vxlan",
+            ),
+            ("-A -t 10.0.0.1:80 extra\n", 1, "extra"),
+        ];
+        for (input, line, needle) in cases {
+            let err = parse(input).unwrap_err();
+            assert_eq!(err.line, line, "{input:?}: {err}");
+            assert!(err.to_string().contains(needle), "{input:?}: {err}");
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! Runs a subcommand against the kernel: the only module that talks to
+//! IPVS or reads /proc.
+
+use std::io::{IsTerminal, Read, Write};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use ipvs::{Change, Client, ServiceWithDestinations};
+
+use crate::cli::{Command, ConnsArgs, ListArgs, RestoreArgs, TimeoutsArgs, ViewArgs, WatchArgs};
+use crate::conns::{self, ConnFilter};
+use crate::filter::Filter;
+use crate::format::list::{self, ListFormat, View};
+use crate::format::save;
+use crate::restore::{self, Step};
+use crate::{json, sort, watch};
+
+/// A failure that is already explained: the message is all there is to say.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(crate) struct Failed(pub(crate) String);
+
+/// Runs one subcommand, writing its output to `out`.
+pub(crate) fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
+    match command {
+        Command::List(args) => list(&args, out),
+        Command::Conns(args) => connections(&args, out),
+        Command::Save(_) => {
+            let table = sort::ipvsadm_order(connect()?.list()?);
+            Ok(out.write_all(save::render(&table).as_bytes())?)
+        }
+        Command::Restore(args) => restore(args, out),
+        Command::Info(args) => {
+            let mut ipvs = connect()?;
+            let info = ipvs.info()?;
+            let table = ipvs.list()?;
+            let doc = json::InfoDoc {
+                version: info.version.to_string(),
+                connection_table_size: info.connection_table_size,
+                services: table.len(),
+                real_servers: table.iter().map(|s| s.destinations.len()).sum(),
+            };
+            let text = if args.json {
+                json::to_line(&doc)
+            } else {
+                format!(
+                    "{}Services: {}\nReal servers: {}\n",
+                    list::version_line(&info),
+                    doc.services,
+                    doc.real_servers
+                )
+            };
+            Ok(out.write_all(text.as_bytes())?)
+        }
+        Command::Timeouts(args) => timeouts(&args, out),
+        Command::Zero(vs) => Ok(connect()?.zero(vs.key()?.as_ref())?),
+        Command::Flush => Ok(connect()?.flush()?),
+        Command::AddService(a) => apply_one(Change::AddService(a.to_service("add-service")?)),
+        Command::EditService(a) => apply_one(Change::EditService(a.to_service("edit-service")?)),
+        Command::DeleteService(vs) => {
+            apply_one(Change::DeleteService(vs.required_key("delete-service")?))
+        }
+        Command::AddServer(a) => {
+            let (key, d) = a.to_destination("add-server")?;
+            apply_one(Change::AddDestination(key, d))
+        }
+        Command::EditServer(a) => {
+            let (key, d) = a.to_destination("edit-server")?;
+            apply_one(Change::EditDestination(key, d))
+        }
+        Command::DeleteServer(k) => {
+            let (service, addr, port) = k.resolve("delete-server", None)?;
+            apply_one(Change::DeleteDestination {
+                service,
+                addr,
+                port,
+            })
+        }
+        Command::Watch(args) => watch(&args, out),
+    }
+}
+
+/// Opens the IPVS client of this network namespace.
+fn connect() -> Result<Client> {
+    Ok(Client::new()?)
+}
+
+fn apply_one(change: Change) -> Result<()> {
+    let mut results = connect()?.apply(std::slice::from_ref(&change));
+    results.pop().unwrap_or(Ok(()))?;
+    Ok(())
+}
+
+/// ipvsadm's precedence when several views are asked for.
+fn view(v: &ViewArgs) -> ListFormat {
+    let view = [
+        (v.stats, View::Stats),
+        (v.rate, View::Rate),
+        (v.thresholds, View::Thresholds),
+        (v.persistent_conn, View::PersistentConn),
+        (v.tun_info, View::TunInfo),
+    ]
+    .into_iter()
+    .find_map(|(on, view)| on.then_some(view))
+    .unwrap_or_default();
+    ListFormat {
+        view,
+        exact: v.exact,
+    }
+}
+
+/// The services passing `filter`, in ipvsadm's order unless `nosort`.
+fn select(
+    table: Vec<ServiceWithDestinations>,
+    filter: &Filter,
+    nosort: bool,
+) -> Vec<ServiceWithDestinations> {
+    let table: Vec<_> = table.into_iter().filter(|s| filter.matches(s)).collect();
+    if nosort {
+        table
+    } else {
+        sort::ipvsadm_order(table)
+    }
+}
+
+fn list(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = Filter::new(&args.filters)?;
+    let mut ipvs = connect()?;
+    let table = select(ipvs.list()?, &filter, args.view.nosort);
+    // Like `ipvsadm -L -t ...`: one service, no version line, and an
+    // error when it does not exist.
+    if filter.service.is_some() && table.is_empty() {
+        bail!(Failed("No such service".into()));
+    }
+    let info = ipvs.info()?;
+    let text = if args.json.json {
+        json::to_line(&json::Listing::new(&info, &table))
+    } else {
+        let info = filter.service.is_none().then_some(&info);
+        list::render(info, &table, view(&args.view))
+    };
+    Ok(out.write_all(text.as_bytes())?)
+}
+
+fn connections(args: &ConnsArgs, out: &mut dyn Write) -> Result<()> {
+    let filter = ConnFilter::new(
+        args.service.key()?,
+        args.real.as_deref(),
+        args.client.as_deref(),
+        args.state.clone(),
+    )?;
+    let default = if args.sync {
+        conns::PROC_CONN_SYNC
+    } else {
+        conns::PROC_CONN
+    };
+    let path = args.proc_file.as_deref().unwrap_or(default.as_ref());
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Failed(format!(
+            "cannot read {}: {e} (is the ip_vs module loaded?)",
+            path.display()
+        ))
+    })?;
+    let all = conns::parse(&path.display().to_string(), &text, args.sync)?;
+    let selected: Vec<_> = all.into_iter().filter(|c| filter.matches(c)).collect();
+    let text = if args.json.json {
+        json::to_line(&json::ConnsDoc {
+            connections: &selected,
+        })
+    } else {
+        conns::render(&selected, args.persistent_conn)
+    };
+    Ok(out.write_all(text.as_bytes())?)
+}
+
+fn timeouts(args: &TimeoutsArgs, out: &mut dyn Write) -> Result<()> {
+    let mut ipvs = connect()?;
+    if let Some(values) = &args.set {
+        return Ok(ipvs.set_timeouts(&restore::timeouts(values)?)?);
+    }
+    let t = ipvs.timeouts()?;
+    let text = if args.json.json {
+        json::to_line(&json::TimeoutsDoc::from(t))
+    } else {
+        format!(
+            "Timeout (tcp tcpfin udp): {} {} {}\n",
+            t.tcp, t.tcp_fin, t.udp
+        )
+    };
+    Ok(out.write_all(text.as_bytes())?)
+}
+
+fn restore(args: RestoreArgs, out: &mut dyn Write) -> Result<()> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the rules from standard input")?;
+    let mut steps =
+        restore::parse(&input).map_err(|e| Failed(format!("restore: {e}; nothing applied")))?;
+    if args.flush {
+        steps.insert(0, Step::Flush);
+    }
+    if args.dry_run {
+        for step in &steps {
+            let text = match step {
+                Step::Flush => "flush\n".to_owned(),
+                Step::Changes(c) => c
+                    .iter()
+                    .map(|(line, c)| format!("line {line}: {c}\n"))
+                    .collect(),
+                Step::SetTimeouts(t) => format!("set timeouts {} {} {}\n", t.tcp, t.tcp_fin, t.udp),
+                Step::Zero(k) => format!("zero {}\n", k.map(|k| k.to_string()).unwrap_or_default()),
+            };
+            out.write_all(text.as_bytes())?;
+        }
+        return Ok(());
+    }
+    let mut ipvs = connect()?;
+    let mut failures = Vec::new();
+    for step in steps {
+        match step {
+            Step::Flush => ipvs.flush()?,
+            Step::SetTimeouts(t) => ipvs.set_timeouts(&t)?,
+            Step::Zero(k) => ipvs.zero(k.as_ref())?,
+            Step::Changes(changes) => {
+                let plain: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
+                for ((line, _), result) in changes.iter().zip(ipvs.apply(&plain)) {
+                    if let Err(e) = result {
+                        failures.push(format!("line {line}: {e}"));
+                    }
+                }
+            }
+        }
+    }
+    match failures.as_slice() {
+        [] => Ok(()),
+        _ => bail!(Failed(format!(
+            "restore: {} change(s) failed:\n  {}",
+            failures.len(),
+            failures.join("\n  ")
+        ))),
+    }
+}
+
+fn watch(args: &WatchArgs, out: &mut dyn Write) -> Result<()> {
+    if !(args.interval.is_finite() && args.interval > 0.0) {
+        bail!(crate::spec::UsageError(
+            "--interval must be a positive number of seconds".into()
+        ));
+    }
+    let filter = Filter::new(&args.filters)?;
+    let terminal = std::io::stdout().is_terminal();
+    let mut ipvs = connect()?;
+    let info = ipvs.info()?;
+    let mut prev: Option<(Instant, watch::Sample)> = None;
+    let mut n = 0u64;
+    loop {
+        let table = select(ipvs.list()?, &filter, false);
+        let now = Instant::now();
+        let text = if args.json {
+            json::to_line(&json::Listing::new(&info, &table))
+        } else {
+            let sample = watch::Sample::new(&table);
+            let elapsed = prev
+                .as_ref()
+                .map_or(0.0, |(t, _)| now.duration_since(*t).as_secs_f64());
+            let body = watch::frame(prev.as_ref().map(|(_, s)| s), &sample, elapsed, terminal);
+            prev = Some((now, sample));
+            let clear = if terminal { watch::CLEAR } else { "" };
+            format!(
+                "{clear}{}Every {}s, refresh {}\n{body}\n",
+                list::version_line(&info),
+                args.interval,
+                n + 1
+            )
+        };
+        out.write_all(text.as_bytes())?;
+        out.flush()?;
+        n += 1;
+        if args.count.is_some_and(|c| n >= c) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs_f64(args.interval));
+    }
+}
