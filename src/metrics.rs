@@ -49,10 +49,9 @@ pub(crate) struct Metrics {
     pub(crate) last_sync: Seconds,
     /// `kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds`: the last change queued.
     pub(crate) last_queued: Seconds,
-    /// `kubeproxy_sync_proxy_rules_service_changes_total`.
+    /// `kubeproxy_sync_proxy_rules_service_changes_total`: Services whose
+    /// spec or endpoints changed (the model does not tell the two apart).
     pub(crate) service_changes: Counter,
-    /// `kubeproxy_sync_proxy_rules_endpoint_changes_total`.
-    pub(crate) endpoint_changes: Counter,
     /// `kubeproxy_proxy_healthz_total{code}`.
     pub(crate) healthz: Family<Code, Counter>,
     /// `kubeproxy_proxy_livez_total{code}`.
@@ -66,8 +65,9 @@ pub(crate) struct Metrics {
     pub(crate) sync_errors: Family<Kind, Counter>,
     /// `kube_ipvs_proxy_proxy_mode{mode}`: 1 for the dataplane in use.
     pub(crate) proxy_mode: Family<Mode, Gauge>,
-    /// `kube_ipvs_proxy_invalid_objects{kind}`: objects skipped as invalid.
-    pub(crate) invalid_objects: Family<Kind, Gauge>,
+    /// `kube_ipvs_proxy_invalid_objects_total{kind}`: problems found in
+    /// Kubernetes objects (the object or the field skipped), by object kind.
+    pub(crate) invalid_objects: Family<Kind, Counter>,
 }
 
 impl Metrics {
@@ -83,7 +83,6 @@ impl Metrics {
             last_sync: Seconds::default(),
             last_queued: Seconds::default(),
             service_changes: Counter::default(),
-            endpoint_changes: Counter::default(),
             healthz: Family::default(),
             livez: Family::default(),
             ops_applied: Family::default(),
@@ -125,11 +124,6 @@ impl Metrics {
             m.service_changes.clone(),
         );
         registry.register(
-            "kubeproxy_sync_proxy_rules_endpoint_changes",
-            "Cumulative proxy rules Endpoint changes",
-            m.endpoint_changes.clone(),
-        );
-        registry.register(
             "kubeproxy_proxy_healthz",
             "Cumulative proxy healthz HTTP status",
             m.healthz.clone(),
@@ -161,7 +155,7 @@ impl Metrics {
         );
         registry.register(
             "kube_ipvs_proxy_invalid_objects",
-            "Kubernetes objects skipped as invalid, by kind",
+            "Problems found in Kubernetes objects (object or field skipped), by object kind",
             m.invalid_objects.clone(),
         );
         Metrics {

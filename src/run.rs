@@ -63,17 +63,21 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
             None => hostname()?,
         }),
     };
-    let mut model = Model::new(filter.clone(), node_name.clone());
+    let mut pipeline = Pipeline {
+        model: Model::new(filter.clone(), node_name.clone()),
+        state: None,
+        node_name: node_name.clone(),
+        node_ips: cli.node_ips.clone(),
+    };
+    let mut invalid = Vec::new();
     let mut events_reporter: Option<Arc<kube_source::EventReporter>> = None;
     let (tx, rx) = mpsc::channel::<(Vec<SourceEvent>, Vec<Warning>)>(16);
     match source {
         Source::Dir(path) => {
             let fingerprint = dir::fingerprint(path)?;
             let mut snapshot = dir::read(path)?;
-            report(&std::mem::take(&mut snapshot.warnings), None);
-            for event in snapshot.into_events() {
-                report(&model.apply(event), None);
-            }
+            let warnings = std::mem::take(&mut snapshot.warnings);
+            invalid = pipeline.apply(snapshot.into_events(), &warnings, None);
             if !cli.dry_run {
                 let period = std::time::Duration::from_secs(1);
                 tokio::spawn(dir::watch(path.to_owned(), period, fingerprint, tx));
@@ -100,16 +104,10 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
         }
     }
 
-    let pipeline = Pipeline {
-        model,
-        state: None,
-        node_name,
-        node_ips: cli.node_ips.clone(),
-    };
     if cli.dry_run {
         dry_run(pipeline, rx, events_reporter, cli.output, settings).await
     } else {
-        serve(pipeline, rx, events_reporter, settings).await
+        serve(pipeline, &invalid, rx, events_reporter, settings).await
     }
 }
 
@@ -125,17 +123,22 @@ struct Pipeline {
 type Events = mpsc::Receiver<(Vec<SourceEvent>, Vec<Warning>)>;
 
 impl Pipeline {
-    /// Applies a batch of source events to the model.
+    /// Applies a batch of source events to the model; returns the kinds of
+    /// the objects found invalid, one per problem.
     fn apply(
         &mut self,
         events: Vec<SourceEvent>,
         warnings: &[Warning],
         reporter: Option<&Arc<kube_source::EventReporter>>,
-    ) {
+    ) -> Vec<model::Kind> {
         report(warnings, reporter);
+        let mut kinds: Vec<model::Kind> = warnings.iter().map(|w| w.kind).collect();
         for event in events {
-            report(&self.model.apply(event), reporter);
+            let found = self.model.apply(event);
+            report(&found, reporter);
+            kinds.extend(found.iter().map(|w| w.kind));
         }
+        kinds
     }
 
     /// Brings the desired state up to date with the model, once the source
@@ -183,7 +186,9 @@ async fn dry_run(
             return print(state, output, settings);
         }
         match rx.recv().await {
-            Some((events, warnings)) => pipeline.apply(events, &warnings, reporter.as_ref()),
+            Some((events, warnings)) => {
+                pipeline.apply(events, &warnings, reporter.as_ref());
+            }
             None => anyhow::bail!("the source stopped before delivering a complete view"),
         }
     }
@@ -195,12 +200,16 @@ async fn dry_run(
 /// exit, so traffic keeps flowing while the proxy restarts.
 async fn serve(
     pipeline: Pipeline,
+    invalid: &[model::Kind],
     mut rx: Events,
     reporter: Option<Arc<kube_source::EventReporter>>,
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let health = HealthState::new(2 * settings.sync_period);
     let metrics = Arc::new(Metrics::new());
+    for kind in invalid {
+        Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
+    }
     let shared = Shared {
         health: health.clone(),
         metrics: Arc::clone(&metrics),
@@ -250,7 +259,9 @@ async fn serve(
         async move {
             while let Some((events, warnings)) = rx.recv().await {
                 let mut p = pipeline.lock().await;
-                p.apply(events, &warnings, reporter.as_ref());
+                for kind in p.apply(events, &warnings, reporter.as_ref()) {
+                    Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
+                }
                 health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
                 if let Some(changes) = p.update(settings) {
                     metrics
