@@ -155,14 +155,12 @@ impl IpvsDataplane {
         let mut summary = SyncSummary::default();
         let observed =
             tokio::task::block_in_place(|| self.client.list()).context("reading the IPVS table")?;
-        let bound: BTreeSet<IpAddr> = self
+        let listed = self
             .link
             .addresses(&self.netlink)
             .await
-            .with_context(|| format!("reading the addresses of {DUMMY_LINK}"))?
-            .into_iter()
-            .map(|(ip, _)| ip)
-            .collect();
+            .with_context(|| format!("reading the addresses of {DUMMY_LINK}"))?;
+        let bound: BTreeSet<IpAddr> = listed.list().into_iter().map(|(ip, _)| ip).collect();
         let wanted = reconcile::wanted::wanted(state.virtual_servers());
         let wanted_addresses: BTreeSet<IpAddr> = state.addresses().collect();
         let owner = Ownership {
@@ -197,15 +195,14 @@ impl IpvsDataplane {
             }
         }
 
-        let addresses: BTreeSet<IpAddr> = reconcile::addresses::plan(
+        let addresses = reconcile::addresses::target(
             wanted_addresses.iter().copied(),
             &bound,
             &plan.draining_services,
-        )
-        .target(&bound);
+        );
         let changes = self
             .link
-            .sync_addresses(&self.netlink, &addresses)
+            .sync_bound(&self.netlink, listed, &addresses)
             .await
             .with_context(|| format!("binding addresses to {DUMMY_LINK}"))?;
         SyncSummary::count(

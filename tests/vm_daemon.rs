@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use testkit::{Netns, ThreeHosts, http_get, run, serve_http};
+use testkit::{Netns, ThreeHosts, http_get, modprobe, serve_http};
 
 const VIP: &str = "10.96.0.10";
 
@@ -97,9 +97,7 @@ fn saved(node: &Netns) -> String {
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_daemon_proxies_a_cluster_ip_and_keeps_connections_across_changes_and_restarts() {
-    for module in ["ip_vs", "ip_vs_rr", "dummy"] {
-        run(&["modprobe", module]);
-    }
+    modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
     let hosts = ThreeHosts::new();
     let (node, backend, client) = (&hosts.node, &hosts.backend, &hosts.client);
     // A second backend on the same pod network.

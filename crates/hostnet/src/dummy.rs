@@ -42,6 +42,21 @@ pub enum LinkError {
     Vanished(String),
 }
 
+/// The addresses on a link as one listing returned them, kept whole so that
+/// removing some needs no second listing.
+#[derive(Debug, Clone, Default)]
+pub struct BoundAddresses(Vec<AddressMessage>);
+
+impl BoundAddresses {
+    /// Each address with its prefix length.
+    pub fn list(&self) -> Vec<(IpAddr, u8)> {
+        self.0
+            .iter()
+            .filter_map(|m| address_of(m).map(|ip| (ip, m.header.prefix_len)))
+            .collect()
+    }
+}
+
 /// What [`DummyLink::sync_addresses`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressChanges {
@@ -191,17 +206,12 @@ impl DummyLink {
             .ok_or_else(|| LinkError::Vanished(name.to_owned()))
     }
 
-    /// The addresses on this link, with their prefix lengths.
+    /// The addresses on this link, as read now.
     ///
     /// # Errors
     /// [`LinkError::Netlink`] when listing fails.
-    pub async fn addresses(&self, handle: &Handle) -> Result<Vec<(IpAddr, u8)>, LinkError> {
-        Ok(self
-            .address_messages(handle)
-            .await?
-            .iter()
-            .filter_map(|m| address_of(m).map(|ip| (ip, m.header.prefix_len)))
-            .collect())
+    pub async fn addresses(&self, handle: &Handle) -> Result<BoundAddresses, LinkError> {
+        Ok(BoundAddresses(self.address_messages(handle).await?))
     }
 
     /// Binds every address of `desired` as /32 or /128 and unbinds every
@@ -215,12 +225,23 @@ impl DummyLink {
         handle: &Handle,
         desired: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
-        let messages = self.address_messages(handle).await?;
-        let current: Vec<(IpAddr, u8)> = messages
-            .iter()
-            .filter_map(|m| address_of(m).map(|ip| (ip, m.header.prefix_len)))
-            .collect();
-        let changes = diff_addresses(&current, desired);
+        let bound = self.addresses(handle).await?;
+        self.sync_bound(handle, bound, desired).await
+    }
+
+    /// As [`DummyLink::sync_addresses`], from addresses the caller has just
+    /// read with [`DummyLink::addresses`], so a sync lists them only once.
+    ///
+    /// # Errors
+    /// [`LinkError::Netlink`] naming the address that could not be changed.
+    pub async fn sync_bound(
+        &self,
+        handle: &Handle,
+        bound: BoundAddresses,
+        desired: &BTreeSet<IpAddr>,
+    ) -> Result<AddressChanges, LinkError> {
+        let changes = diff_addresses(&bound.list(), desired);
+        let messages = bound.0;
         for message in messages.into_iter().filter(|m| {
             address_of(m).is_some_and(|ip| changes.removed.contains(&(ip, m.header.prefix_len)))
         }) {

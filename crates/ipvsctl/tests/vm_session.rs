@@ -6,7 +6,7 @@
 use std::os::unix::process::CommandExt;
 use std::time::Duration;
 
-use testkit::{Netns, ThreeHosts, http_get, run, serve_http};
+use testkit::{Netns, ThreeHosts, http_get, modprobe, serve_http};
 
 const BIN: &str = env!("CARGO_BIN_EXE_ipvsctl-rs");
 const VIP: &str = "10.96.0.10";
@@ -31,20 +31,10 @@ fn show(ns: &Netns, line: &str) -> String {
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_ipvsctl_session_with_traffic() {
-    for module in ["ip_vs", "ip_vs_rr", "ip_vs_wlc", "dummy"] {
-        run(&["modprobe", module]);
-    }
+    modprobe(&["ip_vs", "ip_vs_rr", "ip_vs_wlc", "dummy"]);
     let hosts = ThreeHosts::new();
     let node = &hosts.node;
-    node.run(&["ip", "link", "add", "kube-ipvs0", "type", "dummy"]);
-    node.run(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{VIP}/32"),
-        "dev",
-        "kube-ipvs0",
-    ]);
+    node.add_dummy("kube-ipvs0", &format!("{VIP}/32"));
     serve_http(&hosts.backend, 8080, "hello from the backend");
 
     println!("--- session start");

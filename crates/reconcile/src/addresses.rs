@@ -1,54 +1,25 @@
-//! The addresses on `kube-ipvs0`: bind what is wanted, unbind what is not,
-//! except addresses that virtual servers still draining use (unbinding them
-//! would black-hole the connections that draining protects).
+//! The addresses `kube-ipvs0` should hold: the wanted ones, plus those that
+//! virtual servers still draining use (unbinding them would black-hole the
+//! connections that draining protects). `hostnet` turns the target into
+//! additions and removals.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use ipvs::ServiceKey;
 
-/// Addresses to add and to remove.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AddressPlan {
-    /// To bind (after the virtual servers exist).
-    pub add: BTreeSet<IpAddr>,
-    /// To unbind (after the virtual servers are gone).
-    pub remove: BTreeSet<IpAddr>,
-}
-
-impl AddressPlan {
-    /// The addresses `kube-ipvs0` holds once the plan is applied.
-    pub fn target(&self, bound: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
-        bound
-            .difference(&self.remove)
-            .chain(&self.add)
-            .copied()
-            .collect()
-    }
-}
-
-/// Compares the addresses on `kube-ipvs0` with the wanted ones.
-pub fn plan<'a>(
+/// The addresses to hold: every wanted one, and every bound one that a
+/// draining virtual server still uses.
+pub fn target<'a>(
     wanted: impl IntoIterator<Item = IpAddr>,
     bound: &BTreeSet<IpAddr>,
     draining: impl IntoIterator<Item = &'a ServiceKey>,
-) -> AddressPlan {
-    let wanted: BTreeSet<IpAddr> = wanted.into_iter().collect();
-    let in_use: BTreeSet<IpAddr> = draining
-        .into_iter()
-        .filter_map(|k| match k {
-            ServiceKey::Inet { addr, .. } => Some(*addr),
-            ServiceKey::Fwmark { .. } => None,
-        })
-        .collect();
-    AddressPlan {
-        add: wanted.difference(bound).copied().collect(),
-        remove: bound
-            .iter()
-            .filter(|a| !wanted.contains(a) && !in_use.contains(a))
-            .copied()
-            .collect(),
-    }
+) -> BTreeSet<IpAddr> {
+    let in_use = draining.into_iter().filter_map(|k| match k {
+        ServiceKey::Inet { addr, .. } if bound.contains(addr) => Some(*addr),
+        _ => None,
+    });
+    wanted.into_iter().chain(in_use).collect()
 }
 
 #[cfg(test)]
@@ -67,15 +38,19 @@ mod tests {
             "10.96.0.12".parse().unwrap(),
             80,
         )];
-        let p = plan(
-            ips(&["10.96.0.10", "fd00::1"]),
-            &ips(&["10.96.0.10", "10.96.0.11", "10.96.0.12"]),
-            &draining,
+        let bound = ips(&["10.96.0.10", "10.96.0.11", "10.96.0.12"]);
+        let target = target(ips(&["10.96.0.10", "fd00::1"]), &bound, &draining);
+        assert!(
+            target.contains(&"fd00::1".parse().unwrap()),
+            "the missing address is added"
         );
-        assert_eq!(p.add, ips(&["fd00::1"]));
+        assert!(
+            !target.contains(&"10.96.0.11".parse().unwrap()),
+            "the unused address goes"
+        );
         assert_eq!(
-            p.remove,
-            ips(&["10.96.0.11"]),
+            target,
+            ips(&["10.96.0.10", "10.96.0.12", "fd00::1"]),
             "10.96.0.12 stays while its virtual server drains"
         );
     }

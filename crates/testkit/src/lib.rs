@@ -108,6 +108,13 @@ pub fn run(argv: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Loads kernel modules with `modprobe` (in the VM; the host has them built in or not at all).
+pub fn modprobe(modules: &[&str]) {
+    for module in modules {
+        run(&["modprobe", module]);
+    }
+}
+
 /// Runs a shell script with `sh -c` (busybox's or the host's), which must
 /// succeed, and returns its standard output.
 pub fn sh(script: &str) -> String {
@@ -224,6 +231,13 @@ impl Netns {
             .join()
             .unwrap_or_else(|p| std::panic::resume_unwind(p))
         })
+    }
+
+    /// Creates a dummy link, left down as kube-proxy keeps `kube-ipvs0`, and
+    /// binds `addr` (with its prefix, e.g. `10.96.0.10/32`) to it.
+    pub fn add_dummy(&self, name: &str, addr: &str) {
+        self.run(&["ip", "link", "add", name, "type", "dummy"]);
+        self.run(&["ip", "addr", "add", addr, "dev", name]);
     }
 
     /// Sets a sysctl inside the namespace, e.g. `net.ipv4.ip_forward`.

@@ -2,7 +2,7 @@
 //! `tests/vm/run` has a working IPVS, dummy links, ipsets and namespaces, and
 //! that IPVS really forwards a TCP connection between namespaces.
 
-use testkit::{Netns, ThreeHosts, http_get, run, serve_http};
+use testkit::{Netns, ThreeHosts, http_get, modprobe, serve_http};
 
 const VIP: &str = "10.96.0.10";
 
@@ -20,22 +20,12 @@ fn service_conns(node: &Netns, svc: &str) -> u64 {
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_smoke_ipvs_forwards_a_tcp_connection() {
-    for module in ["ip_vs", "ip_vs_rr", "dummy"] {
-        run(&["modprobe", module]);
-    }
+    modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
     let hosts = ThreeHosts::new();
     let node = &hosts.node;
 
     // The virtual server's address lives on a dummy interface, kept down like kube-proxy's.
-    node.run(&["ip", "link", "add", "kube-ipvs0", "type", "dummy"]);
-    node.run(&[
-        "ip",
-        "addr",
-        "add",
-        &format!("{VIP}/32"),
-        "dev",
-        "kube-ipvs0",
-    ]);
+    node.add_dummy("kube-ipvs0", &format!("{VIP}/32"));
     assert!(
         node.run(&["ip", "-o", "addr", "show", "dev", "kube-ipvs0"])
             .contains(VIP)
