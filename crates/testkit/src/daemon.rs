@@ -1,0 +1,255 @@
+//! Running `kube-ipvs-proxy` in a test: a `--from-dir` cluster directory the
+//! test edits while the daemon runs ([`ClusterDir`]), and the daemon itself in
+//! a namespace, its log kept for assertions and failure messages ([`Daemon`]).
+//!
+//! ```no_run
+//! use testkit::daemon::{ClusterDir, Daemon, SlicePort};
+//! use testkit::Netns;
+//! let node = Netns::new("node");
+//! let cluster = ClusterDir::new("doc");
+//! cluster.node("node-1", &["192.168.7.1"]);
+//! cluster.write("web.yaml", "apiVersion: v1\nkind: Service\n...");
+//! cluster.endpoints("web", &[SlicePort::tcp("http", 8080)], &[("10.244.1.5", "node-1")]);
+//! # let bin = std::path::Path::new("/bin/kube-ipvs-proxy");
+//! let daemon = Daemon::start(&node, bin, &cluster, &["--ipvs-sync-period", "3s"]);
+//! daemon.eventually("a first sync", || daemon.syncs() > 0);
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::{Netns, busybox, sh};
+
+/// How long [`Daemon::eventually`] waits before failing the test.
+const PATIENCE: Duration = Duration::from_secs(60);
+
+/// The line the daemon logs after each successful sync.
+const SYNC_DONE: &str = "sync done";
+
+/// A directory in the daemon's `--from-dir` format, deleted when dropped.
+/// Every write is atomic (write, then rename), so the daemon never reads half
+/// a file.
+#[derive(Debug)]
+pub struct ClusterDir {
+    dir: PathBuf,
+}
+
+/// One port of an EndpointSlice: name, port number and protocol.
+#[derive(Debug, Clone, Copy)]
+pub struct SlicePort<'a> {
+    /// The port's name (matching the Service port's name).
+    pub name: &'a str,
+    /// The target port.
+    pub port: u16,
+    /// `TCP`, `UDP` or `SCTP`.
+    pub protocol: &'a str,
+}
+
+impl<'a> SlicePort<'a> {
+    /// A TCP port.
+    pub fn tcp(name: &'a str, port: u16) -> Self {
+        SlicePort {
+            name,
+            port,
+            protocol: "TCP",
+        }
+    }
+
+    /// A UDP port.
+    pub fn udp(name: &'a str, port: u16) -> Self {
+        SlicePort {
+            name,
+            port,
+            protocol: "UDP",
+        }
+    }
+}
+
+impl ClusterDir {
+    /// Creates an empty directory under the temporary directory.
+    pub fn new(tag: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!("kipx-cluster-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create the cluster directory");
+        ClusterDir { dir }
+    }
+
+    /// The directory, for `--from-dir`.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Writes (or replaces) one file of objects.
+    pub fn write(&self, file: &str, yaml: &str) {
+        let tmp = self.dir.join(format!(".{file}.tmp"));
+        std::fs::write(&tmp, yaml).unwrap_or_else(|e| panic!("write {}: {e}", tmp.display()));
+        std::fs::rename(&tmp, self.dir.join(file)).expect("move the file into place");
+    }
+
+    /// Deletes one file of objects.
+    pub fn remove(&self, file: &str) {
+        std::fs::remove_file(self.dir.join(file)).unwrap_or_else(|e| panic!("remove {file}: {e}"));
+    }
+
+    /// Writes `node.yaml`: a Node with these InternalIPs.
+    pub fn node(&self, name: &str, addresses: &[&str]) {
+        let addresses: String = addresses
+            .iter()
+            .map(|a| format!("  - {{type: InternalIP, address: {a}}}\n"))
+            .collect();
+        self.write(
+            "node.yaml",
+            &format!(
+                "apiVersion: v1\nkind: Node\nmetadata: {{name: {name}}}\n\
+                 status:\n  addresses:\n{addresses}"
+            ),
+        );
+    }
+
+    /// Writes `slice-SERVICE.yaml`: the one EndpointSlice of Service
+    /// `default/SERVICE`, with ready endpoints given as (address, node name).
+    /// The address family is that of the first endpoint (IPv4 when none).
+    pub fn endpoints(&self, service: &str, ports: &[SlicePort<'_>], endpoints: &[(&str, &str)]) {
+        let family = match endpoints.first() {
+            Some((a, _)) if a.contains(':') => "IPv6",
+            _ => "IPv4",
+        };
+        let ports: String = ports
+            .iter()
+            .map(|p| {
+                format!(
+                    "- {{name: {}, port: {}, protocol: {}}}\n",
+                    p.name, p.port, p.protocol
+                )
+            })
+            .collect();
+        let endpoints: String = endpoints
+            .iter()
+            .map(|(address, node)| format!("- addresses: [\"{address}\"]\n  nodeName: {node}\n"))
+            .collect();
+        let endpoints = if endpoints.is_empty() {
+            "endpoints: []\n".to_owned()
+        } else {
+            format!("endpoints:\n{endpoints}")
+        };
+        self.write(
+            &format!("slice-{service}.yaml"),
+            &format!(
+                "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+                 metadata:\n  name: {service}-1\n  namespace: default\n\
+                 \x20 labels: {{kubernetes.io/service-name: {service}}}\n\
+                 addressType: {family}\nports:\n{ports}{endpoints}"
+            ),
+        );
+    }
+}
+
+impl Drop for ClusterDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// The daemon running in a namespace against a [`ClusterDir`]. Its output
+/// goes to a log file that outlives restarts; it is killed with its namespace.
+#[derive(Debug)]
+pub struct Daemon<'a> {
+    ns: &'a Netns,
+    command: String,
+    log: PathBuf,
+    pid: u32,
+}
+
+impl<'a> Daemon<'a> {
+    /// Starts `bin --from-dir DIR --hostname-override node-1 EXTRA...` in `ns`.
+    pub fn start(ns: &'a Netns, bin: &Path, cluster: &ClusterDir, extra: &[&str]) -> Self {
+        let log = std::env::temp_dir().join(format!("{}-daemon.log", ns.name()));
+        let _ = std::fs::remove_file(&log);
+        let command = format!(
+            "exec {} --from-dir {} --hostname-override node-1 {} >>{} 2>&1",
+            bin.display(),
+            cluster.path().display(),
+            extra.join(" "),
+            log.display()
+        );
+        let pid = ns.spawn(&["sh", "-c", &command]);
+        Daemon {
+            ns,
+            command,
+            log,
+            pid,
+        }
+    }
+
+    /// The daemon's pid.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Everything the daemon logged so far (across restarts).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// How many syncs have finished (across restarts).
+    pub fn syncs(&self) -> usize {
+        self.log().matches(SYNC_DONE).count()
+    }
+
+    /// Waits until `check` holds, polling; fails the test after a minute with
+    /// `what` and the daemon's log.
+    pub fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let deadline = Instant::now() + PATIENCE;
+        while Instant::now() < deadline {
+            if check() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+        panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
+    }
+
+    /// Waits until a sync that started after this call has finished.
+    pub fn next_sync(&self) {
+        // A sync already running may finish first: wait for two.
+        let seen = self.syncs();
+        self.eventually("the next sync", || self.syncs() >= seen + 2);
+    }
+
+    /// Stops the daemon with SIGTERM and waits until it has exited.
+    pub fn stop(&self) {
+        sh(&format!("kill -TERM {}", self.pid));
+        let stat = format!("/proc/{}/stat", self.pid);
+        self.eventually("the daemon to exit", || {
+            // Gone, or a zombie waiting for the namespace guard to reap it.
+            std::fs::read_to_string(&stat).map_or(true, |s| {
+                s.rsplit(')')
+                    .next()
+                    .is_some_and(|r| r.trim_start().starts_with('Z'))
+            })
+        });
+    }
+
+    /// Stops the daemon and starts it again with the same arguments and log.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.pid = self.ns.spawn(&["sh", "-c", &self.command]);
+    }
+
+    /// `GET path` on the daemon's metrics address (127.0.0.1:10249), whole response.
+    pub fn metrics(&self) -> String {
+        self.get(10249, "/metrics")
+    }
+
+    /// `GET /healthz` on the daemon's healthz address (127.0.0.1:10256), whole response.
+    pub fn healthz(&self) -> String {
+        self.get(10256, "/healthz")
+    }
+
+    fn get(&self, port: u16, path: &str) -> String {
+        self.ns.sh(&format!(
+            "printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | {} nc 127.0.0.1 {port}",
+            busybox().display()
+        ))
+    }
+}
