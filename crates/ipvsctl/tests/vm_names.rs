@@ -3,32 +3,14 @@
 //! is listed with the Service port of each virtual server and the Pod of each
 //! real server, in text (ipvsadm's columns untouched), in JSON and in `watch`.
 
-use std::process::Output;
-
 use testkit::{Netns, modprobe, tool};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ipvsctl-rs");
+mod common;
+use common::{ours, ours_ok};
+
 const DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/names");
 const TABLE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/names.ipvsadm");
 const EXPECTED: &str = include_str!("../testdata/list-names.txt");
-
-/// Runs ipvsctl-rs with arguments split on blanks.
-fn ours(ns: &Netns, line: &str) -> Output {
-    let argv: Vec<&str> = std::iter::once(BIN)
-        .chain(line.split_whitespace())
-        .collect();
-    ns.try_run(&argv)
-}
-
-fn stdout(ns: &Netns, line: &str) -> String {
-    let out = ours(ns, line);
-    assert!(
-        out.status.success(),
-        "ipvsctl-rs {line}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
 
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
@@ -37,10 +19,10 @@ fn vm_ipvsctl_names_from_a_directory() {
     let ns = Netns::new("names");
     ns.sh(&format!("{} -R < {TABLE}", tool("ipvsadm").display()));
 
-    let text = stdout(&ns, &format!("list --names {DIR}"));
+    let text = ours_ok(&ns, &format!("list --names {DIR}"));
     println!("# ipvsctl-rs list --names {DIR}\n{text}");
     assert_eq!(text, EXPECTED);
-    assert_eq!(stdout(&ns, &format!("-Ln --names {DIR}")), text);
+    assert_eq!(ours_ok(&ns, &format!("-Ln --names {DIR}")), text);
     // Cut before the names, every line is ipvsadm's.
     let ipvsadm = ns.run(&["ipvsadm", "-Ln"]);
     let width = text
@@ -54,10 +36,10 @@ fn vm_ipvsctl_names_from_a_directory() {
     let plain: Vec<&str> = ipvsadm.lines().map(str::trim_end).collect();
     assert_eq!(cut, plain);
     // Without --names, nothing changes.
-    assert_eq!(stdout(&ns, "-Ln"), ipvsadm);
+    assert_eq!(ours_ok(&ns, "-Ln"), ipvsadm);
 
     let json: serde_json::Value =
-        serde_json::from_str(&stdout(&ns, &format!("list --json --names {DIR}")))
+        serde_json::from_str(&ours_ok(&ns, &format!("list --json --names {DIR}")))
             .expect("one JSON document");
     let services = json["services"].as_array().expect("services");
     let named: Vec<(String, Vec<String>)> = services
@@ -102,7 +84,7 @@ fn vm_ipvsctl_names_from_a_directory() {
     );
     assert!(services.iter().all(|s| s.get("service").is_some()));
 
-    let watch = stdout(&ns, &format!("watch --count 1 --names {DIR}"));
+    let watch = ours_ok(&ns, &format!("watch --count 1 --names {DIR}"));
     assert!(
         watch
             .lines()
