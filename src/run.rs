@@ -388,10 +388,12 @@ fn hostname() -> anyhow::Result<String> {
 async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
     kube_source::client(settings.kubeconfig.as_deref())
         .await
-        .map_err(|e| match e {
-            kube_source::ClientError::NoConfiguration(_) => {
-                anyhow::anyhow!("{e}; use --kubeconfig or --from-dir")
-            }
-            e => e.into(),
+        .map_err(|e| {
+            // The message already holds its cause: one line, as before.
+            let hint = match e {
+                kube_source::ClientError::NoConfiguration(_) => "; use --kubeconfig or --from-dir",
+                _ => "",
+            };
+            anyhow::anyhow!("{e}{hint}")
         })
 }

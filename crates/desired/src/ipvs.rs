@@ -113,7 +113,7 @@ pub struct VirtualServer {
 
 /// A Service port by name, as kube-proxy names it: `namespace/name:port`, or `namespace/name`
 /// for a Service's only, unnamed port. Serialized as that string.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServicePortName {
     /// The Service.
     pub service: ObjectId,
