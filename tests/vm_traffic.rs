@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use testkit::daemon::{ClusterDir, Daemon, NODE_NAME, QUICK_SYNC, SlicePort};
-use testkit::{ThreeHosts, UdpResponder, ipvs_table, modprobe, udp_ask};
+use testkit::{ThreeHosts, UdpResponder, http_body, ipvs_table, modprobe, serve_http, udp_ask};
 
 const VIP: &str = "10.96.0.10";
 /// A second pod address, on the backend namespace too.
@@ -84,4 +84,37 @@ fn vm_traffic_udp_cluster_ip_and_an_endpoint_leaving() {
         !ipvs_table(&hosts.node).contains(&leaving)
     });
     assert_eq!(answers(4, ask), set(&[SECOND]));
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_multiport_service_carries_both_ports() {
+    modules();
+    let hosts = ThreeHosts::new();
+    serve_http(&hosts.backend, 8080, "web on 8080");
+    serve_http(&hosts.backend, 9090, "admin on 9090");
+    let cluster = cluster("multiport", &[ThreeHosts::NODE]);
+    cluster.service(
+        "web",
+        &format!(
+            "{{clusterIP: {VIP}, ports: [{{name: web, port: 80, targetPort: 8080}}, \
+             {{name: admin, port: 8000, targetPort: 9090}}]}}"
+        ),
+    );
+    cluster.local_endpoints(
+        "web",
+        &[SlicePort::tcp("web", 8080), SlicePort::tcp("admin", 9090)],
+        &[ThreeHosts::BACKEND],
+    );
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+    daemon.synced("both virtual servers", || {
+        let table = ipvs_table(&hosts.node);
+        table.contains(&format!("-a -t {VIP}:80 -r {}:8080 ", ThreeHosts::BACKEND))
+            && table.contains(&format!(
+                "-a -t {VIP}:8000 -r {}:9090 ",
+                ThreeHosts::BACKEND
+            ))
+    });
+    assert_eq!(http_body(&hosts.client, VIP, 80), "web on 8080");
+    assert_eq!(http_body(&hosts.client, VIP, 8000), "admin on 9090");
 }
