@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use testkit::daemon::{ClusterDir, Daemon, NODE_NAME, QUICK_SYNC, SlicePort};
-use testkit::{ThreeHosts, UdpResponder, http_body, ipvs_table, modprobe, serve_http, udp_ask};
+use testkit::{
+    ThreeHosts, UdpResponder, http_body, ipvs_table, modprobe, serve_http, serve_name, udp_ask,
+};
 
 const VIP: &str = "10.96.0.10";
 /// A second pod address, on the backend namespace too.
@@ -117,4 +119,65 @@ fn vm_traffic_multiport_service_carries_both_ports() {
     });
     assert_eq!(http_body(&hosts.client, VIP, 80), "web on 8080");
     assert_eq!(http_body(&hosts.client, VIP, 8000), "admin on 9090");
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_session_affinity_keeps_a_client_on_one_backend() {
+    modules();
+    let hosts = ThreeHosts::new();
+    hosts.add_backend(SECOND);
+    serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
+    serve_name(&hosts.backend, SECOND, 8080);
+    let cluster = cluster("affinity", &[ThreeHosts::NODE]);
+    cluster.service(
+        "sticky",
+        &format!(
+            "{{clusterIP: {VIP}, sessionAffinity: ClientIP, \
+             sessionAffinityConfig: {{clientIP: {{timeoutSeconds: 600}}}}, \
+             ports: [{{name: http, port: 80, targetPort: 8080}}]}}"
+        ),
+    );
+    cluster.local_endpoints(
+        "sticky",
+        &[SlicePort::tcp("http", 8080)],
+        &[ThreeHosts::BACKEND, SECOND],
+    );
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+    daemon.synced("both real servers", || {
+        ipvs_table(&hosts.node).contains(&format!("-r {SECOND}:8080 -m -w 1"))
+    });
+    let table = ipvs_table(&hosts.node);
+    assert!(
+        table.contains(&format!("-A -t {VIP}:80 -s rr -p 600")),
+        "no persistence with the affinity timeout:\n{table}"
+    );
+
+    let backends = set(&[ThreeHosts::BACKEND, SECOND]);
+    let sticky = |n| answers(n, || http_body(&hosts.client, VIP, 80));
+    let first = sticky(20);
+    assert_eq!(
+        first.len(),
+        1,
+        "one client reached several backends: {first:?}"
+    );
+    assert!(first.is_subset(&backends), "{first:?}");
+
+    // Another client address has an affinity of its own (wherever it lands).
+    hosts
+        .client
+        .run(&["ip", "addr", "add", "192.168.7.3/24", "dev", "eth0"]);
+    hosts.client.run(&[
+        "ip",
+        "route",
+        "replace",
+        "default",
+        "via",
+        ThreeHosts::NODE,
+        "src",
+        "192.168.7.3",
+    ]);
+    let other = sticky(5);
+    assert_eq!(other.len(), 1, "the second client moved: {other:?}");
+    assert!(other.is_subset(&backends), "{other:?}");
 }
