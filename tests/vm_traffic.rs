@@ -181,3 +181,61 @@ fn vm_traffic_session_affinity_keeps_a_client_on_one_backend() {
     assert_eq!(other.len(), 1, "the second client moved: {other:?}");
     assert!(other.is_subset(&backends), "{other:?}");
 }
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_scheduler_annotation_and_an_unknown_scheduler() {
+    modules();
+    let hosts = ThreeHosts::new();
+    hosts.add_backend(SECOND);
+    serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
+    serve_name(&hosts.backend, SECOND, 8080);
+    let cluster = cluster("scheduler", &[ThreeHosts::NODE]);
+    let services = [
+        ("hashed", "10.96.0.11", "sh", "sh"),
+        ("weighted", "10.96.0.12", "wrr", "wrr"),
+        // Unknown: the Service keeps the global scheduler (rr).
+        ("bogus", "10.96.0.13", "fastest", "rr"),
+    ];
+    for (name, vip, annotation, _) in services {
+        cluster.annotated_service(
+            name,
+            &format!("{{kube-ipvs-proxy.io/ipvs-scheduler: {annotation}}}"),
+            &format!("{{clusterIP: {vip}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}"),
+        );
+        cluster.local_endpoints(
+            name,
+            &[SlicePort::tcp("http", 8080)],
+            &[ThreeHosts::BACKEND, SECOND],
+        );
+    }
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+    daemon.synced("the three virtual servers", || {
+        let table = ipvs_table(&hosts.node);
+        services
+            .iter()
+            .all(|(_, vip, _, _)| table.contains(&format!("-a -t {vip}:80 -r {SECOND}:8080")))
+    });
+    let table = ipvs_table(&hosts.node);
+    for (_, vip, _, scheduler) in services {
+        assert!(
+            table.contains(&format!("-A -t {vip}:80 -s {scheduler}\n")),
+            "{vip} is not on {scheduler}:\n{table}"
+        );
+    }
+    let invalid = daemon.metric("kube_ipvs_proxy_invalid_objects_total{kind=\"Service\"}");
+    assert!(
+        invalid.is_some_and(|n| n >= 1.0),
+        "the unknown scheduler is not counted: {invalid:?}"
+    );
+
+    let backends = set(&[ThreeHosts::BACKEND, SECOND]);
+    // Source hashing sends one client to one backend every time.
+    let hashed = answers(5, || http_body(&hosts.client, "10.96.0.11", 80));
+    assert_eq!(hashed.len(), 1, "sh spread one client: {hashed:?}");
+    assert!(hashed.is_subset(&backends), "{hashed:?}");
+    // Equal weights: wrr and rr alternate.
+    for vip in ["10.96.0.12", "10.96.0.13"] {
+        assert_eq!(answers(4, || http_body(&hosts.client, vip, 80)), backends);
+    }
+}
