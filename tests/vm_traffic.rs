@@ -239,3 +239,41 @@ fn vm_traffic_scheduler_annotation_and_an_unknown_scheduler() {
         assert_eq!(answers(4, || http_body(&hosts.client, vip, 80)), backends);
     }
 }
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_ipv6_cluster_ip() {
+    modules();
+    let hosts = ThreeHosts::dual_stack();
+    serve_name(&hosts.backend, ThreeHosts::BACKEND6, 8080);
+    let vip = "fd00:96::10";
+    let cluster = cluster("ipv6", &[ThreeHosts::NODE, ThreeHosts::NODE6]);
+    cluster.service(
+        "web6",
+        &format!(
+            "{{clusterIP: \"{vip}\", clusterIPs: [\"{vip}\"], ipFamilies: [IPv6], \
+             ipFamilyPolicy: SingleStack, ports: [{{name: http, port: 80, targetPort: 8080}}]}}"
+        ),
+    );
+    cluster.local_endpoints(
+        "web6",
+        &[SlicePort::tcp("http", 8080)],
+        &[ThreeHosts::BACKEND6],
+    );
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+    let real = format!(
+        "-a -t [{vip}]:80 -r [{}]:8080 -m -w 1",
+        ThreeHosts::BACKEND6
+    );
+    daemon.synced("the IPv6 virtual server", || {
+        ipvs_table(&hosts.node).contains(&real)
+    });
+    let addrs = hosts
+        .node
+        .run(&["ip", "-o", "-6", "addr", "show", "dev", "kube-ipvs0"]);
+    assert!(
+        addrs.contains(&format!("{vip}/128")),
+        "VIP not bound:\n{addrs}"
+    );
+    assert_eq!(http_body(&hosts.client, vip, 80), ThreeHosts::BACKEND6);
+}
