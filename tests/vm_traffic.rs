@@ -9,7 +9,8 @@ use std::path::Path;
 
 use testkit::daemon::{ClusterDir, Daemon, NODE_NAME, QUICK_SYNC, SlicePort};
 use testkit::{
-    ThreeHosts, UdpResponder, http_body, ipvs_table, modprobe, serve_http, serve_name, udp_ask,
+    EchoConn, ThreeHosts, UdpResponder, http_body, ipvs_table, modprobe, serve_echo, serve_http,
+    serve_name, udp_ask,
 };
 
 const VIP: &str = "10.96.0.10";
@@ -276,4 +277,85 @@ fn vm_traffic_ipv6_cluster_ip() {
         "VIP not bound:\n{addrs}"
     );
     assert_eq!(http_body(&hosts.client, vip, 80), ThreeHosts::BACKEND6);
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_endpoints_come_and_go_under_an_open_connection_until_deleted() {
+    modules();
+    let hosts = ThreeHosts::new();
+    hosts.add_backend(SECOND);
+    serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
+    serve_name(&hosts.backend, SECOND, 8080);
+    serve_echo(&hosts.backend, 7007);
+    let cluster = cluster("graceful", &[ThreeHosts::NODE]);
+    cluster.service(
+        "web",
+        &format!(
+            "{{clusterIP: {VIP}, ports: [{{name: http, port: 80, targetPort: 8080}}, \
+             {{name: echo, port: 7, targetPort: 7007}}]}}"
+        ),
+    );
+    let ports = [SlicePort::tcp("http", 8080), SlicePort::tcp("echo", 7007)];
+    cluster.local_endpoints("web", &ports, &[ThreeHosts::BACKEND]);
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+    let echo_rs = |addr: &str| format!("-a -t {VIP}:7 -r {addr}:7007 -m -w");
+    daemon.synced("the echo virtual server", || {
+        ipvs_table(&hosts.node).contains(&echo_rs(ThreeHosts::BACKEND))
+    });
+    // The only backend serves the long-lived connection.
+    let mut conn = EchoConn::open(&hosts.client, VIP, 7);
+    conn.check("before\n");
+
+    // An endpoint is added: new connections use both, the open one stays.
+    cluster.local_endpoints("web", &ports, &[ThreeHosts::BACKEND, SECOND]);
+    daemon.eventually("the added real server", || {
+        ipvs_table(&hosts.node).contains(&echo_rs(SECOND))
+    });
+    conn.check("after an endpoint was added\n");
+    let both = set(&[ThreeHosts::BACKEND, SECOND]);
+    assert_eq!(answers(4, || http_body(&hosts.client, VIP, 80)), both);
+
+    // The connection's endpoint is removed: it drains at weight 0 and keeps
+    // the open connection; new connections go to the other one.
+    cluster.local_endpoints("web", &ports, &[SECOND]);
+    let draining = format!("{} 0\n", echo_rs(ThreeHosts::BACKEND));
+    daemon.eventually("the leaving real server to drain", || {
+        ipvs_table(&hosts.node).contains(&draining)
+    });
+    conn.check("while draining\n");
+    assert_eq!(
+        answers(4, || http_body(&hosts.client, VIP, 80)),
+        set(&[SECOND])
+    );
+    // Its HTTP real server has only closed connections: deleted. The echo
+    // one stays as long as the connection is open.
+    let http_leaving = format!("-r {}:8080", ThreeHosts::BACKEND);
+    daemon.eventually("the drained HTTP real server to be deleted", || {
+        !ipvs_table(&hosts.node).contains(&http_leaving)
+    });
+    daemon.next_sync();
+    assert!(
+        ipvs_table(&hosts.node).contains(&draining),
+        "a real server with an open connection was deleted"
+    );
+    conn.check("still draining\n");
+
+    // The connection closes: the next syncs delete the real server, long
+    // before the drain timeout (60 s).
+    drop(conn);
+    let closed_at = daemon.syncs();
+    daemon.eventually("the drained echo real server to be deleted", || {
+        !ipvs_table(&hosts.node).contains(&echo_rs(ThreeHosts::BACKEND))
+    });
+    let syncs = daemon.syncs() - closed_at;
+    assert!(
+        syncs <= 3,
+        "deleted only {syncs} syncs after the connection closed"
+    );
+    let table = ipvs_table(&hosts.node);
+    assert!(
+        table.contains(&format!("{} 1\n", echo_rs(SECOND))),
+        "{table}"
+    );
 }
