@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use testkit::daemon::{ClusterDir, Daemon, NODE_NAME, QUICK_SYNC, SlicePort};
+use testkit::daemon::{ClusterDir, Daemon, QUICK_SYNC, SlicePort};
 use testkit::{
     EchoConn, ThreeHosts, UdpResponder, http_body, ipvs_table, modprobe, serve_echo, serve_http,
     serve_name, udp_ask,
@@ -25,13 +25,6 @@ fn bin() -> &'static Path {
 /// The modules the tests use before the daemon runs.
 fn modules() {
     modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
-}
-
-/// A cluster directory with this node (its InternalIPs).
-fn cluster(tag: &str, node_ips: &[&str]) -> ClusterDir {
-    let cluster = ClusterDir::new(tag);
-    cluster.node(NODE_NAME, node_ips);
-    cluster
 }
 
 /// Asks `n` times, each time as a new connection, and returns who answered.
@@ -52,7 +45,7 @@ fn vm_traffic_udp_cluster_ip_and_an_endpoint_leaving() {
     hosts.add_backend(SECOND);
     let _first = UdpResponder::answering_name(&hosts.backend, ThreeHosts::BACKEND, 5353);
     let _second = UdpResponder::answering_name(&hosts.backend, SECOND, 5353);
-    let cluster = cluster("udp", &[ThreeHosts::NODE]);
+    let cluster = ClusterDir::for_node("udp", &[ThreeHosts::NODE]);
     cluster.service(
         "dns",
         &format!(
@@ -96,7 +89,7 @@ fn vm_traffic_multiport_service_carries_both_ports() {
     let hosts = ThreeHosts::new();
     serve_http(&hosts.backend, 8080, "web on 8080");
     serve_http(&hosts.backend, 9090, "admin on 9090");
-    let cluster = cluster("multiport", &[ThreeHosts::NODE]);
+    let cluster = ClusterDir::for_node("multiport", &[ThreeHosts::NODE]);
     cluster.service(
         "web",
         &format!(
@@ -130,7 +123,7 @@ fn vm_traffic_session_affinity_keeps_a_client_on_one_backend() {
     hosts.add_backend(SECOND);
     serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
     serve_name(&hosts.backend, SECOND, 8080);
-    let cluster = cluster("affinity", &[ThreeHosts::NODE]);
+    let cluster = ClusterDir::for_node("affinity", &[ThreeHosts::NODE]);
     cluster.service(
         "sticky",
         &format!(
@@ -191,7 +184,7 @@ fn vm_traffic_scheduler_annotation_and_an_unknown_scheduler() {
     hosts.add_backend(SECOND);
     serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
     serve_name(&hosts.backend, SECOND, 8080);
-    let cluster = cluster("scheduler", &[ThreeHosts::NODE]);
+    let cluster = ClusterDir::for_node("scheduler", &[ThreeHosts::NODE]);
     let services = [
         ("hashed", "10.96.0.11", "sh", "sh"),
         ("weighted", "10.96.0.12", "wrr", "wrr"),
@@ -248,7 +241,7 @@ fn vm_traffic_ipv6_cluster_ip() {
     let hosts = ThreeHosts::dual_stack();
     serve_name(&hosts.backend, ThreeHosts::BACKEND6, 8080);
     let vip = "fd00:96::10";
-    let cluster = cluster("ipv6", &[ThreeHosts::NODE, ThreeHosts::NODE6]);
+    let cluster = ClusterDir::for_node("ipv6", &[ThreeHosts::NODE, ThreeHosts::NODE6]);
     cluster.service(
         "web6",
         &format!(
@@ -288,7 +281,7 @@ fn vm_traffic_endpoints_come_and_go_under_an_open_connection_until_deleted() {
     serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
     serve_name(&hosts.backend, SECOND, 8080);
     serve_echo(&hosts.backend, 7007);
-    let cluster = cluster("graceful", &[ThreeHosts::NODE]);
+    let cluster = ClusterDir::for_node("graceful", &[ThreeHosts::NODE]);
     cluster.service(
         "web",
         &format!(

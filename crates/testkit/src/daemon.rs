@@ -81,6 +81,14 @@ impl ClusterDir {
         ClusterDir { dir }
     }
 
+    /// [`ClusterDir::new`] holding the daemon's own Node ([`NODE_NAME`]) with
+    /// these InternalIPs.
+    pub fn for_node(tag: &str, node_ips: &[&str]) -> Self {
+        let cluster = Self::new(tag);
+        cluster.node(NODE_NAME, node_ips);
+        cluster
+    }
+
     /// The directory, for `--from-dir`.
     pub fn path(&self) -> &Path {
         &self.dir
