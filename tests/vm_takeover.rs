@@ -10,6 +10,10 @@ use testkit::daemon::{ClusterDir, Daemon, QUICK_SYNC, SlicePort};
 use testkit::{EchoConn, Netns, ThreeHosts, ipvs_table, modprobe, serve_echo};
 
 const VIP: &str = "10.96.0.10";
+/// An endpoint kube-proxy did not program yet.
+const MISSING: &str = "10.244.1.6";
+/// An endpoint kube-proxy still has that is gone from the cluster.
+const STALE: &str = "10.244.1.7";
 /// Service `web`'s ports: (name, port, target port).
 const PORTS: [(&str, u16, u16); 2] = [("http", 80, 8080), ("echo", 7, 7007)];
 
@@ -104,6 +108,35 @@ fn vm_takeover_of_kube_proxy_s_table_changes_nothing() {
         );
     }
     for kind in ["virtual_server", "real_server", "address"] {
+        let series = format!("kube_ipvs_proxy_ops_applied_total{{kind=\"{kind}\"}}");
+        assert_eq!(daemon.metric(&series), None, "{series}");
+    }
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_takeover_of_a_slightly_wrong_table_changes_only_the_difference() {
+    // kube-proxy missed an endpoint and kept a stale one on the http port.
+    let table = kube_proxy_table([&[ThreeHosts::BACKEND, STALE], &[ThreeHosts::BACKEND]]);
+    let (hosts, mut conn) = node_with_open_connection(&table);
+    let cluster = cluster("takeover-diff", &[ThreeHosts::BACKEND, MISSING]);
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+
+    let wanted = kube_proxy_table([&[ThreeHosts::BACKEND, MISSING]; 2]);
+    daemon.eventually("the table to match the cluster", || {
+        table_lines(&hosts.node) == wanted
+    });
+    conn.check("after the daemon took over\n");
+    // The first sync adds the missing endpoint on both ports and drains the
+    // stale one; a later one deletes it. Nothing else is touched.
+    let summaries = daemon.sync_summaries();
+    assert!(
+        summaries[0].contains("applied={\"real_server\": 3} failed={}"),
+        "{summaries:#?}"
+    );
+    let ops = daemon.metric("kube_ipvs_proxy_ops_applied_total{kind=\"real_server\"}");
+    assert_eq!(ops, Some(4.0), "{summaries:#?}");
+    for kind in ["virtual_server", "address"] {
         let series = format!("kube_ipvs_proxy_ops_applied_total{{kind=\"{kind}\"}}");
         assert_eq!(daemon.metric(&series), None, "{series}");
     }
