@@ -27,6 +27,17 @@ fn modules() {
     modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
 }
 
+/// The three hosts with two pod addresses on the backend, each serving its
+/// own name over HTTP on port 8080.
+fn two_name_backends() -> ThreeHosts {
+    modules();
+    let hosts = ThreeHosts::new();
+    hosts.add_backend(SECOND);
+    serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
+    serve_name(&hosts.backend, SECOND, 8080);
+    hosts
+}
+
 /// Asks `n` times, each time as a new connection, and returns who answered.
 fn answers(n: usize, mut ask: impl FnMut() -> String) -> BTreeSet<String> {
     (0..n).map(|_| ask()).collect()
@@ -118,11 +129,7 @@ fn vm_traffic_multiport_service_carries_both_ports() {
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_traffic_session_affinity_keeps_a_client_on_one_backend() {
-    modules();
-    let hosts = ThreeHosts::new();
-    hosts.add_backend(SECOND);
-    serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
-    serve_name(&hosts.backend, SECOND, 8080);
+    let hosts = two_name_backends();
     let cluster = ClusterDir::for_node("affinity", &[ThreeHosts::NODE]);
     cluster.service(
         "sticky",
@@ -179,11 +186,7 @@ fn vm_traffic_session_affinity_keeps_a_client_on_one_backend() {
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_traffic_scheduler_annotation_and_an_unknown_scheduler() {
-    modules();
-    let hosts = ThreeHosts::new();
-    hosts.add_backend(SECOND);
-    serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
-    serve_name(&hosts.backend, SECOND, 8080);
+    let hosts = two_name_backends();
     let cluster = ClusterDir::for_node("scheduler", &[ThreeHosts::NODE]);
     let services = [
         ("hashed", "10.96.0.11", "sh", "sh"),
@@ -275,11 +278,7 @@ fn vm_traffic_ipv6_cluster_ip() {
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_traffic_endpoints_come_and_go_under_an_open_connection_until_deleted() {
-    modules();
-    let hosts = ThreeHosts::new();
-    hosts.add_backend(SECOND);
-    serve_name(&hosts.backend, ThreeHosts::BACKEND, 8080);
-    serve_name(&hosts.backend, SECOND, 8080);
+    let hosts = two_name_backends();
     serve_echo(&hosts.backend, 7007);
     let cluster = ClusterDir::for_node("graceful", &[ThreeHosts::NODE]);
     cluster.service(

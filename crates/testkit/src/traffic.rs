@@ -16,6 +16,15 @@ use crate::{Netns, busybox};
 /// How long a client waits for an answer. Generous: the VM runs under TCG.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(3);
 
+/// `addr` as an IP address.
+///
+/// # Panics
+/// When it is not one.
+fn parse_ip(addr: &str) -> IpAddr {
+    addr.parse()
+        .unwrap_or_else(|e| panic!("{addr:?} is not an IP address: {e}"))
+}
+
 /// Waits until something in `ns` listens on TCP `port` (on `addr`, when
 /// given).
 ///
@@ -118,9 +127,7 @@ impl UdpResponder {
     /// # Panics
     /// When `addr` is not an IP address or cannot be bound.
     pub fn answering_name(ns: &Netns, addr: &str, port: u16) -> Self {
-        let ip: IpAddr = addr
-            .parse()
-            .unwrap_or_else(|e| panic!("{addr:?} is not an IP address: {e}"));
+        let ip = parse_ip(addr);
         let socket = ns.enter(|| {
             UdpSocket::bind((ip, port))
                 .unwrap_or_else(|e| panic!("bind UDP {addr}:{port} in {}: {e}", ns.name()))
@@ -164,9 +171,7 @@ impl Drop for UdpResponder {
 /// # Panics
 /// When `addr` is not an IP address or no socket can be opened.
 pub fn udp_ask(ns: &Netns, addr: &str, port: u16) -> Option<String> {
-    let ip: IpAddr = addr
-        .parse()
-        .unwrap_or_else(|e| panic!("{addr:?} is not an IP address: {e}"));
+    let ip = parse_ip(addr);
     let any: IpAddr = match ip {
         IpAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
         IpAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
@@ -211,9 +216,7 @@ impl EchoConn {
     /// # Panics
     /// When the connection cannot be made.
     pub fn open(ns: &Netns, addr: &str, port: u16) -> Self {
-        let ip: IpAddr = addr
-            .parse()
-            .unwrap_or_else(|e| panic!("{addr:?} is not an IP address: {e}"));
+        let ip = parse_ip(addr);
         let stream = ns.enter(|| {
             TcpStream::connect_timeout(&SocketAddr::new(ip, port), ANSWER_TIMEOUT)
                 .unwrap_or_else(|e| panic!("connect to {addr}:{port} from {}: {e}", ns.name()))
