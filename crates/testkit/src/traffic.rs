@@ -166,7 +166,7 @@ impl Drop for UdpResponder {
 
 /// Sends one datagram from `ns` to `addr:port` from a fresh socket (so a
 /// fresh source port: a new IPVS connection) and returns the reply, or `None`
-/// when none came within 3 seconds.
+/// when none came from `addr:port` within 3 seconds.
 ///
 /// # Panics
 /// When `addr` is not an IP address or no socket can be opened.
@@ -181,11 +181,16 @@ pub fn udp_ask(ns: &Netns, addr: &str, port: u16) -> Option<String> {
         socket
             .set_read_timeout(Some(ANSWER_TIMEOUT))
             .expect("set the client's read timeout");
+        // Connected: only a reply from `addr:port` itself is taken, so a
+        // proxy's reply proves it translated the source back.
         socket
-            .send_to(b"who?", SocketAddr::new(ip, port))
+            .connect(SocketAddr::new(ip, port))
+            .unwrap_or_else(|e| panic!("connect to {addr}:{port}: {e}"));
+        socket
+            .send(b"who?")
             .unwrap_or_else(|e| panic!("send to {addr}:{port}: {e}"));
         let mut buf = [0u8; 1500];
-        let (n, _) = socket.recv_from(&mut buf).ok()?;
+        let n = socket.recv(&mut buf).ok()?;
         Some(String::from_utf8_lossy(&buf[..n]).into_owned())
     })
 }
