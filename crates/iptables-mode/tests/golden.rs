@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use desired::{Config, LocalDetector, NodeInfo};
+use desired::{Config, LocalDetector, NodeInfo, NodePortAddresses};
 use iptables::{Learned, TableState};
 use iptables_mode::{Generator, Options, Tables, render};
 use model::source::dir;
@@ -54,12 +54,12 @@ fn assert_consistent(tables: &Tables) {
     }
 }
 
-fn check(case: &str, family: IpFamily, actual: &str, update: bool) {
+fn check(case: &str, variant: &str, family: IpFamily, actual: &str, update: bool) {
     let suffix = match family {
         IpFamily::V4 => "v4",
         IpFamily::V6 => "v6",
     };
-    let path = testdata(case).join(format!("expected.{suffix}.txt"));
+    let path = testdata(case).join(format!("expected.{variant}{suffix}.txt"));
     if update && std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, actual).expect("write golden");
         return;
@@ -91,14 +91,23 @@ fn diff_lines(expected: &str, actual: &str) -> Vec<String> {
     out
 }
 
-fn run_case(case: &str, config: Config, options: Options) {
+/// Generates the case's tables with `config` and `options` and compares them with
+/// `expected.{variant}v4.txt` and `expected.{variant}v6.txt`.
+fn run_case(case: &str, variant: &str, config: Config, options: Options) -> Generator {
     let (_, generator) = generator(case, config, options);
     assert_eq!(generator.rejected().count(), 0);
     for family in generator.families() {
         let tables = generator.tables(family).expect("tables");
         assert_consistent(&tables);
-        check(case, family, &text(&tables), case != "kube-proxy-overall");
+        check(
+            case,
+            variant,
+            family,
+            &text(&tables),
+            case != "kube-proxy-overall",
+        );
     }
+    generator
 }
 
 /// kube-proxy's `TestOverallIPTablesRules` (pkg/proxy/iptables/proxier_test.go): its fake
@@ -111,5 +120,46 @@ fn kube_proxy_overall() {
         random_fully: false,
         ..Config::default()
     };
-    run_case("kube-proxy-overall", config, Options::default());
+    run_case("kube-proxy-overall", "", config, Options::default());
+}
+
+fn cidrs(list: &[&str]) -> Vec<ipnet::IpNet> {
+    list.iter().map(|c| c.parse().expect("cidr")).collect()
+}
+
+/// The small cluster of `testdata/cluster` (its README lists what each Service exercises)
+/// with the ClusterCIDR detector and kube-proxy's defaults.
+#[test]
+fn cluster_defaults() {
+    let config = Config {
+        local_detector: LocalDetector::ClusterCidr(cidrs(&["10.244.0.0/16", "fd00:244::/48"])),
+        ..Config::default()
+    };
+    let generator = run_case("cluster", "", config, Options::default());
+    assert_eq!(
+        generator.families().collect::<Vec<_>>(),
+        [IpFamily::V4, IpFamily::V6]
+    );
+}
+
+/// The same cluster with `masqueradeAll`, no local detector, selected NodePort addresses,
+/// another masquerade bit, no localhost NodePorts and a liberal conntrack.
+#[test]
+fn cluster_masquerade_all() {
+    let config = Config {
+        masquerade_all: true,
+        local_detector: LocalDetector::None,
+        node_port_addresses: NodePortAddresses::Select {
+            cidrs: cidrs(&["172.18.0.0/16", "fd00:18::/64"]),
+            primary: false,
+        },
+        masquerade_bit: 15,
+        random_fully: true,
+        ..Config::default()
+    };
+    let options = Options {
+        localhost_node_ports: false,
+        conntrack_tcp_be_liberal: true,
+    };
+    run_case("cluster", "masquerade-all.", config, options);
 }
