@@ -33,7 +33,7 @@ fn addr(base: u8, n: usize) -> String {
 
 /// Service number `i`.
 pub(crate) fn service(i: usize) -> Object {
-    let node_port = i % 10 == 0;
+    let node_port = i.is_multiple_of(10);
     let mut port = json!({"name": "http", "port": 80, "protocol": "TCP"});
     if node_port {
         port["nodePort"] = json!(30000 + i % 2000);
