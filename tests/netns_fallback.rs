@@ -595,3 +595,51 @@ fn netns_fallback_rules_equal_the_expected_text_per_chain() {
         differing.join("\n")
     );
 }
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_fallback_rules_changed_by_hand_are_repaired_and_counted_as_drift() {
+    let (hosts, _uplink, cluster) = setup();
+    let daemon = start(&hosts, &cluster);
+    let before = kube_rules(&saved(&hosts.node));
+    hosts
+        .node
+        .run(&["iptables", "-t", "nat", "-F", "KUBE-SERVICES"]);
+    hosts.node.run(&[
+        "iptables",
+        "-t",
+        "filter",
+        "-D",
+        "FORWARD",
+        "-j",
+        "KUBE-FORWARD",
+        "-m",
+        "comment",
+        "--comment",
+        "kubernetes forwarding rules",
+    ]);
+    assert_eq!(http_many(&hosts.client, WEB_VIP, 80, 1), [None]);
+    // A missing jump is inserted at the top of its built-in chain: compare those as sets.
+    let jumps_in_any_order = |mut rules: BTreeMap<String, Vec<String>>| {
+        for (chain, rules) in &mut rules {
+            if !chain.contains("/KUBE-") {
+                rules.sort();
+            }
+        }
+        rules
+    };
+    let before = jumps_in_any_order(before);
+    daemon.eventually("the periodic sync to repair the rules", || {
+        jumps_in_any_order(kube_rules(&saved(&hosts.node))) == before
+    });
+    assert!(!spread(&http_many(&hosts.client, WEB_VIP, 80, 3)).is_empty());
+    let metrics = daemon.metrics();
+    for kind in ["iptables_chain", "iptables_jump"] {
+        assert!(
+            metrics.contains(&format!(
+                "kube_ipvs_proxy_drift_repaired_total{{kind=\"{kind}\"}}"
+            )),
+            "{kind} drift not counted:\n{metrics}"
+        );
+    }
+}
