@@ -1,9 +1,10 @@
 //! The rules of one Service port, as kube-proxy's iptables `syncProxyRules` writes them in
 //! its loop over Service ports (pkg/proxy/iptables/proxier.go), in the same order.
 
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 
-use desired::endpoints::{self, Categories, Policy, PortEndpoint};
+use desired::endpoints::{self, Policy, PortEndpoint};
 use ipnet::IpNet;
 use iptables::{Chain, ChainName, Rule};
 use model::{Service, ServicePort, SessionAffinity};
@@ -29,9 +30,12 @@ pub(crate) struct PortInput<'a> {
     pub(crate) source_ranges: &'a [IpNet],
 }
 
-/// An endpoint with the name of its chain.
+/// An endpoint some traffic may reach, with the name of its chain.
 struct Ep {
-    addr: SocketAddr,
+    /// `ip:port` (`[ip]:port` for IPv6), as kube-proxy prints and sorts endpoints.
+    text: String,
+    /// The address alone.
+    ip: String,
     chain: ChainName,
 }
 
@@ -56,9 +60,12 @@ struct PortWriter<'a> {
     ctx: &'a Context<'a>,
     name: ServicePortName,
     policy: Policy,
-    cluster: Vec<Ep>,
-    local: Vec<Ep>,
+    /// Every endpoint some traffic may reach, in kube-proxy's order (by text).
     reachable: Vec<Ep>,
+    /// The endpoints of `Cluster` policy, as indexes into `reachable`.
+    cluster: Vec<usize>,
+    /// The endpoints of `Local` policy, as indexes into `reachable`.
+    local: Vec<usize>,
     has_endpoints: bool,
 }
 
@@ -74,35 +81,45 @@ impl<'a> PortWriter<'a> {
         };
         let categories =
             endpoints::categorize(eps, policy, &ctx.node.name, ctx.node.zone.as_deref());
-        let with_chains = |list: &[&PortEndpoint<'_>]| -> Vec<Ep> {
-            let mut out: Vec<Ep> = list
+        // kube-proxy's endpoints map is sorted by the endpoints' text (`byEndpoint`).
+        let mut reachable: Vec<(SocketAddr, Ep)> = categories
+            .all_reachable()
+            .into_iter()
+            .map(|e| {
+                let addr = endpoint(e.addr, e.port);
+                let ep = Ep {
+                    text: addr.to_string(),
+                    ip: e.addr.to_string(),
+                    chain: name.endpoint_chain(addr),
+                };
+                (addr, ep)
+            })
+            .collect();
+        reachable.sort_by(|a, b| a.1.text.cmp(&b.1.text));
+        let position: HashMap<SocketAddr, usize> = reachable
+            .iter()
+            .enumerate()
+            .map(|(i, (addr, _))| (*addr, i))
+            .collect();
+        let indexes = |list: &[&PortEndpoint<'_>]| -> Vec<usize> {
+            let mut found: Vec<usize> = list
                 .iter()
-                .map(|e| {
-                    let addr = endpoint(e.addr, e.port);
-                    Ep {
-                        addr,
-                        chain: name.endpoint_chain(addr),
-                    }
-                })
+                .filter_map(|e| position.get(&endpoint(e.addr, e.port)).copied())
                 .collect();
-            // kube-proxy's endpoints map is sorted by the endpoints' text (`byEndpoint`).
-            out.sort_by_cached_key(|e| e.addr.to_string());
-            out
+            found.sort_unstable();
+            found
         };
-        let Categories {
-            ref cluster,
-            ref local,
-            has_any,
-        } = categories;
+        let cluster = indexes(&categories.cluster);
+        let local = indexes(&categories.local);
         PortWriter {
             input,
             ctx,
-            cluster: with_chains(cluster),
-            local: with_chains(local),
-            reachable: with_chains(&categories.all_reachable()),
+            reachable: reachable.into_iter().map(|(_, ep)| ep).collect(),
+            cluster,
+            local,
             name,
             policy,
-            has_endpoints: has_any,
+            has_endpoints: categories.has_any,
         }
     }
 
@@ -293,7 +310,8 @@ impl<'a> PortWriter<'a> {
             } else {
                 Vec::new()
             };
-            self.dispatch_rules(eps, &mut rules)?;
+            let eps: Vec<&Ep> = eps.iter().map(|&i| &self.reachable[i]).collect();
+            self.dispatch_rules(&eps, &mut rules)?;
             part.chains.push(Chain {
                 name: chain.clone(),
                 rules,
@@ -397,9 +415,9 @@ impl<'a> PortWriter<'a> {
 
     /// `KUBE-SVC-`/`KUBE-SVL-`: session affinity first, then the random split: endpoint `i`
     /// of `n` with probability `1/(n-i)`, the last one unconditionally.
-    fn dispatch_rules(&self, eps: &[Ep], rules: &mut Vec<Rule>) -> Result<(), iptables::Error> {
+    fn dispatch_rules(&self, eps: &[&Ep], rules: &mut Vec<Rule>) -> Result<(), iptables::Error> {
         let omit = self.ctx.large_cluster;
-        let comment = |ep: &Ep| format!("{} -> {}", self.name, ep.addr);
+        let comment = |ep: &Ep| format!("{} -> {}", self.name, ep.text);
         if let SessionAffinity::ClientIp { timeout } = self.input.svc.session_affinity {
             let seconds = timeout.to_string();
             for ep in eps {
@@ -441,11 +459,9 @@ impl<'a> PortWriter<'a> {
             dnat = dnat.words(&["-m", "recent", "--name", ep.chain.as_str(), "--set"]);
         }
         Ok(vec![
-            head()
-                .words(&["-s", &ep.addr.ip().to_string()])
-                .jump(MARK_MASQ)?,
+            head().words(&["-s", &ep.ip]).jump(MARK_MASQ)?,
             dnat.protocol(self.input.port.protocol)
-                .words(&["-j", "DNAT", "--to-destination", &ep.addr.to_string()])
+                .words(&["-j", "DNAT", "--to-destination", &ep.text])
                 .rule()?,
         ])
     }

@@ -74,9 +74,8 @@ fn netns_bench_iptables_mode() {
     for services in SIZES {
         let mut model = common::model(services, ENDPOINTS);
         let node = common::node_info();
-        let (mut generator, took) = timed(|| {
-            Generator::new(Config::default(), Options::default(), node.clone(), &model)
-        });
+        let (mut generator, took) =
+            timed(|| Generator::new(Config::default(), Options::default(), node.clone(), &model));
         row(services, "-", "generate: from scratch", "", 0, took);
         let (full, took) = timed(|| generator.tables(IpFamily::V4).unwrap());
         let chains = full.nat.chains.len() + full.filter.chains.len();
@@ -100,7 +99,14 @@ fn netns_bench_iptables_mode() {
 
             let (plans, took) = timed(|| sync_all(&ns, &mut ipt, &changed, true));
             let (detail, bytes) = summary(&plans);
-            row(services, name, "one endpoint: sync_from_applied", &detail, bytes, took);
+            row(
+                services,
+                name,
+                "one endpoint: sync_from_applied",
+                &detail,
+                bytes,
+                took,
+            );
 
             let (plans, took) = timed(|| sync_all(&ns, &mut ipt, &changed, true));
             assert!(plans.is_empty());
@@ -108,7 +114,14 @@ fn netns_bench_iptables_mode() {
 
             let (plans, took) = timed(|| sync_all(&ns, &mut ipt, &full, false));
             let (detail, bytes) = summary(&plans);
-            row(services, name, "endpoint back: sync (reads)", &detail, bytes, took);
+            row(
+                services,
+                name,
+                "endpoint back: sync (reads)",
+                &detail,
+                bytes,
+                took,
+            );
         }
     }
 }

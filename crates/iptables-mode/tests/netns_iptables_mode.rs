@@ -38,7 +38,12 @@ fn assert_applied(desired: &DesiredTable, saved: &TableState, text: &str) {
         let now = by_name
             .get(chain.name.as_str())
             .unwrap_or_else(|| panic!("{} missing:\n{text}", chain.name));
-        assert_eq!(now.rules.len(), chain.rules.len(), "{}:\n{text}", chain.name);
+        assert_eq!(
+            now.rules.len(),
+            chain.rules.len(),
+            "{}:\n{text}",
+            chain.name
+        );
     }
     let ours = saved
         .chains
@@ -58,7 +63,13 @@ fn assert_applied(desired: &DesiredTable, saved: &TableState, text: &str) {
             .iter()
             .filter(|r| r.target() == jump.rule.target())
             .count();
-        assert_eq!(count, 1, "{} -> {:?}:\n{text}", jump.from, jump.rule.target());
+        assert_eq!(
+            count,
+            1,
+            "{} -> {:?}:\n{text}",
+            jump.from,
+            jump.rule.target()
+        );
     }
 }
 
@@ -146,9 +157,7 @@ fn netns_iptables_mode_cleanup_removes_everything_ours() {
             let left: Vec<_> = saved
                 .chains
                 .iter()
-                .filter(|c| {
-                    !c.is_builtin() && c.name.as_str() != iptables_mode::KUBELET_FIREWALL
-                })
+                .filter(|c| !c.is_builtin() && c.name.as_str() != iptables_mode::KUBELET_FIREWALL)
                 .collect();
             assert!(left.is_empty(), "{name}: left behind:\n{text}");
             for chain in saved.chains.iter().filter(|c| c.is_builtin()) {

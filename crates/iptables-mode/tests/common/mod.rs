@@ -83,7 +83,11 @@ pub(crate) fn cluster_masquerade_all() -> Case {
 
 /// Every case.
 pub(crate) fn cases() -> [Case; 3] {
-    [kube_proxy_overall(), cluster_defaults(), cluster_masquerade_all()]
+    [
+        kube_proxy_overall(),
+        cluster_defaults(),
+        cluster_masquerade_all(),
+    ]
 }
 
 impl Case {
