@@ -65,6 +65,9 @@ pub(crate) struct ServicePart {
     /// The Service's own nat chains (`KUBE-SVC-`, `KUBE-SVL-`, `KUBE-EXT-`, `KUBE-FW-`,
     /// `KUBE-SEP-`), complete.
     pub(crate) chains: Vec<Chain>,
+    /// How many endpoints the Service has in the family, over all its ports (see
+    /// [`endpoint_count`]).
+    pub(crate) endpoints: usize,
 }
 
 /// What the rules of a family depend on besides the Service.
@@ -126,6 +129,7 @@ pub(crate) fn service_part(
     for port in &svc.ports {
         let eps: Vec<PortEndpoint<'_>> =
             endpoints::of_port(slices, port, ctx.family, &ctx.node.name);
+        part.endpoints += eps.len();
         let input = PortInput {
             svc,
             port,

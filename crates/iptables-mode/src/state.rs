@@ -19,13 +19,19 @@ pub const LARGE_CLUSTER_ENDPOINTS: usize = 1000;
 #[derive(Debug, Clone, Default)]
 struct FamilyParts {
     parts: BTreeMap<ObjectId, ServicePart>,
+    /// Each Service's endpoint count, and their sum.
     endpoints: BTreeMap<ObjectId, usize>,
+    total_endpoints: usize,
     large_cluster: bool,
 }
 
 impl FamilyParts {
-    fn total_endpoints(&self) -> usize {
-        self.endpoints.values().sum()
+    fn set_endpoints(&mut self, id: &ObjectId, count: Option<usize>) {
+        let old = match count {
+            Some(n) => self.endpoints.insert(id.clone(), n),
+            None => self.endpoints.remove(id),
+        };
+        self.total_endpoints = self.total_endpoints + count.unwrap_or(0) - old.unwrap_or(0);
     }
 }
 
@@ -67,9 +73,9 @@ impl Generator {
             for svc in model.services() {
                 let slices: Vec<_> = model.slices_of(&svc.id).map(AsRef::as_ref).collect();
                 let count = endpoint_count(svc, &slices, family, &generator.node.name);
-                parts.endpoints.insert(svc.id.clone(), count);
+                parts.set_endpoints(&svc.id, Some(count));
             }
-            parts.large_cluster = parts.total_endpoints() > LARGE_CLUSTER_ENDPOINTS;
+            parts.large_cluster = parts.total_endpoints > LARGE_CLUSTER_ENDPOINTS;
             generator.families.insert(family, parts);
         }
         let ids: Vec<ObjectId> = model.services().map(|s| s.id.clone()).collect();
@@ -89,7 +95,7 @@ impl Generator {
         self.recompute_all(model, &ids);
         let mut flipped = false;
         for parts in self.families.values_mut() {
-            let large = parts.total_endpoints() > LARGE_CLUSTER_ENDPOINTS;
+            let large = parts.total_endpoints > LARGE_CLUSTER_ENDPOINTS;
             flipped |= large != parts.large_cluster;
             parts.large_cluster = large;
         }
@@ -106,7 +112,7 @@ impl Generator {
             let slices: Vec<_> = model.slices_of(id).map(AsRef::as_ref).collect();
             for (family, parts) in &mut self.families {
                 parts.parts.remove(id);
-                parts.endpoints.remove(id);
+                parts.set_endpoints(id, None);
                 let Some(svc) = svc else { continue };
                 let ctx = Context {
                     family: *family,
@@ -116,9 +122,8 @@ impl Generator {
                 };
                 match service_part(svc, &slices, &ctx) {
                     Ok(part) => {
+                        parts.set_endpoints(id, Some(part.endpoints));
                         parts.parts.insert(id.clone(), part);
-                        let count = endpoint_count(svc, &slices, *family, &self.node.name);
-                        parts.endpoints.insert(id.clone(), count);
                     }
                     Err(source) => {
                         self.rejected.insert(
