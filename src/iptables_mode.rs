@@ -8,6 +8,7 @@
 //! against what was last applied ([`Iptables::sync_from_applied`]), kube-proxy's partial
 //! syncs. A family the node does not proxy gets the cleanup tables (nothing of ours).
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use anyhow::Context as _;
@@ -258,8 +259,63 @@ fn count(summary: &mut SyncSummary, plan: &Plan, drift: bool) {
     }
 }
 
-fn bump(map: &mut std::collections::BTreeMap<&'static str, u64>, kind: &'static str, n: u64) {
+fn bump(map: &mut BTreeMap<&'static str, u64>, kind: &'static str, n: u64) {
     if n > 0 {
         *map.entry(kind).or_insert(0) += n;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use iptables::{Chain, Jump, Learned, Rule, Table, TableState};
+
+    fn settings(args: &[&str]) -> Settings {
+        let cli =
+            crate::cli::Cli::try_parse_from([&["kube-ipvs-proxy"], args].concat()).expect("flags");
+        Settings::resolve(&cli).expect("settings")
+    }
+
+    #[test]
+    fn localhost_node_ports_only_with_every_node_address() {
+        assert!(localhost_node_ports(&settings(&[])));
+        assert!(!localhost_node_ports(&settings(&[
+            "--nodeport-addresses",
+            "192.168.0.0/16"
+        ])));
+    }
+
+    /// The plan that creates one chain and one jump in an empty nat table.
+    fn first_plan() -> Plan {
+        let mut desired = DesiredTable::new(Table::Nat, iptables_mode::ownership(Table::Nat));
+        desired.chains.push(Chain {
+            name: "KUBE-SERVICES".parse().expect("name"),
+            rules: vec![Rule::parse("-j RETURN").expect("rule")],
+        });
+        desired.jumps.push(Jump {
+            from: "PREROUTING".parse().expect("name"),
+            rule: Rule::parse("-j KUBE-SERVICES").expect("rule"),
+        });
+        iptables::plan(
+            &TableState::empty(Table::Nat),
+            &desired,
+            &Learned::default(),
+        )
+        .expect("plan")
+        .expect("changes")
+    }
+
+    #[test]
+    fn a_restore_counts_as_drift_only_when_nothing_changed_since_the_last_sync() {
+        let plan = first_plan();
+        let mut summary = SyncSummary::default();
+        count(&mut summary, &plan, false);
+        let expected = BTreeMap::from([("iptables_chain", 1), ("iptables_jump", 1)]);
+        assert_eq!(summary.applied, expected);
+        assert!(summary.drift.is_empty());
+        count(&mut summary, &plan, true);
+        assert_eq!(summary.drift, expected);
+        assert_eq!(summary.applied.get("iptables_chain"), Some(&2));
     }
 }
