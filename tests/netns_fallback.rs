@@ -231,7 +231,7 @@ fn start<'a>(hosts: &'a ThreeHosts, cluster: &ClusterDir) -> Daemon<'a> {
 /// `GET /` to `addr:port` from a thread in `ns`, `n` times, each on a new connection with a
 /// 3 s timeout; the bodies, `None` for a connection that failed.
 fn http_many(ns: &Netns, addr: &str, port: u16, n: usize) -> Vec<Option<String>> {
-    let target: SocketAddr = format!("{addr}:{port}").parse().expect("address");
+    let target = SocketAddr::new(addr.parse().expect("address"), port);
     ns.enter(|| {
         (0..n)
             .map(|_| {
@@ -639,6 +639,69 @@ fn netns_fallback_rules_changed_by_hand_are_repaired_and_counted_as_drift() {
                 "kube_ipvs_proxy_drift_repaired_total{{kind=\"{kind}\"}}"
             )),
             "{kind} drift not counted:\n{metrics}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_fallback_dual_stack_service_is_proxied_by_iptables_and_ip6tables() {
+    let hosts = ThreeHosts::new();
+    let (client, node, pod) = (&hosts.client, &hosts.node, &hosts.backend);
+    for (ns, dev, addr) in [
+        (client, "eth0", "fd00:7::2/64"),
+        (node, "cli0", "fd00:7::1/64"),
+        (node, "pod0", "fd00:244::1/64"),
+        (pod, "eth0", "fd00:244::5/64"),
+    ] {
+        ns.run(&["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+    }
+    client.run(&["ip", "-6", "route", "add", "default", "via", "fd00:7::1"]);
+    pod.run(&["ip", "-6", "route", "add", "default", "via", "fd00:244::1"]);
+    node.sysctl("net.ipv6.conf.all.forwarding", "1");
+    // One server on both families' any address.
+    testkit::serve_http(pod, 8080, "dual-stack backend");
+
+    let cluster = ClusterDir::new("fallback-dual");
+    cluster.node("node-1", &[NODE_IP, "fd00:7::1"]);
+    cluster.write(
+        "web.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
+         spec:\n  ipFamilyPolicy: RequireDualStack\n  ipFamilies: [IPv4, IPv6]\n\
+         \x20 clusterIP: 10.96.0.20\n  clusterIPs: [10.96.0.20, \"fd00:96::20\"]\n\
+         \x20 ports:\n  - {name: http, port: 80, targetPort: 8080}\n",
+    );
+    cluster.endpoints(
+        "web",
+        &[SlicePort::tcp("http", 8080)],
+        &[(ThreeHosts::BACKEND, "node-1")],
+    );
+    cluster.write(
+        "slice-web-v6.yaml",
+        "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+         metadata:\n  name: web-v6\n  namespace: default\n\
+         \x20 labels: {kubernetes.io/service-name: web}\n\
+         addressType: IPv6\nports:\n- {name: http, port: 8080, protocol: TCP}\n\
+         endpoints:\n- addresses: [\"fd00:244::5\"]\n  nodeName: node-1\n",
+    );
+    let daemon = Daemon::start(node, bin(), &cluster, &["--proxy-mode", "iptables"]);
+    daemon.eventually("a first sync", || daemon.syncs() > 0);
+    assert!(
+        !daemon.log().contains("IPVS is not usable"),
+        "a configured iptables mode is no fallback"
+    );
+    let v6 = node.run(&["ip6tables-save", "-t", "nat"]);
+    assert!(
+        v6.contains("--to-destination [fd00:244::5]:8080"),
+        "no IPv6 DNAT:\n{v6}"
+    );
+    for vip in ["10.96.0.20", "fd00:96::20"] {
+        let replies = http_many(client, vip, 80, 3);
+        assert!(
+            replies
+                .iter()
+                .all(|r| r.as_deref() == Some("dual-stack backend")),
+            "{vip}: {replies:?}"
         );
     }
 }
