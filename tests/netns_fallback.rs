@@ -228,22 +228,37 @@ fn start<'a>(hosts: &'a ThreeHosts, cluster: &ClusterDir) -> Daemon<'a> {
     daemon
 }
 
-/// `GET /` to `addr:port` from a thread in `ns`, `n` times, each on a new connection with a
-/// 3 s timeout; the bodies, `None` for a connection that failed.
+/// `GET path` over a new connection to `target` (3 s timeouts) from the calling thread's
+/// namespace: the whole response, `None` when the connection failed.
+fn get(target: SocketAddr, path: &str) -> Option<String> {
+    let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(3)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
+    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut reply = String::new();
+    s.read_to_string(&mut reply).ok()?;
+    Some(reply)
+}
+
+/// `GET /` to `addr:port` from a thread in `ns`, `n` times, each on a new connection; the
+/// bodies, `None` for a connection that failed.
 fn http_many(ns: &Netns, addr: &str, port: u16, n: usize) -> Vec<Option<String>> {
     let target = SocketAddr::new(addr.parse().expect("address"), port);
     ns.enter(|| {
         (0..n)
             .map(|_| {
-                let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(3)).ok()?;
-                s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-                s.write_all(b"GET / HTTP/1.0\r\n\r\n").ok()?;
-                let mut reply = String::new();
-                s.read_to_string(&mut reply).ok()?;
+                let reply = get(target, "/")?;
                 reply.split("\r\n\r\n").nth(1).map(|b| b.trim().to_owned())
             })
             .collect()
     })
+}
+
+/// `GET path` on the daemon's metrics address in `node`, whole response.
+fn metrics_endpoint(node: &Netns, path: &str) -> String {
+    let target = SocketAddr::from(([127, 0, 0, 1], 10249));
+    node.enter(|| get(target, path))
+        .unwrap_or_else(|| panic!("no answer on {target}{path}"))
 }
 
 /// How many replies came from each backend; panics on a failed connection.
@@ -275,12 +290,9 @@ fn netns_fallback_is_announced_and_no_fallback_exits_with_the_reason() {
         warn.contains("falling back to kube-proxy's iptables mode"),
         "{warn}"
     );
-    let bb = busybox().display().to_string();
-    let mode = hosts.node.sh(&format!(
-        "printf 'GET /proxyMode HTTP/1.0\\r\\n\\r\\n' | {bb} nc 127.0.0.1 10249"
-    ));
+    let mode = metrics_endpoint(&hosts.node, "/proxyMode");
     assert!(mode.ends_with("\r\n\r\niptables"), "{mode}");
-    let metrics = daemon.metrics();
+    let metrics = metrics_endpoint(&hosts.node, "/metrics");
     assert!(
         metrics
             .lines()
@@ -632,7 +644,7 @@ fn netns_fallback_rules_changed_by_hand_are_repaired_and_counted_as_drift() {
         jumps_in_any_order(kube_rules(&saved(&hosts.node))) == before
     });
     assert!(!spread(&http_many(&hosts.client, WEB_VIP, 80, 3)).is_empty());
-    let metrics = daemon.metrics();
+    let metrics = metrics_endpoint(&hosts.node, "/metrics");
     for kind in ["iptables_chain", "iptables_jump"] {
         assert!(
             metrics.contains(&format!(
