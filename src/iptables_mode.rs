@@ -31,11 +31,13 @@ const ROUTE_LOCALNET: Key = Key("net/ipv4/conf/all/route_localnet");
 /// `net.netfilter.nf_conntrack_tcp_be_liberal`: when set, kube-proxy writes no INVALID drop.
 const TCP_BE_LIBERAL: Key = Key("net/netfilter/nf_conntrack_tcp_be_liberal");
 
-/// The iptables-mode desired state: the generator, and a counter of its updates (to tell a
-/// periodic sync's repairs, drift, from changes).
+/// The iptables-mode desired state: the generator, the tables of both families it gives
+/// (built once per change, applied by every sync until the next), and a counter of its
+/// updates (to tell a periodic sync's repairs, drift, from changes).
 #[derive(Debug)]
 pub(crate) struct IptablesRules {
     generator: Generator,
+    tables: Result<Vec<Tables>, iptables_mode::Error>,
     generation: u64,
 }
 
@@ -59,8 +61,11 @@ fn localhost_node_ports(settings: &Settings) -> bool {
 
 impl IptablesRules {
     /// The tables of every family: the node's own, and the cleanup tables of the other.
-    fn tables(&self) -> impl Iterator<Item = Result<Tables, iptables_mode::Error>> + '_ {
-        IpFamily::ALL.into_iter().map(|f| self.generator.tables(f))
+    fn build(generator: &Generator) -> Result<Vec<Tables>, iptables_mode::Error> {
+        IpFamily::ALL
+            .into_iter()
+            .map(|f| generator.tables(f))
+            .collect()
     }
 
     fn log_rejected(&self) {
@@ -74,6 +79,7 @@ impl Rules for IptablesRules {
     fn new(settings: &Settings, node: NodeInfo, model: &Model) -> Self {
         let generator = Generator::new(settings.desired.clone(), options(settings), node, model);
         let rules = IptablesRules {
+            tables: IptablesRules::build(&generator),
             generator,
             generation: 0,
         };
@@ -83,6 +89,9 @@ impl Rules for IptablesRules {
 
     fn update(&mut self, model: &Model, changes: &Changes, node: &NodeInfo) {
         self.generator.update(model, changes, node);
+        // The old tables go before the new ones are built: one copy at a time.
+        self.tables = Ok(Vec::new());
+        self.tables = IptablesRules::build(&self.generator);
         self.generation += 1;
         self.log_rejected();
     }
@@ -99,9 +108,9 @@ impl Rules for IptablesRules {
     }
 
     fn size(&self) -> usize {
-        self.generator
-            .families()
-            .filter_map(|f| self.generator.tables(f).ok())
+        self.tables
+            .iter()
+            .flatten()
             .map(|t| t.nat.chains.len() + t.filter.chains.len())
             .sum()
     }
@@ -195,8 +204,11 @@ impl Dataplane for IptablesDataplane {
         let unchanged = self.synced == Some(rules.generation);
         let mut summary = SyncSummary::default();
         let mut errors = Vec::new();
-        for tables in rules.tables() {
-            let tables = tables?;
+        let all = rules
+            .tables
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("generating the iptables rules: {e}"))?;
+        for tables in all {
             let Some(writer) = self
                 .writers
                 .iter_mut()
