@@ -338,3 +338,57 @@ impl Settings {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The settings from a configuration file with `body` below its header, and `flags`.
+    fn resolve(body: &str, flags: &[&str]) -> Result<Settings, SettingsError> {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            format!(
+                "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n{body}"
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+        let path = file.path().display().to_string();
+        let args = [&["kube-ipvs-proxy", "--config", path.as_str()], flags].concat();
+        Settings::resolve(&Cli::try_parse_from(args).expect("flags"))
+    }
+
+    #[test]
+    fn the_mode_comes_from_the_flag_then_the_file() {
+        let ok = |body: &str, flags: &[&str]| resolve(body, flags).expect("valid");
+        assert_eq!(ok("", &[]).mode, ProxyMode::Ipvs);
+        assert_eq!(ok("mode: iptables\n", &[]).mode, ProxyMode::Iptables);
+        let flagged = ok(
+            "mode: iptables\n",
+            &["--proxy-mode", "ipvs", "--no-fallback"],
+        );
+        assert_eq!((flagged.mode, flagged.no_fallback), (ProxyMode::Ipvs, true));
+        let field = resolve("mode: kernelspace\n", &[]).unwrap_err().to_string();
+        assert!(field.starts_with("mode: \"kernelspace\""), "{field}");
+        let flag = resolve("", &["--proxy-mode", "nftables"])
+            .unwrap_err()
+            .to_string();
+        assert!(flag.starts_with("--proxy-mode: \"nftables\""), "{flag}");
+    }
+
+    #[test]
+    fn the_configured_modes_section_gives_the_sync_periods() {
+        let body = "iptables:\n  syncPeriod: 10s\n  minSyncPeriod: 2s\n  localhostNodePorts: false\n\
+                    ipvs:\n  syncPeriod: 20s\n";
+        let iptables = resolve(&format!("mode: iptables\n{body}"), &[]).expect("valid");
+        assert_eq!(iptables.sync_period, Duration::from_secs(10));
+        assert_eq!(iptables.min_sync_period, Duration::from_secs(2));
+        assert!(!iptables.localhost_node_ports);
+        let ipvs = resolve(body, &[]).expect("valid");
+        assert_eq!(ipvs.sync_period, Duration::from_secs(20));
+        assert_eq!(ipvs.min_sync_period, Duration::ZERO);
+        assert!(resolve("", &[]).expect("valid").localhost_node_ports);
+    }
+}
