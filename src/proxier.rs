@@ -19,8 +19,7 @@ pub(crate) trait Rules: Sized {
     /// The state for `model` from scratch, once the source delivered a complete view.
     fn new(settings: &Settings, node: NodeInfo, model: &Model) -> Self;
 
-    /// Brings the state up to date after `changes`, with `node` as this node now is, and
-    /// logs what it amounts to.
+    /// Brings the state up to date after `changes`, with `node` as this node now is.
     fn update(&mut self, model: &Model, changes: &Changes, node: &NodeInfo);
 
     /// Logs a summary of the state after a change (`changes`).

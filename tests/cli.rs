@@ -53,6 +53,35 @@ fn dry_run_of_the_example_cluster_in_iptables_mode_prints_kube_proxy_chains() {
 }
 
 #[test]
+fn json_dry_run_in_iptables_mode_has_each_tables_text() {
+    let out = daemon(&[
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+        "--proxy-mode",
+        "iptables",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let nat = json["iptables"]["V4"]["nat"]
+        .as_str()
+        .expect("the IPv4 nat table");
+    assert!(
+        nat.starts_with("*nat\n") && nat.contains("-A KUBE-SERVICES "),
+        "{nat}"
+    );
+    let filter = json["iptables"]["V4"]["filter"]
+        .as_str()
+        .expect("the IPv4 filter table");
+    assert!(
+        filter.contains("has no endpoints\" -m tcp -p tcp"),
+        "{filter}"
+    );
+}
+
+#[test]
 fn dry_run_of_the_example_cluster_matches_the_expected_text() {
     let warnings = dry_run_matches(&[], "example-cluster.txt");
     assert!(
