@@ -12,7 +12,7 @@ pub(crate) const VERSION: &str = concat!(
     env!("CARGO_PKG_VERSION"),
     " (commit ",
     env!("GIT_COMMIT"),
-    "; Kubernetes API v1_33 and newer; sources: kubernetes, directory; proxy modes: ipvs)"
+    "; Kubernetes API v1_33 and newer; sources: kubernetes, directory; proxy modes: ipvs, iptables)"
 );
 
 /// Output format of `--dry-run`.
@@ -70,9 +70,16 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "FILE")]
     pub(crate) kubeconfig: Option<PathBuf>,
 
-    /// Proxy mode; only `ipvs` is implemented.
+    /// Proxy mode: `ipvs` (default) or `iptables` (kube-proxy's iptables mode). With `ipvs`,
+    /// a node without IPVS (module ip_vs or a scheduler's missing) falls back to `iptables`,
+    /// with a warning, a Node Event and kube_ipvs_proxy_proxy_mode{mode="iptables"}.
     #[arg(long, value_name = "MODE")]
     pub(crate) proxy_mode: Option<String>,
+
+    /// With proxy mode `ipvs`, exit with an error when IPVS is missing instead of falling back
+    /// to the iptables mode.
+    #[arg(long)]
+    pub(crate) no_fallback: bool,
 
     /// Default IPVS scheduler (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf,
     /// twos). A Service can override it with the annotation

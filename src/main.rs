@@ -1,4 +1,5 @@
-//! `kube-ipvs-proxy`: a Kubernetes service proxy that programs the kernel's IPVS.
+//! `kube-ipvs-proxy`: a Kubernetes service proxy that programs the kernel's IPVS (or, where
+//! IPVS is missing, kube-proxy's iptables mode).
 //!
 //! The pipeline: sources → model (crate `model`) → desired state (crate `desired`) → diff →
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
@@ -11,7 +12,10 @@ mod settings;
 
 mod dataplane;
 mod health;
+mod iptables_mode;
 mod metrics;
+mod mode;
+mod proxier;
 mod runner;
 mod server;
 

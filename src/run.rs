@@ -6,7 +6,6 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
-use desired::DesiredState;
 use futures::StreamExt;
 use model::source::{dir, kube as kube_source};
 use model::{Model, ProxyFilter, SourceEvent, Warning};
@@ -15,10 +14,13 @@ use tokio::sync::mpsc;
 use std::time::{Instant, SystemTime};
 
 use crate::cli::{Cli, Output};
-use crate::dataplane::{IpvsDataplane, IpvsOptions};
+use crate::dataplane::IpvsDataplane;
 use crate::health::HealthState;
+use crate::iptables_mode::IptablesDataplane;
 use crate::metrics::{Metrics, Mode};
+use crate::mode::{IpvsProbe, ProxyMode, Selection};
 use crate::node_info::node_info;
+use crate::proxier::{Dataplane, Rules};
 use crate::runner::{Reason, Runner};
 use crate::server::{self, Shared};
 use crate::settings::Settings;
@@ -44,11 +46,37 @@ enum Source<'a> {
     Cluster,
 }
 
-/// Runs until the source ends (dry run) or forever.
+/// Chooses the proxy mode (a dry run prints the configured one's state; otherwise IPVS is
+/// detected and, when missing, replaced by the iptables mode unless `--no-fallback`), then
+/// runs until the source ends (dry run) or forever.
 ///
 /// # Errors
-/// Source failures that cannot be retried (unreadable directory, no cluster configuration).
+/// Source failures that cannot be retried (unreadable directory, no cluster configuration);
+/// IPVS missing with `--no-fallback`.
 pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
+    let selection = if cli.dry_run {
+        Selection::configured(settings.mode)
+    } else {
+        let scheduler = settings.desired.scheduler.to_string();
+        crate::mode::select(settings.mode, settings.no_fallback, || {
+            IpvsProbe::detect(&[scheduler.as_str()])
+        })?
+    };
+    if let Some(line) = selection.announcement() {
+        tracing::warn!("{line}");
+    }
+    match selection.mode {
+        ProxyMode::Ipvs => run_mode::<IpvsDataplane>(cli, settings, &selection).await,
+        ProxyMode::Iptables => run_mode::<IptablesDataplane>(cli, settings, &selection).await,
+    }
+}
+
+/// Runs the pipeline with dataplane `D` (its rules only, for a dry run).
+async fn run_mode<D: Dataplane>(
+    cli: &Cli,
+    settings: &Settings,
+    selection: &Selection,
+) -> anyhow::Result<()> {
     let source = match &cli.from_dir {
         Some(d) => Source::Dir(d),
         None => Source::Cluster,
@@ -63,7 +91,7 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
             None => hostname()?,
         }),
     };
-    let mut pipeline = Pipeline {
+    let mut pipeline = Pipeline::<D::Rules> {
         model: Model::new(filter.clone(), node_name.clone()),
         state: None,
         node_name: node_name.clone(),
@@ -107,14 +135,22 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
     if cli.dry_run {
         dry_run(pipeline, rx, events_reporter, cli.output, settings).await
     } else {
-        serve(pipeline, &invalid, rx, events_reporter, settings).await
+        if let (Some(line), Some(events)) = (selection.announcement(), &events_reporter) {
+            let events = Arc::clone(events);
+            tokio::spawn(async move {
+                if let Err(e) = events.node_warning("ProxyModeFallback", &line).await {
+                    tracing::warn!(error = %e, "cannot publish the fallback Event on the Node");
+                }
+            });
+        }
+        serve::<D>(pipeline, &invalid, rx, events_reporter, settings).await
     }
 }
 
-/// The model and the desired state computed from it.
-struct Pipeline {
+/// The model and the desired state (`R`, the mode's) computed from it.
+struct Pipeline<R> {
     model: Model,
-    state: Option<DesiredState>,
+    state: Option<R>,
     node_name: Option<String>,
     node_ips: Vec<std::net::IpAddr>,
 }
@@ -122,7 +158,7 @@ struct Pipeline {
 /// Events from the source, with the warnings found while reading them.
 type Events = mpsc::Receiver<(Vec<SourceEvent>, Vec<Warning>)>;
 
-impl Pipeline {
+impl<R: Rules> Pipeline<R> {
     /// Applies a batch of source events to the model; returns the kinds of
     /// the objects found invalid, one per problem.
     fn apply(
@@ -154,26 +190,20 @@ impl Pipeline {
             .or_else(|| self.model.node().map(|n| n.name.as_str()));
         let info = node_info(&self.model, name, &self.node_ips);
         match &mut self.state {
-            None => {
-                self.state = Some(DesiredState::new(
-                    settings.desired.clone(),
-                    info,
-                    &self.model,
-                ))
-            }
+            None => self.state = Some(R::new(settings, info, &self.model)),
             Some(_) if changes.is_empty() => return None,
             Some(s) => s.update(&self.model, &changes, &info),
         }
         if let Some(state) = &self.state {
-            log_update(state, &self.model, &changes);
+            state.log(&self.model, &changes);
         }
         Some(changes)
     }
 }
 
 /// Prints the desired state once the source is complete, and returns.
-async fn dry_run(
-    mut pipeline: Pipeline,
+async fn dry_run<R: Rules>(
+    mut pipeline: Pipeline<R>,
     mut rx: Events,
     reporter: Option<Arc<kube_source::EventReporter>>,
     output: Output,
@@ -194,12 +224,12 @@ async fn dry_run(
     }
 }
 
-/// Runs the proxy: health and metrics endpoints, the IPVS dataplane, and the
+/// Runs the proxy: health and metrics endpoints, the dataplane `D`, and the
 /// sync loop (on every change, at most every `minSyncPeriod`; at least every
 /// `syncPeriod`), until SIGTERM or Ctrl-C. The dataplane is left in place on
 /// exit, so traffic keeps flowing while the proxy restarts.
-async fn serve(
-    pipeline: Pipeline,
+async fn serve<D: Dataplane>(
+    pipeline: Pipeline<D::Rules>,
     invalid: &[model::Kind],
     mut rx: Events,
     reporter: Option<Arc<kube_source::EventReporter>>,
@@ -213,7 +243,7 @@ async fn serve(
     let shared = Shared {
         health: health.clone(),
         metrics: Arc::clone(&metrics),
-        mode: "ipvs",
+        mode: D::MODE.as_str(),
     };
     let endpoints = server::bind(
         settings.healthz_bind_address,
@@ -226,23 +256,16 @@ async fn serve(
             tracing::error!(error = %e, "the health and metrics endpoints stopped");
         }
     });
-    let options = IpvsOptions {
-        exclude_cidrs: settings.exclude_cidrs.clone(),
-        strict_arp: settings.strict_arp,
-        timeouts: settings.ipvs_timeouts,
-        schedulers: vec![settings.desired.scheduler.to_string()],
-    };
-    let dataplane = IpvsDataplane::start(&options).await.context(
-        "IPVS is not usable on this node (the iptables fallback is not implemented yet: issue 8)",
-    )?;
+    let dataplane = D::start(settings)
+        .await
+        .with_context(|| format!("starting the {} dataplane", D::MODE))?;
     let dataplane = Arc::new(tokio::sync::Mutex::new(dataplane));
     metrics
         .proxy_mode
         .get_or_create(&Mode {
-            mode: "ipvs".into(),
+            mode: D::MODE.as_str().into(),
         })
         .set(1);
-    tracing::info!("IPVS dataplane ready on {}", crate::dataplane::DUMMY_LINK);
 
     let mut pipeline = pipeline;
     let runner = Runner::new(settings.min_sync_period, settings.sync_period);
@@ -284,7 +307,7 @@ async fn serve(
             let mut dataplane = dataplane.lock().await;
             let Some(state) = &p.state else { return };
             let started = Instant::now();
-            match dataplane.sync(state).await {
+            match dataplane.sync(state, reason).await {
                 Ok(summary) => {
                     let took = started.elapsed();
                     summary.record(&metrics);
@@ -298,7 +321,8 @@ async fn serve(
                     tracing::info!(
                         ?reason,
                         took_ms = took.as_millis() as u64,
-                        virtual_servers = state.virtual_servers().count(),
+                        mode = D::MODE.as_str(),
+                        objects = state.size(),
                         applied = ?summary.applied,
                         failed = ?summary.failed,
                         drift = ?summary.drift,
@@ -348,37 +372,12 @@ fn unix_now() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64())
 }
 
-fn log_update(state: &DesiredState, model: &Model, changes: &model::Changes) {
-    for (key, owners) in state.conflicts() {
-        tracing::warn!(
-            ?key,
-            ?owners,
-            "several Services claim one virtual server; the first wins"
-        );
-    }
-    let (services, slices) = model.len();
-    tracing::info!(
-        services,
-        slices,
-        changed_services = changes.services.len(),
-        virtual_servers = state.virtual_servers().count(),
-        "desired state updated"
-    );
-}
-
-fn print(state: &DesiredState, output: Output, settings: &Settings) -> anyhow::Result<()> {
+fn print<R: Rules>(state: &R, output: Output, settings: &Settings) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match output {
-        Output::Text => {
-            stdout.write_all(settings.summary().as_bytes())?;
-            stdout.write_all(desired::render::text(state).as_bytes())?;
-        }
-        Output::Json => {
-            serde_json::to_writer_pretty(&mut stdout, &desired::render::json(state))?;
-            stdout.write_all(b"\n")?;
-        }
+    if output == Output::Text {
+        stdout.write_all(settings.summary().as_bytes())?;
     }
-    Ok(())
+    state.print(&mut stdout, output)
 }
 
 fn hostname() -> anyhow::Result<String> {

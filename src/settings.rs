@@ -11,6 +11,7 @@ use model::Scheduler;
 
 use crate::cli::Cli;
 use crate::kubeproxy_config::{ConfigError, KubeProxyConfiguration};
+use crate::mode::ProxyMode;
 
 /// A setting that cannot be used; the daemon exits with code 2.
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +39,13 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> SettingsError {
 /// Everything the daemon runs with.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    /// `--proxy-mode` / `mode`: the configured mode (IPVS may still fall back to iptables).
+    pub(crate) mode: ProxyMode,
+    /// `--no-fallback`: exit instead of falling back from IPVS to iptables.
+    pub(crate) no_fallback: bool,
+    /// `iptables.localhostNodePorts` (default true): in iptables mode, IPv4 NodePorts also
+    /// answer on 127.0.0.0/8.
+    pub(crate) localhost_node_ports: bool,
     /// The desired-state configuration.
     pub(crate) desired: Config,
     /// `--hostname-override` / `hostnameOverride`.
@@ -109,17 +117,11 @@ impl Settings {
         let ipvs = file.ipvs.unwrap_or_default();
         let iptables = file.iptables.unwrap_or_default();
 
-        let mode = cli
-            .proxy_mode
-            .clone()
-            .or(file.mode)
-            .unwrap_or_else(|| "ipvs".into());
-        if !mode.is_empty() && mode != "ipvs" {
-            return Err(invalid(
-                "mode",
-                format!("{mode:?}: only ipvs mode is implemented"),
-            ));
-        }
+        let mode = match (&cli.proxy_mode, &file.mode) {
+            (Some(flag), _) => ProxyMode::parse(flag).map_err(|e| invalid("--proxy-mode", e))?,
+            (None, Some(field)) => ProxyMode::parse(field).map_err(|e| invalid("mode", e))?,
+            (None, None) => ProxyMode::Ipvs,
+        };
         let scheduler = match cli
             .ipvs_scheduler
             .clone()
@@ -225,15 +227,23 @@ impl Settings {
             flag.or(file.map(|d| d.0).filter(|d| !d.is_zero()))
                 .unwrap_or(default)
         };
+        // The configured mode's section, then the top-level fields.
+        let (mode_sync_period, mode_min_sync_period) = match mode {
+            ProxyMode::Ipvs => (ipvs.sync_period, ipvs.min_sync_period),
+            ProxyMode::Iptables => (iptables.sync_period, iptables.min_sync_period),
+        };
         let sync_period = period(
             cli.ipvs_sync_period,
-            ipvs.sync_period.or(file.sync_period),
+            mode_sync_period.or(file.sync_period),
             Duration::from_secs(30),
         );
         if sync_period.is_zero() {
             return Err(invalid("ipvs.syncPeriod", "must be greater than 0"));
         }
         Ok(Settings {
+            mode,
+            no_fallback: cli.no_fallback,
+            localhost_node_ports: iptables.localhost_node_ports.unwrap_or(true),
             desired: Config {
                 scheduler,
                 masquerade_all,
@@ -256,7 +266,7 @@ impl Settings {
             sync_period,
             min_sync_period: period(
                 cli.ipvs_min_sync_period,
-                ipvs.min_sync_period.or(file.min_sync_period),
+                mode_min_sync_period.or(file.min_sync_period),
                 Duration::ZERO,
             ),
             exclude_cidrs: cidrs("ipvs.excludeCIDRs", &exclude)?,
@@ -326,5 +336,59 @@ impl Settings {
             self.healthz_bind_address,
             self.metrics_bind_address,
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    /// The settings from a configuration file with `body` below its header, and `flags`.
+    fn resolve(body: &str, flags: &[&str]) -> Result<Settings, SettingsError> {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        std::io::Write::write_all(
+            &mut file,
+            format!(
+                "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n{body}"
+            )
+            .as_bytes(),
+        )
+        .expect("write");
+        let path = file.path().display().to_string();
+        let args = [&["kube-ipvs-proxy", "--config", path.as_str()], flags].concat();
+        Settings::resolve(&Cli::try_parse_from(args).expect("flags"))
+    }
+
+    #[test]
+    fn the_mode_comes_from_the_flag_then_the_file() {
+        let ok = |body: &str, flags: &[&str]| resolve(body, flags).expect("valid");
+        assert_eq!(ok("", &[]).mode, ProxyMode::Ipvs);
+        assert_eq!(ok("mode: iptables\n", &[]).mode, ProxyMode::Iptables);
+        let flagged = ok(
+            "mode: iptables\n",
+            &["--proxy-mode", "ipvs", "--no-fallback"],
+        );
+        assert_eq!((flagged.mode, flagged.no_fallback), (ProxyMode::Ipvs, true));
+        let field = resolve("mode: kernelspace\n", &[]).unwrap_err().to_string();
+        assert!(field.starts_with("mode: \"kernelspace\""), "{field}");
+        let flag = resolve("", &["--proxy-mode", "nftables"])
+            .unwrap_err()
+            .to_string();
+        assert!(flag.starts_with("--proxy-mode: \"nftables\""), "{flag}");
+    }
+
+    #[test]
+    fn the_configured_modes_section_gives_the_sync_periods() {
+        let body = "iptables:\n  syncPeriod: 10s\n  minSyncPeriod: 2s\n  localhostNodePorts: false\n\
+                    ipvs:\n  syncPeriod: 20s\n";
+        let iptables = resolve(&format!("mode: iptables\n{body}"), &[]).expect("valid");
+        assert_eq!(iptables.sync_period, Duration::from_secs(10));
+        assert_eq!(iptables.min_sync_period, Duration::from_secs(2));
+        assert!(!iptables.localhost_node_ports);
+        let ipvs = resolve(body, &[]).expect("valid");
+        assert_eq!(ipvs.sync_period, Duration::from_secs(20));
+        assert_eq!(ipvs.min_sync_period, Duration::ZERO);
+        assert!(resolve("", &[]).expect("valid").localhost_node_ports);
     }
 }

@@ -21,17 +21,69 @@ fn stderr(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
-#[test]
-fn dry_run_of_the_example_cluster_matches_the_expected_text() {
-    let out = daemon(&["--from-dir", "examples/cluster", "--dry-run"]);
+/// Runs a dry run of the example cluster with `extra` flags and compares its output with
+/// `testdata/GOLDEN` (rewritten with UPDATE_GOLDEN=1); returns stderr.
+fn dry_run_matches(extra: &[&str], golden: &str) -> String {
+    let mut args = vec!["--from-dir", "examples/cluster", "--dry-run"];
+    args.extend_from_slice(extra);
+    let out = daemon(&args);
     assert!(out.status.success(), "{}", stderr(&out));
-    let golden = Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/example-cluster.txt");
+    let golden = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(golden);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&golden, stdout(&out)).expect("write golden");
     }
-    let expected = std::fs::read_to_string(&golden).expect("testdata/example-cluster.txt");
+    let expected =
+        std::fs::read_to_string(&golden).unwrap_or_else(|e| panic!("{}: {e}", golden.display()));
     assert_eq!(stdout(&out), expected);
-    let warnings = stderr(&out);
+    stderr(&out)
+}
+
+#[test]
+fn dry_run_of_the_example_cluster_in_iptables_mode_prints_kube_proxy_chains() {
+    let warnings = dry_run_matches(
+        &["--proxy-mode", "iptables"],
+        "example-cluster.iptables.txt",
+    );
+    assert!(
+        warnings.contains("default/broken: spec.ports[0].port"),
+        "{warnings}"
+    );
+}
+
+#[test]
+fn json_dry_run_in_iptables_mode_has_each_tables_text() {
+    let out = daemon(&[
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+        "--proxy-mode",
+        "iptables",
+        "--output",
+        "json",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("JSON");
+    let nat = json["iptables"]["V4"]["nat"]
+        .as_str()
+        .expect("the IPv4 nat table");
+    assert!(
+        nat.starts_with("*nat\n") && nat.contains("-A KUBE-SERVICES "),
+        "{nat}"
+    );
+    let filter = json["iptables"]["V4"]["filter"]
+        .as_str()
+        .expect("the IPv4 filter table");
+    assert!(
+        filter.contains("has no endpoints\" -m tcp -p tcp"),
+        "{filter}"
+    );
+}
+
+#[test]
+fn dry_run_of_the_example_cluster_matches_the_expected_text() {
+    let warnings = dry_run_matches(&[], "example-cluster.txt");
     assert!(
         warnings.contains("default/broken: spec.ports[0].port"),
         "{warnings}"
@@ -116,7 +168,7 @@ fn config_errors_name_the_field_and_exit_2() {
         ("ipvs:\n  schedulr: rr\n", "ipvs"),
         ("ipvs:\n  strictARP: sometimes\n", "ipvs.strictARP"),
         ("ipvs:\n  scheduler: fastest\n", "ipvs.scheduler"),
-        ("mode: iptables\n", "mode"),
+        ("mode: nftables\n", "mode: \"nftables\" is not a proxy mode"),
     ] {
         let path = dir.path().join("bad.yaml");
         std::fs::write(
@@ -136,6 +188,23 @@ fn config_errors_name_the_field_and_exit_2() {
         assert_eq!(out.status.code(), Some(2), "{body}: {}", stderr(&out));
         assert!(stderr(&out).contains(field), "{body}: {}", stderr(&out));
     }
+}
+
+#[test]
+fn an_unknown_proxy_mode_flag_is_named_and_exits_2() {
+    let out = daemon(&[
+        "--proxy-mode",
+        "userspace",
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--proxy-mode: \"userspace\" is not a proxy mode"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -171,6 +240,7 @@ fn help_explains_every_flag_and_version_names_the_commit() {
         "--node-ip",
         "--kubeconfig",
         "--proxy-mode",
+        "--no-fallback",
         "--ipvs-scheduler",
         "--ipvs-sync-period",
         "--ipvs-min-sync-period",

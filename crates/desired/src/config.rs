@@ -35,6 +35,13 @@ impl LocalDetector {
             LocalDetector::InterfaceNamePrefix(prefix) => Some(format!("! -i {prefix}+")),
         }
     }
+
+    /// The iptables match meaning "from a local pod" (kube-proxy's `IfLocal`), if the
+    /// detector works for `family`.
+    pub fn if_local(&self, family: IpFamily) -> Option<String> {
+        self.if_not_local(family)
+            .map(|m| m.trim_start_matches("! ").to_owned())
+    }
 }
 
 /// Which node addresses get NodePort virtual servers (`nodePortAddresses`).
@@ -228,6 +235,10 @@ mod tests {
             Some("! -s 10.244.0.0/16")
         );
         assert_eq!(d.if_not_local(IpFamily::V6), None);
+        assert_eq!(
+            d.if_local(IpFamily::V4).as_deref(),
+            Some("-s 10.244.0.0/16")
+        );
         assert_eq!(
             LocalDetector::InterfaceNamePrefix("veth".into())
                 .if_not_local(IpFamily::V6)

@@ -83,11 +83,16 @@ pub struct Policy {
 }
 
 impl Policy {
-    fn uses_cluster_endpoints(self) -> bool {
+    /// Whether any traffic goes to cluster-wide endpoints: internal traffic with `Cluster`
+    /// policy, or external traffic at all (even `Local` external policy needs them for the
+    /// short-circuit of pod and node traffic). kube-proxy's `UsesClusterEndpoints`.
+    pub fn uses_cluster_endpoints(self) -> bool {
         !self.internal_local || self.externally_accessible
     }
 
-    fn uses_local_endpoints(self) -> bool {
+    /// Whether any traffic goes to this node's endpoints only (kube-proxy's
+    /// `UsesLocalEndpoints`).
+    pub fn uses_local_endpoints(self) -> bool {
         self.internal_local || (self.external_local && self.externally_accessible)
     }
 }
@@ -109,7 +114,7 @@ pub fn select(
     node_name: &str,
     zone: Option<&str>,
 ) -> Selection {
-    let (cluster, local) = categorize(endpoints, policy, node_name, zone);
+    let Categories { cluster, local, .. } = categorize(endpoints, policy, node_name, zone);
     let pick = |only_local: bool| {
         let chosen = if only_local && !local.is_empty() {
             &local
@@ -126,15 +131,41 @@ pub fn select(
     }
 }
 
-type Endpoints<'e, 'a> = Vec<&'e PortEndpoint<'a>>;
+/// The endpoints of a Service port by the traffic that may use them: kube-proxy's
+/// `CategorizeEndpoints`, shared by the IPVS and iptables modes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Categories<'e, 'a> {
+    /// For `Cluster` traffic policy: the ready endpoints topology admits, else the serving
+    /// terminating ones; empty when the port never uses cluster endpoints.
+    pub cluster: Vec<&'e PortEndpoint<'a>>,
+    /// For `Local` traffic policy: this node's ready endpoints, else its serving terminating
+    /// ones; empty when the port never uses local endpoints.
+    pub local: Vec<&'e PortEndpoint<'a>>,
+    /// Whether the port has a usable (ready, or serving and terminating) endpoint anywhere.
+    pub has_any: bool,
+}
 
-fn categorize<'e, 'a>(
+impl<'e, 'a> Categories<'e, 'a> {
+    /// Every endpoint some traffic may reach (`allReachableEndpoints`): the union of
+    /// [`Categories::cluster`] and [`Categories::local`], in endpoint order.
+    pub fn all_reachable(&self) -> Vec<&'e PortEndpoint<'a>> {
+        let mut all: Vec<&'e PortEndpoint<'a>> =
+            self.cluster.iter().chain(&self.local).copied().collect();
+        all.sort_by_key(|e| (e.addr, e.port));
+        all.dedup_by_key(|e| (e.addr, e.port));
+        all
+    }
+}
+
+/// Sorts `endpoints` into [`Categories`] as kube-proxy's `CategorizeEndpoints` does.
+pub fn categorize<'e, 'a>(
     endpoints: &'e [PortEndpoint<'a>],
     policy: Policy,
     node_name: &str,
     zone: Option<&str>,
-) -> (Endpoints<'e, 'a>, Endpoints<'e, 'a>) {
+) -> Categories<'e, 'a> {
     let mut cluster = Vec::new();
+    let mut has_any = false;
     if policy.uses_cluster_endpoints() {
         let mode = topology_mode(endpoints, node_name, zone);
         cluster = endpoints
@@ -147,9 +178,13 @@ fn categorize<'e, 'a>(
                 .filter(|e| e.serving && e.terminating)
                 .collect();
         }
+        has_any = !cluster.is_empty();
     }
     let mut local = Vec::new();
     if policy.uses_local_endpoints() {
+        has_any |= endpoints
+            .iter()
+            .any(|e| e.ready || (e.serving && e.terminating));
         local = endpoints.iter().filter(|e| e.local && e.ready).collect();
         if local.is_empty() {
             local = endpoints
@@ -158,7 +193,11 @@ fn categorize<'e, 'a>(
                 .collect();
         }
     }
-    (cluster, local)
+    Categories {
+        cluster,
+        local,
+        has_any,
+    }
 }
 
 /// Topology-aware routing, from the hints the EndpointSlice controller wrote.

@@ -238,6 +238,7 @@ where
 /// skipped Service shows up in `kubectl describe`.
 pub struct EventReporter {
     recorder: Recorder,
+    node_name: String,
 }
 
 impl EventReporter {
@@ -249,7 +250,30 @@ impl EventReporter {
         };
         EventReporter {
             recorder: Recorder::new(client, reporter),
+            node_name: node_name.to_owned(),
         }
+    }
+
+    /// Publishes a Warning Event about this node itself (for example the proxy mode falling
+    /// back), with `reason` (CamelCase) and a human-readable `note`.
+    ///
+    /// # Errors
+    /// The API server's refusal (missing RBAC `create` on `events.events.k8s.io`).
+    pub async fn node_warning(&self, reason: &str, note: &str) -> Result<(), kube::Error> {
+        let reference = ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(self.node_name.clone()),
+            ..ObjectReference::default()
+        };
+        let event = KubeEvent {
+            type_: EventType::Warning,
+            reason: reason.into(),
+            note: Some(note.into()),
+            action: "Proxy".into(),
+            secondary: None,
+        };
+        self.recorder.publish(&event, &reference).await
     }
 
     /// Publishes one warning.

@@ -1,0 +1,144 @@
+//! One Service's share of the tables, in one family: its own chains and the rules it adds to
+//! the chains every Service shares.
+
+use std::net::IpAddr;
+
+use desired::endpoints::{self, PortEndpoint};
+use desired::{Config, NodeInfo};
+use iptables::{Chain, Rule, Table};
+use model::{EndpointSlice, IpFamily, Service};
+
+use crate::port::{PortInput, port_rules};
+
+/// A chain every Service adds rules to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Shared {
+    /// nat `KUBE-SERVICES`: cluster, external and load balancer IPs.
+    NatServices,
+    /// nat `KUBE-NODEPORTS`: node ports.
+    NatNodePorts,
+    /// filter `KUBE-SERVICES`: cluster IPs without endpoints.
+    FilterServices,
+    /// filter `KUBE-EXTERNAL-SERVICES`: external destinations without endpoints.
+    FilterExternalServices,
+    /// filter `KUBE-NODEPORTS`: health check node ports.
+    FilterNodePorts,
+    /// filter `KUBE-PROXY-FIREWALL`: load balancer IPs with source ranges.
+    FilterProxyFirewall,
+}
+
+impl Shared {
+    /// Every shared chain.
+    pub(crate) const ALL: [Shared; 6] = [
+        Shared::NatServices,
+        Shared::NatNodePorts,
+        Shared::FilterServices,
+        Shared::FilterExternalServices,
+        Shared::FilterNodePorts,
+        Shared::FilterProxyFirewall,
+    ];
+
+    /// The table the chain is in.
+    pub(crate) fn table(self) -> Table {
+        match self {
+            Shared::NatServices | Shared::NatNodePorts => Table::Nat,
+            _ => Table::Filter,
+        }
+    }
+
+    /// The chain's name.
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Shared::NatServices | Shared::FilterServices => crate::chains::SERVICES,
+            Shared::NatNodePorts | Shared::FilterNodePorts => crate::chains::NODE_PORTS,
+            Shared::FilterExternalServices => crate::chains::EXTERNAL_SERVICES,
+            Shared::FilterProxyFirewall => crate::chains::PROXY_FIREWALL,
+        }
+    }
+}
+
+/// What one Service contributes to one family's tables.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ServicePart {
+    /// Rules for the shared chains, in order.
+    pub(crate) shared: Vec<(Shared, Rule)>,
+    /// The Service's own nat chains (`KUBE-SVC-`, `KUBE-SVL-`, `KUBE-EXT-`, `KUBE-FW-`,
+    /// `KUBE-SEP-`), complete.
+    pub(crate) chains: Vec<Chain>,
+    /// How many endpoints the Service has in the family, over all its ports (see
+    /// [`endpoint_count`]).
+    pub(crate) endpoints: usize,
+}
+
+/// What the rules of a family depend on besides the Service.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Context<'a> {
+    /// The family.
+    pub(crate) family: IpFamily,
+    /// This node.
+    pub(crate) node: &'a NodeInfo,
+    /// The proxy configuration.
+    pub(crate) config: &'a Config,
+    /// kube-proxy's large-cluster mode: endpoint rules carry no comments.
+    pub(crate) large_cluster: bool,
+}
+
+impl Context<'_> {
+    fn of_family<T: Copy>(&self, items: &[T], addr: impl Fn(&T) -> IpAddr) -> Vec<T> {
+        items
+            .iter()
+            .copied()
+            .filter(|i| IpFamily::of(&addr(i)) == self.family)
+            .collect()
+    }
+}
+
+/// How many endpoints the Service has in `family`, over all its ports (what kube-proxy
+/// counts to choose large-cluster mode).
+pub(crate) fn endpoint_count(
+    svc: &Service,
+    slices: &[&EndpointSlice],
+    family: IpFamily,
+    node_name: &str,
+) -> usize {
+    if svc.cluster_ip(family).is_none() {
+        return 0;
+    }
+    svc.ports
+        .iter()
+        .map(|p| endpoints::of_port(slices, p, family, node_name).len())
+        .sum()
+}
+
+/// The Service's share of `ctx.family`'s tables: nothing when it has no cluster IP there.
+///
+/// # Errors
+/// A rule `iptables-restore` could not read (a name with a line break).
+pub(crate) fn service_part(
+    svc: &Service,
+    slices: &[&EndpointSlice],
+    ctx: &Context<'_>,
+) -> Result<ServicePart, iptables::Error> {
+    let mut part = ServicePart::default();
+    let Some(cluster_ip) = svc.cluster_ip(ctx.family) else {
+        return Ok(part);
+    };
+    let external_ips = ctx.of_family(&svc.external_ips, |ip| *ip);
+    let lb_ips = ctx.of_family(&svc.load_balancer_ips, |ip| *ip);
+    let source_ranges = ctx.of_family(&svc.source_ranges, |net| net.addr());
+    for port in &svc.ports {
+        let eps: Vec<PortEndpoint<'_>> =
+            endpoints::of_port(slices, port, ctx.family, &ctx.node.name);
+        part.endpoints += eps.len();
+        let input = PortInput {
+            svc,
+            port,
+            cluster_ip,
+            external_ips: &external_ips,
+            lb_ips: &lb_ips,
+            source_ranges: &source_ranges,
+        };
+        port_rules(&input, &eps, ctx, &mut part)?;
+    }
+    Ok(part)
+}
