@@ -112,7 +112,11 @@ fn echo_peers(backend: &Netns) -> Vec<(String, String)> {
             let words: Vec<&str> = l.split_whitespace().collect();
             let (local, peer) = (words.get(3)?, words.get(4)?);
             local.ends_with(":7007").then(|| {
-                let host = |s: &str| s.rsplit_once(':').map_or(s, |(h, _)| h).to_owned();
+                // busybox prints IPv4 peers of a dual-stack socket as `::ffff:a.b.c.d`.
+                let host = |s: &str| {
+                    let h = s.rsplit_once(':').map_or(s, |(h, _)| h);
+                    h.trim_start_matches("::ffff:").to_owned()
+                };
                 (host(local), host(peer))
             })
         })
@@ -347,4 +351,65 @@ fn vm_nodeport_sets_and_chains_match_kube_proxy_are_repaired_and_cleaned_up() {
     assert!(!sets.contains("KUBE-"), "{sets}");
     let links = node.run(&["ip", "-o", "link"]);
     assert!(!links.contains("kube-ipvs0"), "{links}");
+}
+
+/// The node's UDP conntrack flows to `vip`.
+fn udp_flows_to(node: &Netns, vip: &str) -> Vec<String> {
+    let out = node.try_run(&["conntrack", "-L", "-p", "udp"]);
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter(|l| l.contains(&format!("dst={vip} ")))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_nodeport_udp_flows_to_a_removed_endpoint_are_deleted() {
+    modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
+    let hosts = ThreeHosts::new();
+    let (node, client) = (&hosts.node, &hosts.client);
+    let vip = "10.96.0.53";
+    let cluster = ClusterDir::new("udp");
+    cluster.node("node-1", &[NODE]);
+    cluster.write(
+        "dns.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: dns, namespace: default}}\n\
+             spec:\n  clusterIP: {vip}\n  ports:\n  - {{name: dns, port: 53, targetPort: 5353, protocol: UDP}}\n"
+        ),
+    );
+    let dns = [SlicePort::udp("dns", 5353)];
+    cluster.endpoints("dns", &dns, &[(ThreeHosts::BACKEND, "node-1")]);
+    let daemon = Daemon::start(node, bin(), &cluster, &["--ipvs-min-sync-period", "0s"]);
+    daemon.eventually("the UDP virtual server", || {
+        ipvs(node).contains(&format!("-a -u {vip}:53 -r {}:5353", ThreeHosts::BACKEND))
+    });
+    // A datagram tracked to the endpoint (nobody answers: the flow is unreplied).
+    let socket = client.enter(|| std::net::UdpSocket::bind("0.0.0.0:0").expect("bind"));
+    socket.send_to(b"query", (vip, 53)).expect("send");
+    let to_backend = format!("src={}", ThreeHosts::BACKEND);
+    daemon.eventually("the flow tracked to the endpoint", || {
+        udp_flows_to(node, vip)
+            .iter()
+            .any(|f| f.contains(&to_backend))
+    });
+    // The endpoint is replaced: its flow goes at the next sync, long before
+    // the 30 s timeout of an unreplied UDP flow.
+    cluster.endpoints("dns", &dns, &[(REMOTE_BACKEND, "node-1")]);
+    let started = std::time::Instant::now();
+    daemon.eventually("the stale flow to be deleted", || {
+        !udp_flows_to(node, vip)
+            .iter()
+            .any(|f| f.contains(&to_backend))
+    });
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "the flow expired rather than being deleted"
+    );
+    let metrics = daemon.metrics();
+    assert!(
+        metrics.contains("kube_ipvs_proxy_ops_applied_total{kind=\"conntrack_entry\"}"),
+        "{metrics}"
+    );
 }
