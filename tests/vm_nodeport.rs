@@ -393,11 +393,13 @@ fn vm_nodeport_udp_flows_to_a_removed_endpoint_are_deleted() {
     daemon.eventually("the UDP virtual server", || {
         ipvs(node).contains(&format!("-a -u {vip}:53 -r {}:5353", ThreeHosts::BACKEND))
     });
-    // A datagram tracked to the endpoint (nobody answers: the flow is unreplied).
+    // The VIP is bound once the sync that created the virtual server is done.
+    daemon.next_sync();
+    // Datagrams tracked to the endpoint (nobody answers: the flow is unreplied).
     let socket = client.enter(|| std::net::UdpSocket::bind("0.0.0.0:0").expect("bind"));
-    socket.send_to(b"query", (vip, 53)).expect("send");
     let to_backend = format!("src={}", ThreeHosts::BACKEND);
     daemon.eventually("the flow tracked to the endpoint", || {
+        socket.send_to(b"query", (vip, 53)).expect("send");
         udp_flows_to(node, vip)
             .iter()
             .any(|f| f.contains(&to_backend))
