@@ -321,28 +321,16 @@ async fn serve(
             let Some(state) = &p.state else { return };
             let started = Instant::now();
             let summary = dataplane.sync(state, full).await;
-            let took = started.elapsed();
-            summary.record(&metrics);
-            metrics.sync_duration.observe(took.as_secs_f64());
-            match reason {
-                Reason::Periodic => metrics.sync_full_duration.observe(took.as_secs_f64()),
-                Reason::Change => metrics.sync_partial_duration.observe(took.as_secs_f64()),
-            }
+            summary.report(
+                &metrics,
+                full,
+                started.elapsed(),
+                state.virtual_servers().count(),
+            );
             if summary.complete() {
                 metrics.last_sync.set(unix_now());
                 health.updated(SystemTime::now());
             }
-            tracing::info!(
-                ?reason,
-                took_ms = took.as_millis() as u64,
-                virtual_servers = state.virtual_servers().count(),
-                applied = ?summary.applied,
-                failed = ?summary.failed,
-                drift = ?summary.drift,
-                draining = summary.draining,
-                broken = ?summary.broken,
-                "sync done"
-            );
         }
     });
     tokio::select! {

@@ -2,6 +2,7 @@
 //! metrics.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::metrics::Metrics;
 
@@ -62,8 +63,31 @@ impl SyncSummary {
         self.broken.is_empty()
     }
 
-    /// Adds the summary to the metrics.
-    pub(crate) fn record(&self, metrics: &Metrics) {
+    /// Adds the sync to the metrics (counts and durations) and logs the
+    /// one summary line.
+    pub(crate) fn report(&self, metrics: &Metrics, full: bool, took: Duration, servers: usize) {
+        self.record(metrics);
+        metrics.sync_duration.observe(took.as_secs_f64());
+        if full {
+            metrics.sync_full_duration.observe(took.as_secs_f64());
+        } else {
+            metrics.sync_partial_duration.observe(took.as_secs_f64());
+        }
+        tracing::info!(
+            reason = if full { "Periodic" } else { "Change" },
+            took_ms = took.as_millis() as u64,
+            virtual_servers = servers,
+            applied = ?self.applied,
+            failed = ?self.failed,
+            drift = ?self.drift,
+            draining = self.draining,
+            broken = ?self.broken,
+            "sync done"
+        );
+    }
+
+    /// Adds the counts to the metrics.
+    fn record(&self, metrics: &Metrics) {
         for (kind, n) in &self.applied {
             Metrics::count(&metrics.ops_applied, kind, *n);
         }
@@ -93,7 +117,7 @@ mod tests {
         assert_eq!(s.failed, [("iptables", 1)].into());
         assert_eq!(s.drift, [("iptables_chain", 1)].into());
         let metrics = Metrics::new();
-        s.record(&metrics);
+        s.report(&metrics, true, Duration::from_millis(5), 0);
         let text = metrics.encode();
         assert!(
             text.contains(r#"kube_ipvs_proxy_sync_errors_total{kind="iptables"} 1"#),
