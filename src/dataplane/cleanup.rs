@@ -78,6 +78,21 @@ pub(crate) async fn cleanup(exclude: Vec<IpNet>) -> anyhow::Result<String> {
         None => 0,
     };
     let chains = remove_all()?;
+    // Without the ip_set module there are no sets (it has a parameter, so it
+    // is listed in /sys/module even when built in).
+    let sets = if Path::new("/sys/module/ip_set").exists() {
+        destroy_sets()?
+    } else {
+        0
+    };
+    Ok(format!(
+        "removed {virtual_servers} virtual servers, {link_removed} {DUMMY_LINK} link, \
+         {chains} iptables chains and {sets} ipsets"
+    ))
+}
+
+/// Destroys kube-proxy's sets, both families; returns how many.
+fn destroy_sets() -> anyhow::Result<usize> {
     let mut client = ipset::Ipset::open().context("opening the ipset netlink socket")?;
     let ours = reconcile::ipsets::owned_names();
     let mut sets = 0;
@@ -89,8 +104,5 @@ pub(crate) async fn cleanup(exclude: Vec<IpNet>) -> anyhow::Result<String> {
             sets += 1;
         }
     }
-    Ok(format!(
-        "removed {virtual_servers} virtual servers, {link_removed} {DUMMY_LINK} link, \
-         {chains} iptables chains and {sets} ipsets"
-    ))
+    Ok(sets)
 }
