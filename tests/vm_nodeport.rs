@@ -328,14 +328,12 @@ fn vm_nodeport_sets_and_chains_match_kube_proxy_are_repaired_and_cleaned_up() {
         nat.contains("-A KUBE-SERVICES -s 127.0.0.0/8 -j RETURN")
             && sorted(kernel_set_members(node)) == want
     });
-    let metrics = daemon.metrics();
+    // Counted when the sync that repaired them ends.
     for kind in ["ipset_entry", "iptables_chain"] {
-        assert!(
-            metrics.contains(&format!(
-                "kube_ipvs_proxy_drift_repaired_total{{kind=\"{kind}\"}}"
-            )),
-            "{kind} drift not counted:\n{metrics}"
-        );
+        let counter = format!("kube_ipvs_proxy_drift_repaired_total{{kind=\"{kind}\"}}");
+        daemon.eventually("the repair to be counted", || {
+            daemon.metrics().contains(&counter)
+        });
     }
 
     // --cleanup, twice: nothing of ours is left, the foreign service stays.
@@ -417,9 +415,9 @@ fn vm_nodeport_udp_flows_to_a_removed_endpoint_are_deleted() {
         started.elapsed() < Duration::from_secs(25),
         "the flow expired rather than being deleted"
     );
-    let metrics = daemon.metrics();
-    assert!(
-        metrics.contains("kube_ipvs_proxy_ops_applied_total{kind=\"conntrack_entry\"}"),
-        "{metrics}"
-    );
+    daemon.eventually("the deletion to be counted", || {
+        daemon
+            .metrics()
+            .contains("kube_ipvs_proxy_ops_applied_total{kind=\"conntrack_entry\"}")
+    });
 }
