@@ -259,7 +259,7 @@ fn vm_nodeport_sets_and_chains_match_kube_proxy_are_repaired_and_cleaned_up() {
     let cluster = cluster();
     // A foreign IPVS service on a node address, outside the NodePort range.
     node.run(&["ipvsadm", "-A", "-t", &format!("{NODE}:8443"), "-s", "rr"]);
-    let daemon = Daemon::start(
+    let mut daemon = Daemon::start(
         node,
         bin(),
         &cluster,
@@ -306,6 +306,20 @@ fn vm_nodeport_sets_and_chains_match_kube_proxy_are_repaired_and_cleaned_up() {
         assert!(
             !metrics.contains(counter),
             "{counter} in steady state:\n{metrics}\n{}",
+            daemon.log()
+        );
+    }
+
+    // A restart rewrites nothing: every chain and set is already right, and
+    // the rules are written the way iptables-save prints them back.
+    daemon.restart();
+    daemon.next_sync();
+    let metrics = daemon.metrics();
+    for kind in ["ipset", "ipset_entry", "iptables_chain", "iptables_jump"] {
+        let counter = format!("kube_ipvs_proxy_ops_applied_total{{kind=\"{kind}\"}}");
+        assert!(
+            !metrics.contains(&counter),
+            "{kind} changed after a restart:\n{}",
             daemon.log()
         );
     }

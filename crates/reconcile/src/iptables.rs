@@ -61,7 +61,66 @@ fn appended(line: &str) -> Result<(ChainName, Rule), Error> {
     Ok((chain.parse()?, Rule::parse(spec)?))
 }
 
-/// The desired nat and filter tables of one family, in that order.
+/// A mark value or `value/mask` as `iptables-save` prints it: hex without
+/// leading zeros (`0x004000` → `0x4000`); `None` when it is not a number.
+fn saved_mark(text: &str) -> Option<String> {
+    let hex = |t: &str| {
+        let digits = t.strip_prefix("0x").unwrap_or(t);
+        u32::from_str_radix(digits, 16)
+            .ok()
+            .map(|v| format!("{v:#x}"))
+    };
+    match text.split_once('/') {
+        Some((v, m)) => Some(format!("{}/{}", hex(v)?, hex(m)?)),
+        None => hex(text),
+    }
+}
+
+/// The rule as `iptables-save` prints it back, for the spellings kube-proxy
+/// uses that the kernel prints otherwise: marks in short hex, `--or-mark V`
+/// as `--set-xmark V/V`, `--xor-mark V` as `--set-xmark V/0x0`, and a bare
+/// `-j REJECT` with its default `--reject-with`. Rules that are already
+/// canonical read back equal, so a restart or a takeover rewrites nothing.
+fn canonical(rule: Rule, family: IpFamily) -> Result<Rule, Error> {
+    let mut words: Vec<String> = Vec::with_capacity(rule.words().len() + 2);
+    let mut iter = rule.words().iter();
+    while let Some(word) = iter.next() {
+        let option = word.as_str();
+        if !matches!(option, "--mark" | "--or-mark" | "--xor-mark") {
+            words.push(word.clone());
+            continue;
+        }
+        let Some(value) = iter.next() else {
+            words.push(word.clone());
+            break;
+        };
+        let Some(mark) = saved_mark(value) else {
+            words.extend([word.clone(), value.clone()]);
+            continue;
+        };
+        match option {
+            "--or-mark" => words.extend(["--set-xmark".into(), format!("{mark}/{mark}")]),
+            "--xor-mark" => words.extend(["--set-xmark".into(), format!("{mark}/0x0")]),
+            _ => words.extend([word.clone(), mark]),
+        }
+    }
+    let rejects = words.windows(2).any(|w| w[0] == "-j" && w[1] == "REJECT");
+    if rejects && !words.iter().any(|w| w == "--reject-with") {
+        let default = match family {
+            IpFamily::V4 => "icmp-port-unreachable",
+            IpFamily::V6 => "icmp6-port-unreachable",
+        };
+        words.extend(["--reject-with".into(), default.into()]);
+    }
+    if words == rule.words() {
+        Ok(rule)
+    } else {
+        Rule::from_args(words)
+    }
+}
+
+/// The desired nat and filter tables of one family, in that order, each rule
+/// in the form `iptables-save` prints.
 ///
 /// # Errors
 /// [`Error::InvalidRule`] when a generated rule does not parse (a bug in the
@@ -84,6 +143,7 @@ pub fn tables(state: &DesiredState, family: IpFamily) -> Result<Vec<DesiredTable
             }
             for line in lines {
                 let (chain, rule) = appended(line)?;
+                let rule = canonical(rule, family)?;
                 match desired.chains.iter_mut().find(|c| c.name == chain) {
                     Some(c) => c.rules.push(rule),
                     None => {
@@ -189,6 +249,44 @@ mod tests {
         assert_eq!(gone.deleted.len(), 1);
         assert_eq!(gone.deleted[0].as_str(), "KUBE-SERVICES");
         assert_eq!(gone.rules_deleted.len(), 1);
+    }
+
+    #[test]
+    fn rules_are_spelled_as_iptables_save_prints_them() {
+        let canon = |text: &str, family| {
+            canonical(Rule::parse(text).unwrap(), family)
+                .unwrap()
+                .words()
+                .join(" ")
+        };
+        // What iptables-save printed after restoring kube-proxy's rules (nf_tables backend).
+        assert_eq!(
+            canon("-j MARK --or-mark 0x004000", IpFamily::V4),
+            "-j MARK --set-xmark 0x4000/0x4000"
+        );
+        assert_eq!(
+            canon("-j MARK --xor-mark 0x004000", IpFamily::V4),
+            "-j MARK --set-xmark 0x4000/0x0"
+        );
+        assert_eq!(
+            canon("-m mark ! --mark 0x004000/0x004000 -j RETURN", IpFamily::V4),
+            "-m mark ! --mark 0x4000/0x4000 -j RETURN"
+        );
+        assert_eq!(
+            canon(
+                "-m conntrack --ctstate NEW -m set --match-set KUBE-6-IPVS-IPS dst -j REJECT",
+                IpFamily::V6
+            ),
+            "-m conntrack --ctstate NEW -m set --match-set KUBE-6-IPVS-IPS dst -j REJECT --reject-with icmp6-port-unreachable"
+        );
+        // Comments keep their spaces; everything else is left as it is.
+        let comment = r#"-m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT"#;
+        assert_eq!(
+            canonical(Rule::parse(comment).unwrap(), IpFamily::V4).unwrap(),
+            Rule::parse(comment).unwrap()
+        );
+        assert_eq!(saved_mark("0x0"), Some("0x0".into()));
+        assert_eq!(saved_mark("mark"), None);
     }
 
     #[test]
