@@ -76,32 +76,75 @@ fn saved_mark(text: &str) -> Option<String> {
     }
 }
 
+/// An address as `iptables-save` prints it: with its prefix length.
+fn saved_address(addr: &str, family: IpFamily) -> String {
+    match (addr.contains('/'), family) {
+        (true, _) => addr.to_owned(),
+        (false, IpFamily::V4) => format!("{addr}/32"),
+        (false, IpFamily::V6) => format!("{addr}/128"),
+    }
+}
+
+/// The `-m ipvs` options as libxt_ipvs saves them: `--vproto` as a number,
+/// then `--vaddr` with its prefix length, then `--vport`.
+fn saved_ipvs_options(options: &[(&str, &str)], family: IpFamily) -> Vec<String> {
+    let value = |name: &str| options.iter().find(|(o, _)| *o == name).map(|(_, v)| *v);
+    let mut words = Vec::new();
+    if let Some(proto) = value("--vproto") {
+        let number = match proto {
+            "tcp" => "6",
+            "udp" => "17",
+            "sctp" => "132",
+            other => other,
+        };
+        words.extend(["--vproto".to_owned(), number.to_owned()]);
+    }
+    if let Some(addr) = value("--vaddr") {
+        words.extend(["--vaddr".to_owned(), saved_address(addr, family)]);
+    }
+    for (option, v) in options {
+        if !matches!(*option, "--vproto" | "--vaddr") {
+            words.extend([(*option).to_owned(), (*v).to_owned()]);
+        }
+    }
+    words
+}
+
 /// The rule as `iptables-save` prints it back, for the spellings kube-proxy
 /// uses that the kernel prints otherwise: marks in short hex, `--or-mark V`
-/// as `--set-xmark V/V`, `--xor-mark V` as `--set-xmark V/0x0`, and a bare
-/// `-j REJECT` with its default `--reject-with`. Rules that are already
+/// as `--set-xmark V/V`, `--xor-mark V` as `--set-xmark V/0x0`, addresses
+/// with their prefix length, `-m ipvs` options in libxt_ipvs's order, and a
+/// bare `-j REJECT` with its default `--reject-with`. Rules that are already
 /// canonical read back equal, so a restart or a takeover rewrites nothing.
 fn canonical(rule: Rule, family: IpFamily) -> Result<Rule, Error> {
     let mut words: Vec<String> = Vec::with_capacity(rule.words().len() + 2);
-    let mut iter = rule.words().iter();
+    let mut iter = rule.words().iter().map(String::as_str).peekable();
     while let Some(word) = iter.next() {
-        let option = word.as_str();
-        if !matches!(option, "--mark" | "--or-mark" | "--xor-mark") {
-            words.push(word.clone());
-            continue;
-        }
-        let Some(value) = iter.next() else {
-            words.push(word.clone());
-            break;
-        };
-        let Some(mark) = saved_mark(value) else {
-            words.extend([word.clone(), value.clone()]);
-            continue;
-        };
-        match option {
-            "--or-mark" => words.extend(["--set-xmark".into(), format!("{mark}/{mark}")]),
-            "--xor-mark" => words.extend(["--set-xmark".into(), format!("{mark}/0x0")]),
-            _ => words.extend([word.clone(), mark]),
+        let next = iter.peek().copied();
+        match (word, next) {
+            ("--mark" | "--or-mark" | "--xor-mark", Some(v)) if saved_mark(v).is_some() => {
+                iter.next();
+                let mark = saved_mark(v).unwrap_or_default();
+                let (option, value) = match word {
+                    "--or-mark" => ("--set-xmark", format!("{mark}/{mark}")),
+                    "--xor-mark" => ("--set-xmark", format!("{mark}/0x0")),
+                    _ => ("--mark", mark),
+                };
+                words.extend([option.to_owned(), value]);
+            }
+            ("-s" | "-d", Some(addr)) => {
+                iter.next();
+                words.extend([word.to_owned(), saved_address(addr, family)]);
+            }
+            ("ipvs", _) if words.last().is_some_and(|w| w == "-m") => {
+                words.push(word.to_owned());
+                let mut options = Vec::new();
+                while let Some(option) = iter.next_if(|w| w.starts_with("--v")) {
+                    options.push((option, iter.next().unwrap_or_default()));
+                }
+                words.extend(saved_ipvs_options(&options, family));
+            }
+            _ => words.push(word.to_owned()),
         }
     }
     let rejects = words.windows(2).any(|w| w[0] == "-j" && w[1] == "REJECT");
@@ -278,6 +321,20 @@ mod tests {
                 IpFamily::V6
             ),
             "-m conntrack --ctstate NEW -m set --match-set KUBE-6-IPVS-IPS dst -j REJECT --reject-with icmp6-port-unreachable"
+        );
+        assert_eq!(
+            canon(
+                "-s 192.0.2.100 -m ipvs --vaddr 192.0.2.100 --vproto tcp --vport 80 -j DROP",
+                IpFamily::V4
+            ),
+            "-s 192.0.2.100/32 -m ipvs --vproto 6 --vaddr 192.0.2.100/32 --vport 80 -j DROP"
+        );
+        assert_eq!(
+            canon(
+                "-s ::1/128 -m ipvs --vaddr fd00::1 --vproto udp --vport 53 -j DROP",
+                IpFamily::V6
+            ),
+            "-s ::1/128 -m ipvs --vproto 17 --vaddr fd00::1/128 --vport 53 -j DROP"
         );
         // Comments keep their spaces; everything else is left as it is.
         let comment = r#"-m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT"#;
