@@ -319,8 +319,10 @@ fn vm_nodeport_sets_and_chains_match_kube_proxy_are_repaired_and_cleaned_up() {
         let counter = format!("kube_ipvs_proxy_ops_applied_total{{kind=\"{kind}\"}}");
         assert!(
             !metrics.contains(&counter),
-            "{kind} changed after a restart:\n{}",
-            daemon.log()
+            "{kind} changed after a restart:\n{}\n{}{}",
+            daemon.log(),
+            node.run(&["iptables-save", "-t", "nat"]),
+            node.run(&["iptables-save", "-t", "filter"])
         );
     }
 

@@ -78,6 +78,14 @@ impl Rules {
         match result {
             Ok(plan) => {
                 if let Some(plan) = &plan {
+                    tracing::info!(
+                        ?family,
+                        table = %desired.table,
+                        rewritten = ?plan.rewritten,
+                        deleted = ?plan.deleted,
+                        jumps_inserted = plan.jumps_inserted.len(),
+                        "iptables-restore applied"
+                    );
                     if unchanged {
                         summary.drift(reconcile::drift::chains(plan));
                     }
