@@ -86,8 +86,9 @@ fn saved_address(addr: &str, family: IpFamily) -> String {
 }
 
 /// The `-m ipvs` options as libxt_ipvs saves them: `--vproto` as a number,
-/// then `--vaddr` with its prefix length, then `--vport`.
-fn saved_ipvs_options(options: &[(&str, &str)], family: IpFamily) -> Vec<String> {
+/// then `--vaddr` (a host address without prefix length, as iptables 1.8.9
+/// prints it), then `--vport`.
+fn saved_ipvs_options(options: &[(&str, &str)]) -> Vec<String> {
     let value = |name: &str| options.iter().find(|(o, _)| *o == name).map(|(_, v)| *v);
     let mut words = Vec::new();
     if let Some(proto) = value("--vproto") {
@@ -100,7 +101,7 @@ fn saved_ipvs_options(options: &[(&str, &str)], family: IpFamily) -> Vec<String>
         words.extend(["--vproto".to_owned(), number.to_owned()]);
     }
     if let Some(addr) = value("--vaddr") {
-        words.extend(["--vaddr".to_owned(), saved_address(addr, family)]);
+        words.extend(["--vaddr".to_owned(), addr.to_owned()]);
     }
     for (option, v) in options {
         if !matches!(*option, "--vproto" | "--vaddr") {
@@ -113,7 +114,8 @@ fn saved_ipvs_options(options: &[(&str, &str)], family: IpFamily) -> Vec<String>
 /// The rule as `iptables-save` prints it back, for the spellings kube-proxy
 /// uses that the kernel prints otherwise: marks in short hex, `--or-mark V`
 /// as `--set-xmark V/V`, `--xor-mark V` as `--set-xmark V/0x0`, addresses
-/// with their prefix length, `-m ipvs` options in libxt_ipvs's order, and a
+/// with their prefix length (not `--vaddr`), `-m ipvs` options in
+/// libxt_ipvs's order, and a
 /// bare `-j REJECT` with its default `--reject-with`. Rules that are already
 /// canonical read back equal, so a restart or a takeover rewrites nothing.
 fn canonical(rule: Rule, family: IpFamily) -> Result<Rule, Error> {
@@ -142,7 +144,7 @@ fn canonical(rule: Rule, family: IpFamily) -> Result<Rule, Error> {
                 while let Some(option) = iter.next_if(|w| w.starts_with("--v")) {
                     options.push((option, iter.next().unwrap_or_default()));
                 }
-                words.extend(saved_ipvs_options(&options, family));
+                words.extend(saved_ipvs_options(&options));
             }
             _ => words.push(word.to_owned()),
         }
@@ -327,14 +329,14 @@ mod tests {
                 "-s 192.0.2.100 -m ipvs --vaddr 192.0.2.100 --vproto tcp --vport 80 -j DROP",
                 IpFamily::V4
             ),
-            "-s 192.0.2.100/32 -m ipvs --vproto 6 --vaddr 192.0.2.100/32 --vport 80 -j DROP"
+            "-s 192.0.2.100/32 -m ipvs --vproto 6 --vaddr 192.0.2.100 --vport 80 -j DROP"
         );
         assert_eq!(
             canon(
                 "-s ::1/128 -m ipvs --vaddr fd00::1 --vproto udp --vport 53 -j DROP",
                 IpFamily::V6
             ),
-            "-s ::1/128 -m ipvs --vproto 17 --vaddr fd00::1/128 --vport 53 -j DROP"
+            "-s ::1/128 -m ipvs --vproto 17 --vaddr fd00::1 --vport 53 -j DROP"
         );
         // Comments keep their spaces; everything else is left as it is.
         let comment = r#"-m comment --comment "kubernetes forwarding rules" -m mark --mark 0x4000/0x4000 -j ACCEPT"#;
