@@ -399,26 +399,18 @@ fn print(state: &DesiredState, output: Output, settings: &Settings) -> anyhow::R
 }
 
 fn hostname() -> anyhow::Result<String> {
-    if let Ok(name) = std::env::var("NODE_NAME") {
-        return Ok(name.trim().to_lowercase());
-    }
-    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .context("reading the host name (use --hostname-override)")?;
-    Ok(name.trim().to_lowercase())
+    model::node::local_name().context("reading the host name (use --hostname-override)")
 }
 
 async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
-    let config = match &settings.kubeconfig {
-        Some(path) => {
-            let kubeconfig = kube::config::Kubeconfig::read_from(path)
-                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
-                .await
-                .with_context(|| format!("using kubeconfig {}", path.display()))?
-        }
-        None => kube::Config::infer()
-            .await
-            .context("no cluster configuration (in-cluster, $KUBECONFIG or ~/.kube/config); use --kubeconfig or --from-dir")?,
-    };
-    kube::Client::try_from(config).context("building the API client")
+    kube_source::client(settings.kubeconfig.as_deref())
+        .await
+        .map_err(|e| {
+            // The message already holds its cause: one line, as before.
+            let hint = match e {
+                kube_source::ClientError::NoConfiguration(_) => "; use --kubeconfig or --from-dir",
+                _ => "",
+            };
+            anyhow::anyhow!("{e}{hint}")
+        })
 }

@@ -1,7 +1,8 @@
 //! UDP conntrack cleanup, as kube-proxy does it: after the IPVS table
 //! changed, the UDP flows tracked to an endpoint that is gone, or tracked
-//! while a Service had no endpoint, are deleted so the client's next packet
-//! is balanced again. The decision is `reconcile::conntrack`'s.
+//! while a Service had no endpoint, are deleted, so that conntrack (and the
+//! NAT and filter rules that use it) stop treating them as established. The
+//! decision is `reconcile::conntrack`'s.
 
 use anyhow::Context as _;
 use conntrack::{Conntrack, Family};

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use model::{EndpointSlice, IpFamily, ServicePort};
+use model::{EndpointSlice, IpFamily, ObjectId, ServicePort};
 
 /// One endpoint of one Service port, merged over the Service's slices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,6 +25,8 @@ pub struct PortEndpoint<'a> {
     pub zone_hints: &'a [String],
     /// Node hints.
     pub node_hints: &'a [String],
+    /// The Pod behind it, when the slice names one.
+    pub pod: Option<&'a ObjectId>,
 }
 
 /// The endpoints of `port` in `family`: slice ports are matched by name and protocol; an
@@ -54,6 +56,7 @@ pub fn of_port<'a>(
                 local: ep.node_name.as_deref() == Some(node_name),
                 zone_hints: &ep.zone_hints,
                 node_hints: &ep.node_hints,
+                pod: ep.pod.as_ref(),
             };
             merged
                 .entry((ep.addr, slice_port.port))

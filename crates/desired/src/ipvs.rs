@@ -3,9 +3,10 @@
 //! netmask; address, port, weight, forwarding method).
 
 use std::cmp::Ordering;
+use std::fmt;
 use std::net::IpAddr;
 
-use model::{IpFamily, Protocol, Scheduler};
+use model::{IpFamily, ObjectId, Protocol, Scheduler};
 use serde::Serialize;
 
 /// `IP_VS_SVC_F_PERSISTENT`.
@@ -106,8 +107,34 @@ pub struct VirtualServer {
     pub persistence: Option<Persistence>,
     /// The real servers, sorted by address and port.
     pub real_servers: Vec<RealServer>,
-    /// The Service port it implements, `namespace/name:port` (for humans and logs).
-    pub service: String,
+    /// The Service port it implements (for humans and logs).
+    pub service: ServicePortName,
+}
+
+/// A Service port by name, as kube-proxy names it: `namespace/name:port`, or `namespace/name`
+/// for a Service's only, unnamed port. Serialized as that string.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServicePortName {
+    /// The Service.
+    pub service: ObjectId,
+    /// The port's name; empty for a Service's only port when it has no name.
+    pub port: String,
+}
+
+impl fmt::Display for ServicePortName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.port.is_empty() {
+            write!(f, "{}", self.service)
+        } else {
+            write!(f, "{}:{}", self.service, self.port)
+        }
+    }
+}
+
+impl Serialize for ServicePortName {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
 }
 
 impl VirtualServer {

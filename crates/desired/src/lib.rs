@@ -22,5 +22,5 @@ pub mod state;
 
 pub use config::{Config, LocalDetector, NodeInfo, NodePortAddresses};
 pub use ipset::{SetEntry, SetKind};
-pub use ipvs::{Forward, Persistence, RealServer, VirtualServer, VsKey};
+pub use ipvs::{Forward, Persistence, RealServer, ServicePortName, VirtualServer, VsKey};
 pub use state::DesiredState;

@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::config::{Config, NodeInfo};
 use crate::endpoints::{self, Policy, Selection};
 use crate::ipset::{SetEntry, SetKind};
-use crate::ipvs::{Persistence, RealServer, VirtualServer, VsKey};
+use crate::ipvs::{Persistence, RealServer, ServicePortName, VirtualServer, VsKey};
 
 /// A load balancer VIP the node itself may not reach, because no source range contains the
 /// node's IP: `-A KUBE-IPVS-OUT-FILTER -s IP -m ipvs --vaddr IP --vproto P --vport N -j DROP`.
@@ -246,10 +246,9 @@ impl FamilyContext<'_> {
                 .iter()
                 .map(|(a, p)| RealServer::masqueraded(*a, *p))
                 .collect(),
-            service: if port.name.is_empty() {
-                self.svc.id.to_string()
-            } else {
-                format!("{}:{}", self.svc.id, port.name)
+            service: ServicePortName {
+                service: self.svc.id.clone(),
+                port: port.name.clone(),
             },
         }
     }

@@ -223,7 +223,7 @@ mod tests {
             .virtual_servers()
             .find(|vs| vs.key.addr.to_string() == "192.0.2.1")
             .expect("the shared VIP");
-        assert_eq!(shared.service, "d/a");
+        assert_eq!(shared.service.to_string(), "d/a");
         assert_eq!(state.conflicts().count(), 1);
         // The shared address is bound once and stays bound while either Service wants it.
         assert_eq!(
@@ -243,7 +243,7 @@ mod tests {
             .virtual_servers()
             .find(|vs| vs.key.addr.to_string() == "192.0.2.1")
             .expect("still claimed by b");
-        assert_eq!(shared.service, "d/b");
+        assert_eq!(shared.service.to_string(), "d/b");
         assert!(state2.addresses().any(|a| a.to_string() == "192.0.2.1"));
         assert!(!state2.addresses().any(|a| a.to_string() == "10.96.0.1"));
     }

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::names;
+use crate::spec::UsageError;
+
 /// Inspect and edit the kernel's IPVS tables: an ipvsadm replacement.
 ///
 /// Every ipvsadm command line works as well (`ipvsctl-rs -Ln --stats`,
@@ -195,6 +198,42 @@ pub(crate) struct JsonArgs {
     pub(crate) json: bool,
 }
 
+/// `--names`: Kubernetes names for the rows.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct NamesArgs {
+    /// Name the Service port of each virtual server and the Pod of each real
+    /// server, reading FROM once: a directory of Service, EndpointSlice and
+    /// Node manifests (kube-ipvs-proxy's --from-dir format), or `cluster` for
+    /// the API server. See docs/ipvsctl.md.
+    #[arg(long, value_name = "DIR|cluster")]
+    pub(crate) names: Option<PathBuf>,
+    /// kubeconfig for `--names cluster` (default: in-cluster configuration,
+    /// then $KUBECONFIG or ~/.kube/config).
+    #[arg(long, value_name = "FILE", requires = "names")]
+    pub(crate) kubeconfig: Option<PathBuf>,
+}
+
+impl NamesArgs {
+    /// Where to read the names from, if they were asked for.
+    pub(crate) fn source(&self) -> Result<Option<names::Source>, UsageError> {
+        let Some(from) = &self.names else {
+            return Ok(None);
+        };
+        if from.as_os_str() == "cluster" {
+            return Ok(Some(names::Source::Cluster {
+                kubeconfig: self.kubeconfig.clone(),
+            }));
+        }
+        if self.kubeconfig.is_some() {
+            return Err(UsageError(format!(
+                "--kubeconfig goes with --names cluster, not with a directory ({})",
+                from.display()
+            )));
+        }
+        Ok(Some(names::Source::Dir(from.clone())))
+    }
+}
+
 /// The listing's columns and numbers.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub(crate) struct ViewArgs {
@@ -255,6 +294,8 @@ pub(crate) struct ListArgs {
     pub(crate) view: ViewArgs,
     #[command(flatten)]
     pub(crate) json: JsonArgs,
+    #[command(flatten)]
+    pub(crate) names: NamesArgs,
 }
 
 /// `conns`.
@@ -285,6 +326,8 @@ pub(crate) struct ConnsArgs {
     pub(crate) proc_file: Option<PathBuf>,
     #[command(flatten)]
     pub(crate) json: JsonArgs,
+    #[command(flatten)]
+    pub(crate) names: NamesArgs,
 }
 
 /// `save`.
@@ -330,4 +373,45 @@ pub(crate) struct WatchArgs {
     pub(crate) json: bool,
     #[command(flatten)]
     pub(crate) filters: Filters,
+    #[command(flatten)]
+    pub(crate) names: NamesArgs,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn source(args: &[&str]) -> Result<Option<names::Source>, UsageError> {
+        let cli = Cli::try_parse_from(["ipvsctl-rs", "list"].iter().chain(args)).unwrap();
+        let Some(Command::List(list)) = cli.command else {
+            panic!("not a listing");
+        };
+        list.names.source()
+    }
+
+    #[test]
+    fn names_come_from_a_directory_or_the_cluster() {
+        assert_eq!(source(&[]).unwrap(), None);
+        assert_eq!(
+            source(&["--names", "examples/cluster"]).unwrap(),
+            Some(names::Source::Dir("examples/cluster".into()))
+        );
+        assert_eq!(
+            source(&["--names", "cluster"]).unwrap(),
+            Some(names::Source::Cluster { kubeconfig: None })
+        );
+        assert_eq!(
+            source(&["--names", "cluster", "--kubeconfig", "/k"]).unwrap(),
+            Some(names::Source::Cluster {
+                kubeconfig: Some("/k".into())
+            })
+        );
+        // A directory called `cluster` is `./cluster`.
+        assert_eq!(
+            source(&["--names", "./cluster"]).unwrap(),
+            Some(names::Source::Dir("./cluster".into()))
+        );
+        assert!(source(&["--names", "d", "--kubeconfig", "/k"]).is_err());
+        assert!(Cli::try_parse_from(["ipvsctl-rs", "list", "--kubeconfig", "/k"]).is_err());
+    }
 }

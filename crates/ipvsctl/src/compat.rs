@@ -226,6 +226,14 @@ mod tests {
             rw("--set 900 120 300").unwrap(),
             "timeouts --set 900 120 300"
         );
+        assert_eq!(
+            rw("-Ln --names /etc/cluster").unwrap(),
+            "list -n --names /etc/cluster"
+        );
+        assert_eq!(
+            rw("-Lnc --names cluster").unwrap(),
+            "conns -n --names cluster"
+        );
         assert_eq!(rw("-h").unwrap(), "--help");
         assert_eq!(rw("--version").unwrap(), "--version");
     }

@@ -12,6 +12,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use serde::Serialize;
 
+use crate::format::column;
+use crate::names::{self, Names};
 use crate::spec::UsageError;
 use crate::values::{self, AddrPort};
 
@@ -173,26 +175,27 @@ impl ConnFilter {
 
 /// The `ipvsadm -Lnc` rendering (`persistent` adds the persistence
 /// engine columns, as `--persistent-conn` does; `_sync` entries get an
-/// origin column after the state).
-pub(crate) fn render(conns: &[Conn], persistent: bool) -> String {
-    let mut out = String::from("IPVS connection entries\n");
+/// origin column after the state); with `names`, two last columns name the
+/// virtual service's Service port and the real server's Pod.
+pub(crate) fn render(conns: &[Conn], persistent: bool, names: Option<&Names>) -> String {
     let origin = conns.iter().any(|c| c.origin.is_some());
     let state_col = if origin {
         "state       origin"
     } else {
         "state"
     };
-    if persistent {
-        out.push_str(&format!(
-            "pro expire {state_col:<11} {:<18} {:<18} {:<18} {:<16} {}\n",
+    let title = if persistent {
+        format!(
+            "pro expire {state_col:<11} {:<18} {:<18} {:<18} {:<16} {}",
             "source", "virtual", "destination", "pe name", "pe_data"
-        ));
+        )
     } else {
-        out.push_str(&format!(
-            "pro expire {state_col:<11} {:<18} {:<18} {}\n",
+        format!(
+            "pro expire {state_col:<11} {:<18} {:<18} {}",
             "source", "virtual", "destination"
-        ));
-    }
+        )
+    };
+    let mut lines = vec![title];
     for c in conns {
         let expire = format!("{:02}:{:02}", c.expires / 60, c.expires % 60);
         let state = match &c.origin {
@@ -204,17 +207,40 @@ pub(crate) fn render(conns: &[Conn], persistent: bool) -> String {
             c.virtual_addr.to_string(),
             c.real.to_string(),
         );
-        let line = match (&c.pe_name, &c.pe_data) {
+        lines.push(match (&c.pe_name, &c.pe_data) {
             (Some(name), Some(data)) if persistent => format!(
-                "{:<3} {expire:<6} {state:<11} {client:<18} {virt:<18} {real:<16} {name:<18} {data}\n",
+                "{:<3} {expire:<6} {state:<11} {client:<18} {virt:<18} {real:<16} {name:<18} {data}",
                 c.protocol
             ),
             _ => format!(
-                "{:<3} {expire:<6} {state:<11} {client:<18} {virt:<18} {real}\n",
+                "{:<3} {expire:<6} {state:<11} {client:<18} {virt:<18} {real}",
                 c.protocol
             ),
-        };
+        });
+    }
+    if let Some(names) = names {
+        let keys: Vec<_> = conns
+            .iter()
+            .map(|c| names::conn_vs_key(&c.protocol, c.virtual_addr))
+            .collect();
+        let services = keys
+            .iter()
+            .map(|k| names::cell(k.as_ref().and_then(|k| names.service(k))));
+        lines = column::append(
+            lines
+                .into_iter()
+                .zip(std::iter::once("service").chain(services)),
+        );
+        let pods = keys
+            .iter()
+            .zip(conns)
+            .map(|(k, c)| names::cell(k.as_ref().and_then(|k| names.pod(k, c.real))));
+        lines = column::append(lines.into_iter().zip(std::iter::once("pod").chain(pods)));
+    }
+    let mut out = String::from("IPVS connection entries\n");
+    for line in lines {
         out.push_str(&line);
+        out.push('\n');
     }
     out
 }
@@ -264,14 +290,30 @@ TCP 01:01  TIME_WAIT   192.168.7.2:54323  10.96.0.10:80      10.244.1.6:8080
 UDP 05:58  NONE        192.168.7.2:0      10.96.0.10:5060    10.244.1.5:5060
 TCP 00:59  SYN_RECV    [2001:db8::2]:54321 [2001:db8::1]:80   [2001:db8::10]:80
 ";
-        assert_eq!(render(&conns, false), expected);
-        let pe = render(&conns[2..3], true);
+        assert_eq!(render(&conns, false, None), expected);
+        let pe = render(&conns[2..3], true, None);
         assert_eq!(
             pe,
             "IPVS connection entries\n\
 pro expire state       source             virtual            destination        pe name          pe_data\n\
 UDP 05:58  NONE        192.168.7.2:0      10.96.0.10:5060    10.244.1.5:5060  sip                1234abcd\n"
         );
+    }
+
+    #[test]
+    fn names_are_two_last_columns() {
+        let conns = parse("c", CONN, false).unwrap();
+        let names = crate::testdata::names();
+        let out = render(&conns, false, Some(&names));
+        let expected = "\
+IPVS connection entries
+pro expire state       source             virtual            destination        service       pod
+TCP 14:55  ESTABLISHED 192.168.7.2:54321  10.96.0.10:80      10.244.1.5:8080    shop/web:http shop/web-7d4b9-abcde
+TCP 01:01  TIME_WAIT   192.168.7.2:54323  10.96.0.10:80      10.244.1.6:8080    shop/web:http -
+UDP 05:58  NONE        192.168.7.2:0      10.96.0.10:5060    10.244.1.5:5060    -             -
+TCP 00:59  SYN_RECV    [2001:db8::2]:54321 [2001:db8::1]:80   [2001:db8::10]:80 -             -
+";
+        assert_eq!(out, expected);
     }
 
     #[test]

@@ -2,14 +2,17 @@
 //! docs/ipvsctl.md), independent of the IPVS client's serde shapes so that
 //! a library change cannot silently change the CLI's output.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
+use desired::VsKey;
 use ipvs::{
     DestinationEntry, ForwardMethod, Info, Rates, ServiceEntry, ServiceFlags, ServiceKey,
     ServiceWithDestinations, Stats, Timeouts, TunnelFlags, TunnelType,
 };
 use serde::Serialize;
 
+use crate::conns::Conn;
+use crate::names::{self, Names};
 use crate::values::sched_flag_names;
 
 /// `list --json` and each line of `watch --json`.
@@ -24,12 +27,16 @@ pub(crate) struct Listing<'a> {
 }
 
 impl<'a> Listing<'a> {
-    /// The document for a table.
-    pub(crate) fn new(info: &Info, table: &'a [ServiceWithDestinations]) -> Self {
+    /// The document for a table, with `names` when `--names` is given.
+    pub(crate) fn new(
+        info: &Info,
+        table: &'a [ServiceWithDestinations],
+        names: Option<&'a Names>,
+    ) -> Self {
         Listing {
             version: info.version.to_string(),
             connection_table_size: info.connection_table_size,
-            services: table.iter().map(ServiceDoc::new).collect(),
+            services: table.iter().map(|s| ServiceDoc::new(s, names)).collect(),
         }
     }
 }
@@ -64,7 +71,11 @@ pub(crate) struct ServiceDoc<'a> {
     /// Per-second rates.
     pub(crate) rates: Counters,
     /// Real servers.
-    pub(crate) real_servers: Vec<RealServerDoc>,
+    pub(crate) real_servers: Vec<RealServerDoc<'a>>,
+    /// With `--names`: the Service port (`namespace/name:port`), null when
+    /// unknown. Absent without `--names`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) service: Option<Option<&'a str>>,
 }
 
 /// Persistence settings.
@@ -117,7 +128,7 @@ impl From<&Rates> for Counters {
 
 /// One real server.
 #[derive(Debug, Serialize)]
-pub(crate) struct RealServerDoc {
+pub(crate) struct RealServerDoc<'a> {
     /// Address.
     pub(crate) address: IpAddr,
     /// Port.
@@ -142,6 +153,10 @@ pub(crate) struct RealServerDoc {
     pub(crate) stats: Counters,
     /// Per-second rates.
     pub(crate) rates: Counters,
+    /// With `--names`: the Pod (`namespace/name`), null when unknown. Absent
+    /// without `--names`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pod: Option<Option<&'a str>>,
 }
 
 /// A tunnel's encapsulation.
@@ -157,8 +172,9 @@ pub(crate) struct TunnelDoc {
 }
 
 impl<'a> ServiceDoc<'a> {
-    fn new(s: &'a ServiceWithDestinations) -> Self {
+    fn new(s: &'a ServiceWithDestinations, names: Option<&'a Names>) -> Self {
         let ServiceEntry { service, stats } = &s.service;
+        let vs = names::vs_key(&service.key);
         let (protocol, address, port, fwmark) = match service.key {
             ServiceKey::Inet {
                 protocol,
@@ -184,7 +200,12 @@ impl<'a> ServiceDoc<'a> {
             persistence_engine: service.persistence_engine.as_deref(),
             stats: stats.into(),
             rates: (&stats.rates).into(),
-            real_servers: s.destinations.iter().map(RealServerDoc::new).collect(),
+            real_servers: s
+                .destinations
+                .iter()
+                .map(|d| RealServerDoc::new(d, names.map(|n| (n, vs))))
+                .collect(),
+            service: names.map(|n| vs.and_then(|vs| n.service(&vs))),
         }
     }
 }
@@ -205,9 +226,11 @@ pub(crate) fn protocol_name(p: ipvs::Protocol) -> &'static str {
     }
 }
 
-impl RealServerDoc {
-    fn new(e: &DestinationEntry) -> Self {
+impl<'a> RealServerDoc<'a> {
+    /// `names` are `--names` with the key of the server's virtual service.
+    fn new(e: &DestinationEntry, names: Option<(&'a Names, Option<VsKey>)>) -> Self {
         let d = &e.destination;
+        let real = SocketAddr::new(d.addr, d.port);
         let (forward, tunnel) = match d.forward {
             ForwardMethod::Masquerade => ("masq", None),
             ForwardMethod::Local => ("local", None),
@@ -230,6 +253,7 @@ impl RealServerDoc {
             persistent_connections: e.persistent_connections,
             stats: (&e.stats).into(),
             rates: (&e.stats.rates).into(),
+            pod: names.map(|(n, vs)| vs.and_then(|vs| n.pod(&vs, real))),
         }
     }
 }
@@ -296,7 +320,40 @@ impl From<Timeouts> for TimeoutsDoc {
 #[derive(Debug, Serialize)]
 pub(crate) struct ConnsDoc<'a> {
     /// The connections, in the kernel's order.
-    pub(crate) connections: &'a [crate::conns::Conn],
+    pub(crate) connections: Vec<ConnDoc<'a>>,
+}
+
+impl<'a> ConnsDoc<'a> {
+    /// The document for some connections, with `names` when `--names` is given.
+    pub(crate) fn new(connections: &'a [Conn], names: Option<&'a Names>) -> Self {
+        ConnsDoc {
+            connections: connections
+                .iter()
+                .map(|conn| {
+                    let vs = names::conn_vs_key(&conn.protocol, conn.virtual_addr);
+                    ConnDoc {
+                        conn,
+                        service: names.map(|n| vs.and_then(|vs| n.service(&vs))),
+                        pod: names.map(|n| vs.and_then(|vs| n.pod(&vs, conn.real))),
+                    }
+                })
+                .collect(),
+        }
+    }
+}
+
+/// One connection.
+#[derive(Debug, Serialize)]
+pub(crate) struct ConnDoc<'a> {
+    /// Its fields.
+    #[serde(flatten)]
+    pub(crate) conn: &'a Conn,
+    /// With `--names`: the virtual service's Service port, null when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) service: Option<Option<&'a str>>,
+    /// With `--names`: the real server's Pod, null when unknown.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) pod: Option<Option<&'a str>>,
 }
 
 /// Serializes a document on one line.
@@ -314,7 +371,7 @@ mod tests {
     #[test]
     fn listing_document_has_the_documented_shape() {
         let table = testdata::table();
-        let doc = serde_json::to_value(Listing::new(&testdata::info(), &table)).unwrap();
+        let doc = serde_json::to_value(Listing::new(&testdata::info(), &table, None)).unwrap();
         assert_eq!(doc["version"], "1.2.1");
         let services = doc["services"].as_array().unwrap();
         assert_eq!(services.len(), table.len());
@@ -354,10 +411,70 @@ mod tests {
                 .iter()
                 .any(|t| t["tunnel"]["type"] == "gue" && t["tunnel"]["port"].is_u64())
         );
+        assert!(
+            services
+                .iter()
+                .all(|s| !s.as_object().unwrap().contains_key("service")),
+            "no names without --names"
+        );
         let flagged = services.iter().find(|s| s["scheduler"] == "sh").unwrap();
         assert_eq!(
             flagged["scheduler_flags"],
             serde_json::json!(["sh-fallback", "sh-port"])
+        );
+    }
+
+    #[test]
+    fn names_are_optional_fields() {
+        let table = testdata::table_of(testdata::NAMES_TABLE);
+        let names = testdata::names();
+        let doc =
+            serde_json::to_value(Listing::new(&testdata::info(), &table, Some(&names))).unwrap();
+        let services = doc["services"].as_array().unwrap();
+        let by_name = |n: &str| services.iter().find(|s| s["name"] == n).unwrap();
+        let web = by_name("TCP 10.96.0.10:80");
+        assert_eq!(web["service"], "shop/web:http");
+        let pods: Vec<&serde_json::Value> = web["real_servers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| &r["pod"])
+            .collect();
+        assert_eq!(
+            pods,
+            [
+                &serde_json::json!("shop/web-7d4b9-abcde"),
+                &serde_json::json!("shop/web-7d4b9-fghij"),
+                &serde_json::Value::Null,
+                &serde_json::Value::Null
+            ]
+        );
+        // Unknown: present and null.
+        let fwm = by_name("FWM 7");
+        assert!(fwm.as_object().unwrap().contains_key("service") && fwm["service"].is_null());
+        assert_eq!(by_name("TCP 192.168.50.2:30080")["service"], "shop/cart");
+    }
+
+    #[test]
+    fn connections_get_names_with_names() {
+        let text = "header\n\
+            TCP C0A80702 D431 0A60000A 0050 0AF40105 1F90 ESTABLISHED     895\n\
+            TCP C0A80702 D432 0A000001 0050 0AF40105 1F90 ESTABLISHED     895\n";
+        let conns = crate::conns::parse("c", text, false).unwrap();
+        let names = testdata::names();
+        let doc = serde_json::to_value(ConnsDoc::new(&conns, Some(&names))).unwrap();
+        let c = &doc["connections"];
+        assert_eq!(c[0]["service"], "shop/web:http");
+        assert_eq!(c[0]["pod"], "shop/web-7d4b9-abcde");
+        assert_eq!(c[0]["real"], "10.244.1.5:8080");
+        assert!(c[1]["service"].is_null() && c[1]["pod"].is_null());
+        // Without --names, the bytes of the connections themselves.
+        assert_eq!(
+            to_line(&ConnsDoc::new(&conns, None)),
+            format!(
+                "{{\"connections\":{}}}\n",
+                serde_json::to_string(&conns).unwrap()
+            )
         );
     }
 }

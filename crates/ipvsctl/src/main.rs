@@ -12,6 +12,7 @@ mod etc_services;
 mod filter;
 mod format;
 mod json;
+mod names;
 mod restore;
 mod run;
 mod sort;

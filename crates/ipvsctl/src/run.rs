@@ -7,11 +7,14 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use ipvs::{Change, Client, ServiceWithDestinations};
 
-use crate::cli::{Command, ConnsArgs, ListArgs, RestoreArgs, TimeoutsArgs, ViewArgs, WatchArgs};
+use crate::cli::{
+    Command, ConnsArgs, ListArgs, NamesArgs, RestoreArgs, TimeoutsArgs, ViewArgs, WatchArgs,
+};
 use crate::conns::{self, ConnFilter};
 use crate::filter::Filter;
 use crate::format::list::{self, ListFormat, View};
 use crate::format::save;
+use crate::names::Names;
 use crate::restore::{self, Step};
 use crate::{json, sort, watch};
 
@@ -123,8 +126,20 @@ fn select(
     }
 }
 
+/// Reads the names `--names` asks for, before anything is printed: the user
+/// asked for them, so a source that cannot be read fails the command.
+fn names(args: &NamesArgs) -> Result<Option<Names>> {
+    let Some(source) = args.source()? else {
+        return Ok(None);
+    };
+    Ok(Some(
+        crate::names::load(&source).map_err(|e| Failed(e.to_string()))?,
+    ))
+}
+
 fn list(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
     let filter = Filter::new(&args.filters)?;
+    let names = names(&args.names)?;
     let mut ipvs = connect()?;
     let table = select(ipvs.list()?, &filter, args.view.nosort);
     // Like `ipvsadm -L -t ...`: one service, no version line, and an
@@ -134,10 +149,10 @@ fn list(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
     }
     let info = ipvs.info()?;
     let text = if args.json.json {
-        json::to_line(&json::Listing::new(&info, &table))
+        json::to_line(&json::Listing::new(&info, &table, names.as_ref()))
     } else {
         let info = filter.service.is_none().then_some(&info);
-        list::render(info, &table, view(&args.view))
+        list::render(info, &table, view(&args.view), names.as_ref())
     };
     Ok(out.write_all(text.as_bytes())?)
 }
@@ -149,6 +164,7 @@ fn connections(args: &ConnsArgs, out: &mut dyn Write) -> Result<()> {
         args.client.as_deref(),
         args.state.clone(),
     )?;
+    let names = names(&args.names)?;
     let default = if args.sync {
         conns::PROC_CONN_SYNC
     } else {
@@ -164,11 +180,9 @@ fn connections(args: &ConnsArgs, out: &mut dyn Write) -> Result<()> {
     let all = conns::parse(&path.display().to_string(), &text, args.sync)?;
     let selected: Vec<_> = all.into_iter().filter(|c| filter.matches(c)).collect();
     let text = if args.json.json {
-        json::to_line(&json::ConnsDoc {
-            connections: &selected,
-        })
+        json::to_line(&json::ConnsDoc::new(&selected, names.as_ref()))
     } else {
-        conns::render(&selected, args.persistent_conn)
+        conns::render(&selected, args.persistent_conn, names.as_ref())
     };
     Ok(out.write_all(text.as_bytes())?)
 }
@@ -249,6 +263,7 @@ fn watch(args: &WatchArgs, out: &mut dyn Write) -> Result<()> {
         ));
     }
     let filter = Filter::new(&args.filters)?;
+    let names = names(&args.names)?;
     let terminal = std::io::stdout().is_terminal();
     let mut ipvs = connect()?;
     let info = ipvs.info()?;
@@ -258,13 +273,19 @@ fn watch(args: &WatchArgs, out: &mut dyn Write) -> Result<()> {
         let table = select(ipvs.list()?, &filter, false);
         let now = Instant::now();
         let text = if args.json {
-            json::to_line(&json::Listing::new(&info, &table))
+            json::to_line(&json::Listing::new(&info, &table, names.as_ref()))
         } else {
             let sample = watch::Sample::new(&table);
             let elapsed = prev
                 .as_ref()
                 .map_or(0.0, |(t, _)| now.duration_since(*t).as_secs_f64());
-            let body = watch::frame(prev.as_ref().map(|(_, s)| s), &sample, elapsed, terminal);
+            let body = watch::frame(
+                prev.as_ref().map(|(_, s)| s),
+                &sample,
+                elapsed,
+                terminal,
+                names.as_ref(),
+            );
             prev = Some((now, sample));
             let clear = if terminal { watch::CLEAR } else { "" };
             format!(

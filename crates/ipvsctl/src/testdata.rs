@@ -4,6 +4,7 @@
 
 use ipvs::{Change, DestinationEntry, Info, ServiceEntry, ServiceWithDestinations, Stats, Version};
 
+use crate::names::{Names, Source};
 use crate::restore::{self, Step};
 use crate::sort;
 
@@ -26,6 +27,14 @@ pub(crate) const LIST_THRESHOLDS: &str = include_str!("../testdata/list-threshol
 pub(crate) const LIST_PERSISTENT_CONN: &str = include_str!("../testdata/list-persistent-conn.txt");
 /// `ipvsadm -Ln --tun-info`, without the version line.
 pub(crate) const LIST_TUN_INFO: &str = include_str!("../testdata/list-tun-info.txt");
+/// ipvsadm commands for a table of the cluster in `testdata/names/` (the
+/// daemon's virtual servers for it, and some no Service owns).
+pub(crate) const NAMES_TABLE: &str = include_str!("../testdata/names.ipvsadm");
+/// `list --names testdata/names` for `NAMES_TABLE` (checked in the VM by
+/// `tests/vm_names.rs`).
+pub(crate) const LIST_NAMES: &str = include_str!("../testdata/list-names.txt");
+/// The directory `--names` reads in the tests.
+pub(crate) const NAMES_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/names");
 /// The first TCP service of the table.
 pub(crate) const FIRST_TCP: &str = "10.96.0.1:443";
 
@@ -41,10 +50,21 @@ pub(crate) fn info() -> Info {
     }
 }
 
+/// The names `--names testdata/names` finds.
+pub(crate) fn names() -> Names {
+    crate::names::load(&Source::Dir(NAMES_DIR.into())).unwrap_or_else(|e| panic!("{e}"))
+}
+
 /// The table, as the kernel holds it after `TABLE`, in ipvsadm's order.
 pub(crate) fn table() -> Vec<ServiceWithDestinations> {
+    table_of(TABLE)
+}
+
+/// The table the kernel holds after `rules` (`-A` and `-a` lines only), in
+/// ipvsadm's order.
+pub(crate) fn table_of(rules: &str) -> Vec<ServiceWithDestinations> {
     let mut table: Vec<ServiceWithDestinations> = Vec::new();
-    let steps = restore::parse(TABLE).unwrap_or_else(|e| panic!("{e}"));
+    let steps = restore::parse(rules).unwrap_or_else(|e| panic!("{e}"));
     for step in steps {
         let Step::Changes(changes) = step else {
             continue;

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 
 use ipvs::{ServiceWithDestinations, Stats};
 
+use crate::format::column;
 use crate::format::list::{self, ListFormat, RowKey};
+use crate::names::Names;
 
 /// Clears a terminal and moves the cursor home.
 pub(crate) const CLEAR: &str = "\x1b[H\x1b[2J";
@@ -42,15 +44,24 @@ const WIDTH: usize = 72;
 
 /// Renders one refresh: the titles, then every row marked when it differs
 /// from `prev` (or is new), followed by connections, packets and bytes per
-/// second since `prev` (`elapsed` seconds ago).
-pub(crate) fn frame(prev: Option<&Sample>, cur: &Sample, elapsed: f64, terminal: bool) -> String {
+/// second since `prev` (`elapsed` seconds ago); with `names`, a last column
+/// names each row's Service port or Pod.
+pub(crate) fn frame(
+    prev: Option<&Sample>,
+    cur: &Sample,
+    elapsed: f64,
+    terminal: bool,
+    names: Option<&Names>,
+) -> String {
     let title = list::title(list::View::Default);
-    let mut lines = title.lines();
-    let first = lines.next().unwrap_or_default();
-    let mut out = format!("  {first:<WIDTH$}{:>9}{:>9}{:>11}\n", "CPS", "PPS", "BPS");
-    for line in lines {
-        out.push_str(&format!("  {line}\n"));
-    }
+    let mut titles = title.lines();
+    let first = titles.next().unwrap_or_default();
+    let mut lines = vec![format!(
+        "  {first:<WIDTH$}{:>9}{:>9}{:>11}",
+        "CPS", "PPS", "BPS"
+    )];
+    lines.extend(titles.map(|line| format!("  {line}")));
+    let mut changed_rows = Vec::with_capacity(cur.rows.len());
     for (key, text) in &cur.rows {
         let before = prev.and_then(|p| p.rows.iter().find(|(k, _)| k == key));
         let changed = prev.is_some() && before.is_none_or(|(_, t)| t != text);
@@ -66,11 +77,28 @@ pub(crate) fn frame(prev: Option<&Sample>, cur: &Sample, elapsed: f64, terminal:
             }
             _ => format!("{:>9}{:>9}{:>11}", "-", "-", "-"),
         };
-        let line = format!("{} {text:<WIDTH$}{rates}", if changed { '*' } else { ' ' });
+        lines.push(format!(
+            "{} {text:<WIDTH$}{rates}",
+            if changed { '*' } else { ' ' }
+        ));
+        changed_rows.push(changed);
+    }
+    let titles = lines.len() - cur.rows.len();
+    if let Some(names) = names {
+        let cells = list::NAME_TITLES.into_iter().chain(
+            cur.rows
+                .iter()
+                .map(|(key, _)| crate::names::cell(names.of_row(key))),
+        );
+        lines = column::append(lines.into_iter().zip(cells));
+    }
+    let mut out = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let changed = i >= titles && changed_rows[i - titles];
         if changed && terminal {
             out.push_str(&format!("\x1b[7m{line}\x1b[0m\n"));
         } else {
-            out.push_str(&line);
+            out.push_str(line);
             out.push('\n');
         }
     }
@@ -85,13 +113,34 @@ mod tests {
     #[test]
     fn first_frame_marks_nothing_and_has_no_rates() {
         let cur = Sample::new(&testdata::table());
-        let f = frame(None, &cur, 0.0, false);
+        let f = frame(None, &cur, 0.0, false, None);
         assert!(
             f.lines()
                 .skip(2)
                 .all(|l| l.starts_with("  ") && l.ends_with('-')),
             "{f}"
         );
+    }
+
+    #[test]
+    fn names_follow_the_rates_and_highlighting_covers_them() {
+        let before = testdata::table_of(testdata::NAMES_TABLE);
+        let mut after = before.clone();
+        after[0].destinations[0].active_connections += 1;
+        let names = testdata::names();
+        let (a, b) = (Sample::new(&before), Sample::new(&after));
+        let plain = frame(Some(&a), &b, 1.0, false, None);
+        let named = frame(Some(&a), &b, 1.0, false, Some(&names));
+        for (n, p) in named.lines().zip(plain.lines()) {
+            assert!(n.starts_with(p), "{n:?} does not extend {p:?}");
+        }
+        let lines: Vec<&str> = named.lines().collect();
+        assert!(lines[0].ends_with("BPS Service"), "{named}");
+        assert!(lines[1].ends_with(" Pod"), "{named}");
+        assert!(lines[2].ends_with(" shop/cart"), "{named}");
+        assert!(lines[3].starts_with("* ") && lines[3].ends_with(" shop/cart-0"));
+        let tty = frame(Some(&a), &b, 1.0, true, Some(&names));
+        assert!(tty.contains("shop/cart-0\x1b[0m\n"), "{tty}");
     }
 
     #[test]
@@ -110,7 +159,7 @@ mod tests {
             .map(|s| 1 + s.destinations.len())
             .sum::<usize>();
         let (a, b) = (Sample::new(&before), Sample::new(&after));
-        let f = frame(Some(&a), &b, 2.0, false);
+        let f = frame(Some(&a), &b, 2.0, false, None);
         let rows: Vec<&str> = f.lines().skip(2).collect();
         let (svc, dest) = (rows[first], rows[first + 1]);
         assert!(
@@ -119,7 +168,7 @@ mod tests {
         );
         assert!(dest.starts_with("* "), "{dest}");
         assert_eq!(rows.iter().filter(|r| r.starts_with('*')).count(), 1);
-        let tty = frame(Some(&a), &b, 2.0, true);
+        let tty = frame(Some(&a), &b, 2.0, true, None);
         assert!(tty.contains("\x1b[7m* "));
     }
 }

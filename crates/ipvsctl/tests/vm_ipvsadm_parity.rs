@@ -8,7 +8,9 @@ use std::process::Output;
 
 use testkit::{Netns, run, tool};
 
-const BIN: &str = env!("CARGO_BIN_EXE_ipvsctl-rs");
+mod common;
+use common::{BIN, ours, ours_ok};
+
 const TABLE: &str = include_str!("../testdata/table.ipvsadm");
 
 const MODULES: &[&str] = &[
@@ -41,24 +43,6 @@ fn ipvsadm(ns: &Netns, line: &str) -> String {
         .chain(line.split_whitespace())
         .collect();
     ns.run(&argv)
-}
-
-/// Runs ipvsctl-rs with arguments split on blanks.
-fn ours(ns: &Netns, line: &str) -> Output {
-    let argv: Vec<&str> = std::iter::once(BIN)
-        .chain(line.split_whitespace())
-        .collect();
-    ns.try_run(&argv)
-}
-
-fn ours_ok(ns: &Netns, line: &str) -> String {
-    let out = ours(ns, line);
-    assert!(
-        out.status.success(),
-        "ipvsctl-rs {line} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Pipes `input` into a command inside the namespace.

@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::discovery::v1 as discovery;
 use serde::Serialize;
 
@@ -38,6 +39,9 @@ pub struct Endpoint {
     pub zone_hints: Vec<String>,
     /// `hints.forNodes[].name`.
     pub node_hints: Vec<String>,
+    /// The Pod behind the endpoint: `targetRef` when its kind is `Pod` (its namespace
+    /// defaults to the slice's). Only for people reading names; nothing is decided by it.
+    pub pod: Option<ObjectId>,
 }
 
 /// An EndpointSlice of a Service, for one address family.
@@ -124,6 +128,7 @@ impl EndpointSlice {
                     .flatten()
                     .map(|n| n.name.clone())
                     .collect(),
+                pod: pod_of(ep.target_ref.as_ref(), &namespace),
             });
         }
         Ok(Some(EndpointSlice {
@@ -133,5 +138,63 @@ impl EndpointSlice {
             ports,
             endpoints,
         }))
+    }
+}
+
+/// The Pod a `targetRef` names, if it names a Pod.
+fn pod_of(target: Option<&ObjectReference>, slice_namespace: &str) -> Option<ObjectId> {
+    let target = target.filter(|t| t.kind.as_deref() == Some("Pod"))?;
+    let name = target.name.clone().filter(|n| !n.is_empty())?;
+    let namespace = target
+        .namespace
+        .clone()
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| slice_namespace.to_owned());
+    Some(ObjectId::new(namespace, name))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn slice(endpoints: serde_json::Value) -> EndpointSlice {
+        let raw: discovery::EndpointSlice = serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web-x", "namespace": "shop",
+                         "labels": {"kubernetes.io/service-name": "web"}},
+            "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}],
+            "endpoints": endpoints,
+        }))
+        .expect("slice");
+        EndpointSlice::from_kubernetes(&raw)
+            .expect("valid")
+            .expect("used")
+    }
+
+    #[test]
+    fn the_pod_comes_from_a_pod_target_ref() {
+        let s = slice(serde_json::json!([
+            {"addresses": ["10.244.1.5"], "targetRef": {"kind": "Pod", "name": "web-1"}},
+            {"addresses": ["10.244.1.6"],
+             "targetRef": {"kind": "Pod", "namespace": "other", "name": "web-2"}},
+            {"addresses": ["10.244.1.7"]},
+            {"addresses": ["10.244.1.8"], "targetRef": {"kind": "Node", "name": "n1"}},
+            {"addresses": ["10.244.1.9"], "targetRef": {"kind": "Pod"}},
+        ]));
+        let pods: Vec<Option<String>> = s
+            .endpoints
+            .iter()
+            .map(|e| e.pod.as_ref().map(ToString::to_string))
+            .collect();
+        assert_eq!(
+            pods,
+            [
+                Some("shop/web-1".to_owned()),
+                Some("other/web-2".to_owned()),
+                None,
+                None,
+                None
+            ]
+        );
     }
 }

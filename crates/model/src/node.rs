@@ -27,6 +27,19 @@ pub struct Node {
     pub eligible: bool,
 }
 
+/// This machine's node name as kube-proxy guesses it without `--hostname-override`:
+/// `$NODE_NAME`, else the kernel's host name, trimmed and lower-cased.
+///
+/// # Errors
+/// The host name cannot be read.
+pub fn local_name() -> std::io::Result<String> {
+    let name = match std::env::var("NODE_NAME") {
+        Ok(name) => name,
+        Err(_) => std::fs::read_to_string("/proc/sys/kernel/hostname")?,
+    };
+    Ok(name.trim().to_lowercase())
+}
+
 /// The taint the cluster autoscaler puts on a node it is about to delete.
 pub const AUTOSCALER_DELETE_TAINT: &str = "ToBeDeletedByClusterAutoscaler";
 

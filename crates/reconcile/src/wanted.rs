@@ -57,7 +57,7 @@ pub fn service(vs: &desired::VirtualServer) -> WantedService {
     WantedService {
         service,
         destinations,
-        origin: vs.service.clone(),
+        origin: vs.service.to_string(),
     }
 }
 

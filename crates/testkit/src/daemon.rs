@@ -26,6 +26,13 @@ const PATIENCE: Duration = Duration::from_secs(60);
 /// The line the daemon logs after each successful sync.
 const SYNC_DONE: &str = "sync done";
 
+/// The node the daemon runs as (`--hostname-override`).
+pub const NODE_NAME: &str = "node-1";
+
+/// Daemon arguments for tests: a full sync every 3 seconds, and every change
+/// synced at once.
+pub const QUICK_SYNC: &[&str] = &["--ipvs-sync-period", "3s", "--ipvs-min-sync-period", "0s"];
+
 /// A directory in the daemon's `--from-dir` format, deleted when dropped.
 /// Every write is atomic (write, then rename), so the daemon never reads half
 /// a file.
@@ -74,6 +81,14 @@ impl ClusterDir {
         ClusterDir { dir }
     }
 
+    /// [`ClusterDir::new`] holding the daemon's own Node ([`NODE_NAME`]) with
+    /// these InternalIPs.
+    pub fn for_node(tag: &str, node_ips: &[&str]) -> Self {
+        let cluster = Self::new(tag);
+        cluster.node(NODE_NAME, node_ips);
+        cluster
+    }
+
     /// The directory, for `--from-dir`.
     pub fn path(&self) -> &Path {
         &self.dir
@@ -104,6 +119,32 @@ impl ClusterDir {
                  status:\n  addresses:\n{addresses}"
             ),
         );
+    }
+
+    /// Writes `service-NAME.yaml`: Service `default/NAME` with this `spec`, a
+    /// YAML flow mapping such as
+    /// `{clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}`.
+    pub fn service(&self, name: &str, spec: &str) {
+        self.annotated_service(name, "{}", spec);
+    }
+
+    /// [`ClusterDir::service`] with `annotations`, a YAML flow mapping.
+    pub fn annotated_service(&self, name: &str, annotations: &str, spec: &str) {
+        self.write(
+            &format!("service-{name}.yaml"),
+            &format!(
+                "apiVersion: v1\nkind: Service\n\
+                 metadata: {{name: {name}, namespace: default, annotations: {annotations}}}\n\
+                 spec: {spec}\n"
+            ),
+        );
+    }
+
+    /// [`ClusterDir::endpoints`] with every endpoint on the daemon's own node
+    /// ([`NODE_NAME`]).
+    pub fn local_endpoints(&self, service: &str, ports: &[SlicePort<'_>], addresses: &[&str]) {
+        let endpoints: Vec<(&str, &str)> = addresses.iter().map(|a| (*a, NODE_NAME)).collect();
+        self.endpoints(service, ports, &endpoints);
     }
 
     /// Writes `slice-SERVICE.yaml`: the one EndpointSlice of Service
@@ -161,12 +202,13 @@ pub struct Daemon<'a> {
 }
 
 impl<'a> Daemon<'a> {
-    /// Starts `bin --from-dir DIR --hostname-override node-1 EXTRA...` in `ns`.
+    /// Starts `bin --from-dir DIR --hostname-override node-1 EXTRA...` in `ns`
+    /// (see [`QUICK_SYNC`] for `extra`), logging without colours.
     pub fn start(ns: &'a Netns, bin: &Path, cluster: &ClusterDir, extra: &[&str]) -> Self {
         let log = std::env::temp_dir().join(format!("{}-daemon.log", ns.name()));
         let _ = std::fs::remove_file(&log);
         let command = format!(
-            "exec {} --from-dir {} --hostname-override node-1 {} >>{} 2>&1",
+            "export NO_COLOR=1; exec {} --from-dir {} --hostname-override {NODE_NAME} {} >>{} 2>&1",
             bin.display(),
             cluster.path().display(),
             extra.join(" "),
@@ -196,6 +238,16 @@ impl<'a> Daemon<'a> {
         self.log().matches(SYNC_DONE).count()
     }
 
+    /// The summary lines of the finished syncs, oldest first, e.g.
+    /// `... sync done reason=Change ... applied={"real_server": 2} ...`.
+    pub fn sync_summaries(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(SYNC_DONE))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Waits until `check` holds, polling; fails the test after a minute with
     /// `what` and the daemon's log.
     pub fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
@@ -207,6 +259,24 @@ impl<'a> Daemon<'a> {
             std::thread::sleep(Duration::from_millis(300));
         }
         panic!("timed out waiting for {what}; daemon log:\n{}", self.log());
+    }
+
+    /// Like [`Daemon::eventually`], and then waits until a sync has finished
+    /// since `check` first held: the sync that made it hold has also bound
+    /// its addresses. For checks on the IPVS table, which a sync changes
+    /// before it binds the Service addresses to `kube-ipvs0`.
+    pub fn synced(&self, what: &str, mut check: impl FnMut() -> bool) {
+        let mut before = self.syncs();
+        self.eventually(what, || {
+            let held = check();
+            if !held {
+                before = self.syncs();
+            }
+            held
+        });
+        self.eventually(&format!("a sync to finish after {what}"), || {
+            self.syncs() > before
+        });
     }
 
     /// Waits until a sync that started after this call has finished.
@@ -239,6 +309,22 @@ impl<'a> Daemon<'a> {
     /// `GET path` on the daemon's metrics address (127.0.0.1:10249), whole response.
     pub fn metrics(&self) -> String {
         self.get(10249, "/metrics")
+    }
+
+    /// The value of one series on `/metrics`, named with its labels as the
+    /// text format prints it (`kube_ipvs_proxy_ops_applied_total{kind="address"}`),
+    /// or `None` when the daemon exports no such series.
+    pub fn metric(&self, series: &str) -> Option<f64> {
+        let metrics = self.metrics();
+        let value = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))?;
+        Some(
+            value
+                .trim()
+                .parse()
+                .unwrap_or_else(|e| panic!("{series} has a bad value {value:?}: {e}")),
+        )
     }
 
     /// `GET /healthz` on the daemon's healthz address (127.0.0.1:10256), whole response.

@@ -14,6 +14,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 pub mod daemon;
+pub mod traffic;
+
+pub use traffic::{
+    EchoConn, UdpResponder, http_body, http_get, serve_echo, serve_http, serve_name, udp_ask,
+};
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -322,6 +327,14 @@ impl ThreeHosts {
     pub const BACKEND: &'static str = "10.244.1.5";
     /// The client's address.
     pub const CLIENT: &'static str = "192.168.7.2";
+    /// The node's address on the client side (its InternalIP).
+    pub const NODE: &'static str = "192.168.7.1";
+    /// The backend's IPv6 address, with [`ThreeHosts::dual_stack`].
+    pub const BACKEND6: &'static str = "fd00:244::5";
+    /// The client's IPv6 address, with [`ThreeHosts::dual_stack`].
+    pub const CLIENT6: &'static str = "fd00:7::2";
+    /// The node's IPv6 address on the client side, with [`ThreeHosts::dual_stack`].
+    pub const NODE6: &'static str = "fd00:7::1";
 
     /// Creates the three namespaces and wires them up.
     pub fn new() -> Self {
@@ -359,51 +372,53 @@ impl ThreeHosts {
             backend,
         }
     }
+
+    /// [`ThreeHosts::new`] plus IPv6: the client is `fd00:7::2/64` behind the
+    /// node's `fd00:7::1`, the backend `fd00:244::5/64` behind the node's
+    /// `fd00:244::1`, and the node forwards IPv6 too. Addresses skip
+    /// duplicate address detection, so they are usable at once.
+    pub fn dual_stack() -> Self {
+        let hosts = Self::new();
+        for (ns, dev, addr) in [
+            (&hosts.client, "eth0", "fd00:7::2/64"),
+            (&hosts.node, "cli0", "fd00:7::1/64"),
+            (&hosts.node, "pod0", "fd00:244::1/64"),
+            (&hosts.backend, "eth0", "fd00:244::5/64"),
+        ] {
+            ns.run(&["ip", "-6", "addr", "add", addr, "dev", dev, "nodad"]);
+        }
+        hosts
+            .client
+            .run(&["ip", "-6", "route", "add", "default", "via", "fd00:7::1"]);
+        hosts
+            .backend
+            .run(&["ip", "-6", "route", "add", "default", "via", "fd00:244::1"]);
+        hosts.node.sysctl("net.ipv6.conf.all.forwarding", "1");
+        hosts
+    }
+
+    /// Gives the backend namespace one more pod address (IPv4 `/24` or IPv6
+    /// `/64`, on the backend's subnet), e.g. to act as a second backend.
+    pub fn add_backend(&self, addr: &str) {
+        let (prefix, extra): (&str, &[&str]) = if addr.contains(':') {
+            ("64", &["nodad"])
+        } else {
+            ("24", &[])
+        };
+        let with_prefix = format!("{addr}/{prefix}");
+        let mut argv = vec!["ip", "addr", "add", &with_prefix, "dev", "eth0"];
+        argv.extend_from_slice(extra);
+        self.backend.run(&argv);
+    }
+}
+
+/// The IPVS table in `ns`, as `ipvsadm -Sn` prints it.
+pub fn ipvs_table(ns: &Netns) -> String {
+    ns.run(&["ipvsadm", "-Sn"])
 }
 
 impl Default for ThreeHosts {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Serves `body` over HTTP on `port` from `ns` (busybox httpd) and waits until
-/// it listens.
-///
-/// # Panics
-/// When the server does not listen within 5 seconds.
-pub fn serve_http(ns: &Netns, port: u16, body: &str) {
-    let dir = std::env::temp_dir().join(format!("{}-www-{port}", ns.name()));
-    std::fs::create_dir_all(&dir).expect("create the web root");
-    std::fs::write(dir.join("index.html"), body).expect("write the page");
-    let bb = busybox().display().to_string();
-    ns.spawn(&[
-        &bb,
-        "httpd",
-        "-f",
-        "-p",
-        &port.to_string(),
-        "-h",
-        &dir.display().to_string(),
-    ]);
-    let probe = format!("{bb} netstat -ltn | grep -q ':{port} '");
-    for _ in 0..50 {
-        if ns.try_run(&["sh", "-c", &probe]).status.success() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("httpd in {} did not listen on port {port}", ns.name());
-}
-
-/// Sends `GET /` from `ns` to `addr:port` (3 s timeout) and returns the whole
-/// response, or `None` when the connection failed or nothing came back.
-pub fn http_get(ns: &Netns, addr: &str, port: u16) -> Option<String> {
-    let script = format!(
-        "printf 'GET / HTTP/1.0\\r\\n\\r\\n' | {} nc -w 3 {addr} {port}",
-        busybox().display()
-    );
-    let out = ns.try_run(&["sh", "-c", &script]);
-    let body = String::from_utf8_lossy(&out.stdout).into_owned();
-    (out.status.success() && !body.is_empty()).then_some(body)
 }

@@ -14,7 +14,8 @@ use ipvs::{
     ServiceWithDestinations, Stats, TunnelType,
 };
 
-use super::{TunnelView, addr_port, persistence_mask};
+use super::{TunnelView, addr_port, column, persistence_mask};
+use crate::names::{self, Names};
 use crate::values::{has_sched_flags, sched_flag_names};
 
 /// Which columns a listing shows.
@@ -86,17 +87,36 @@ pub(crate) fn title(view: View) -> String {
     }
 }
 
+/// The titles of the `--names` column, for the two title lines.
+pub(crate) const NAME_TITLES: [&str; 2] = ["Service", "Pod"];
+
 /// A whole listing: the version line (when `info` is given: ipvsadm omits
-/// it when listing one service), the titles and every row. `table` must
-/// already be in the wanted order.
+/// it when listing one service), the titles and every row; with `names`, a
+/// last column names each row's Service port or Pod. `table` must already be
+/// in the wanted order.
 pub(crate) fn render(
     info: Option<&Info>,
     table: &[ServiceWithDestinations],
     fmt: ListFormat,
+    names: Option<&Names>,
 ) -> String {
     let mut out = info.map(version_line).unwrap_or_default();
-    out.push_str(&title(fmt.view));
-    for (_, line) in rows(table, fmt) {
+    let title = title(fmt.view);
+    let rows = rows(table, fmt);
+    let lines = match names {
+        None => title
+            .lines()
+            .map(str::to_owned)
+            .chain(rows.into_iter().map(|(_, line)| line))
+            .collect(),
+        Some(names) => column::append(
+            title.lines().map(str::to_owned).zip(NAME_TITLES).chain(
+                rows.into_iter()
+                    .map(|(key, line)| (line, names::cell(names.of_row(&key)))),
+            ),
+        ),
+    };
+    for line in lines {
         out.push_str(&line);
         out.push('\n');
     }
@@ -305,7 +325,7 @@ mod tests {
         ];
         for (view, exact, with_version, expected) in cases {
             let fmt = ListFormat { view, exact };
-            let out = render(with_version.then_some(&info), &table, fmt);
+            let out = render(with_version.then_some(&info), &table, fmt, None);
             assert_eq!(out, expected, "{fmt:?}");
         }
     }
@@ -325,6 +345,7 @@ mod tests {
                     view: View::Stats,
                     exact,
                 },
+                None,
             )
         };
         let line = |text: String| text.lines().nth(2).unwrap_or_default().to_owned();
@@ -345,11 +366,42 @@ mod tests {
         table.truncate(1);
         table[0].destinations.truncate(1);
         table[0].destinations[0].destination.forward = ipvs::ForwardMethod::Local;
-        let out = render(None, &table, ListFormat::default());
+        let out = render(None, &table, ListFormat::default(), None);
         let line = out.lines().nth(3).unwrap_or_default();
         assert!(
             line.ends_with(" Local   1      0          0         "),
             "{line:?}"
+        );
+    }
+
+    #[test]
+    fn names_are_a_last_column() {
+        let table = testdata::table_of(testdata::NAMES_TABLE);
+        let names = testdata::names();
+        let info = testdata::info();
+        let fmt = ListFormat::default();
+        let named = render(Some(&info), &table, fmt, Some(&names));
+        assert_eq!(named, testdata::LIST_NAMES);
+        // Without the column, every line is ipvsadm's (trailing blanks aside).
+        let plain = render(Some(&info), &table, fmt, None);
+        let cut: Vec<String> = named
+            .lines()
+            .map(|l| l.get(..70).unwrap_or(l).trim_end().to_owned())
+            .collect();
+        let plain: Vec<&str> = plain.lines().map(str::trim_end).collect();
+        assert_eq!(cut, plain);
+        // The stats view keeps its columns too; the names start after them.
+        let stats = ListFormat {
+            view: View::Stats,
+            exact: false,
+        };
+        let named = render(None, &table, stats, Some(&names));
+        for (n, p) in named.lines().zip(render(None, &table, stats, None).lines()) {
+            assert!(n.starts_with(p), "{n:?} does not extend {p:?}");
+        }
+        assert!(
+            named.lines().nth(3).unwrap().ends_with(" 0 shop/cart-0"),
+            "{named}"
         );
     }
 

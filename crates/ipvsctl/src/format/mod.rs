@@ -2,6 +2,7 @@
 //! `ipvsadm -Ln` and its variants ([`list`]), `ipvsadm -Sn` ([`save`]).
 //! Pure functions of the table: no socket.
 
+pub(crate) mod column;
 pub(crate) mod list;
 pub(crate) mod save;
 

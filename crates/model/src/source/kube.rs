@@ -3,10 +3,12 @@
 //! `410 Gone` and backoff; this module only turns its events into [`SourceEvent`]s.
 
 use std::fmt::Debug;
+use std::path::{Path, PathBuf};
 
 use futures::stream::{BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{self as core, ObjectReference};
 use k8s_openapi::api::discovery::v1 as discovery;
+use kube::api::ListParams;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
@@ -25,29 +27,171 @@ pub struct Watch {
     pub node_name: String,
 }
 
+/// Why no API client could be built.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The kubeconfig file could not be read or parsed.
+    #[error("reading kubeconfig {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The problem.
+        source: kube::config::KubeconfigError,
+    },
+    /// The kubeconfig file does not describe a usable cluster.
+    #[error("using kubeconfig {path}: {source}")]
+    Use {
+        /// The file.
+        path: PathBuf,
+        /// The problem.
+        source: kube::config::KubeconfigError,
+    },
+    /// No kubeconfig was given and none was found.
+    #[error("no cluster configuration (in-cluster, $KUBECONFIG or ~/.kube/config): {0}")]
+    NoConfiguration(kube::config::InferConfigError),
+    /// The configuration was found but the client could not be built from it.
+    #[error("building the API client: {0}")]
+    Build(kube::Error),
+}
+
+/// The API server configuration from `kubeconfig`, or else from the in-cluster
+/// configuration, then `$KUBECONFIG` or `~/.kube/config` (kube-rs' `Config::infer`).
+///
+/// # Errors
+/// [`ClientError`] naming the file or the missing configuration.
+pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientError> {
+    match kubeconfig {
+        Some(path) => {
+            let file =
+                kube::config::Kubeconfig::read_from(path).map_err(|source| ClientError::Read {
+                    path: path.to_owned(),
+                    source,
+                })?;
+            kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default())
+                .await
+                .map_err(|source| ClientError::Use {
+                    path: path.to_owned(),
+                    source,
+                })
+        }
+        None => kube::Config::infer()
+            .await
+            .map_err(ClientError::NoConfiguration),
+    }
+}
+
+/// An API client for [`config`]`(kubeconfig)`.
+///
+/// # Errors
+/// [`ClientError`] naming the file or the missing configuration.
+pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
+    Client::try_from(config(kubeconfig).await?).map_err(ClientError::Build)
+}
+
+/// The server-side selectors for one kind: a label selector and a field selector.
+fn selectors(kind: Kind, watch: &Watch) -> (Option<String>, Option<String>) {
+    match kind {
+        Kind::Service | Kind::EndpointSlice => (Some(watch.filter.label_selector()), None),
+        Kind::Node => (None, Some(format!("metadata.name={}", watch.node_name))),
+    }
+}
+
+fn watcher_config(kind: Kind, watch: &Watch) -> watcher::Config {
+    let (labels, fields) = selectors(kind, watch);
+    let mut config = watcher::Config::default();
+    if let Some(l) = labels {
+        config = config.labels(&l);
+    }
+    if let Some(f) = fields {
+        config = config.fields(&f);
+    }
+    config
+}
+
 /// The merged stream of events from the three watchers. Watch errors are logged and retried
 /// with backoff by kube-runtime; the stream never ends on its own.
 pub fn events(client: Client, watch: &Watch) -> BoxStream<'static, SourceEvent> {
-    let selector = watch.filter.label_selector();
     let services = kind_events::<core::Service>(
         Api::all(client.clone()),
-        watcher::Config::default().labels(&selector),
+        watcher_config(Kind::Service, watch),
         Kind::Service,
         |s| Object::Service(Box::new(s)),
     );
     let slices = kind_events::<discovery::EndpointSlice>(
         Api::all(client.clone()),
-        watcher::Config::default().labels(&selector),
+        watcher_config(Kind::EndpointSlice, watch),
         Kind::EndpointSlice,
         |s| Object::EndpointSlice(Box::new(s)),
     );
     let node = kind_events::<core::Node>(
         Api::all(client),
-        watcher::Config::default().fields(&format!("metadata.name={}", watch.node_name)),
+        watcher_config(Kind::Node, watch),
         Kind::Node,
         |n| Object::Node(Box::new(n)),
     );
     futures::stream::select_all([services, slices, node]).boxed()
+}
+
+/// A list request the API server refused or did not answer.
+#[derive(Debug, thiserror::Error)]
+#[error("listing {kind}s: {source}")]
+pub struct ListError {
+    /// What was being listed.
+    pub kind: Kind,
+    /// The client's error.
+    pub source: kube::Error,
+}
+
+/// Lists the three kinds once, with the same selectors as [`events`], without watching:
+/// one [`SourceEvent::Listed`] per kind, for a one-shot reader (`ipvsctl-rs --names`).
+///
+/// # Errors
+/// [`ListError`] for the first kind that cannot be listed.
+pub async fn list(client: Client, watch: &Watch) -> Result<Vec<SourceEvent>, ListError> {
+    Ok(vec![
+        list_kind::<core::Service>(Api::all(client.clone()), watch, Kind::Service, |s| {
+            Object::Service(Box::new(s))
+        })
+        .await?,
+        list_kind::<discovery::EndpointSlice>(
+            Api::all(client.clone()),
+            watch,
+            Kind::EndpointSlice,
+            |s| Object::EndpointSlice(Box::new(s)),
+        )
+        .await?,
+        list_kind::<core::Node>(Api::all(client), watch, Kind::Node, |n| {
+            Object::Node(Box::new(n))
+        })
+        .await?,
+    ])
+}
+
+async fn list_kind<K>(
+    api: Api<K>,
+    watch: &Watch,
+    kind: Kind,
+    wrap: fn(K) -> Object,
+) -> Result<SourceEvent, ListError>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
+    let (labels, fields) = selectors(kind, watch);
+    let mut params = ListParams::default();
+    if let Some(l) = labels {
+        params = params.labels(&l);
+    }
+    if let Some(f) = fields {
+        params = params.fields(&f);
+    }
+    let listed = api
+        .list(&params)
+        .await
+        .map_err(|source| ListError { kind, source })?;
+    Ok(SourceEvent::Listed(
+        kind,
+        listed.items.into_iter().map(wrap).collect(),
+    ))
 }
 
 fn kind_events<K>(
