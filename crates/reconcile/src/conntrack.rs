@@ -69,7 +69,13 @@ mod tests {
                 .collect(),
             scheduler: model::Scheduler::Rr,
             persistence: None,
-            service: "d/dns:dns".into(),
+            service: desired::ServicePortName {
+                service: model::ObjectId {
+                    namespace: "d".into(),
+                    name: "dns".into(),
+                },
+                port: "dns".into(),
+            },
         }
     }
 
