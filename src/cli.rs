@@ -52,6 +52,12 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) dry_run: bool,
 
+    /// Remove everything this proxy programs on the node (the IPVS virtual servers it owns,
+    /// kube-ipvs0, its iptables chains and jumps, kube-proxy's ipsets), then exit 0. Other IPVS
+    /// services and chains are left alone; running it twice is harmless.
+    #[arg(long, conflicts_with = "dry_run")]
+    pub(crate) cleanup: bool,
+
     /// Format of --dry-run.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,

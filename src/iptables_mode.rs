@@ -8,8 +8,9 @@
 //! against what was last applied ([`Iptables::sync_from_applied`]), kube-proxy's partial
 //! syncs. A family the node does not proxy gets the cleanup tables (nothing of ours).
 
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
 use std::io::Write;
+use std::net::IpAddr;
 
 use anyhow::Context as _;
 use desired::{NodeInfo, NodePortAddresses};
@@ -151,6 +152,8 @@ impl Rules for IptablesRules {
 #[derive(Debug)]
 pub(crate) struct IptablesDataplane {
     writers: Vec<Iptables>,
+    /// For reading the node's addresses.
+    netlink: rtnetlink::Handle,
     /// The rules' generation after the last sync that applied every table.
     synced: Option<u64>,
 }
@@ -191,23 +194,38 @@ impl Dataplane for IptablesDataplane {
             families = writers.len(),
             "iptables dataplane ready"
         );
+        let (connection, netlink, _) =
+            rtnetlink::new_connection().context("opening an rtnetlink socket")?;
+        tokio::spawn(connection);
         Ok(IptablesDataplane {
             writers,
+            netlink,
             synced: None,
         })
     }
 
-    async fn sync(&mut self, rules: &IptablesRules, reason: Reason) -> anyhow::Result<SyncSummary> {
+    async fn node_addresses(&self) -> anyhow::Result<BTreeSet<IpAddr>> {
+        // No link to leave out: this mode binds no Service address.
+        hostnet::addresses::node_addresses(&self.netlink, 0)
+            .await
+            .context("reading the node's addresses")
+    }
+
+    async fn sync(&mut self, rules: &IptablesRules, reason: Reason) -> SyncSummary {
         let full = reason == Reason::Periodic;
         // Nothing changed since everything was last applied: whatever a full sync rewrites
         // was changed behind our back.
         let unchanged = self.synced == Some(rules.generation);
         let mut summary = SyncSummary::default();
-        let mut errors = Vec::new();
-        let all = rules
-            .tables
-            .as_ref()
-            .map_err(|e| anyhow::anyhow!("generating the iptables rules: {e}"))?;
+        let all = match &rules.tables {
+            Ok(all) => all,
+            Err(e) => {
+                let e = anyhow::anyhow!("generating the iptables rules: {e}");
+                summary.broken("iptables", &e);
+                self.synced = None;
+                return summary;
+            }
+        };
         for tables in all {
             let Some(writer) = self
                 .writers
@@ -226,23 +244,13 @@ impl Dataplane for IptablesDataplane {
                             tables.family.command(),
                             table.table
                         ));
-                        tracing::error!(error = format!("{e:#}"), "iptables sync failed");
-                        bump(&mut summary.failed, "iptables_table", 1);
-                        errors.push(e);
+                        summary.broken("iptables", &e);
                     }
                 }
             }
         }
-        match errors.into_iter().next() {
-            None => {
-                self.synced = Some(rules.generation);
-                Ok(summary)
-            }
-            Some(first) => {
-                self.synced = None;
-                Err(first)
-            }
-        }
+        self.synced = summary.complete().then_some(rules.generation);
+        summary
     }
 }
 
@@ -261,19 +269,15 @@ fn apply(
 
 /// Counts what a restore did; as drift too when nothing had changed since the last sync.
 fn count(summary: &mut SyncSummary, plan: &Plan, drift: bool) {
-    let chains = (plan.rewritten.len() + plan.deleted.len()) as u64;
-    let jumps = (plan.jumps_inserted.len() + plan.rules_deleted.len()) as u64;
-    bump(&mut summary.applied, "iptables_chain", chains);
-    bump(&mut summary.applied, "iptables_jump", jumps);
+    let chains = plan.rewritten.len() + plan.deleted.len();
+    let jumps = plan.jumps_inserted.len() + plan.rules_deleted.len();
+    summary.applied("iptables_chain", chains);
+    summary.applied("iptables_jump", jumps);
     if drift {
-        bump(&mut summary.drift, "iptables_chain", chains);
-        bump(&mut summary.drift, "iptables_jump", jumps);
-    }
-}
-
-fn bump(map: &mut BTreeMap<&'static str, u64>, kind: &'static str, n: u64) {
-    if n > 0 {
-        *map.entry(kind).or_insert(0) += n;
+        summary.drift([
+            ("iptables_chain", chains as u64),
+            ("iptables_jump", jumps as u64),
+        ]);
     }
 }
 
@@ -323,7 +327,8 @@ mod tests {
         let plan = first_plan();
         let mut summary = SyncSummary::default();
         count(&mut summary, &plan, false);
-        let expected = BTreeMap::from([("iptables_chain", 1), ("iptables_jump", 1)]);
+        let expected =
+            std::collections::BTreeMap::from([("iptables_chain", 1), ("iptables_jump", 1)]);
         assert_eq!(summary.applied, expected);
         assert!(summary.drift.is_empty());
         count(&mut summary, &plan, true);

@@ -3,7 +3,9 @@
 //! ([`Dataplane`], which brings the kernel to that state). The loop is generic over the
 //! dataplane, so a mode's state can only ever reach its own dataplane.
 
+use std::collections::BTreeSet;
 use std::io::Write;
+use std::net::IpAddr;
 
 use desired::{DesiredState, NodeInfo};
 use model::{Changes, Model};
@@ -50,12 +52,16 @@ pub(crate) trait Dataplane: Sized {
     async fn start(settings: &Settings) -> anyhow::Result<Self>;
 
     /// Brings the kernel to `rules`; a [`Reason::Periodic`] sync also reads back and repairs
-    /// what others changed.
+    /// what others changed. Nothing fails the sync as a whole: failed operations are counted
+    /// in the summary, and a part that could not be synced at all is recorded as broken
+    /// (then health does not advance).
+    async fn sync(&mut self, rules: &Self::Rules, reason: Reason) -> SyncSummary;
+
+    /// The node's own interface addresses (NodePorts listen there).
     ///
     /// # Errors
-    /// When the kernel state cannot be read or written at all; single failed operations are
-    /// counted in the summary instead.
-    async fn sync(&mut self, rules: &Self::Rules, reason: Reason) -> anyhow::Result<SyncSummary>;
+    /// When they cannot be listed.
+    async fn node_addresses(&self) -> anyhow::Result<BTreeSet<IpAddr>>;
 }
 
 impl Rules for DesiredState {
@@ -117,7 +123,11 @@ impl Dataplane for IpvsDataplane {
         Ok(dataplane)
     }
 
-    async fn sync(&mut self, rules: &DesiredState, _reason: Reason) -> anyhow::Result<SyncSummary> {
-        IpvsDataplane::sync(self, rules).await
+    async fn sync(&mut self, rules: &DesiredState, reason: Reason) -> SyncSummary {
+        IpvsDataplane::sync(self, rules, reason == Reason::Periodic).await
+    }
+
+    async fn node_addresses(&self) -> anyhow::Result<BTreeSet<IpAddr>> {
+        IpvsDataplane::node_addresses(self).await
     }
 }

@@ -1,6 +1,7 @@
 //! Runs the pipeline: source → model → desired state → dataplane, or prints the
 //! desired state (`--dry-run`).
 
+use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
@@ -54,6 +55,11 @@ enum Source<'a> {
 /// Source failures that cannot be retried (unreadable directory, no cluster configuration);
 /// IPVS missing with `--no-fallback`.
 pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
+    if cli.cleanup {
+        let done = crate::dataplane::cleanup(settings.exclude_cidrs.clone()).await?;
+        tracing::info!("cleanup done: {done}");
+        return Ok(());
+    }
     let selection = if cli.dry_run {
         Selection::configured(settings.mode)
     } else {
@@ -96,6 +102,7 @@ async fn run_mode<D: Dataplane>(
         state: None,
         node_name: node_name.clone(),
         node_ips: cli.node_ips.clone(),
+        interfaces: None,
     };
     let mut invalid = Vec::new();
     let mut events_reporter: Option<Arc<kube_source::EventReporter>> = None;
@@ -153,6 +160,8 @@ struct Pipeline<R> {
     state: Option<R>,
     node_name: Option<String>,
     node_ips: Vec<std::net::IpAddr>,
+    /// The node's interface addresses, once the dataplane has read them.
+    interfaces: Option<BTreeSet<std::net::IpAddr>>,
 }
 
 /// Events from the source, with the warnings found while reading them.
@@ -177,6 +186,28 @@ impl<R: Rules> Pipeline<R> {
         kinds
     }
 
+    fn node_info(&self) -> desired::NodeInfo {
+        let name = self
+            .node_name
+            .as_deref()
+            .or_else(|| self.model.node().map(|n| n.name.as_str()));
+        node_info(&self.model, name, &self.node_ips, self.interfaces.as_ref())
+    }
+
+    /// Takes the node's interface addresses as read now; recomputes the
+    /// desired state when they changed.
+    fn set_interfaces(&mut self, addresses: BTreeSet<std::net::IpAddr>) {
+        let before = self.node_info();
+        self.interfaces = Some(addresses);
+        let info = self.node_info();
+        if let Some(state) = &mut self.state
+            && before != info
+        {
+            tracing::info!(addresses = ?info.addresses, "node addresses changed");
+            state.update(&self.model, &model::Changes::default(), &info);
+        }
+    }
+
     /// Brings the desired state up to date with the model, once the source
     /// has delivered a complete first view. Returns the changes applied.
     fn update(&mut self, settings: &Settings) -> Option<model::Changes> {
@@ -184,11 +215,7 @@ impl<R: Rules> Pipeline<R> {
             return None;
         }
         let changes = self.model.take_changes();
-        let name = self
-            .node_name
-            .as_deref()
-            .or_else(|| self.model.node().map(|n| n.name.as_str()));
-        let info = node_info(&self.model, name, &self.node_ips);
+        let info = self.node_info();
         match &mut self.state {
             None => self.state = Some(R::new(settings, info, &self.model)),
             Some(_) if changes.is_empty() => return None,
@@ -268,6 +295,7 @@ async fn serve<D: Dataplane>(
         .set(1);
 
     let mut pipeline = pipeline;
+    pipeline.interfaces = Some(dataplane.lock().await.node_addresses().await?);
     let runner = Runner::new(settings.min_sync_period, settings.sync_period);
     let trigger = runner.trigger();
     // A directory source has delivered its complete first view already.
@@ -303,40 +331,24 @@ async fn serve<D: Dataplane>(
             (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
         let dataplane = Arc::clone(&dataplane);
         async move {
-            let p = pipeline.lock().await;
+            let mut p = pipeline.lock().await;
             let mut dataplane = dataplane.lock().await;
+            let full = reason == Reason::Periodic;
+            if full {
+                match dataplane.node_addresses().await {
+                    Ok(addresses) => p.set_interfaces(addresses),
+                    Err(e) => {
+                        tracing::error!(error = format!("{e:#}"), "keeping the node addresses")
+                    }
+                }
+            }
             let Some(state) = &p.state else { return };
             let started = Instant::now();
-            match dataplane.sync(state, reason).await {
-                Ok(summary) => {
-                    let took = started.elapsed();
-                    summary.record(&metrics);
-                    metrics.sync_duration.observe(took.as_secs_f64());
-                    match reason {
-                        Reason::Periodic => metrics.sync_full_duration.observe(took.as_secs_f64()),
-                        Reason::Change => metrics.sync_partial_duration.observe(took.as_secs_f64()),
-                    }
-                    metrics.last_sync.set(unix_now());
-                    health.updated(SystemTime::now());
-                    tracing::info!(
-                        ?reason,
-                        took_ms = took.as_millis() as u64,
-                        mode = D::MODE.as_str(),
-                        objects = state.size(),
-                        applied = ?summary.applied,
-                        failed = ?summary.failed,
-                        drift = ?summary.drift,
-                        draining = summary.draining,
-                        "sync done"
-                    );
-                }
-                Err(e) => {
-                    Metrics::count(&metrics.sync_errors, "sync", 1);
-                    tracing::error!(
-                        error = format!("{e:#}"),
-                        "sync failed; retrying on the next change or period"
-                    );
-                }
+            let summary = dataplane.sync(state, reason).await;
+            summary.report(&metrics, D::MODE, full, started.elapsed(), state.size());
+            if summary.complete() {
+                metrics.last_sync.set(unix_now());
+                health.updated(SystemTime::now());
             }
         }
     });

@@ -105,11 +105,13 @@ fn vm_daemon_proxies_a_cluster_ip_and_keeps_connections_across_changes_and_resta
     daemon.eventually("the deleted virtual server to be repaired", || {
         saved(node).contains(&format!("-A -t {VIP}:80"))
     });
+    // The sync counts it once all its parts (ipsets, iptables) are done too.
+    daemon.eventually("the repair to be counted", || {
+        daemon
+            .metrics()
+            .contains("kube_ipvs_proxy_drift_repaired_total{kind=\"virtual_server\"}")
+    });
     let metrics = daemon.metrics();
-    assert!(
-        metrics.contains("kube_ipvs_proxy_drift_repaired_total{kind=\"virtual_server\"}"),
-        "{metrics}"
-    );
     assert!(
         metrics.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds"),
         "{metrics}"

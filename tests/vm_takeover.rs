@@ -1,7 +1,8 @@
 //! Taking over a node from kube-proxy in IPVS mode, in the VM: the node
 //! already has the IPVS table, `kube-ipvs0` and the sysctls kube-proxy would
 //! have made for the same Service (`ipvsadm -R`; rr, masquerading, weight 1),
-//! and a connection is open through it when the daemon starts.
+//! kube-proxy's ipsets and iptables rules, and a connection is open through it
+//! when the daemon starts.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -74,6 +75,53 @@ fn kube_proxy_left(node: &Netns, table: &BTreeSet<String>) {
     assert_eq!(&table_lines(node), table, "ipvsadm -R did not restore it");
 }
 
+/// Loads the ipsets and iptables rules kube-proxy writes for `cluster`: the
+/// daemon's dry run prints exactly kube-proxy's `ipset` and
+/// `iptables-restore --noflush` input, and the jumps it inserts one by one.
+fn kube_proxy_rules(node: &Netns, cluster: &ClusterDir) {
+    let dry = testkit::run(&[
+        &bin().display().to_string(),
+        "--from-dir",
+        &cluster.path().display().to_string(),
+        "--hostname-override",
+        testkit::daemon::NODE_NAME,
+        "--dry-run",
+    ]);
+    let mut sets = String::new();
+    let mut rules = String::new();
+    let mut in_table = false;
+    for line in dry.lines() {
+        if line.starts_with("create KUBE-") || line.starts_with("add KUBE-") {
+            sets.push_str(line);
+            sets.push('\n');
+        }
+        in_table |= line.starts_with('*');
+        if in_table {
+            rules.push_str(line);
+            rules.push('\n');
+        }
+        in_table &= line != "COMMIT";
+    }
+    let dir = std::env::temp_dir();
+    let (sets_file, rules_file) = (
+        dir.join(format!("{}-kube-proxy.ipset", node.name())),
+        dir.join(format!("{}-kube-proxy.iptables", node.name())),
+    );
+    std::fs::write(&sets_file, sets).expect("write the sets");
+    std::fs::write(&rules_file, rules).expect("write the rules");
+    node.sh(&format!(
+        "{} restore < {} && {} --noflush < {}",
+        testkit::tool("ipset").display(),
+        sets_file.display(),
+        testkit::tool("iptables-restore").display(),
+        rules_file.display()
+    ));
+    let iptables = testkit::tool("iptables");
+    for jump in dry.lines().filter_map(|l| l.strip_prefix("#   -t ")) {
+        node.sh(&format!("{} -t {jump}", iptables.display()));
+    }
+}
+
 /// The three hosts with kube-proxy's table for `web` and an echo connection
 /// open through it to the backend.
 fn node_with_open_connection(table: &BTreeSet<String>) -> (ThreeHosts, EchoConn) {
@@ -92,6 +140,7 @@ fn vm_takeover_of_kube_proxy_s_table_changes_nothing() {
     let table = kube_proxy_table([&[ThreeHosts::BACKEND], &[ThreeHosts::BACKEND]]);
     let (hosts, mut conn) = node_with_open_connection(&table);
     let cluster = cluster("takeover", &[ThreeHosts::BACKEND]);
+    kube_proxy_rules(&hosts.node, &cluster);
     let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
     daemon.eventually("two syncs", || daemon.syncs() >= 2);
 
@@ -107,7 +156,15 @@ fn vm_takeover_of_kube_proxy_s_table_changes_nothing() {
             "a sync changed something: {summary}"
         );
     }
-    for kind in ["virtual_server", "real_server", "address"] {
+    for kind in [
+        "virtual_server",
+        "real_server",
+        "address",
+        "ipset",
+        "ipset_entry",
+        "iptables_chain",
+        "iptables_jump",
+    ] {
         let series = format!("kube_ipvs_proxy_ops_applied_total{{kind=\"{kind}\"}}");
         assert_eq!(daemon.metric(&series), None, "{series}");
     }
@@ -119,6 +176,11 @@ fn vm_takeover_of_a_slightly_wrong_table_changes_only_the_difference() {
     // kube-proxy missed an endpoint and kept a stale one on the http port.
     let table = kube_proxy_table([&[ThreeHosts::BACKEND, STALE], &[ThreeHosts::BACKEND]]);
     let (hosts, mut conn) = node_with_open_connection(&table);
+    // kube-proxy's sets still list the stale endpoint (both ports here).
+    kube_proxy_rules(
+        &hosts.node,
+        &cluster("takeover-old", &[ThreeHosts::BACKEND, STALE]),
+    );
     let cluster = cluster("takeover-diff", &[ThreeHosts::BACKEND, MISSING]);
     let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
 
@@ -128,15 +190,22 @@ fn vm_takeover_of_a_slightly_wrong_table_changes_only_the_difference() {
     });
     conn.check("after the daemon took over\n");
     // The first sync adds the missing endpoint on both ports and drains the
-    // stale one; a later one deletes it. Nothing else is touched.
+    // stale one (in IPVS, and in the hairpin set KUBE-LOOP-BACK: one entry
+    // out and one in per port); a later one deletes it. Nothing else is touched.
     let summaries = daemon.sync_summaries();
     assert!(
-        summaries[0].contains("applied={\"real_server\": 3} failed={}"),
+        summaries[0].contains("applied={\"ipset_entry\": 4, \"real_server\": 3} failed={}"),
         "{summaries:#?}"
     );
     let ops = daemon.metric("kube_ipvs_proxy_ops_applied_total{kind=\"real_server\"}");
     assert_eq!(ops, Some(4.0), "{summaries:#?}");
-    for kind in ["virtual_server", "address"] {
+    for kind in [
+        "virtual_server",
+        "address",
+        "ipset",
+        "iptables_chain",
+        "iptables_jump",
+    ] {
         let series = format!("kube_ipvs_proxy_ops_applied_total{{kind=\"{kind}\"}}");
         assert_eq!(daemon.metric(&series), None, "{series}");
     }

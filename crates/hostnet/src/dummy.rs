@@ -330,7 +330,7 @@ fn kind(link: &LinkMessage) -> Option<&InfoKind> {
 
 /// The address itself: `IFA_LOCAL` for IPv4 (which equals `IFA_ADDRESS`
 /// except on point-to-point links), `IFA_ADDRESS` for IPv6.
-fn address_of(message: &AddressMessage) -> Option<IpAddr> {
+pub(crate) fn address_of(message: &AddressMessage) -> Option<IpAddr> {
     let find = |local: bool| {
         message.attributes.iter().find_map(|a| match a {
             AddressAttribute::Local(ip) if local => Some(*ip),

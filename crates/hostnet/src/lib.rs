@@ -1,6 +1,7 @@
 //! Node setup outside IPVS, iptables and ipsets, knowing nothing of
 //! Kubernetes:
 //!
+//! - [`addresses`]: the node's own interface addresses (for NodePorts);
 //! - [`dummy`]: the dummy interface (`kube-ipvs0`) that holds every virtual
 //!   address, kept down as kube-proxy keeps it, its addresses synced by diff;
 //! - [`sysctl`]: the sysctls kube-proxy's IPVS mode sets, written only when
@@ -8,6 +9,7 @@
 //! - [`modules`]: which kernel modules IPVS mode needs are loaded, built in
 //!   or missing, loading them with `modprobe`.
 
+pub mod addresses;
 pub mod dummy;
 pub mod modules;
 pub mod sysctl;

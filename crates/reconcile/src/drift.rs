@@ -8,11 +8,15 @@ use std::net::IpAddr;
 
 use ipvs::ServiceWithDestinations;
 
+use ipset::{Contents, ListedSet, SetName};
+
+use crate::ipsets::WantedSet;
 use crate::ipvs::same_service;
 use crate::ownership::Ownership;
 use crate::wanted::Wanted;
 
-/// Drift found, by kind (`virtual_server`, `real_server`, `address`).
+/// Drift found, by kind (`virtual_server`, `real_server`, `address`, `ipset`,
+/// `ipset_entry`, `iptables_chain`, `iptables_jump`).
 pub type DriftCounts = BTreeMap<&'static str, u64>;
 
 /// Virtual and real servers that differ from `last`, the table the previous
@@ -66,6 +70,42 @@ pub fn addresses(last: &BTreeSet<IpAddr>, bound: &BTreeSet<IpAddr>) -> DriftCoun
     } else {
         [("address", n)].into()
     }
+}
+
+/// Sets and members that differ from `last`, the sets the previous sync
+/// left: a set gone counts as `ipset`, each member missing or extra as
+/// `ipset_entry` (a flushed set counts all its members).
+pub fn ipsets(last: &[WantedSet], listed: &[ListedSet]) -> DriftCounts {
+    let mut counts = DriftCounts::new();
+    let listed: BTreeMap<&SetName, &ListedSet> = listed.iter().map(|s| (&s.name, s)).collect();
+    for set in last {
+        let Some(Contents::Known { members, .. }) =
+            listed.get(set.spec.name()).map(|l| &l.contents)
+        else {
+            // Gone, or replaced by a set of another kind.
+            *counts.entry("ipset").or_insert(0) += 1;
+            continue;
+        };
+        let (add, del) = ipset::diff(members, &set.members);
+        let n = (add.len() + del.len()) as u64;
+        if n > 0 {
+            *counts.entry("ipset_entry").or_insert(0) += n;
+        }
+    }
+    counts
+}
+
+/// What a full iptables sync repaired: when the desired table is the one
+/// the previous sync applied, every chain it had to rewrite or delete
+/// (`iptables_chain`) and every jump it had to insert or delete
+/// (`iptables_jump`) was changed behind our back.
+pub fn chains(plan: &iptables::Plan) -> DriftCounts {
+    let chains = (plan.rewritten.len() + plan.deleted.len()) as u64;
+    let jumps = (plan.jumps_inserted.len() + plan.rules_deleted.len()) as u64;
+    [("iptables_chain", chains), ("iptables_jump", jumps)]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .collect()
 }
 
 #[cfg(test)]
@@ -165,5 +205,50 @@ mod tests {
         let bound: BTreeSet<IpAddr> = ["10.96.0.10".parse().unwrap()].into();
         assert_eq!(addresses(&last, &bound), [("address", 1)].into());
         assert!(addresses(&last, &last).is_empty());
+    }
+
+    #[test]
+    fn a_flushed_or_missing_set_is_drift() {
+        use desired::SetKind;
+        use model::IpFamily;
+        let spec = crate::ipsets::spec(SetKind::ClusterIp, IpFamily::V4);
+        let member = |e: &str| ipset::Member::new(e.parse().unwrap());
+        let last = [
+            WantedSet {
+                kind: SetKind::ClusterIp,
+                spec: spec.clone(),
+                members: vec![member("10.96.0.10,tcp:80"), member("10.96.0.10,udp:53")],
+            },
+            WantedSet {
+                kind: SetKind::IpvsIps,
+                spec: crate::ipsets::spec(SetKind::IpvsIps, IpFamily::V4),
+                members: vec![],
+            },
+        ];
+        let flushed = ListedSet {
+            name: spec.name().clone(),
+            references: 1,
+            contents: Contents::Known {
+                spec: spec.clone(),
+                members: vec![member("10.96.0.11,tcp:80")],
+            },
+        };
+        let counts = ipsets(&last, &[flushed]);
+        assert_eq!(counts, [("ipset", 1), ("ipset_entry", 3)].into());
+    }
+
+    #[test]
+    fn chains_count_rewrites_and_jumps() {
+        use iptables::{Learned, Ruleset, Table};
+        let state = desired::DesiredState::default();
+        let nat = &crate::iptables::tables(&state, model::IpFamily::V4).unwrap()[0];
+        let saved = Ruleset::parse("*nat\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n:POSTROUTING ACCEPT [0:0]\nCOMMIT\n").unwrap();
+        let plan = iptables::plan(&saved.tables[&Table::Nat], nat, &Learned::default())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            chains(&plan),
+            [("iptables_chain", 5), ("iptables_jump", 3)].into()
+        );
     }
 }

@@ -9,10 +9,16 @@
 //! - [`drain`]: the clock of real servers being drained.
 //! - [`addresses`]: the addresses bound to `kube-ipvs0`.
 //! - [`drift`]: what changed in the kernel behind our back since the last sync.
+//! - [`ipsets`]: kube-proxy's ipsets as `ipset` crate specs and members.
+//! - [`iptables`]: kube-proxy's IPVS-mode chains as the iptables writer's tables.
+//! - [`conntrack`]: which UDP conntrack entries are stale.
 
 pub mod addresses;
+pub mod conntrack;
 pub mod drain;
 pub mod drift;
+pub mod ipsets;
+pub mod iptables;
 pub mod ipvs;
 pub mod ownership;
 pub mod wanted;

@@ -45,6 +45,16 @@ impl Ownership {
         self.dummy_addresses.contains(addr)
             || (self.node_port_addresses.contains(addr) && self.node_port_range.contains(port))
     }
+
+    /// The keys of the observed virtual servers that are ours: what
+    /// `--cleanup` deletes, in listing order.
+    pub fn owned(&self, observed: &[ipvs::ServiceWithDestinations]) -> Vec<ServiceKey> {
+        observed
+            .iter()
+            .map(|s| s.service.service.key)
+            .filter(|k| self.owns(k))
+            .collect()
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +96,26 @@ mod tests {
             "excluded although on kube-ipvs0"
         );
         assert!(!rule.owns(&ServiceKey::fwmark(AddressFamily::Inet, 7).unwrap()));
+    }
+
+    #[test]
+    fn cleanup_deletes_only_what_is_owned() {
+        let listed = |k: ServiceKey| ipvs::ServiceWithDestinations {
+            service: ipvs::ServiceEntry {
+                service: ipvs::Service::new(k, ipvs::Scheduler::from("rr".to_owned())),
+                stats: ipvs::Stats::default(),
+            },
+            destinations: Vec::new(),
+        };
+        let observed = [
+            listed(key("10.96.0.10", 53)),
+            listed(key("192.168.1.10", 80)),
+            listed(key("192.168.1.10", 30080)),
+            listed(key("10.96.100.1", 80)),
+        ];
+        assert_eq!(
+            rule().owned(&observed),
+            vec![key("10.96.0.10", 53), key("192.168.1.10", 30080)]
+        );
     }
 }

@@ -1,0 +1,108 @@
+//! `--cleanup`: removes everything of ours, in a safe order, and nothing
+//! else, like kube-proxy's `--cleanup` but without flushing foreign IPVS
+//! services:
+//!
+//! 1. the virtual servers we own (`reconcile::Ownership`: on a `kube-ipvs0`
+//!    address, or a NodePort on a node address; never in `excludeCIDRs`);
+//! 2. `kube-ipvs0` with its addresses;
+//! 3. our iptables chains and the jumps into them, both families (rules go
+//!    before the sets they reference);
+//! 4. kube-proxy's ipsets, both families.
+//!
+//! Running it again finds nothing and succeeds.
+
+use std::path::Path;
+
+use anyhow::Context as _;
+use hostnet::dummy::DummyLink;
+use ipnet::IpNet;
+use reconcile::Ownership;
+
+use super::addresses::{DUMMY_LINK, rtnetlink};
+use super::iptables::remove_all;
+
+/// Removes everything we own; returns a one-line account of what went.
+///
+/// # Errors
+/// The first step that failed (the later steps are not attempted, so the
+/// sets referenced by rules that could not be removed stay intact).
+pub(crate) async fn cleanup(exclude: Vec<IpNet>) -> anyhow::Result<String> {
+    let netlink = rtnetlink()?;
+    let link = DummyLink::find(&netlink, DUMMY_LINK)
+        .await
+        .with_context(|| format!("looking for {DUMMY_LINK}"))?;
+    let dummy_addresses = match &link {
+        Some(l) => l
+            .addresses(&netlink)
+            .await
+            .with_context(|| format!("reading the addresses of {DUMMY_LINK}"))?
+            .list()
+            .into_iter()
+            .map(|(ip, _)| ip)
+            .collect(),
+        None => Default::default(),
+    };
+    let node_port_addresses =
+        hostnet::addresses::node_addresses(&netlink, link.as_ref().map_or(0, DummyLink::index))
+            .await
+            .context("reading the node's addresses")?;
+    let owner = Ownership {
+        exclude,
+        dummy_addresses,
+        node_port_addresses,
+        node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
+    };
+    // Without the IPVS module loaded there is no table, hence nothing of ours.
+    let virtual_servers = if Path::new("/proc/net/ip_vs").exists() {
+        let mut client = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
+        let observed = client.list().context("reading the IPVS table")?;
+        let doomed: Vec<ipvs::Change> = owner
+            .owned(&observed)
+            .into_iter()
+            .map(ipvs::Change::DeleteService)
+            .collect();
+        for (change, result) in doomed.iter().zip(client.apply(&doomed)) {
+            result.with_context(|| format!("{change:?}"))?;
+        }
+        doomed.len()
+    } else {
+        0
+    };
+    let link_removed = match link {
+        Some(l) => {
+            l.delete(&netlink)
+                .await
+                .with_context(|| format!("deleting {DUMMY_LINK}"))?;
+            1
+        }
+        None => 0,
+    };
+    let chains = remove_all()?;
+    // Without the ip_set module there are no sets (it has a parameter, so it
+    // is listed in /sys/module even when built in).
+    let sets = if Path::new("/sys/module/ip_set").exists() {
+        destroy_sets()?
+    } else {
+        0
+    };
+    Ok(format!(
+        "removed {virtual_servers} virtual servers, {link_removed} {DUMMY_LINK} link, \
+         {chains} iptables chains and {sets} ipsets"
+    ))
+}
+
+/// Destroys kube-proxy's sets, both families; returns how many.
+fn destroy_sets() -> anyhow::Result<usize> {
+    let mut client = ipset::Ipset::open().context("opening the ipset netlink socket")?;
+    let ours = reconcile::ipsets::owned_names();
+    let mut sets = 0;
+    for set in client.list().context("listing the ipsets")? {
+        if ours.contains(&set.name) {
+            client
+                .destroy(&set.name)
+                .with_context(|| format!("destroying set {}", set.name))?;
+            sets += 1;
+        }
+    }
+    Ok(sets)
+}

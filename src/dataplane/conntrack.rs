@@ -1,0 +1,63 @@
+//! UDP conntrack cleanup, as kube-proxy does it: after the IPVS table
+//! changed, the UDP flows tracked to an endpoint that is gone, or tracked
+//! while a Service had no endpoint, are deleted, so that conntrack (and the
+//! NAT and filter rules that use it) stop treating them as established. The
+//! decision is `reconcile::conntrack`'s.
+
+use anyhow::Context as _;
+use conntrack::{Conntrack, Family};
+use desired::DesiredState;
+use reconcile::conntrack::UdpEndpoints;
+
+use super::SyncSummary;
+
+/// The conntrack table, opened on first use.
+#[derive(Debug, Default)]
+pub(super) struct Flows {
+    client: Option<Conntrack>,
+    /// The UDP virtual servers and endpoints of the last successful cleanup.
+    last: Option<UdpEndpoints>,
+}
+
+impl Flows {
+    /// Deletes stale UDP flows when the UDP endpoints changed since the
+    /// last cleanup, or on a `full` sync.
+    ///
+    /// # Errors
+    /// When the table cannot be read or a flow cannot be deleted.
+    pub(super) fn sync(
+        &mut self,
+        state: &DesiredState,
+        full: bool,
+        summary: &mut SyncSummary,
+    ) -> anyhow::Result<()> {
+        let endpoints = reconcile::conntrack::udp_endpoints(state.virtual_servers());
+        if endpoints.is_empty() || (!full && self.last.as_ref() == Some(&endpoints)) {
+            self.last = Some(endpoints);
+            return Ok(());
+        }
+        let client = match &mut self.client {
+            Some(c) => c,
+            None => self
+                .client
+                .insert(Conntrack::open().context("opening the conntrack netlink socket")?),
+        };
+        for family in [Family::Ipv4, Family::Ipv6] {
+            if !endpoints.keys().any(|(ip, _)| Family::of(*ip) == family) {
+                continue;
+            }
+            let flows = tokio::task::block_in_place(|| client.list(family))
+                .context("listing conntrack flows")?;
+            let stale = reconcile::conntrack::stale(&endpoints, &flows);
+            if stale.is_empty() {
+                continue;
+            }
+            let deleted = tokio::task::block_in_place(|| client.delete(family, &stale))
+                .context("deleting stale UDP conntrack flows")?;
+            tracing::info!(?family, deleted, "stale UDP conntrack flows deleted");
+            summary.applied("conntrack_entry", deleted);
+        }
+        self.last = Some(endpoints);
+        Ok(())
+    }
+}

@@ -1,0 +1,98 @@
+//! kube-proxy's ipsets, synced by diff each sync: missing sets created,
+//! members added and deleted, a set whose type or options changed rebuilt
+//! atomically (temporary set + swap). Sets are synced before the iptables
+//! rules that reference them; sets no longer wanted are destroyed after the
+//! rules, and only when nothing references them any more.
+
+use anyhow::Context as _;
+use desired::DesiredState;
+use ipset::{Ipset, ListedSet};
+use reconcile::ipsets::WantedSet;
+
+use super::SyncSummary;
+
+/// The ipsets of this node.
+#[derive(Debug)]
+pub(super) struct Sets {
+    client: Ipset,
+    /// What the last sync left, when every set synced: to tell drift from change.
+    last: Option<Vec<WantedSet>>,
+}
+
+/// The sets listed by [`Sets::sync`], for [`Sets::destroy_unwanted`].
+pub(super) struct Listed {
+    sets: Vec<ListedSet>,
+    wanted: Vec<WantedSet>,
+}
+
+impl Sets {
+    /// Opens the ipset netlink socket.
+    ///
+    /// # Errors
+    /// When the socket cannot be opened.
+    pub(super) fn start() -> anyhow::Result<Self> {
+        Ok(Sets {
+            client: Ipset::open().context("opening the ipset netlink socket")?,
+            last: None,
+        })
+    }
+
+    /// Brings every wanted set to its members; a set that fails is logged
+    /// and counted, the others go on.
+    ///
+    /// # Errors
+    /// When the sets cannot be listed.
+    pub(super) fn sync(
+        &mut self,
+        state: &DesiredState,
+        summary: &mut SyncSummary,
+    ) -> anyhow::Result<Listed> {
+        let listed =
+            tokio::task::block_in_place(|| self.client.list()).context("listing the ipsets")?;
+        let wanted = reconcile::ipsets::wanted(state);
+        if let Some(last) = &self.last {
+            summary.drift(reconcile::drift::ipsets(last, &listed));
+        }
+        let mut clean = true;
+        for set in &wanted {
+            let current = listed.iter().find(|l| l.name == *set.spec.name());
+            let result = tokio::task::block_in_place(|| {
+                self.client
+                    .sync_listed(&set.spec, current, set.members.iter().cloned())
+            });
+            match result {
+                Ok(report) => {
+                    summary.applied("ipset", usize::from(report.created || report.rebuilt));
+                    summary.applied("ipset_entry", report.added + report.deleted);
+                }
+                Err(e) => {
+                    clean = false;
+                    summary.failed("ipset", &format_args!("set {}: {e}", set.spec.name()));
+                }
+            }
+        }
+        self.last = clean.then(|| wanted.clone());
+        Ok(Listed {
+            sets: listed,
+            wanted,
+        })
+    }
+
+    /// Destroys our sets that are no longer wanted and that no rule
+    /// references (a referenced one is left for a later sync).
+    pub(super) fn destroy_unwanted(&mut self, listed: &Listed, summary: &mut SyncSummary) {
+        for name in reconcile::ipsets::unwanted(&listed.sets, &listed.wanted) {
+            let referenced = listed
+                .sets
+                .iter()
+                .any(|s| s.name == *name && s.references > 0);
+            if referenced {
+                continue;
+            }
+            match tokio::task::block_in_place(|| self.client.destroy(name)) {
+                Ok(()) => summary.applied("ipset", 1),
+                Err(e) => summary.failed("ipset", &format_args!("destroy set {name}: {e}")),
+            }
+        }
+    }
+}

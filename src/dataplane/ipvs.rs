@@ -1,0 +1,130 @@
+//! The IPVS table: kernel modules, sysctls and timeouts at start, then each
+//! sync the virtual and real servers, diffed against what the kernel has and
+//! applied as one pipelined batch, with graceful termination.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use desired::DesiredState;
+use hostnet::modules::{Modules, ipvs_modules};
+use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
+use ipnet::IpNet;
+use reconcile::{Draining, Ownership, Wanted};
+
+use super::SyncSummary;
+
+/// How long a leaving real server may drain before it is deleted anyway.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Node settings the IPVS dataplane needs from the configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct IpvsOptions {
+    /// `ipvs.excludeCIDRs`: virtual servers there are never touched.
+    pub(crate) exclude_cidrs: Vec<IpNet>,
+    /// `ipvs.strictARP`.
+    pub(crate) strict_arp: bool,
+    /// `ipvs.tcpTimeout`, `tcpFinTimeout`, `udpTimeout` (zero: leave the kernel's).
+    pub(crate) timeouts: [Duration; 3],
+    /// Schedulers whose modules must be loaded.
+    pub(crate) schedulers: Vec<String>,
+}
+
+/// The kind of object an IPVS change is about, for metrics.
+fn kind(change: &ipvs::Change) -> &'static str {
+    match change {
+        ipvs::Change::AddService(_)
+        | ipvs::Change::EditService(_)
+        | ipvs::Change::DeleteService(_) => "virtual_server",
+        _ => "real_server",
+    }
+}
+
+/// The IPVS table of this node.
+#[derive(Debug)]
+pub(super) struct IpvsTable {
+    client: ipvs::Client,
+    draining: Draining,
+    pub(super) exclude: Vec<IpNet>,
+    /// What the last fully successful sync left: to tell drift from change.
+    last: Option<Wanted>,
+}
+
+impl IpvsTable {
+    /// Checks and loads the kernel modules, sets kube-proxy's sysctls and the
+    /// IPVS timeouts.
+    ///
+    /// # Errors
+    /// A missing module (named) or no IPVS netlink family.
+    pub(super) fn start(options: &IpvsOptions) -> anyhow::Result<Self> {
+        let schedulers: Vec<&str> = options.schedulers.iter().map(String::as_str).collect();
+        Modules::host()
+            .ensure(&ipvs_modules(&schedulers))
+            .context("loading the IPVS kernel modules")?;
+        let mut client = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let kernel = KernelVersion::parse(release.trim()).unwrap_or(KernelVersion(5, 10));
+        match Sysctls::with_root("/proc/sys")
+            .ensure_all(&ipvs_mode_settings(kernel, options.strict_arp))
+        {
+            Ok(changed) => tracing::info!(?changed, "sysctls for IPVS mode"),
+            Err(e) => tracing::warn!(error = %e, "cannot set a sysctl IPVS mode needs"),
+        }
+        let [tcp, tcp_fin, udp] = options
+            .timeouts
+            .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX));
+        if tcp > 0 || tcp_fin > 0 || udp > 0 {
+            client
+                .set_timeouts(&ipvs::Timeouts { tcp, tcp_fin, udp })
+                .context("setting the IPVS timeouts")?;
+        }
+        Ok(IpvsTable {
+            client,
+            draining: Draining::new(DRAIN_TIMEOUT),
+            exclude: options.exclude_cidrs.clone(),
+            last: None,
+        })
+    }
+
+    /// Brings the virtual and real servers to `state`; `ownership` says
+    /// which of the kernel's virtual servers are ours. Returns the virtual
+    /// servers kept while their real servers drain (their addresses stay).
+    ///
+    /// # Errors
+    /// When the table cannot be read. Failed operations do not fail the
+    /// sync: each is logged with its object and counted, and the others apply.
+    pub(super) fn sync(
+        &mut self,
+        state: &DesiredState,
+        owner: &Ownership,
+        summary: &mut SyncSummary,
+    ) -> anyhow::Result<BTreeSet<ipvs::ServiceKey>> {
+        let observed =
+            tokio::task::block_in_place(|| self.client.list()).context("reading the IPVS table")?;
+        let wanted = reconcile::wanted::wanted(state.virtual_servers());
+        if let Some(last) = &self.last {
+            summary.drift(reconcile::drift::ipvs(last, &observed, owner));
+        }
+        let plan = reconcile::ipvs::plan(
+            &wanted,
+            &observed,
+            owner,
+            &mut self.draining,
+            Instant::now(),
+        );
+        let results = tokio::task::block_in_place(|| self.client.apply(&plan.changes));
+        let mut clean = true;
+        for (change, result) in plan.changes.iter().zip(&results) {
+            match result {
+                Ok(()) => summary.applied(kind(change), 1),
+                Err(e) => {
+                    clean = false;
+                    summary.failed(kind(change), e);
+                }
+            }
+        }
+        summary.draining = self.draining.len();
+        self.last = clean.then_some(wanted);
+        Ok(plan.draining_services)
+    }
+}

@@ -1,0 +1,123 @@
+//! The kernel step of the pipeline in IPVS mode: observe what the kernel has,
+//! diff it with the desired state (crate `reconcile`) and apply the result.
+//! One job per module:
+//!
+//! - [`ipvs`]: modules, sysctls, and the virtual and real servers;
+//! - [`addresses`]: `kube-ipvs0`'s addresses, and the node's own;
+//! - [`ipsets`]: kube-proxy's ipsets;
+//! - [`iptables`]: kube-proxy's IPVS-mode helper chains;
+//! - [`conntrack`]: stale UDP conntrack flows;
+//! - [`cleanup`]: `--cleanup`, removing all of it;
+//! - [`summary`]: what a sync did, counted in one place.
+//!
+//! A sync runs the parts in a safe order: virtual servers, then their
+//! addresses; sets, then the rules that reference them, then the sets no
+//! longer wanted; then conntrack. Each part fails alone: its error is logged
+//! with its object and counted, and the others still run. Nothing is flushed
+//! or recreated: what is already right is left alone, so restarts and
+//! resyncs keep established connections.
+
+mod addresses;
+mod cleanup;
+mod conntrack;
+mod ipsets;
+mod iptables;
+mod ipvs;
+mod summary;
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use desired::DesiredState;
+use reconcile::Ownership;
+
+pub(crate) use addresses::DUMMY_LINK;
+pub(crate) use cleanup::cleanup;
+pub(crate) use ipvs::IpvsOptions;
+pub(crate) use summary::SyncSummary;
+
+/// The dataplane of one node (or one network namespace).
+#[derive(Debug)]
+pub(crate) struct IpvsDataplane {
+    ipvs: ipvs::IpvsTable,
+    addresses: addresses::Addresses,
+    sets: Option<ipsets::Sets>,
+    rules: iptables::Rules,
+    flows: conntrack::Flows,
+}
+
+impl IpvsDataplane {
+    /// Checks and loads the kernel modules, sets kube-proxy's sysctls and the
+    /// IPVS timeouts, and makes sure `kube-ipvs0` exists.
+    ///
+    /// # Errors
+    /// When IPVS cannot be used here: a missing module (named), no IPVS
+    /// netlink family, or the dummy link cannot be created.
+    pub(crate) async fn start(options: &IpvsOptions) -> anyhow::Result<Self> {
+        let ipvs = ipvs::IpvsTable::start(options)?;
+        let addresses = addresses::Addresses::start().await?;
+        let sets = ipsets::Sets::start()
+            .inspect_err(|e| tracing::error!(error = format!("{e:#}"), "no ipsets until restart"))
+            .ok();
+        Ok(IpvsDataplane {
+            ipvs,
+            addresses,
+            sets,
+            rules: iptables::Rules::default(),
+            flows: conntrack::Flows::default(),
+        })
+    }
+
+    /// The node's own addresses (every interface's but `kube-ipvs0`'s).
+    ///
+    /// # Errors
+    /// When they cannot be listed.
+    pub(crate) async fn node_addresses(&self) -> anyhow::Result<BTreeSet<IpAddr>> {
+        self.addresses.node_addresses().await
+    }
+
+    /// Brings the kernel to `state`. A `full` sync reads the iptables tables
+    /// afresh (repairing drift there) and always checks conntrack; other
+    /// syncs plan iptables against what they last applied.
+    pub(crate) async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
+        let mut summary = SyncSummary::default();
+        if let Err(e) = self.sync_ipvs(state, &mut summary).await {
+            summary.broken("ipvs", &e);
+        }
+        let listed = match &mut self.sets {
+            Some(sets) => sets
+                .sync(state, &mut summary)
+                .inspect_err(|e| summary.broken("ipset", e))
+                .ok(),
+            None => {
+                summary.broken("ipset", &anyhow::anyhow!("no ipset socket"));
+                None
+            }
+        };
+        self.rules.sync(state, full, &mut summary);
+        if let (Some(sets), Some(listed)) = (&mut self.sets, &listed) {
+            sets.destroy_unwanted(listed, &mut summary);
+        }
+        if let Err(e) = self.flows.sync(state, full, &mut summary) {
+            summary.broken("conntrack", &e);
+        }
+        summary
+    }
+
+    /// Virtual and real servers, then the addresses they need.
+    async fn sync_ipvs(
+        &mut self,
+        state: &DesiredState,
+        summary: &mut SyncSummary,
+    ) -> anyhow::Result<()> {
+        let (listed, bound) = self.addresses.bound().await?;
+        let owner = Ownership {
+            exclude: self.ipvs.exclude.clone(),
+            dummy_addresses: bound.into_iter().chain(state.addresses()).collect(),
+            node_port_addresses: state.node().addresses.clone(),
+            node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
+        };
+        let draining = self.ipvs.sync(state, &owner, summary)?;
+        self.addresses.bind(state, listed, &draining, summary).await
+    }
+}
