@@ -1,5 +1,6 @@
 //! `--cleanup` on the host, in a network namespace: kube-proxy's IPVS-mode
-//! chains, jumps and sets go, everything else stays, and a second run is
+//! and iptables-mode chains, jumps and sets go, everything else (kubelet's
+//! KUBE-FIREWALL, other programs' chains and sets) stays, and a second run is
 //! harmless. (No IPVS and no dummy links on the host: the VM test
 //! `vm_nodeport` covers those parts.)
 
@@ -25,6 +26,9 @@ fn netns_cleanup_removes_our_chains_and_sets_only() {
          iptables -t nat -A KUBE-SERVICES -m set --match-set KUBE-CLUSTER-IP dst,dst -j ACCEPT && \
          iptables -t nat -I PREROUTING -m comment --comment 'kubernetes service portals' -j KUBE-SERVICES && \
          iptables -t nat -N KUBE-SVC-ABCDEF && \
+         iptables -t nat -N KUBE-SEP-ABCDEF && \
+         iptables -t nat -A KUBE-SVC-ABCDEF -j KUBE-SEP-ABCDEF && \
+         iptables -t nat -A KUBE-SERVICES -j KUBE-SVC-ABCDEF && \
          iptables -t nat -N DOCKER && \
          iptables -t nat -A PREROUTING -j DOCKER && \
          iptables -t filter -N KUBE-FORWARD && \
@@ -37,10 +41,15 @@ fn netns_cleanup_removes_our_chains_and_sets_only() {
         ns.run(&[&bin(), "--cleanup"]);
     }
     let nat = ns.run(&["iptables-save", "-t", "nat"]);
-    for gone in ["KUBE-SERVICES", "kubernetes service portals"] {
+    for gone in [
+        "KUBE-SERVICES",
+        "kubernetes service portals",
+        "KUBE-SVC-ABCDEF",
+        "KUBE-SEP-ABCDEF",
+    ] {
         assert!(!nat.contains(gone), "{gone} left in\n{nat}");
     }
-    for kept in [":KUBE-SVC-ABCDEF", ":DOCKER", "-A PREROUTING -j DOCKER"] {
+    for kept in [":DOCKER", "-A PREROUTING -j DOCKER"] {
         assert!(nat.contains(kept), "{kept} removed from\n{nat}");
     }
     let filter = ns.run(&["iptables-save", "-t", "filter"]);

@@ -5,8 +5,9 @@
 //! 1. the virtual servers we own (`reconcile::Ownership`: on a `kube-ipvs0`
 //!    address, or a NodePort on a node address; never in `excludeCIDRs`);
 //! 2. `kube-ipvs0` with its addresses;
-//! 3. our iptables chains and the jumps into them, both families (rules go
-//!    before the sets they reference);
+//! 3. our iptables chains and the jumps into them, both families, those of
+//!    IPVS mode and those of the iptables mode (rules go before the sets
+//!    they reference);
 //! 4. kube-proxy's ipsets, both families.
 //!
 //! Running it again finds nothing and succeeds.

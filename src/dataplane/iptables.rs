@@ -120,9 +120,13 @@ pub(super) fn remove_all() -> anyhow::Result<usize> {
                 continue;
             }
         };
-        for table in reconcile::iptables::nothing() {
+        // IPVS mode's chains, then iptables mode's (left by a fallback or an
+        // earlier `mode: iptables`), as kube-proxy's --cleanup removes both.
+        let ipvs_mode = reconcile::iptables::nothing();
+        let iptables_mode = iptables_mode::Tables::cleanup(family);
+        for table in ipvs_mode.iter().chain(iptables_mode.iter()) {
             let plan = w
-                .sync(&table)
+                .sync(table)
                 .with_context(|| format!("removing our {family:?} {} chains", table.table))?;
             removed += plan.map_or(0, |p| p.deleted.len() + p.kept_referenced.len());
         }

@@ -64,7 +64,6 @@ pub use render::render;
 pub use state::{Generator, LARGE_CLUSTER_ENDPOINTS};
 pub use tables::{Tables, writer_family};
 
-use iptables::Table;
 use model::{IpFamily, ObjectId};
 
 /// The iptables-mode settings that IPVS mode has no use for.
@@ -111,6 +110,3 @@ pub enum Error {
         source: Box<iptables::Error>,
     },
 }
-
-/// The tables the iptables mode writes, in the order to apply them.
-pub const TABLES: [Table; 2] = [Table::Filter, Table::Nat];
