@@ -333,8 +333,10 @@ impl<'a> Daemon<'a> {
     }
 
     fn get(&self, port: u16, path: &str) -> String {
+        // `-w`: wait for the answer after the request is sent; without it
+        // busybox nc may leave as soon as its input ends, with nothing read.
         self.ns.sh(&format!(
-            "printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | {} nc 127.0.0.1 {port}",
+            "printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | {} nc -w 5 127.0.0.1 {port}",
             busybox().display()
         ))
     }
