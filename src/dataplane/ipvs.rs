@@ -48,6 +48,8 @@ pub(super) struct IpvsTable {
     pub(super) exclude: Vec<IpNet>,
     /// What the last fully successful sync left: to tell drift from change.
     last: Option<Wanted>,
+    /// Schedulers whose modules are loaded (or were tried and are missing).
+    schedulers: BTreeSet<&'static str>,
 }
 
 impl IpvsTable {
@@ -83,7 +85,24 @@ impl IpvsTable {
             draining: Draining::new(DRAIN_TIMEOUT),
             exclude: options.exclude_cidrs.clone(),
             last: None,
+            schedulers: BTreeSet::new(),
         })
+    }
+
+    /// Loads the module of every scheduler `state` uses for the first time
+    /// (a Service's annotation may name one the configuration does not), so
+    /// that adding its virtual servers does not rely on the kernel loading
+    /// modules on demand. A missing one is logged once; adding its virtual
+    /// servers then fails, counted, and the others go on.
+    fn load_schedulers(&mut self, state: &DesiredState) {
+        for vs in state.virtual_servers() {
+            let name = vs.scheduler.name();
+            if self.schedulers.insert(name)
+                && let Err(e) = Modules::host().ensure(&[format!("ip_vs_{name}")])
+            {
+                tracing::warn!(scheduler = name, error = %e, "IPVS scheduler module missing");
+            }
+        }
     }
 
     /// Brings the virtual and real servers to `state`; `ownership` says
@@ -102,6 +121,7 @@ impl IpvsTable {
         let observed =
             tokio::task::block_in_place(|| self.client.list()).context("reading the IPVS table")?;
         let wanted = reconcile::wanted::wanted(state.virtual_servers());
+        self.load_schedulers(state);
         if let Some(last) = &self.last {
             summary.drift(reconcile::drift::ipvs(last, &observed, owner));
         }
