@@ -1,7 +1,9 @@
 //! The kernel step of the pipeline in IPVS mode: observe what the kernel has,
 //! diff it with the desired state (crate `reconcile`) and apply the result.
 //!
-//! Each sync reads the IPVS table and the addresses on `kube-ipvs0`, applies
+//! Each sync reads the IPVS table (all of it on a periodic sync; on a change,
+//! only the virtual servers the change touched, see [`reconcile::Scope`])
+//! and the addresses on `kube-ipvs0`, applies
 //! the virtual/real server operations as one pipelined batch, then binds and
 //! unbinds addresses (after the virtual servers exist, after they are gone).
 //! Nothing is flushed or recreated: what is already right is left alone, so
@@ -21,9 +23,10 @@ use hostnet::dummy::DummyLink;
 use hostnet::modules::{Modules, ipvs_modules};
 use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
 use ipnet::IpNet;
-use reconcile::{Draining, Ownership, Wanted};
+use reconcile::{Draining, Ownership, Scope, Wanted};
 
 use crate::metrics::Metrics;
+use crate::runner::Reason;
 
 /// The dummy interface that holds every Service address, as in kube-proxy.
 pub(crate) const DUMMY_LINK: &str = "kube-ipvs0";
@@ -151,17 +154,20 @@ impl IpvsDataplane {
     /// When the kernel state cannot be read or addresses cannot be changed.
     /// Failed IPVS operations do not fail the sync: each is logged with its
     /// object and counted, and the others apply.
-    pub(crate) async fn sync(&mut self, state: &DesiredState) -> anyhow::Result<SyncSummary> {
+    pub(crate) async fn sync(
+        &mut self,
+        state: &DesiredState,
+        reason: Reason,
+    ) -> anyhow::Result<SyncSummary> {
         let mut summary = SyncSummary::default();
-        let observed =
-            tokio::task::block_in_place(|| self.client.list()).context("reading the IPVS table")?;
+        let wanted = reconcile::wanted::wanted(state.virtual_servers());
+        let (observed, scope) = self.observe(&wanted, reason)?;
         let listed = self
             .link
             .addresses(&self.netlink)
             .await
             .with_context(|| format!("reading the addresses of {DUMMY_LINK}"))?;
         let bound: BTreeSet<IpAddr> = listed.list().into_iter().map(|(ip, _)| ip).collect();
-        let wanted = reconcile::wanted::wanted(state.virtual_servers());
         let wanted_addresses: BTreeSet<IpAddr> = state.addresses().collect();
         let owner = Ownership {
             exclude: self.exclude.clone(),
@@ -170,6 +176,7 @@ impl IpvsDataplane {
             node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
         };
         if let Some((last_wanted, last_addresses)) = &self.last {
+            let last_wanted = scope.as_ref().map_or(last_wanted, |s| &s.last);
             let drift = reconcile::drift::ipvs(last_wanted, &observed, &owner);
             let drift_addresses = reconcile::drift::addresses(last_addresses, &bound);
             for (kind, n) in drift.into_iter().chain(drift_addresses) {
@@ -178,7 +185,7 @@ impl IpvsDataplane {
         }
 
         let plan = reconcile::ipvs::plan(
-            &wanted,
+            scope.as_ref().map_or(&wanted, |s| &s.wanted),
             &observed,
             &owner,
             &mut self.draining,
@@ -213,5 +220,27 @@ impl IpvsDataplane {
         summary.draining = self.draining.len();
         self.last = summary.failed.is_empty().then_some((wanted, addresses));
         Ok(summary)
+    }
+
+    /// Reads the IPVS table: all of it on a periodic sync (which is what
+    /// finds and repairs drift) or when the last sync failed; on a change,
+    /// only the virtual servers in the change's [`Scope`], which is then
+    /// returned too. A change to one Service thus costs a few round trips
+    /// instead of a dump of every real server.
+    fn observe(
+        &mut self,
+        wanted: &Wanted,
+        reason: Reason,
+    ) -> anyhow::Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>)> {
+        let scope = match (&self.last, reason) {
+            (Some((last, _)), Reason::Change) => Some(Scope::changed(last, wanted, &self.draining)),
+            _ => None,
+        };
+        let observed = tokio::task::block_in_place(|| match &scope {
+            Some(scope) => self.client.list_only(&scope.keys),
+            None => self.client.list(),
+        })
+        .context("reading the IPVS table")?;
+        Ok((observed, scope))
     }
 }

@@ -284,7 +284,7 @@ async fn serve(
             let mut dataplane = dataplane.lock().await;
             let Some(state) = &p.state else { return };
             let started = Instant::now();
-            match dataplane.sync(state).await {
+            match dataplane.sync(state, reason).await {
                 Ok(summary) => {
                     let took = started.elapsed();
                     summary.record(&metrics);

@@ -9,14 +9,17 @@
 //! - [`drain`]: the clock of real servers being drained.
 //! - [`addresses`]: the addresses bound to `kube-ipvs0`.
 //! - [`drift`]: what changed in the kernel behind our back since the last sync.
+//! - [`scope`]: the virtual servers a change-driven sync reads and plans for.
 
 pub mod addresses;
 pub mod drain;
 pub mod drift;
 pub mod ipvs;
 pub mod ownership;
+pub mod scope;
 pub mod wanted;
 
 pub use drain::Draining;
 pub use ownership::Ownership;
+pub use scope::Scope;
 pub use wanted::{Wanted, WantedService};
