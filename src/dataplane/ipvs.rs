@@ -10,7 +10,7 @@ use desired::DesiredState;
 use hostnet::modules::{Modules, ipvs_modules};
 use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
 use ipnet::IpNet;
-use reconcile::{Draining, Ownership, Wanted};
+use reconcile::{Draining, Ownership, Scope, Wanted};
 
 use super::SyncSummary;
 
@@ -106,8 +106,12 @@ impl IpvsTable {
     }
 
     /// Brings the virtual and real servers to `state`; `ownership` says
-    /// which of the kernel's virtual servers are ours. Returns the virtual
-    /// servers kept while their real servers drain (their addresses stay).
+    /// which of the kernel's virtual servers are ours. A `full` sync reads
+    /// the whole table (finding and repairing drift anywhere); another reads
+    /// only the virtual servers the change touched ([`Scope`]), so a change
+    /// to one Service costs a few round trips instead of a dump of every real
+    /// server. Returns the virtual servers kept while their real servers
+    /// drain (their addresses stay).
     ///
     /// # Errors
     /// When the table cannot be read. Failed operations do not fail the
@@ -116,17 +120,18 @@ impl IpvsTable {
         &mut self,
         state: &DesiredState,
         owner: &Ownership,
+        full: bool,
         summary: &mut SyncSummary,
     ) -> anyhow::Result<BTreeSet<ipvs::ServiceKey>> {
-        let observed =
-            tokio::task::block_in_place(|| self.client.list()).context("reading the IPVS table")?;
         let wanted = reconcile::wanted::wanted(state.virtual_servers());
         self.load_schedulers(state);
+        let (observed, scope) = self.observe(&wanted, full)?;
         if let Some(last) = &self.last {
+            let last = scope.as_ref().map_or(last, |s| &s.last);
             summary.drift(reconcile::drift::ipvs(last, &observed, owner));
         }
         let plan = reconcile::ipvs::plan(
-            &wanted,
+            scope.as_ref().map_or(&wanted, |s| &s.wanted),
             &observed,
             owner,
             &mut self.draining,
@@ -146,5 +151,25 @@ impl IpvsTable {
         summary.draining = self.draining.len();
         self.last = clean.then_some(wanted);
         Ok(plan.draining_services)
+    }
+
+    /// Reads the IPVS table: all of it on a `full` sync, or when the last
+    /// sync did not apply cleanly; otherwise only the virtual servers in the
+    /// change's [`Scope`], which is returned too.
+    fn observe(
+        &mut self,
+        wanted: &Wanted,
+        full: bool,
+    ) -> anyhow::Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>)> {
+        let scope = match &self.last {
+            Some(last) if !full => Some(Scope::changed(last, wanted, &self.draining)),
+            _ => None,
+        };
+        let observed = tokio::task::block_in_place(|| match &scope {
+            Some(scope) => self.client.list_only(&scope.keys),
+            None => self.client.list(),
+        })
+        .context("reading the IPVS table")?;
+        Ok((observed, scope))
     }
 }

@@ -81,7 +81,7 @@ impl IpvsDataplane {
     /// syncs plan iptables against what they last applied.
     pub(crate) async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
         let mut summary = SyncSummary::default();
-        if let Err(e) = self.sync_ipvs(state, &mut summary).await {
+        if let Err(e) = self.sync_ipvs(state, full, &mut summary).await {
             summary.broken("ipvs", &e);
         }
         let listed = match &mut self.sets {
@@ -108,6 +108,7 @@ impl IpvsDataplane {
     async fn sync_ipvs(
         &mut self,
         state: &DesiredState,
+        full: bool,
         summary: &mut SyncSummary,
     ) -> anyhow::Result<()> {
         let (listed, bound) = self.addresses.bound().await?;
@@ -117,7 +118,7 @@ impl IpvsDataplane {
             node_port_addresses: state.node().addresses.clone(),
             node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
         };
-        let draining = self.ipvs.sync(state, &owner, summary)?;
+        let draining = self.ipvs.sync(state, &owner, full, summary)?;
         self.addresses.bind(state, listed, &draining, summary).await
     }
 }

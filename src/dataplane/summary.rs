@@ -83,9 +83,9 @@ impl SyncSummary {
             metrics.sync_partial_duration.observe(took.as_secs_f64());
         }
         tracing::info!(
-            reason = if full { "Periodic" } else { "Change" },
+            reason = %if full { "Periodic" } else { "Change" },
             took_ms = took.as_millis() as u64,
-            mode = mode.as_str(),
+            mode = %mode.as_str(),
             objects,
             applied = ?self.applied,
             failed = ?self.failed,

@@ -3,80 +3,11 @@
 //!
 //! Run: `cargo run --release -p desired --example bench_desired [SERVICES] [ENDPOINTS_PER_SERVICE]`
 
-use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use desired::{Config, DesiredState, NodeInfo};
-use k8s_openapi::api::core::v1 as core;
-use k8s_openapi::api::discovery::v1 as discovery;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use model::{Kind, Model, Object, ProxyFilter, SourceEvent};
-
-fn meta(name: String, labels: Option<BTreeMap<String, String>>) -> ObjectMeta {
-    ObjectMeta {
-        name: Some(name),
-        namespace: Some("bench".into()),
-        labels,
-        ..ObjectMeta::default()
-    }
-}
-
-fn service(i: u32) -> core::Service {
-    let node_port = i.is_multiple_of(10).then(|| 30000 + (i % 2700) as i32);
-    core::Service {
-        metadata: meta(format!("svc-{i}"), None),
-        spec: Some(core::ServiceSpec {
-            type_: Some(
-                if node_port.is_some() {
-                    "NodePort"
-                } else {
-                    "ClusterIP"
-                }
-                .into(),
-            ),
-            cluster_ip: Some(format!("10.96.{}.{}", i / 250, i % 250 + 1)),
-            ports: Some(vec![core::ServicePort {
-                name: Some("http".into()),
-                port: 80,
-                node_port,
-                protocol: Some("TCP".into()),
-                ..core::ServicePort::default()
-            }]),
-            ..core::ServiceSpec::default()
-        }),
-        status: None,
-    }
-}
-
-fn slice(i: u32, per_service: u32, generation: u32) -> discovery::EndpointSlice {
-    let labels = BTreeMap::from([("kubernetes.io/service-name".to_owned(), format!("svc-{i}"))]);
-    let endpoints = (0..per_service)
-        .map(|e| {
-            let n = i * per_service + e + generation;
-            discovery::Endpoint {
-                addresses: vec![format!(
-                    "10.{}.{}.{}",
-                    128 + n / 65536 % 128,
-                    n / 256 % 256,
-                    n % 256
-                )],
-                node_name: Some(format!("node-{}", n % 50)),
-                ..discovery::Endpoint::default()
-            }
-        })
-        .collect();
-    discovery::EndpointSlice {
-        metadata: meta(format!("svc-{i}-abcde"), Some(labels)),
-        address_type: "IPv4".into(),
-        endpoints,
-        ports: Some(vec![discovery::EndpointPort {
-            name: Some("http".into()),
-            port: Some(8080),
-            protocol: Some("TCP".into()),
-            ..discovery::EndpointPort::default()
-        }]),
-    }
-}
+use testkit::cluster::Synthetic;
 
 fn peak_rss_mib() -> f64 {
     std::fs::read_to_string("/proc/self/status")
@@ -103,37 +34,29 @@ fn main() {
     println!("peak RSS at start: {:.1} MiB", peak_rss_mib());
 
     let t = Instant::now();
+    let cluster = Synthetic {
+        services,
+        endpoints_per_service: per_service,
+        node_port_every: Some(10),
+    };
     let svc_objects: Vec<Object> = (0..services)
-        .map(|i| Object::Service(Box::new(service(i))))
+        .map(|i| Object::Service(Box::new(cluster.service(i))))
         .collect();
     let slice_objects: Vec<Object> = (0..services)
-        .map(|i| Object::EndpointSlice(Box::new(slice(i, per_service, 0))))
+        .map(|i| Object::EndpointSlice(Box::new(cluster.slice(i, 0))))
         .collect();
-    let node = Object::Node(Box::new(core::Node {
-        metadata: ObjectMeta {
-            name: Some("node-0".into()),
-            ..ObjectMeta::default()
-        },
-        spec: None,
-        status: Some(core::NodeStatus {
-            addresses: Some(vec![core::NodeAddress {
-                type_: "InternalIP".into(),
-                address: "172.18.0.2".into(),
-            }]),
-            ..core::NodeStatus::default()
-        }),
-    }));
+    let node = Object::Node(Box::new(cluster.node()));
     println!("build API objects:             {}", ms(t.elapsed()));
 
     let t = Instant::now();
-    let mut model = Model::new(ProxyFilter::default(), Some("node-0".into()));
+    let mut model = Model::new(ProxyFilter::default(), Some(Synthetic::NODE.into()));
     model.apply(SourceEvent::Listed(Kind::Node, vec![node]));
     model.apply(SourceEvent::Listed(Kind::Service, svc_objects));
     model.apply(SourceEvent::Listed(Kind::EndpointSlice, slice_objects));
     let _ = model.take_changes();
     println!("validate into the model:       {}", ms(t.elapsed()));
 
-    let info = NodeInfo::from_node("node-0", model.node(), &[]);
+    let info = NodeInfo::from_node(Synthetic::NODE, model.node(), &[]);
     let t = Instant::now();
     let mut state = DesiredState::new(Config::default(), info.clone(), &model);
     let scratch = t.elapsed();
@@ -159,7 +82,7 @@ fn main() {
     let (mut apply, mut update) = (Duration::ZERO, Duration::ZERO);
     for r in 0..rounds {
         let i = r * (services / rounds);
-        let changed = Object::EndpointSlice(Box::new(slice(i, per_service, 7)));
+        let changed = Object::EndpointSlice(Box::new(cluster.slice(i, 7)));
         let t = Instant::now();
         model.apply(SourceEvent::Applied(changed));
         let changes = model.take_changes();

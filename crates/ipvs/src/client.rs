@@ -10,14 +10,17 @@ use crate::batch;
 use crate::change::Change;
 use crate::config::Timeouts;
 use crate::destination::{Destination, DestinationEntry};
-use crate::error::{Error, Object, Operation};
+use crate::error::{Error, ErrorKind, Object, Operation};
 use crate::info::Info;
-use crate::message::{self, Attrs, CmdAttr, Command, IpvsMessage, Kind, Reply};
+use crate::message::{self, Attrs, Body, CmdAttr, Command, IpvsMessage, Kind, Reply};
 use crate::service::{Service, ServiceEntry, ServiceKey};
 use crate::socket::{Recv, Transport};
 
 /// How many times a dump is retried when interrupted.
 const DUMP_ATTEMPTS: u32 = 5;
+
+/// What a dump does with each data message: (command, attributes).
+type OnData<'a> = dyn FnMut(u8, &[u8]) -> Result<(), Error> + 'a;
 
 /// A service with its real servers, as [`Client::list`] returns them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -276,11 +279,11 @@ impl Client {
     pub fn services(&mut self) -> Result<Vec<ServiceEntry>, Error> {
         const OP: Operation = Operation::ListServices;
         let msg = IpvsMessage::new(Command::GetService, vec![]);
-        let entries = self
-            .dump(OP, Object::default(), msg)?
-            .iter()
-            .map(|reply| decode_service(OP, reply))
-            .collect::<Result<Vec<_>, _>>()?;
+        let entries = self.dump(OP, Object::default(), msg, |cmd, attrs, out| {
+            let reply = message::parse_data(cmd, attrs).map_err(Error::decode(OP))?;
+            out.push(decode_service(OP, &reply)?);
+            Ok(())
+        })?;
         Ok(dedup_by_key(entries, |e| e.service.key))
     }
 
@@ -296,17 +299,16 @@ impl Client {
         const OP: Operation = Operation::ListDestinations;
         let msg = IpvsMessage::new(Command::GetDest, vec![CmdAttr::Service(key.to_attrs())]);
         let af = key.af();
-        let entries = self
-            .dump(OP, Object(key.to_string()), msg)?
-            .iter()
-            .flat_map(|reply| reply.cmd_attrs())
-            .filter_map(|attr| match attr {
-                CmdAttr::Dest(attrs) => {
-                    Some(DestinationEntry::from_attrs(attrs, af).map_err(Error::decode(OP)))
+        // The hot path of a table dump: destinations are decoded in place.
+        let entries = self.dump(OP, Object(key.to_string()), msg, |_, attrs, out| {
+            for attr in crate::nla::iter(attrs) {
+                let (kind, value) = attr.map_err(Error::decode(OP))?;
+                if kind == message::IPVS_CMD_ATTR_DEST {
+                    out.push(DestinationEntry::parse_nest(value, af).map_err(Error::decode(OP))?);
                 }
-                _ => None,
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            }
+            Ok(())
+        })?;
         Ok(dedup_by_key(entries, |e| {
             (e.destination.addr, e.destination.port)
         }))
@@ -320,14 +322,40 @@ impl Client {
     pub fn list(&mut self) -> Result<Vec<ServiceWithDestinations>, Error> {
         self.services()?
             .into_iter()
-            .map(|service| {
-                let destinations = self.destinations(&service.service.key)?;
-                Ok(ServiceWithDestinations {
-                    service,
-                    destinations,
-                })
-            })
+            .map(|service| self.with_destinations(service))
             .collect()
+    }
+
+    /// Part of the table: the services with these keys and their real
+    /// servers (one `IPVS_CMD_GET_SERVICE` and one destination dump each),
+    /// in the order of `keys`; keys the kernel does not have are left out.
+    /// Costs what the keys cost, whatever the size of the table.
+    ///
+    /// # Errors
+    /// As [`Client::services`].
+    pub fn list_only<'a>(
+        &mut self,
+        keys: impl IntoIterator<Item = &'a ServiceKey>,
+    ) -> Result<Vec<ServiceWithDestinations>, Error> {
+        let mut listed = Vec::new();
+        for key in keys {
+            match self.service(key) {
+                Ok(service) => listed.push(self.with_destinations(service)?),
+                Err(e) if e.kind() == Some(ErrorKind::ServiceNotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(listed)
+    }
+
+    fn with_destinations(
+        &mut self,
+        service: ServiceEntry,
+    ) -> Result<ServiceWithDestinations, Error> {
+        Ok(ServiceWithDestinations {
+            destinations: self.destinations(&service.service.key)?,
+            service,
+        })
     }
 
     /// Zeroes the counters of one service and its real servers, or of
@@ -413,19 +441,27 @@ impl Client {
 
     /// Runs a dump to its end, redoing it when the kernel flags it
     /// inconsistent (`NLM_F_DUMP_INTR`) or replies were dropped (`ENOBUFS`).
-    fn dump(
+    /// `decode` turns each data message (command, attributes) into entries.
+    fn dump<T>(
         &mut self,
         op: Operation,
         object: Object,
         msg: IpvsMessage,
-    ) -> Result<Vec<IpvsMessage>, Error> {
+        mut decode: impl FnMut(u8, &[u8], &mut Vec<T>) -> Result<(), Error>,
+    ) -> Result<Vec<T>, Error> {
+        let mut bytes = Vec::new();
+        let mut entries = Vec::new();
         for _ in 0..DUMP_ATTEMPTS {
             let seq = self.t.next_seq();
-            let mut bytes = Vec::new();
+            bytes.clear();
             message::encode(&mut bytes, self.t.family(), seq, Kind::Dump, msg.clone());
             self.t.send(&bytes, op)?;
-            if let Some(data) = self.read_dump(op, &object, seq)? {
-                return Ok(data);
+            entries.clear();
+            let complete = self.read_dump(op, &object, seq, &mut |cmd, attrs| {
+                decode(cmd, attrs, &mut entries)
+            })?;
+            if complete {
+                return Ok(entries);
             }
             tracing::debug!(%op, "IPVS dump interrupted, retrying");
         }
@@ -435,19 +471,20 @@ impl Client {
         })
     }
 
-    /// Reads one dump's replies; `None` when it must be redone. Replies
-    /// to other sequence numbers (an abandoned earlier dump) are skipped.
+    /// Reads one dump's replies, handing each data message to `on_data`;
+    /// false when the dump must be redone. Replies to other sequence numbers
+    /// (an abandoned earlier dump) are skipped.
     fn read_dump(
         &mut self,
         op: Operation,
         object: &Object,
         seq: u32,
-    ) -> Result<Option<Vec<IpvsMessage>>, Error> {
-        let mut data = Vec::new();
+        on_data: &mut OnData<'_>,
+    ) -> Result<bool, Error> {
         let mut interrupted = false;
         loop {
-            let received = match self.t.recv(op, false)? {
-                Recv::Messages(received) => received,
+            let datagram = match self.t.recv_datagram(op, false)? {
+                Recv::Messages(datagram) => datagram,
                 // Dump replies are flow-controlled by the kernel, so what was
                 // dropped was something else; redo the dump to be sure, once
                 // this one has ended (a new dump would get EBUSY before).
@@ -456,15 +493,19 @@ impl Client {
                     continue;
                 }
             };
-            for m in received.into_iter().filter(|m| m.seq == seq) {
-                interrupted |= m.interrupted;
-                match m.reply {
-                    Reply::Data(d) => data.push(d),
-                    Reply::Done(0) | Reply::Ack => return Ok((!interrupted).then_some(data)),
-                    Reply::Done(errno) | Reply::Error(errno) => {
+            for frame in message::frames(datagram) {
+                let frame = frame.map_err(Error::decode(op))?;
+                if frame.seq != seq {
+                    continue;
+                }
+                interrupted |= frame.interrupted;
+                match frame.body {
+                    Body::Data { cmd, attrs } => on_data(cmd, attrs)?,
+                    Body::Done(0) | Body::Ack => return Ok(!interrupted),
+                    Body::Done(errno) | Body::Error(errno) => {
                         return Err(Error::kernel(op, object.clone(), errno));
                     }
-                    Reply::Ignored => {}
+                    Body::Ignored => {}
                 }
             }
         }

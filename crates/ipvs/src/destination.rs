@@ -230,8 +230,26 @@ pub struct DestinationEntry {
 impl DestinationEntry {
     /// Decodes a destination of a service of family `service_af` (the
     /// fallback for kernels before 3.18, which do not send the family).
+    #[cfg(test)]
     pub(crate) fn from_attrs(
         attrs: &[DestAttr],
+        service_af: AddressFamily,
+    ) -> Result<Self, DecodeError> {
+        Self::decode(attrs.iter().cloned().map(Ok), service_af)
+    }
+
+    /// Decodes the payload of an `IPVS_CMD_ATTR_DEST` nest in place, without
+    /// building the attribute list first: the hot path of a table dump.
+    pub(crate) fn parse_nest(nest: &[u8], service_af: AddressFamily) -> Result<Self, DecodeError> {
+        let attrs = crate::nla::iter(nest).filter_map(|attr| {
+            attr.and_then(|(kind, value)| DestAttr::decode(kind, value))
+                .transpose()
+        });
+        Self::decode(attrs, service_af)
+    }
+
+    fn decode(
+        attrs: impl IntoIterator<Item = Result<DestAttr, DecodeError>>,
         service_af: AddressFamily,
     ) -> Result<Self, DecodeError> {
         let (mut addr, mut port, mut af, mut fwd) = (None, None, None, None);
@@ -240,22 +258,22 @@ impl DestinationEntry {
         let (mut tun_type, mut tun_port, mut tun_flags) = (TUNNEL_TYPE_IPIP, 0, 0);
         let (mut stats, mut stats64) = (None, None);
         for attr in attrs {
-            match attr {
-                DestAttr::Addr(v) => addr = Some(*v),
-                DestAttr::Port(v) => port = Some(*v),
-                DestAttr::FwdMethod(v) => fwd = Some(*v),
-                DestAttr::Weight(v) => weight = *v,
-                DestAttr::UpperThreshold(v) => upper = *v,
-                DestAttr::LowerThreshold(v) => lower = *v,
-                DestAttr::ActiveConns(v) => active = *v,
-                DestAttr::InactiveConns(v) => inactive = *v,
-                DestAttr::PersistConns(v) => persistent = *v,
-                DestAttr::Stats(s) => stats = Some(*s),
-                DestAttr::AddressFamily(v) => af = Some(AddressFamily::from_raw(*v)?),
-                DestAttr::Stats64(s) => stats64 = Some(*s),
-                DestAttr::TunType(v) => tun_type = *v,
-                DestAttr::TunPort(v) => tun_port = *v,
-                DestAttr::TunFlags(v) => tun_flags = *v,
+            match attr? {
+                DestAttr::Addr(v) => addr = Some(v),
+                DestAttr::Port(v) => port = Some(v),
+                DestAttr::FwdMethod(v) => fwd = Some(v),
+                DestAttr::Weight(v) => weight = v,
+                DestAttr::UpperThreshold(v) => upper = v,
+                DestAttr::LowerThreshold(v) => lower = v,
+                DestAttr::ActiveConns(v) => active = v,
+                DestAttr::InactiveConns(v) => inactive = v,
+                DestAttr::PersistConns(v) => persistent = v,
+                DestAttr::Stats(s) => stats = Some(s),
+                DestAttr::AddressFamily(v) => af = Some(AddressFamily::from_raw(v)?),
+                DestAttr::Stats64(s) => stats64 = Some(s),
+                DestAttr::TunType(v) => tun_type = v,
+                DestAttr::TunPort(v) => tun_port = v,
+                DestAttr::TunFlags(v) => tun_flags = v,
                 DestAttr::Other(_) => {}
             }
         }
@@ -381,8 +399,18 @@ impl Nla for DestAttr {
 
 impl<'a> Parseable<NlaBuffer<&'a [u8]>> for DestAttr {
     fn parse(buf: &NlaBuffer<&'a [u8]>) -> Result<Self, DecodeError> {
-        let v = buf.value();
-        Ok(match buf.kind() {
+        match DestAttr::decode(buf.kind(), buf.value())? {
+            Some(attr) => Ok(attr),
+            None => Ok(DestAttr::Other(DefaultNla::parse(buf)?)),
+        }
+    }
+}
+
+impl DestAttr {
+    /// The attribute of type `kind` (flag bits removed) with value `v`;
+    /// `None` for a type this crate does not know.
+    fn decode(kind: u16, v: &[u8]) -> Result<Option<Self>, DecodeError> {
+        Ok(Some(match kind {
             IPVS_DEST_ATTR_ADDR => DestAttr::Addr(addr::wire_from_slice(v)?),
             IPVS_DEST_ATTR_PORT => DestAttr::Port(u16_be(v, "IPVS_DEST_ATTR_PORT")?),
             IPVS_DEST_ATTR_FWD_METHOD => {
@@ -414,8 +442,8 @@ impl<'a> Parseable<NlaBuffer<&'a [u8]>> for DestAttr {
             }
             IPVS_DEST_ATTR_TUN_PORT => DestAttr::TunPort(u16_be(v, "IPVS_DEST_ATTR_TUN_PORT")?),
             IPVS_DEST_ATTR_TUN_FLAGS => DestAttr::TunFlags(u16_ne(v, "IPVS_DEST_ATTR_TUN_FLAGS")?),
-            _ => DestAttr::Other(DefaultNla::parse(buf)?),
-        })
+            _ => return Ok(None),
+        }))
     }
 }
 

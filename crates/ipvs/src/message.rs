@@ -3,8 +3,8 @@
 
 use netlink_packet_core::{
     DecodeError, DefaultNla, Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTIPART,
-    NLM_F_REQUEST, NetlinkBuffer, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla, NlaBuffer,
-    Parseable, ParseableParametrized,
+    NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla, NlaBuffer, Parseable,
+    ParseableParametrized,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 
@@ -19,7 +19,7 @@ pub(crate) const FAMILY_NAME: &str = "IPVS";
 const FAMILY_VERSION: u8 = 1;
 
 const IPVS_CMD_ATTR_SERVICE: u16 = 1;
-const IPVS_CMD_ATTR_DEST: u16 = 2;
+pub(crate) const IPVS_CMD_ATTR_DEST: u16 = 2;
 const IPVS_CMD_ATTR_TIMEOUT_TCP: u16 = 4;
 const IPVS_CMD_ATTR_TIMEOUT_TCP_FIN: u16 = 5;
 const IPVS_CMD_ATTR_TIMEOUT_UDP: u16 = 6;
@@ -242,31 +242,130 @@ pub(crate) struct Received {
     pub(crate) reply: Reply,
 }
 
-/// Splits a datagram into its messages and decodes them.
-pub(crate) fn decode_all(mut buf: &[u8]) -> Result<Vec<Received>, DecodeError> {
-    let mut out = Vec::new();
-    while !buf.is_empty() {
-        let nl = NetlinkBuffer::new_checked(buf)?;
-        let len = nl.length() as usize;
-        let flags = nl.flags();
-        let msg = NetlinkMessage::<GenlMessage<IpvsMessage>>::deserialize(&buf[..len])?;
-        let reply = match msg.payload {
-            NetlinkPayload::Error(e) => match e.code {
-                None => Reply::Ack,
-                Some(code) => Reply::Error(-code.get()),
-            },
-            NetlinkPayload::Done(d) => Reply::Done(-d.code),
-            NetlinkPayload::InnerMessage(genl) => Reply::Data(genl.payload),
-            _ => Reply::Ignored,
+/// `sizeof(struct nlmsghdr)`.
+const NLMSG_HDRLEN: usize = 16;
+/// `sizeof(struct genlmsghdr)`.
+const GENL_HDRLEN: usize = 4;
+const NLMSG_ERROR: u16 = 2;
+const NLMSG_DONE: u16 = 3;
+/// Types below this are netlink's own control messages.
+const NLMSG_MIN_TYPE: u16 = 16;
+
+/// One message of a received datagram, read no further than its headers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Frame<'a> {
+    pub(crate) seq: u32,
+    /// `NLM_F_MULTI` was set (part of a dump).
+    pub(crate) multi: bool,
+    /// `NLM_F_DUMP_INTR` was set: the dump is inconsistent and must be redone.
+    pub(crate) interrupted: bool,
+    pub(crate) body: Body<'a>,
+}
+
+/// What a [`Frame`] carries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Body<'a> {
+    /// A data message: its generic netlink command and its attributes, undecoded.
+    Data { cmd: u8, attrs: &'a [u8] },
+    /// `NLMSG_ERROR` with 0: the request succeeded.
+    Ack,
+    /// `NLMSG_ERROR` with a negative errno (stored positive).
+    Error(i32),
+    /// `NLMSG_DONE`: end of a dump, with the dump's error if it failed.
+    Done(i32),
+    /// Anything else (`NLMSG_NOOP`...).
+    Ignored,
+}
+
+/// The messages of a datagram, read in place (no copy, no allocation); the
+/// iteration ends after a malformed message.
+pub(crate) fn frames(buf: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, DecodeError>> {
+    let mut rest = buf;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let frame = split_frame(rest);
+        rest = match &frame {
+            // Messages are 4-byte aligned within a datagram.
+            Ok((_, len)) => rest.get(len.next_multiple_of(4)..).unwrap_or_default(),
+            Err(_) => &[],
         };
-        out.push(Received {
-            seq: msg.header.sequence_number,
-            multi: flags & NLM_F_MULTIPART != 0,
-            interrupted: flags & NLM_F_DUMP_INTR != 0,
-            reply,
-        });
-        // Messages are 4-byte aligned within a datagram.
-        buf = buf.get(len.next_multiple_of(4)..).unwrap_or_default();
-    }
-    Ok(out)
+        Some(frame.map(|(frame, _)| frame))
+    })
+}
+
+/// The first message of `buf` and its length.
+fn split_frame(buf: &[u8]) -> Result<(Frame<'_>, usize), DecodeError> {
+    let header = buf
+        .get(..NLMSG_HDRLEN)
+        .ok_or_else(|| format!("netlink header truncated to {} bytes", buf.len()))?;
+    let u16_at = |i: usize| u16::from_ne_bytes([header[i], header[i + 1]]);
+    let u32_at =
+        |i: usize| u32::from_ne_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
+    let len = u32_at(0) as usize;
+    let (kind, flags, seq) = (u16_at(4), u16_at(6), u32_at(8));
+    let payload = buf
+        .get(NLMSG_HDRLEN..len)
+        .ok_or_else(|| format!("netlink message of {len} bytes in {} bytes", buf.len()))?;
+    let code = || -> Result<i32, DecodeError> {
+        match payload.get(..4) {
+            Some(&[a, b, c, d]) => Ok(i32::from_ne_bytes([a, b, c, d])),
+            _ => Err(format!("netlink message of type {kind} without its error code").into()),
+        }
+    };
+    let body = match kind {
+        NLMSG_ERROR => match code()? {
+            0 => Body::Ack,
+            errno => Body::Error(-errno),
+        },
+        NLMSG_DONE => Body::Done(-code()?),
+        _ if kind < NLMSG_MIN_TYPE => Body::Ignored,
+        _ => Body::Data {
+            cmd: *payload
+                .first()
+                .ok_or("generic netlink message without its header")?,
+            attrs: payload
+                .get(GENL_HDRLEN..)
+                .ok_or("generic netlink header truncated")?,
+        },
+    };
+    let frame = Frame {
+        seq,
+        multi: flags & NLM_F_MULTIPART != 0,
+        interrupted: flags & NLM_F_DUMP_INTR != 0,
+        body,
+    };
+    Ok((frame, len))
+}
+
+/// Decodes the attributes of a data message with command `cmd`.
+pub(crate) fn parse_data(cmd: u8, attrs: &[u8]) -> Result<IpvsMessage, DecodeError> {
+    let header = GenlHeader {
+        cmd,
+        version: FAMILY_VERSION,
+    };
+    IpvsMessage::parse_with_param(attrs, header)
+}
+
+/// Splits a datagram into its messages and decodes them.
+pub(crate) fn decode_all(buf: &[u8]) -> Result<Vec<Received>, DecodeError> {
+    frames(buf)
+        .map(|frame| {
+            let frame = frame?;
+            let reply = match frame.body {
+                Body::Data { cmd, attrs } => Reply::Data(parse_data(cmd, attrs)?),
+                Body::Ack => Reply::Ack,
+                Body::Error(errno) => Reply::Error(errno),
+                Body::Done(errno) => Reply::Done(errno),
+                Body::Ignored => Reply::Ignored,
+            };
+            Ok(Received {
+                seq: frame.seq,
+                multi: frame.multi,
+                interrupted: frame.interrupted,
+                reply,
+            })
+        })
+        .collect()
 }

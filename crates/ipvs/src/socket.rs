@@ -31,11 +31,12 @@ const RECV_BUF: usize = 64 << 10;
 /// it turns a hang into an error (`ErrorKind::TimedOut` in `Error::Io`).
 const RECV_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// What one `recv` brought.
+/// What one `recv` brought: the messages of a datagram, decoded
+/// (`Vec<Received>`) or not (`&[u8]`).
 #[derive(Debug)]
-pub(crate) enum Recv {
+pub(crate) enum Recv<M = Vec<Received>> {
     /// The messages of one datagram.
-    Messages(Vec<Received>),
+    Messages(M),
     /// `ENOBUFS`: the receive queue overflowed and messages were dropped.
     Overrun,
     /// Nothing queued (non-blocking receive only).
@@ -191,10 +192,23 @@ impl Transport {
 
     /// Receives and decodes one datagram.
     pub(crate) fn recv(&mut self, op: Operation, nonblocking: bool) -> Result<Recv, Error> {
+        Ok(match self.recv_datagram(op, nonblocking)? {
+            Recv::Messages(bytes) => {
+                Recv::Messages(message::decode_all(bytes).map_err(Error::decode(op))?)
+            }
+            Recv::Overrun => Recv::Overrun,
+            Recv::Empty => Recv::Empty,
+        })
+    }
+
+    /// Receives one datagram, undecoded (for [`message::frames`]).
+    pub(crate) fn recv_datagram(
+        &mut self,
+        op: Operation,
+        nonblocking: bool,
+    ) -> Result<Recv<&[u8]>, Error> {
         match self.recv_raw(nonblocking) {
-            Ok(n) => message::decode_all(&self.buf[..n])
-                .map(Recv::Messages)
-                .map_err(Error::decode(op)),
+            Ok(n) => Ok(Recv::Messages(&self.buf[..n])),
             Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => Ok(Recv::Overrun),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => match nonblocking {
                 true => Ok(Recv::Empty),

@@ -1,6 +1,6 @@
 //! Traffic statistics (`IPVS_SVC_ATTR_STATS{,64}`, `IPVS_DEST_ATTR_STATS{,64}`).
 
-use netlink_packet_core::{DecodeError, NlasIterator};
+use netlink_packet_core::DecodeError;
 use serde::{Deserialize, Serialize};
 
 const IPVS_STATS_ATTR_CONNS: u16 = 1;
@@ -59,16 +59,15 @@ impl Stats {
     /// attributes are ignored.
     pub(crate) fn parse_nest(buf: &[u8]) -> Result<Self, DecodeError> {
         let mut s = Stats::default();
-        for nla in NlasIterator::new(buf) {
-            let nla = nla?;
-            let value = nla.value();
+        for nla in crate::nla::iter(buf) {
+            let (kind, value) = nla?;
             let v = match value.len() {
                 4 => u64::from(u32::from_ne_bytes([value[0], value[1], value[2], value[3]])),
                 8 => u64::from_ne_bytes(crate::nla::array(value, "stats")?),
-                _ if nla.kind() == IPVS_STATS_ATTR_PAD => continue,
-                n => return Err(format!("statistics attribute {} of {n} bytes", nla.kind()).into()),
+                _ if kind == IPVS_STATS_ATTR_PAD => continue,
+                n => return Err(format!("statistics attribute {kind} of {n} bytes").into()),
             };
-            let slot = match nla.kind() {
+            let slot = match kind {
                 IPVS_STATS_ATTR_CONNS => &mut s.connections,
                 IPVS_STATS_ATTR_INPKTS => &mut s.packets_in,
                 IPVS_STATS_ATTR_OUTPKTS => &mut s.packets_out,

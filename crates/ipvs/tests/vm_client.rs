@@ -220,6 +220,21 @@ fn vm_ipvs_created_by_ipvsadm_reads_back_with_the_crate() {
     assert_eq!(rr.destinations.len(), 2);
     let json = serde_json::to_string(&listed).unwrap();
     assert!(json.contains("\"scheduler\":\"rr\""), "{json}");
+
+    // Part of the table, in the order asked; a missing key is left out.
+    let some = c
+        .list_only(&[
+            tcp("10.0.0.5", 80),
+            tcp("10.0.0.99", 80),
+            tcp("10.0.0.1", 80),
+        ])
+        .unwrap();
+    let by_key = |k| listed.iter().find(|s| s.service.service.key == k).unwrap();
+    assert_eq!(
+        some,
+        [by_key(tcp("10.0.0.5", 80)).clone(), rr.clone()],
+        "list_only differs from list"
+    );
 }
 
 #[test]

@@ -41,6 +41,11 @@ impl Draining {
         self.since.is_empty()
     }
 
+    /// The virtual servers that have real servers draining.
+    pub fn services(&self) -> impl Iterator<Item = ServiceKey> + '_ {
+        self.since.keys().map(|(service, _, _)| *service)
+    }
+
     /// Records that `rs` is draining (if not already) and tells whether it may
     /// be deleted now: no connections left, or the timeout passed.
     pub(crate) fn may_delete(

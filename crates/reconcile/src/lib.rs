@@ -12,6 +12,7 @@
 //! - [`ipsets`]: kube-proxy's ipsets as `ipset` crate specs and members.
 //! - [`iptables`]: kube-proxy's IPVS-mode chains as the iptables writer's tables.
 //! - [`conntrack`]: which UDP conntrack entries are stale.
+//! - [`scope`]: the virtual servers a change-driven sync reads and plans for.
 
 pub mod addresses;
 pub mod conntrack;
@@ -21,8 +22,10 @@ pub mod ipsets;
 pub mod iptables;
 pub mod ipvs;
 pub mod ownership;
+pub mod scope;
 pub mod wanted;
 
 pub use drain::Draining;
 pub use ownership::Ownership;
+pub use scope::Scope;
 pub use wanted::{Wanted, WantedService};

@@ -15,6 +15,7 @@
 //! daemon.eventually("a first sync", || daemon.syncs() > 0);
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -248,10 +249,41 @@ impl<'a> Daemon<'a> {
             .collect()
     }
 
+    /// Every `sync done` line logged so far, parsed.
+    pub fn sync_lines(&self) -> Vec<SyncDone> {
+        self.log().lines().filter_map(SyncDone::parse).collect()
+    }
+
+    /// The daemon's `VmHWM` (peak) and `VmRSS` (current) resident memory, in MiB.
+    pub fn memory_mib(&self) -> (f64, f64) {
+        let path = format!("/proc/{}/status", self.pid);
+        let status = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("read {path}: {e}; daemon log:\n{}", self.log()));
+        let mib = |key: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
+                .map(|kib| kib / 1024.0)
+                .unwrap_or_else(|| panic!("no {key} in {path}"))
+        };
+        (mib("VmHWM:"), mib("VmRSS:"))
+    }
+
     /// Waits until `check` holds, polling; fails the test after a minute with
     /// `what` and the daemon's log.
-    pub fn eventually(&self, what: &str, mut check: impl FnMut() -> bool) {
-        let deadline = Instant::now() + PATIENCE;
+    pub fn eventually(&self, what: &str, check: impl FnMut() -> bool) {
+        self.eventually_within(PATIENCE, what, check);
+    }
+
+    /// [`Daemon::eventually`] with another patience (benchmarks at scale).
+    pub fn eventually_within(
+        &self,
+        patience: Duration,
+        what: &str,
+        mut check: impl FnMut() -> bool,
+    ) {
+        let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if check() {
                 return;
@@ -339,5 +371,94 @@ impl<'a> Daemon<'a> {
             "printf 'GET {path} HTTP/1.0\\r\\n\\r\\n' | {} nc -w 5 127.0.0.1 {port}",
             busybox().display()
         ))
+    }
+}
+
+/// One `sync done` line of the daemon's log: why the sync ran, how long it
+/// took and the operations it applied, by kind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncDone {
+    /// `Change` or `Periodic`.
+    pub reason: String,
+    /// The sync's duration in milliseconds.
+    pub took_ms: u64,
+    /// Operations applied, by kind (`virtual_server`, `real_server`, `address`...).
+    pub applied: BTreeMap<String, u64>,
+}
+
+impl SyncDone {
+    /// Parses a `tracing` text line such as `... sync done reason=Change
+    /// took_ms=12 virtual_servers=3 applied={"real_server": 2} ...`, with or
+    /// without colours; `None` for any other line.
+    pub fn parse(line: &str) -> Option<SyncDone> {
+        let line = strip_ansi(line);
+        let (_, fields) = line.split_once(&format!("{SYNC_DONE} "))?;
+        let field = |name: &str| {
+            let start = fields.find(&format!("{name}="))? + name.len() + 1;
+            Some(&fields[start..])
+        };
+        let word = |name: &str| field(name).and_then(|v| v.split_whitespace().next());
+        let applied = field("applied")?;
+        let applied = &applied[1..applied.find('}')?];
+        Some(SyncDone {
+            reason: word("reason")?.to_owned(),
+            took_ms: word("took_ms")?.parse().ok()?,
+            applied: applied
+                .split(", ")
+                .filter(|kv| !kv.is_empty())
+                .filter_map(|kv| {
+                    let (k, v) = kv.split_once(": ")?;
+                    Some((k.trim_matches('"').to_owned(), v.parse().ok()?))
+                })
+                .collect(),
+        })
+    }
+
+    /// Operations applied, all kinds together.
+    pub fn ops(&self) -> u64 {
+        self.applied.values().sum()
+    }
+}
+
+/// The line without terminal escape sequences (`tracing`'s colours).
+fn strip_ansi(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            // ESC [ parameters, then a letter ends the sequence.
+            chars.by_ref().find(char::is_ascii_alphabetic);
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sync_done_line_parses_with_and_without_colours() {
+        let plain = "2026-11-23T21:00:00Z  INFO kube_ipvs_proxy::run: sync done reason=Change \
+                     took_ms=1234 virtual_servers=2 applied={\"address\": 2, \"real_server\": 20} \
+                     failed={} drift={} draining=0";
+        assert_eq!(
+            SyncDone::parse(plain),
+            Some(SyncDone {
+                reason: "Change".into(),
+                took_ms: 1234,
+                applied: BTreeMap::from([("address".into(), 2), ("real_server".into(), 20)]),
+            })
+        );
+        let coloured = "\u{1b}[2m2026\u{1b}[0m sync done \u{1b}[3mreason\u{1b}[0m\u{1b}[2m=\u{1b}[0mPeriodic \
+                        \u{1b}[3mtook_ms\u{1b}[0m\u{1b}[2m=\u{1b}[0m7 \u{1b}[3mapplied\u{1b}[0m\u{1b}[2m=\u{1b}[0m{}";
+        let parsed = SyncDone::parse(coloured).expect("parses");
+        assert_eq!(
+            (parsed.reason.as_str(), parsed.took_ms, parsed.ops()),
+            ("Periodic", 7, 0)
+        );
+        assert_eq!(SyncDone::parse("IPVS dataplane ready"), None);
     }
 }

@@ -2,7 +2,7 @@
 //! configuration, decoded as the client decodes them.
 
 use super::{data, decode};
-use crate::message::{CmdAttr, Reply};
+use crate::message::{Body, CmdAttr, Reply, frames};
 use crate::{
     AddressFamily, Destination, DestinationEntry, ForwardMethod, Info, Persistence, Protocol,
     Rates, Scheduler, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Timeouts,
@@ -89,6 +89,20 @@ fn destination_dump_in_two_datagrams() {
             other => panic!("{other:?}"),
         })
         .collect();
+    // The dump's hot path reads the same entries in place.
+    let in_place: Vec<DestinationEntry> = [DEST_DUMP_PART_1, DEST_DUMP_PART_2]
+        .iter()
+        .flat_map(|datagram| frames(datagram))
+        .map(|frame| match frame.unwrap().body {
+            Body::Data { attrs, .. } => {
+                let (kind, nest) = crate::nla::iter(attrs).next().unwrap().unwrap();
+                assert_eq!(kind, crate::message::IPVS_CMD_ATTR_DEST);
+                DestinationEntry::parse_nest(nest, AddressFamily::Inet).unwrap()
+            }
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(in_place, entries);
     let gue = ForwardMethod::Tunnel {
         tunnel: TunnelType::Gue { port: 6080 },
         flags: TunnelFlags::CSUM,

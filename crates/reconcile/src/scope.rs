@@ -1,0 +1,131 @@
+//! The part of the table a change-driven sync looks at.
+//!
+//! A periodic sync reads the whole kernel table and diffs all of it: that is
+//! what repairs drift. A sync triggered by a change needs only the virtual
+//! servers that the change touched: those whose wanted state differs from
+//! what the last successful sync programmed (added, removed or changed), and
+//! those with real servers still draining, whose deletion waits on the
+//! kernel's connection counters. Everything else is, as far as we know,
+//! exactly as the last sync left it; if it was changed by hand meanwhile,
+//! the next periodic sync repairs it (within `syncPeriod`).
+
+use std::collections::BTreeSet;
+
+use ipvs::ServiceKey;
+
+use crate::drain::Draining;
+use crate::wanted::Wanted;
+
+/// The virtual servers one change-driven sync reads and plans for.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Scope {
+    /// The keys in scope, to read from the kernel.
+    pub keys: BTreeSet<ServiceKey>,
+    /// What is wanted for the keys in scope (a key wanted no more is absent).
+    pub wanted: Wanted,
+    /// What the last sync programmed for the keys in scope, to count drift.
+    pub last: Wanted,
+}
+
+impl Scope {
+    /// The scope of a sync from `last` (programmed by the previous
+    /// successful sync) to `wanted`, with `draining` real servers.
+    pub fn changed(last: &Wanted, wanted: &Wanted, draining: &Draining) -> Scope {
+        let mut keys: BTreeSet<ServiceKey> = wanted
+            .iter()
+            .filter(|(key, want)| last.get(key) != Some(want))
+            .map(|(key, _)| *key)
+            .collect();
+        keys.extend(last.keys().filter(|key| !wanted.contains_key(key)));
+        keys.extend(draining.services());
+        let pick = |from: &Wanted| -> Wanted {
+            keys.iter()
+                .filter_map(|key| from.get(key).map(|w| (*key, w.clone())))
+                .collect()
+        };
+        Scope {
+            wanted: pick(wanted),
+            last: pick(last),
+            keys,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+    use std::time::{Duration, Instant};
+
+    use ipvs::{Destination, ForwardMethod, Protocol, Scheduler, Service};
+
+    use super::*;
+    use crate::wanted::WantedService;
+
+    fn key(last_octet: u8) -> ServiceKey {
+        ServiceKey::inet(Protocol::Tcp, IpAddr::from([10, 96, 0, last_octet]), 80)
+    }
+
+    fn want(key: ServiceKey, backends: &[u8]) -> (ServiceKey, WantedService) {
+        let destinations = backends
+            .iter()
+            .map(|b| {
+                let addr = IpAddr::from([10, 244, 0, *b]);
+                (
+                    (addr, 8080),
+                    Destination::new(addr, 8080, ForwardMethod::Masquerade, 1),
+                )
+            })
+            .collect();
+        let service = Service::new(key, Scheduler::RoundRobin);
+        (
+            key,
+            WantedService {
+                service,
+                destinations,
+                origin: "ns/svc:http".into(),
+            },
+        )
+    }
+
+    #[test]
+    fn only_added_removed_changed_and_draining_virtual_servers_are_in_scope() {
+        let last: Wanted = [
+            want(key(1), &[1, 2]),
+            want(key(2), &[3]),
+            want(key(3), &[4]),
+            want(key(4), &[5]),
+        ]
+        .into();
+        let wanted: Wanted = [
+            want(key(1), &[1, 2]), // unchanged
+            want(key(2), &[3, 6]), // an endpoint more
+            want(key(4), &[5]),    // unchanged, but one of its real servers drains
+            want(key(5), &[7]),    // new
+        ]
+        .into(); // key(3) removed
+        let mut draining = Draining::new(Duration::from_secs(60));
+        draining.start(
+            (key(4), IpAddr::from([10, 244, 0, 9]), 8080),
+            Instant::now(),
+        );
+
+        let scope = Scope::changed(&last, &wanted, &draining);
+        assert_eq!(scope.keys, [key(2), key(3), key(4), key(5)].into());
+        assert_eq!(
+            scope.wanted.keys().copied().collect::<Vec<_>>(),
+            [key(2), key(4), key(5)]
+        );
+        assert_eq!(
+            scope.last.keys().copied().collect::<Vec<_>>(),
+            [key(2), key(3), key(4)]
+        );
+        assert_eq!(scope.wanted[&key(2)], wanted[&key(2)]);
+    }
+
+    #[test]
+    fn nothing_changed_nothing_in_scope() {
+        let last: Wanted = [want(key(1), &[1])].into();
+        let scope = Scope::changed(&last, &last.clone(), &Draining::new(Duration::from_secs(1)));
+        assert_eq!(scope, Scope::default());
+    }
+}

@@ -1,0 +1,182 @@
+//! Benchmark of the daemon's IPVS sync (prints numbers, asserts no times):
+//! N ClusterIP Services × 10 endpoints, from a `--from-dir` cluster
+//! directory, in the VM. For each N, in a fresh network namespace:
+//!
+//! 1. full sync from empty: the daemon's first `sync done` (its `took_ms`),
+//!    against `ipvsadm -R` of the same table (taken with `ipvsadm -Sn` from
+//!    the daemon's namespace) into another fresh namespace;
+//! 2. a no-op resync (the first periodic sync, nothing to do);
+//! 3. one endpoint of one Service replaced: operations issued and sync time;
+//! 4. the daemon's memory (`VmHWM`, `VmRSS`) at that scale.
+//!
+//! `tests/vm/run vmbench_daemon` runs N = 1,000 then 10,000 in one boot;
+//! `tests/vm/run vmbench_daemon_1k` only the first. The table is checked
+//! to be complete after each step. Rate estimation is off in both
+//! namespaces (`net.ipv4.vs.run_estimation=0`), as in `vmbench_ipvs`:
+//! Linux 6.1's estimator timer walks every real server every 2 s, which
+//! under TCG would measure the emulator.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use testkit::Netns;
+use testkit::cluster::Synthetic;
+use testkit::daemon::{ClusterDir, Daemon, SyncDone};
+
+const ENDPOINTS: u32 = 10;
+
+/// Patience for one step at 10,000 Services under TCG.
+const PATIENCE: Duration = Duration::from_secs(3600);
+
+/// Waits for the first sync after the `skip` first ones that `accept`s;
+/// returns its index and the sync.
+fn wait_sync(
+    daemon: &Daemon<'_>,
+    what: &str,
+    skip: usize,
+    accept: impl Fn(&SyncDone) -> bool,
+) -> (usize, SyncDone) {
+    let found = || {
+        daemon
+            .sync_lines()
+            .into_iter()
+            .enumerate()
+            .skip(skip)
+            .find(|(_, s)| accept(s))
+    };
+    daemon.eventually_within(PATIENCE, what, || found().is_some());
+    found().expect("seen a moment ago")
+}
+
+/// A namespace with its own, empty IPVS table.
+fn namespace(tag: &str) -> Netns {
+    let ns = Netns::new(tag);
+    ns.sysctl("net.ipv4.vs.run_estimation", "0");
+    ns
+}
+
+/// `ipvsadm -Sn` in `ns`, with its line counts: (virtual, real) servers.
+fn saved(ns: &Netns) -> (String, usize, usize) {
+    let text = ns.run(&[&testkit::tool("ipvsadm").display().to_string(), "-Sn"]);
+    let virtual_servers = text.lines().filter(|l| l.starts_with("-A ")).count();
+    let real_servers = text.lines().filter(|l| l.starts_with("-a ")).count();
+    (text, virtual_servers, real_servers)
+}
+
+fn secs(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+fn bench(services: u32) {
+    testkit::modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
+    let cluster = Synthetic {
+        services,
+        endpoints_per_service: ENDPOINTS,
+        node_port_every: None,
+    };
+    let (vs, rs) = (services as usize, (services * ENDPOINTS) as usize);
+    let dir = ClusterDir::new(&format!("bench-{services}"));
+    let t = Instant::now();
+    cluster.write_dir(dir.path());
+    eprintln!(
+        "BENCH daemon: {services} services x {ENDPOINTS} endpoints written in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    // 1. Full sync from empty. The period is long enough that the periodic
+    //    sync comes after the first one has settled.
+    let node = namespace("bench-node");
+    let started = Instant::now();
+    let daemon = Daemon::start(
+        &node,
+        Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy")),
+        &dir,
+        &["--ipvs-sync-period", "20s", "--ipvs-min-sync-period", "0s"],
+    );
+    let (first_i, full) = wait_sync(&daemon, "the first sync", 0, |_| true);
+    let startup = started.elapsed();
+    eprintln!("BENCH daemon:   full sync {full:?}, {startup:.1?} after start");
+    assert_eq!(
+        full.applied.get("virtual_server").copied(),
+        Some(vs as u64),
+        "{full:?}"
+    );
+    assert_eq!(full.applied.get("real_server").copied(), Some(rs as u64));
+    let (table, v, r) = saved(&node);
+    assert_eq!((v, r), (vs, rs), "the table is incomplete");
+
+    // 2. The first periodic resync: nothing to do.
+    let (noop_i, noop) = wait_sync(&daemon, "a periodic sync", first_i + 1, |s| {
+        s.reason == "Periodic"
+    });
+    eprintln!("BENCH daemon:   no-op resync {noop:?}");
+    assert_eq!(noop.ops(), 0, "a resync of an unchanged table changed it");
+
+    // 3. One endpoint replaced: generation 1 shifts the slice's addresses by
+    //    one, so one endpoint leaves and one arrives.
+    let changed_at = Instant::now();
+    cluster.write_slice(dir.path(), services / 2, 1);
+    let (_, change) = wait_sync(&daemon, "the change's sync", noop_i + 1, |s| s.ops() > 0);
+    let change_wall = changed_at.elapsed();
+    eprintln!("BENCH daemon:   one endpoint change {change:?}, seen after {change_wall:.1?}");
+    let (_, v, r) = saved(&node);
+    assert_eq!((v, r), (vs, rs + 1), "one added, one draining (weight 0)");
+
+    // 4. Memory at that scale.
+    let (hwm, rss) = daemon.memory_mib();
+    daemon.stop();
+
+    // What a resync must read, without the daemon: the whole table with the
+    // crate (as the periodic sync reads it) and with `ipvsadm -Sn`.
+    let t = Instant::now();
+    let listed = node.enter(|| ipvs::Client::new().and_then(|mut c| c.list()));
+    let crate_list = t.elapsed();
+    assert_eq!(listed.expect("list the table").len(), vs);
+    let t = Instant::now();
+    let (_, v, _) = saved(&node);
+    let ipvsadm_save = t.elapsed();
+    assert_eq!(v, vs);
+
+    // The same table with ipvsadm -R into a fresh namespace.
+    let restore = dir.path().join("table.restore");
+    std::fs::write(&restore, &table).expect("write the restore input");
+    let tool_ns = namespace("bench-tool");
+    let t = Instant::now();
+    tool_ns.sh(&format!(
+        "{} -R < {}",
+        testkit::tool("ipvsadm").display(),
+        restore.display()
+    ));
+    let ipvsadm = t.elapsed();
+    assert_eq!(saved(&tool_ns).0, table, "ipvsadm -R made another table");
+
+    let ratio = secs(full.took_ms) / ipvsadm.as_secs_f64();
+    println!(
+        "BENCH daemon: | {services:>6} | full sync {:8.2} s | ipvsadm -R {:8.2} s | ratio {ratio:.2} \
+         | no-op resync {:7.2} s ({:.1}% of full) | one endpoint: {} ops {:?} in {:6.2} s \
+         | VmHWM {hwm:.1} MiB, VmRSS {rss:.1} MiB | daemon start to first sync done {:.1} s \
+         | table read: crate list {:.2} s, ipvsadm -Sn {:.2} s |",
+        secs(full.took_ms),
+        ipvsadm.as_secs_f64(),
+        secs(noop.took_ms),
+        100.0 * noop.took_ms as f64 / full.took_ms.max(1) as f64,
+        change.ops(),
+        change.applied,
+        secs(change.took_ms),
+        startup.as_secs_f64(),
+        crate_list.as_secs_f64(),
+        ipvsadm_save.as_secs_f64(),
+    );
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vmbench_daemon_1k_services() {
+    bench(1_000);
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vmbench_daemon_10k_services() {
+    bench(10_000);
+}
