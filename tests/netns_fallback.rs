@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use testkit::daemon::{ClusterDir, Daemon, SlicePort};
-use testkit::{End, Netns, ThreeHosts, busybox, veth};
+use testkit::{EchoConn, End, Netns, ThreeHosts, busybox, veth};
 
 /// The daemon under test.
 fn bin() -> &'static Path {
@@ -476,19 +476,8 @@ fn netns_fallback_a_service_without_endpoints_is_refused_at_once() {
 fn netns_fallback_restart_keeps_an_established_connection_and_the_rules() {
     let (hosts, _uplink, cluster) = setup();
     let mut daemon = start(&hosts, &cluster);
-    let mut conn = hosts.client.enter(|| {
-        TcpStream::connect((WEB_VIP, 7)).expect("connect to the echo port through the VIP")
-    });
-    conn.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut echo = |msg: &str| {
-        conn.write_all(msg.as_bytes())
-            .expect("send on the long-lived connection");
-        let mut buf = vec![0; msg.len()];
-        conn.read_exact(&mut buf)
-            .expect("the long-lived connection broke");
-        assert_eq!(String::from_utf8_lossy(&buf), msg);
-    };
+    let mut conn = EchoConn::open(&hosts.client, WEB_VIP, 7);
+    let mut echo = |msg: &str| conn.check(msg);
     echo("before\n");
     daemon.stop();
     let before = kube_rules(&saved(&hosts.node));
@@ -506,30 +495,12 @@ fn netns_fallback_restart_keeps_an_established_connection_and_the_rules() {
     // first sync may rewrite chains (with the same rules, as checked above); from then on
     // a sync changes nothing.
     daemon.next_sync();
-    let log = daemon.log();
-    let last = plain(
-        log.lines()
-            .rfind(|l| l.contains("sync done"))
-            .unwrap_or_default(),
-    );
+    let summaries = daemon.sync_summaries();
+    let last = summaries.last().cloned().unwrap_or_default();
     assert!(
         last.contains("applied={}") && last.contains("drift={}"),
         "a sync after the restart still changes rules: {last}"
     );
-}
-
-/// A log line without its ANSI colour sequences.
-fn plain(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\x1b' {
-            chars.by_ref().find(|c| c.is_ascii_alphabetic());
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The expected rules of the small cluster below, in the format of [`kube_rules`].

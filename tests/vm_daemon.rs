@@ -3,12 +3,10 @@
 //! a client namespace reach a backend namespace. Covers endpoint changes,
 //! drift made by hand, and a restart with a connection open.
 
-use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Duration;
 
 use testkit::daemon::{ClusterDir, Daemon, SlicePort};
-use testkit::{Netns, ThreeHosts, http_get, modprobe, serve_http};
+use testkit::{EchoConn, Netns, ThreeHosts, http_get, modprobe, serve_http};
 
 const VIP: &str = "10.96.0.10";
 
@@ -79,18 +77,8 @@ fn vm_daemon_proxies_a_cluster_ip_and_keeps_connections_across_changes_and_resta
     assert!(reply.contains("hello from the backend"), "{reply}");
 
     // A long-lived connection through the echo port, kept open throughout.
-    let mut conn = client
-        .enter(|| std::net::TcpStream::connect((VIP, 7)).expect("connect to the echo service"));
-    conn.set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let mut echo = |msg: &str| {
-        conn.write_all(msg.as_bytes())
-            .expect("send on the long-lived connection");
-        let mut buf = vec![0; msg.len()];
-        conn.read_exact(&mut buf)
-            .expect("the long-lived connection broke");
-        assert_eq!(String::from_utf8_lossy(&buf), msg);
-    };
+    let mut conn = EchoConn::open(client, VIP, 7);
+    let mut echo = |msg: &str| conn.check(msg);
     echo("before\n");
 
     // An endpoint added: both real servers, the connection untouched.

@@ -140,8 +140,12 @@ pub struct Netns {
 }
 
 impl Netns {
-    /// Creates `kipx-<tag>-<pid>-<n>` and brings its loopback up.
+    /// Creates `kipx-<tag>-<pid>-<n>` and brings its loopback up. The first
+    /// call in a process also deletes the namespaces of test processes that
+    /// no longer run (killed before their guards could drop).
     pub fn new(tag: &str) -> Self {
+        static REAPED: std::sync::Once = std::sync::Once::new();
+        REAPED.call_once(reap_orphans);
         let n = NEXT_NS.fetch_add(1, Ordering::Relaxed);
         let name = format!("kipx-{tag}-{}-{n}", std::process::id());
         run(&["ip", "netns", "add", &name]);
@@ -255,20 +259,61 @@ impl Netns {
     }
 }
 
+/// Kills what runs in namespace `name` and deletes it.
+fn delete_netns(name: &str) {
+    // Kill what the test left running, or the namespace would linger.
+    if let Ok(out) = Command::new(tool("ip"))
+        .args(["netns", "pids", name])
+        .output()
+    {
+        for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+            let _ = Command::new("kill").args(["-9", pid]).status();
+        }
+    }
+    let _ = Command::new(tool("ip"))
+        .args(["netns", "del", name])
+        .status();
+}
+
+/// The pid in a name `kipx-<tag>-<pid>-<n>` made by [`Netns::new`].
+fn owner_pid(name: &str) -> Option<u32> {
+    let mut parts = name.rsplitn(3, '-');
+    parts.next()?.parse::<usize>().ok()?;
+    let pid = parts.next()?.parse().ok()?;
+    parts.next()?.starts_with("kipx-").then_some(pid)
+}
+
+/// Deletes the namespaces [`Netns::new`] made in processes that are gone.
+fn reap_orphans() {
+    let Ok(out) = Command::new(tool("ip")).args(["netns", "list"]).output() else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let name = line.split_whitespace().next().unwrap_or_default();
+        if let Some(pid) = owner_pid(name)
+            && !Path::new(&format!("/proc/{pid}")).exists()
+        {
+            delete_netns(name);
+        }
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Kill what the test left running, or the namespace would linger.
-        if let Ok(out) = Command::new(tool("ip"))
-            .args(["netns", "pids", &self.name])
-            .output()
-        {
-            for pid in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                let _ = Command::new("kill").args(["-9", pid]).status();
-            }
-        }
-        let _ = Command::new(tool("ip"))
-            .args(["netns", "del", &self.name])
-            .status();
+        delete_netns(&self.name);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_pid;
+
+    #[test]
+    fn only_names_made_by_netns_new_have_an_owner() {
+        assert_eq!(owner_pid("kipx-iptmbench-6812-4"), Some(6812));
+        assert_eq!(owner_pid("kipx-takeover-old-77-0"), Some(77));
+        assert_eq!(owner_pid("kipx-demo-77-node"), None);
+        assert_eq!(owner_pid("other-12-3"), None);
     }
 }
 
