@@ -1,6 +1,7 @@
 //! Command-line flags. Names follow kube-proxy's where kube-proxy has the flag.
 
 use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
 use clap::{Parser, ValueEnum};
@@ -22,6 +23,37 @@ pub(crate) enum Output {
     Text,
     /// The same as one JSON document.
     Json,
+}
+
+/// A port range as the API server's `--service-node-port-range` takes it:
+/// `N-M`, `N+K` (N through N+K) or a single port.
+fn port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| format!("{p:?} is not a port (1-65535)"))
+    };
+    let range = if let Some((low, high)) = s.split_once('-') {
+        port(low)?..=port(high)?
+    } else if let Some((base, size)) = s.split_once('+') {
+        let base = port(base)?;
+        let size: u16 = size
+            .trim()
+            .parse()
+            .map_err(|_| format!("{size:?} is not a number of ports"))?;
+        base..=base
+            .checked_add(size)
+            .ok_or_else(|| format!("{s:?} ends beyond port 65535"))?
+    } else {
+        let p = port(s)?;
+        p..=p
+    };
+    if range.is_empty() {
+        return Err(format!("{s:?} is empty: its first port is above its last"));
+    }
+    Ok(range)
 }
 
 fn duration(s: &str) -> Result<std::time::Duration, String> {
@@ -132,6 +164,12 @@ pub(crate) struct Cli {
     /// load balancers on the node).
     #[arg(long, value_name = "CIDRS")]
     pub(crate) ipvs_exclude_cidrs: Option<String>,
+
+    /// The cluster's NodePort range, as given to the API server (`N-M`, `N+K` or `N`;
+    /// default 30000-32767). Virtual servers on node addresses with a port in it are this
+    /// proxy's: deleted when no Service wants them any more.
+    #[arg(long, value_name = "RANGE", value_parser = port_range)]
+    pub(crate) service_node_port_range: Option<RangeInclusive<u16>>,
 
     /// IPVS idle timeout of TCP connections; 0 keeps the kernel's (900s).
     #[arg(long, value_name = "DURATION", value_parser = duration)]

@@ -115,6 +115,7 @@ impl Dataplane for IpvsDataplane {
         let options = IpvsOptions {
             exclude_cidrs: settings.exclude_cidrs.clone(),
             strict_arp: settings.strict_arp,
+            node_port_range: settings.node_port_range.clone(),
             timeouts: settings.ipvs_timeouts,
             schedulers: vec![settings.desired.scheduler.to_string()],
         };

@@ -56,7 +56,11 @@ enum Source<'a> {
 /// IPVS missing with `--no-fallback`.
 pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
     if cli.cleanup {
-        let done = crate::dataplane::cleanup(settings.exclude_cidrs.clone()).await?;
+        let done = crate::dataplane::cleanup(
+            settings.exclude_cidrs.clone(),
+            settings.node_port_range.clone(),
+        )
+        .await?;
         tracing::info!("cleanup done: {done}");
         return Ok(());
     }

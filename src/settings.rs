@@ -2,6 +2,7 @@
 //! by command-line flags; validated once, here.
 
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,6 +61,8 @@ pub(crate) struct Settings {
     pub(crate) exclude_cidrs: Vec<IpNet>,
     /// `--ipvs-strict-arp` / `ipvs.strictARP`.
     pub(crate) strict_arp: bool,
+    /// `--service-node-port-range`: which virtual servers on node addresses are ours.
+    pub(crate) node_port_range: RangeInclusive<u16>,
     /// `--ipvs-tcp-timeout`, `--ipvs-tcpfin-timeout`, `--ipvs-udp-timeout` (zero: keep the
     /// kernel's).
     pub(crate) ipvs_timeouts: [Duration; 3],
@@ -271,6 +274,10 @@ impl Settings {
             ),
             exclude_cidrs: cidrs("ipvs.excludeCIDRs", &exclude)?,
             strict_arp: cli.ipvs_strict_arp.or(ipvs.strict_arp).unwrap_or(false),
+            node_port_range: cli
+                .service_node_port_range
+                .clone()
+                .unwrap_or(reconcile::Ownership::DEFAULT_NODE_PORT_RANGE),
             ipvs_timeouts: [
                 period(cli.ipvs_tcp_timeout, ipvs.tcp_timeout, Duration::ZERO),
                 period(
@@ -322,13 +329,15 @@ impl Settings {
         format!(
             "# effective settings\n# scheduler: {}\n# masquerade-all: {}\n# local traffic detector: {detector}\n\
              # nodeport-addresses: {node_ports}\n# sync period: {:?} (min {:?})\n\
-             # exclude-cidrs: {}\n# strict-arp: {}\n# ipvs timeouts tcp/tcpfin/udp: {:?}/{:?}/{:?}\n\
+             # exclude-cidrs: {}\n# service-node-port-range: {}-{}\n# strict-arp: {}\n# ipvs timeouts tcp/tcpfin/udp: {:?}/{:?}/{:?}\n\
              # healthz: {}\n# metrics: {}\n\n",
             d.scheduler,
             d.masquerade_all,
             self.sync_period,
             self.min_sync_period,
             list(&self.exclude_cidrs),
+            self.node_port_range.start(),
+            self.node_port_range.end(),
             self.strict_arp,
             tcp,
             tcpfin,
@@ -390,5 +399,24 @@ mod tests {
         assert_eq!(ipvs.sync_period, Duration::from_secs(20));
         assert_eq!(ipvs.min_sync_period, Duration::ZERO);
         assert!(resolve("", &[]).expect("valid").localhost_node_ports);
+    }
+
+    #[test]
+    fn the_node_port_range_is_parsed_as_the_api_server_does() {
+        let range = |flag: &str| {
+            Cli::try_parse_from(["kube-ipvs-proxy", "--service-node-port-range", flag])
+                .map(|cli| Settings::resolve(&cli).expect("valid").node_port_range)
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(range("20000-22767"), Ok(20000..=22767));
+        assert_eq!(range("30000+100"), Ok(30000..=30100));
+        assert_eq!(range("31000"), Ok(31000..=31000));
+        for bad in ["32767-30000", "0-100", "65000+1000", "a-b", "30000-"] {
+            let err = range(bad).expect_err(bad);
+            assert!(err.contains("--service-node-port-range"), "{bad}: {err}");
+        }
+        let default =
+            Settings::resolve(&Cli::try_parse_from(["kube-ipvs-proxy"]).expect("no flags"));
+        assert_eq!(default.expect("valid").node_port_range, 30000..=32767);
     }
 }

@@ -99,6 +99,44 @@ fn vm_daemon_proxies_a_cluster_ip_and_keeps_connections_across_changes_and_resta
             .metrics()
             .contains("kube_ipvs_proxy_drift_repaired_total{kind=\"virtual_server\"}")
     });
+    // Drift a periodic sync finds through its survey (the overview and
+    // the service dump): an extra real server, another weight, another
+    // scheduler, each on a virtual server no change touches.
+    let vs = format!("{VIP}:80");
+    node.run(&[
+        "ipvsadm",
+        "-a",
+        "-t",
+        &vs,
+        "-r",
+        "10.244.1.99:8080",
+        "-m",
+        "-w",
+        "1",
+    ]);
+    node.run(&[
+        "ipvsadm",
+        "-e",
+        "-t",
+        &vs,
+        "-r",
+        "10.244.1.6:8080",
+        "-m",
+        "-w",
+        "5",
+    ]);
+    node.run(&["ipvsadm", "-E", "-t", &vs, "-s", "wlc"]);
+    daemon.eventually("the real servers and the scheduler to be repaired", || {
+        let table = saved(node);
+        !table.contains("10.244.1.99")
+            && table.contains(&format!("-a -t {vs} -r 10.244.1.6:8080 -m -w 1"))
+            && table.contains(&format!("-A -t {vs} -s rr"))
+    });
+    daemon.eventually("the real server repairs to be counted", || {
+        daemon
+            .metrics()
+            .contains("kube_ipvs_proxy_drift_repaired_total{kind=\"real_server\"}")
+    });
     let metrics = daemon.metrics();
     assert!(
         metrics.contains("kubeproxy_sync_proxy_rules_last_timestamp_seconds"),

@@ -126,12 +126,19 @@ fn bench(services: u32) {
     let (hwm, rss) = daemon.memory_mib();
     daemon.stop();
 
-    // What a resync must read, without the daemon: the whole table with the
-    // crate (as the periodic sync reads it) and with `ipvsadm -Sn`.
+    // Reading the whole table without the daemon: every virtual server
+    // exactly with the crate (one dump each), the overview (what a periodic
+    // sync reads, with one service dump), and `ipvsadm -Sn`.
     let t = Instant::now();
     let listed = node.enter(|| ipvs::Client::new().and_then(|mut c| c.list()));
     let crate_list = t.elapsed();
     assert_eq!(listed.expect("list the table").len(), vs);
+    let t = Instant::now();
+    let mut shown = 0;
+    let overview = node.enter(|| ipvs::Client::new().and_then(|mut c| c.overview(|_| shown += 1)));
+    let crate_overview = t.elapsed();
+    overview.expect("read the overview");
+    assert_eq!(shown, vs);
     let t = Instant::now();
     let (_, v, _) = saved(&node);
     let ipvsadm_save = t.elapsed();
@@ -155,7 +162,7 @@ fn bench(services: u32) {
         "BENCH daemon: | {services:>6} | full sync {:8.2} s | ipvsadm -R {:8.2} s | ratio {ratio:.2} \
          | no-op resync {:7.2} s ({:.1}% of full) | one endpoint: {} ops {:?} in {:6.2} s \
          | VmHWM {hwm:.1} MiB, VmRSS {rss:.1} MiB | daemon start to first sync done {:.1} s \
-         | table read: crate list {:.2} s, ipvsadm -Sn {:.2} s |",
+         | table read: crate list {:.2} s, overview {:.2} s, ipvsadm -Sn {:.2} s |",
         secs(full.took_ms),
         ipvsadm.as_secs_f64(),
         secs(noop.took_ms),
@@ -165,6 +172,7 @@ fn bench(services: u32) {
         secs(change.took_ms),
         startup.as_secs_f64(),
         crate_list.as_secs_f64(),
+        crate_overview.as_secs_f64(),
         ipvsadm_save.as_secs_f64(),
     );
 }

@@ -12,6 +12,7 @@
 //!
 //! Running it again finds nothing and succeeds.
 
+use std::ops::RangeInclusive;
 use std::path::Path;
 
 use anyhow::Context as _;
@@ -27,7 +28,10 @@ use super::iptables::remove_all;
 /// # Errors
 /// The first step that failed (the later steps are not attempted, so the
 /// sets referenced by rules that could not be removed stay intact).
-pub(crate) async fn cleanup(exclude: Vec<IpNet>) -> anyhow::Result<String> {
+pub(crate) async fn cleanup(
+    exclude: Vec<IpNet>,
+    node_port_range: RangeInclusive<u16>,
+) -> anyhow::Result<String> {
     let netlink = rtnetlink()?;
     let link = DummyLink::find(&netlink, DUMMY_LINK)
         .await
@@ -51,7 +55,7 @@ pub(crate) async fn cleanup(exclude: Vec<IpNet>) -> anyhow::Result<String> {
         exclude,
         dummy_addresses,
         node_port_addresses,
-        node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
+        node_port_range,
     };
     // Without the IPVS module loaded there is no table, hence nothing of ours.
     let virtual_servers = if Path::new("/proc/net/ip_vs").exists() {

@@ -3,6 +3,7 @@
 //! applied as one pipelined batch, with graceful termination.
 
 use std::collections::BTreeSet;
+use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -10,7 +11,7 @@ use desired::DesiredState;
 use hostnet::modules::{Modules, ipvs_modules};
 use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
 use ipnet::IpNet;
-use reconcile::{Draining, Ownership, Scope, Wanted};
+use reconcile::{Draining, Ownership, Scope, Survey, Wanted};
 
 use super::SyncSummary;
 
@@ -24,6 +25,9 @@ pub(crate) struct IpvsOptions {
     pub(crate) exclude_cidrs: Vec<IpNet>,
     /// `ipvs.strictARP`.
     pub(crate) strict_arp: bool,
+    /// `--service-node-port-range`: virtual servers on node addresses with
+    /// these ports are ours.
+    pub(crate) node_port_range: RangeInclusive<u16>,
     /// `ipvs.tcpTimeout`, `tcpFinTimeout`, `udpTimeout` (zero: leave the kernel's).
     pub(crate) timeouts: [Duration; 3],
     /// Schedulers whose modules must be loaded.
@@ -46,10 +50,13 @@ pub(super) struct IpvsTable {
     client: ipvs::Client,
     draining: Draining,
     pub(super) exclude: Vec<IpNet>,
+    pub(super) node_port_range: RangeInclusive<u16>,
     /// What the last fully successful sync left: to tell drift from change.
     last: Option<Wanted>,
     /// Schedulers whose modules are loaded (or were tried and are missing).
     schedulers: BTreeSet<&'static str>,
+    /// Whether reading the overview failed once (and was logged).
+    overview_failed: bool,
 }
 
 impl IpvsTable {
@@ -84,8 +91,10 @@ impl IpvsTable {
             client,
             draining: Draining::new(DRAIN_TIMEOUT),
             exclude: options.exclude_cidrs.clone(),
+            node_port_range: options.node_port_range.clone(),
             last: None,
             schedulers: BTreeSet::new(),
+            overview_failed: false,
         })
     }
 
@@ -106,11 +115,11 @@ impl IpvsTable {
     }
 
     /// Brings the virtual and real servers to `state`; `ownership` says
-    /// which of the kernel's virtual servers are ours. A `full` sync reads
-    /// the whole table (finding and repairing drift anywhere); another reads
-    /// only the virtual servers the change touched ([`Scope`]), so a change
-    /// to one Service costs a few round trips instead of a dump of every real
-    /// server. Returns the virtual servers kept while their real servers
+    /// which of the kernel's virtual servers are ours. A `full` sync looks
+    /// at the whole table (finding and repairing drift anywhere) and reads
+    /// exactly what differs; another reads only the virtual servers the
+    /// change touched ([`Scope`]), so a change to one Service costs a few
+    /// round trips instead of a dump of every real server. Returns the virtual servers kept while their real servers
     /// drain (their addresses stay).
     ///
     /// # Errors
@@ -125,7 +134,7 @@ impl IpvsTable {
     ) -> anyhow::Result<BTreeSet<ipvs::ServiceKey>> {
         let wanted = reconcile::wanted::wanted(state.virtual_servers());
         self.load_schedulers(state);
-        let (observed, scope) = self.observe(&wanted, full)?;
+        let (observed, scope) = self.observe(&wanted, owner, full)?;
         if let Some(last) = &self.last {
             let last = scope.as_ref().map_or(last, |s| &s.last);
             summary.drift(reconcile::drift::ipvs(last, &observed, owner));
@@ -153,17 +162,20 @@ impl IpvsTable {
         Ok(plan.draining_services)
     }
 
-    /// Reads the IPVS table: all of it on a `full` sync, or when the last
-    /// sync did not apply cleanly; otherwise only the virtual servers in the
-    /// change's [`Scope`], which is returned too.
+    /// Reads the IPVS table. A change-driven sync reads only the virtual
+    /// servers in the change's [`Scope`]. A `full` sync, the first one, and
+    /// any after a sync that did not apply cleanly survey the whole table
+    /// cheaply ([`Survey`]) and read exactly only what differs; without the
+    /// overview (`/proc/net/ip_vs`) they read everything.
     fn observe(
         &mut self,
         wanted: &Wanted,
+        owner: &Ownership,
         full: bool,
     ) -> anyhow::Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>)> {
         let scope = match &self.last {
             Some(last) if !full => Some(Scope::changed(last, wanted, &self.draining)),
-            _ => None,
+            _ => tokio::task::block_in_place(|| self.survey(wanted, owner))?,
         };
         let observed = tokio::task::block_in_place(|| match &scope {
             Some(scope) => self.client.list_only(&scope.keys),
@@ -171,5 +183,29 @@ impl IpvsTable {
         })
         .context("reading the IPVS table")?;
         Ok((observed, scope))
+    }
+
+    /// The scope of a sync that must look at the whole table, from one
+    /// dump of the virtual servers and the overview of the real servers;
+    /// `None` when the overview cannot be read (warned about once).
+    fn survey(&mut self, wanted: &Wanted, owner: &Ownership) -> anyhow::Result<Option<Scope>> {
+        let services = self
+            .client
+            .services()
+            .context("listing the IPVS virtual servers")?;
+        let mut survey = Survey::new(wanted, owner, &services);
+        match self.client.overview(|s| survey.look(s)) {
+            Ok(()) => Ok(Some(survey.scope(self.last.as_ref(), &self.draining))),
+            Err(e) => {
+                if !self.overview_failed {
+                    tracing::warn!(
+                        error = %e,
+                        "cannot read the IPVS overview; periodic syncs read every virtual server"
+                    );
+                    self.overview_failed = true;
+                }
+                Ok(None)
+            }
+        }
     }
 }

@@ -116,7 +116,7 @@ impl IpvsDataplane {
             exclude: self.ipvs.exclude.clone(),
             dummy_addresses: bound.into_iter().chain(state.addresses()).collect(),
             node_port_addresses: state.node().addresses.clone(),
-            node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
+            node_port_range: self.ipvs.node_port_range.clone(),
         };
         let draining = self.ipvs.sync(state, &owner, full, summary)?;
         self.addresses.bind(state, listed, &draining, summary).await

@@ -1,5 +1,6 @@
 //! The owned handle: one socket, blocking calls.
 
+use std::io::Seek as _;
 use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::Path;
@@ -13,6 +14,7 @@ use crate::destination::{Destination, DestinationEntry};
 use crate::error::{Error, ErrorKind, Object, Operation};
 use crate::info::Info;
 use crate::message::{self, Attrs, Body, CmdAttr, Command, IpvsMessage, Kind, Reply};
+use crate::overview::{OverviewService, read_overview};
 use crate::service::{Service, ServiceEntry, ServiceKey};
 use crate::socket::{Recv, Transport};
 
@@ -55,6 +57,9 @@ pub struct ServiceWithDestinations {
 #[derive(Debug)]
 pub struct Client {
     t: Transport,
+    /// `/proc/net/ip_vs` of the socket's namespace, opened with it (the
+    /// file shows the namespace it was opened in), or why it could not be.
+    overview: std::io::Result<std::fs::File>,
 }
 
 impl Client {
@@ -67,6 +72,7 @@ impl Client {
     pub fn new() -> Result<Self, Error> {
         Ok(Client {
             t: Transport::open()?,
+            overview: std::fs::File::open(crate::overview::PATH),
         })
     }
 
@@ -356,6 +362,28 @@ impl Client {
             destinations: self.destinations(&service.service.key)?,
             service,
         })
+    }
+
+    /// Reads the table's overview, `/proc/net/ip_vs` (see
+    /// [`read_overview`](crate::read_overview)): every virtual server with
+    /// its real servers' weights and connection counts, one at a time, in a
+    /// few `read` calls for the whole table instead of one netlink dump per
+    /// service. It lacks thresholds, scheduler flags, persistence engines,
+    /// tunnel settings and counters: read what it shows differs with
+    /// [`Client::list_only`].
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file could not be opened with the client (no
+    /// procfs) or read, [`Error::Decode`] for a line it does not understand.
+    pub fn overview(&mut self, each: impl FnMut(&OverviewService)) -> Result<(), Error> {
+        const OP: Operation = Operation::ReadOverview;
+        let file = match &mut self.overview {
+            Ok(file) => file,
+            Err(e) => return Err(Error::io(OP)(std::io::Error::new(e.kind(), e.to_string()))),
+        };
+        file.seek(std::io::SeekFrom::Start(0))
+            .map_err(Error::io(OP))?;
+        read_overview(std::io::BufReader::with_capacity(1 << 16, &*file), each)
     }
 
     /// Zeroes the counters of one service and its real servers, or of

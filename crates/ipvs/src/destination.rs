@@ -97,17 +97,23 @@ pub enum ForwardMethod {
 /// As ipvsadm's listing names them.
 impl fmt::Display for ForwardMethod {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+        f.write_str(self.name())
+    }
+}
+
+impl ForwardMethod {
+    /// The name ipvsadm and `/proc/net/ip_vs` print: `Masq`, `Local`,
+    /// `Tunnel`, `Route` or `Bypass`.
+    pub fn name(self) -> &'static str {
+        match self {
             ForwardMethod::Masquerade => "Masq",
             ForwardMethod::Local => "Local",
             ForwardMethod::Tunnel { .. } => "Tunnel",
             ForwardMethod::DirectRoute => "Route",
             ForwardMethod::Bypass => "Bypass",
-        })
+        }
     }
-}
 
-impl ForwardMethod {
     fn to_raw(self) -> u32 {
         match self {
             ForwardMethod::Masquerade => IP_VS_CONN_F_MASQ,

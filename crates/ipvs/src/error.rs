@@ -38,6 +38,8 @@ pub enum Operation {
     Zero,
     /// `IPVS_CMD_FLUSH`.
     Flush,
+    /// Reading `/proc/net/ip_vs`.
+    ReadOverview,
     /// Sending or receiving a batch of changes ([`Client::apply`](crate::Client::apply)).
     Apply,
 }
@@ -60,6 +62,7 @@ impl fmt::Display for Operation {
             Operation::ListDestinations => "list destinations",
             Operation::Zero => "zero counters",
             Operation::Flush => "flush",
+            Operation::ReadOverview => "read /proc/net/ip_vs",
             Operation::Apply => "apply changes",
         })
     }

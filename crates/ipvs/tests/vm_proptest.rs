@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use common::{fresh, ipvsadm_save, save_destination, save_service};
 use ipvs::{
-    AddressFamily, Change, Destination, ForwardMethod, Persistence, Protocol, Scheduler, Service,
-    ServiceFlags, ServiceKey, TunnelFlags, TunnelType,
+    AddressFamily, Change, Destination, ForwardMethod, OverviewKey, Persistence, Protocol,
+    Scheduler, Service, ServiceFlags, ServiceKey, TunnelFlags, TunnelType,
 };
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -104,6 +104,24 @@ fn entry(i: u16) -> impl Strategy<Value = Entry> {
     )
 }
 
+/// What the overview shows of one virtual server: its key and its real
+/// servers' address, port, forwarding method and weight, sorted.
+type Shown = (OverviewKey, Vec<(IpAddr, u16, &'static str, u32)>);
+
+fn overview_entry(
+    key: OverviewKey,
+    dests: impl Iterator<Item = (IpAddr, u16, &'static str, u32)>,
+) -> Shown {
+    let mut dests: Vec<_> = dests.collect();
+    dests.sort();
+    (key, dests)
+}
+
+fn sorted(mut v: Vec<Shown>) -> Vec<Shown> {
+    v.sort();
+    v
+}
+
 fn table() -> impl Strategy<Value = Vec<Entry>> {
     (1u16..8).prop_flat_map(|n| (0..n).map(entry).collect::<Vec<_>>())
 }
@@ -142,6 +160,33 @@ fn vm_ipvs_random_tables_match_ipvsadm() {
             prop_assert_eq!(ipvsadm_save(&ns), want);
 
             let listed = c.list().expect("list");
+            // The overview (/proc/net/ip_vs of the client's namespace, not
+            // this process's) shows what netlink lists, in what it shows.
+            let mut shown = Vec::new();
+            c.overview(|s| {
+                shown.push(overview_entry(
+                    s.key,
+                    s.destinations
+                        .iter()
+                        .map(|d| (d.addr, d.port, d.forward, d.weight)),
+                ))
+            })
+            .expect("overview");
+            let expected: Vec<_> = listed
+                .iter()
+                .map(|s| {
+                    let key = match s.service.service.key {
+                        ServiceKey::Fwmark { mark, .. } => OverviewKey::Fwmark(mark),
+                        key => OverviewKey::Service(key),
+                    };
+                    let dests = s.destinations.iter().map(|e| e.destination);
+                    overview_entry(
+                        key,
+                        dests.map(|d| (d.addr, d.port, d.forward.name(), d.weight)),
+                    )
+                })
+                .collect();
+            prop_assert_eq!(sorted(shown), sorted(expected));
             let got: HashSet<Entry> = listed
                 .into_iter()
                 .map(|s| {

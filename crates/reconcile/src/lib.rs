@@ -12,20 +12,25 @@
 //! - [`ipsets`]: kube-proxy's ipsets as `ipset` crate specs and members.
 //! - [`iptables`]: kube-proxy's IPVS-mode chains as the iptables writer's tables.
 //! - [`conntrack`]: which UDP conntrack entries are stale.
-//! - [`scope`]: the virtual servers a change-driven sync reads and plans for.
+//! - [`scope`]: the virtual servers a sync reads and plans for.
+//! - [`survey`]: a periodic sync's scope, from a cheap look at the whole table.
 
 pub mod addresses;
 pub mod conntrack;
 pub mod drain;
 pub mod drift;
+#[cfg(test)]
+mod fixtures;
 pub mod ipsets;
 pub mod iptables;
 pub mod ipvs;
 pub mod ownership;
 pub mod scope;
+pub mod survey;
 pub mod wanted;
 
 pub use drain::Draining;
 pub use ownership::Ownership;
 pub use scope::Scope;
+pub use survey::Survey;
 pub use wanted::{Wanted, WantedService};

@@ -1,13 +1,14 @@
-//! The part of the table a change-driven sync looks at.
+//! The part of the table a sync looks at.
 //!
-//! A periodic sync reads the whole kernel table and diffs all of it: that is
-//! what repairs drift. A sync triggered by a change needs only the virtual
+//! A periodic sync looks at the whole kernel table and diffs all of it: that
+//! is what repairs drift. A sync triggered by a change needs only the virtual
 //! servers that the change touched: those whose wanted state differs from
 //! what the last successful sync programmed (added, removed or changed), and
 //! those with real servers still draining, whose deletion waits on the
 //! kernel's connection counters. Everything else is, as far as we know,
 //! exactly as the last sync left it; if it was changed by hand meanwhile,
-//! the next periodic sync repairs it (within `syncPeriod`).
+//! the next periodic sync repairs it (within `syncPeriod`). A periodic sync
+//! finds its scope with a cheap look at the whole table ([`crate::survey`]).
 
 use std::collections::BTreeSet;
 
@@ -16,20 +17,22 @@ use ipvs::ServiceKey;
 use crate::drain::Draining;
 use crate::wanted::Wanted;
 
-/// The virtual servers one change-driven sync reads and plans for.
+/// The virtual servers one sync reads and plans for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Scope {
-    /// The keys in scope, to read from the kernel.
+    /// The keys to read from the kernel.
     pub keys: BTreeSet<ServiceKey>,
-    /// What is wanted for the keys in scope (a key wanted no more is absent).
+    /// What is wanted for the keys planned for (a key wanted no more is
+    /// absent). Besides the keys read, these may hold keys known to be
+    /// missing from the kernel ([`crate::survey`]).
     pub wanted: Wanted,
-    /// What the last sync programmed for the keys in scope, to count drift.
+    /// What the last sync programmed for the keys planned for, to count drift.
     pub last: Wanted,
 }
 
 impl Scope {
-    /// The scope of a sync from `last` (programmed by the previous
-    /// successful sync) to `wanted`, with `draining` real servers.
+    /// The scope of a change-driven sync from `last` (programmed by the
+    /// previous successful sync) to `wanted`, with `draining` real servers.
     pub fn changed(last: &Wanted, wanted: &Wanted, draining: &Draining) -> Scope {
         let mut keys: BTreeSet<ServiceKey> = wanted
             .iter()
@@ -38,15 +41,26 @@ impl Scope {
             .collect();
         keys.extend(last.keys().filter(|key| !wanted.contains_key(key)));
         keys.extend(draining.services());
+        Scope::of(&keys, keys.clone(), wanted, Some(last))
+    }
+
+    /// The scope that plans for `planned` and reads `read` (a subset).
+    pub(crate) fn of(
+        planned: &BTreeSet<ServiceKey>,
+        read: BTreeSet<ServiceKey>,
+        wanted: &Wanted,
+        last: Option<&Wanted>,
+    ) -> Scope {
         let pick = |from: &Wanted| -> Wanted {
-            keys.iter()
+            planned
+                .iter()
                 .filter_map(|key| from.get(key).map(|w| (*key, w.clone())))
                 .collect()
         };
         Scope {
             wanted: pick(wanted),
-            last: pick(last),
-            keys,
+            last: last.map(pick).unwrap_or_default(),
+            keys: read,
         }
     }
 }

@@ -2,66 +2,13 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
-use ipvs::{ForwardMethod, Protocol, Scheduler, ServiceEntry, Stats};
+use ipvs::{Protocol, ServiceEntry, Stats};
 use proptest::prelude::*;
 
 use super::*;
+use crate::fixtures::*;
 
 const T: Duration = Duration::from_secs(60);
-
-fn ip(s: &str) -> IpAddr {
-    s.parse().unwrap()
-}
-
-fn key(proto: Protocol, vip: &str, port: u16) -> ServiceKey {
-    ServiceKey::inet(proto, ip(vip), port)
-}
-
-fn dest(addr: &str, port: u16, weight: u32) -> Destination {
-    Destination::new(ip(addr), port, ForwardMethod::Masquerade, weight)
-}
-
-fn want(key: ServiceKey, sched: &str, dests: &[Destination]) -> (ServiceKey, WantedService) {
-    let service = Service::new(key, Scheduler::from(sched.to_owned()));
-    let destinations = dests.iter().map(|d| ((d.addr, d.port), *d)).collect();
-    (
-        key,
-        WantedService {
-            service,
-            destinations,
-            origin: "ns/svc:port".into(),
-        },
-    )
-}
-
-fn entry(d: Destination, active: u32, inactive: u32) -> DestinationEntry {
-    DestinationEntry {
-        destination: d,
-        active_connections: active,
-        inactive_connections: inactive,
-        persistent_connections: 0,
-        stats: Stats::default(),
-    }
-}
-
-fn have(key: ServiceKey, sched: &str, dests: Vec<DestinationEntry>) -> ServiceWithDestinations {
-    ServiceWithDestinations {
-        service: ServiceEntry {
-            service: Service::new(key, Scheduler::from(sched.to_owned())),
-            stats: Stats::default(),
-        },
-        destinations: dests,
-    }
-}
-
-fn owner() -> Ownership {
-    Ownership {
-        exclude: vec![],
-        dummy_addresses: [ip("10.96.0.10"), ip("10.96.0.11"), ip("fd00::10")].into(),
-        node_port_addresses: [ip("192.168.1.10")].into(),
-        node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
-    }
-}
 
 fn run(
     wanted: &Wanted,
