@@ -27,6 +27,7 @@ mod summary;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
+use std::time::Instant;
 
 use desired::DesiredState;
 use reconcile::Ownership;
@@ -84,6 +85,7 @@ impl IpvsDataplane {
         if let Err(e) = self.sync_ipvs(state, full, &mut summary).await {
             summary.broken("ipvs", &e);
         }
+        let started = Instant::now();
         let listed = match &mut self.sets {
             Some(sets) => sets
                 .sync(state, &mut summary)
@@ -94,13 +96,20 @@ impl IpvsDataplane {
                 None
             }
         };
+        summary.timed("ipset", started);
+        let started = Instant::now();
         self.rules.sync(state, full, &mut summary);
+        summary.timed("iptables", started);
+        let started = Instant::now();
         if let (Some(sets), Some(listed)) = (&mut self.sets, &listed) {
             sets.destroy_unwanted(listed, &mut summary);
         }
+        summary.timed("ipset", started);
+        let started = Instant::now();
         if let Err(e) = self.flows.sync(state, full, &mut summary) {
             summary.broken("conntrack", &e);
         }
+        summary.timed("conntrack", started);
         summary
     }
 
@@ -111,14 +120,21 @@ impl IpvsDataplane {
         full: bool,
         summary: &mut SyncSummary,
     ) -> anyhow::Result<()> {
+        let started = Instant::now();
         let (listed, bound) = self.addresses.bound().await?;
+        summary.timed("address", started);
         let owner = Ownership {
             exclude: self.ipvs.exclude.clone(),
             dummy_addresses: bound.into_iter().chain(state.addresses()).collect(),
             node_port_addresses: state.node().addresses.clone(),
             node_port_range: self.ipvs.node_port_range.clone(),
         };
-        let draining = self.ipvs.sync(state, &owner, full, summary)?;
-        self.addresses.bind(state, listed, &draining, summary).await
+        let started = Instant::now();
+        let draining = self.ipvs.sync(state, &owner, full, summary);
+        summary.timed("ipvs", started);
+        let started = Instant::now();
+        let bound = self.addresses.bind(state, listed, &draining?, summary).await;
+        summary.timed("address", started);
+        bound
     }
 }

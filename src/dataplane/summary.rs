@@ -2,7 +2,7 @@
 //! metrics.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::metrics::Metrics;
 use crate::mode::ProxyMode;
@@ -24,6 +24,8 @@ pub(crate) struct SyncSummary {
     /// Parts of the dataplane that could not be synced at all (`ipvs`,
     /// `address`, `ipset`, `iptables`, `conntrack`).
     pub(crate) broken: Vec<&'static str>,
+    /// Time spent in each part, in milliseconds (a part timed twice adds up).
+    pub(crate) parts_ms: Counts,
 }
 
 fn bump(map: &mut Counts, kind: &'static str, n: u64) {
@@ -56,6 +58,11 @@ impl SyncSummary {
     pub(crate) fn broken(&mut self, kind: &'static str, error: &anyhow::Error) {
         self.failed(kind, &format_args!("{error:#}"));
         self.broken.push(kind);
+    }
+
+    /// Adds the time since `started` to `part`'s.
+    pub(crate) fn timed(&mut self, part: &'static str, started: Instant) {
+        *self.parts_ms.entry(part).or_insert(0) += started.elapsed().as_millis() as u64;
     }
 
     /// Whether every part of the dataplane was synced (some operations may
@@ -92,6 +99,7 @@ impl SyncSummary {
             drift = ?self.drift,
             draining = self.draining,
             broken = ?self.broken,
+            parts_ms = ?self.parts_ms,
             "sync done"
         );
     }

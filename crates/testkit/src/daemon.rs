@@ -384,6 +384,9 @@ pub struct SyncDone {
     pub took_ms: u64,
     /// Operations applied, by kind (`virtual_server`, `real_server`, `address`...).
     pub applied: BTreeMap<String, u64>,
+    /// Milliseconds spent per part of the dataplane (`ipvs`, `address`,
+    /// `ipset`...); empty when the line has none.
+    pub parts_ms: BTreeMap<String, u64>,
 }
 
 impl SyncDone {
@@ -398,19 +401,25 @@ impl SyncDone {
             Some(&fields[start..])
         };
         let word = |name: &str| field(name).and_then(|v| v.split_whitespace().next());
-        let applied = field("applied")?;
-        let applied = &applied[1..applied.find('}')?];
+        // A `{"kind": n, ...}` field.
+        let counts = |name: &str| -> Option<BTreeMap<String, u64>> {
+            let map = field(name)?;
+            Some(
+                map[1..map.find('}')?]
+                    .split(", ")
+                    .filter(|kv| !kv.is_empty())
+                    .filter_map(|kv| {
+                        let (k, v) = kv.split_once(": ")?;
+                        Some((k.trim_matches('"').to_owned(), v.parse().ok()?))
+                    })
+                    .collect(),
+            )
+        };
         Some(SyncDone {
             reason: word("reason")?.to_owned(),
             took_ms: word("took_ms")?.parse().ok()?,
-            applied: applied
-                .split(", ")
-                .filter(|kv| !kv.is_empty())
-                .filter_map(|kv| {
-                    let (k, v) = kv.split_once(": ")?;
-                    Some((k.trim_matches('"').to_owned(), v.parse().ok()?))
-                })
-                .collect(),
+            applied: counts("applied")?,
+            parts_ms: counts("parts_ms").unwrap_or_default(),
         })
     }
 
@@ -443,13 +452,14 @@ mod tests {
     fn a_sync_done_line_parses_with_and_without_colours() {
         let plain = "2026-11-23T21:00:00Z  INFO kube_ipvs_proxy::run: sync done reason=Change \
                      took_ms=1234 virtual_servers=2 applied={\"address\": 2, \"real_server\": 20} \
-                     failed={} drift={} draining=0";
+                     failed={} drift={} draining=0 broken=[] parts_ms={\"address\": 3, \"ipvs\": 1200}";
         assert_eq!(
             SyncDone::parse(plain),
             Some(SyncDone {
                 reason: "Change".into(),
                 took_ms: 1234,
                 applied: BTreeMap::from([("address".into(), 2), ("real_server".into(), 20)]),
+                parts_ms: BTreeMap::from([("address".into(), 3), ("ipvs".into(), 1200)]),
             })
         );
         let coloured = "\u{1b}[2m2026\u{1b}[0m sync done \u{1b}[3mreason\u{1b}[0m\u{1b}[2m=\u{1b}[0mPeriodic \
