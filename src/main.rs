@@ -39,7 +39,10 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    // Two workers whatever the node's size: syncs run one at a time, and
+    // every further thread costs memory (a stack and a malloc arena).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_all()
         .build()
     {

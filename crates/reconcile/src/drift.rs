@@ -42,13 +42,13 @@ pub fn ipvs(last: &Wanted, observed: &[ServiceWithDestinations], owner: &Ownersh
             .iter()
             .map(|e| ((e.destination.addr, e.destination.port), e.destination))
             .collect();
-        for (addr_port, dest) in &want.destinations {
-            if present.get(addr_port) != Some(dest) {
+        for dest in &want.destinations {
+            if present.get(&(dest.addr, dest.port)) != Some(dest) {
                 bump("real_server");
             }
         }
         for (addr_port, dest) in &present {
-            if dest.weight != 0 && !want.destinations.contains_key(addr_port) {
+            if dest.weight != 0 && !want.destinations.contains(addr_port.0, addr_port.1) {
                 bump("real_server");
             }
         }
@@ -168,15 +168,15 @@ mod tests {
         let last: Wanted = [kept.clone(), deleted_by_hand]
             .into_iter()
             .map(|s| {
-                let destinations =
-                    [(("10.244.1.5".parse().unwrap(), 8080), dest("10.244.1.5", 1))].into();
+                let destinations = [dest("10.244.1.5", 1)].into_iter().collect();
                 (
                     s.key,
                     WantedService {
                         service: s,
                         destinations,
                         origin: String::new(),
-                    },
+                    }
+                    .into(),
                 )
             })
             .collect();

@@ -2,6 +2,7 @@
 //! virtual servers, and an ownership rule.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use ipvs::{
     Destination, DestinationEntry, ForwardMethod, Protocol, Scheduler, Service, ServiceEntry,
@@ -27,16 +28,17 @@ pub(crate) fn want(
     key: ServiceKey,
     sched: &str,
     dests: &[Destination],
-) -> (ServiceKey, WantedService) {
+) -> (ServiceKey, Arc<WantedService>) {
     let service = Service::new(key, Scheduler::from(sched.to_owned()));
-    let destinations = dests.iter().map(|d| ((d.addr, d.port), *d)).collect();
+    let destinations = dests.iter().copied().collect();
     (
         key,
         WantedService {
             service,
             destinations,
             origin: "ns/svc:port".into(),
-        },
+        }
+        .into(),
     )
 }
 

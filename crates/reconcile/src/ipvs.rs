@@ -59,7 +59,7 @@ pub fn plan(
                 phases
                     .services
                     .push(Change::AddService(want.service.clone()));
-                for dest in want.destinations.values() {
+                for dest in &want.destinations {
                     phases.added.push(Change::AddDestination(*key, *dest));
                 }
             }
@@ -89,7 +89,7 @@ pub fn plan(
     }
     // Forget the clocks of real servers that are gone or wanted again.
     draining.retain(|(key, addr, port)| {
-        let wanted_again = wanted.get(key).is_some_and(|w| w.destinations.contains_key(&(*addr, *port)));
+        let wanted_again = wanted.get(key).is_some_and(|w| w.destinations.contains(*addr, *port));
         let deleted = phases.deleted_destinations.iter().any(|c| {
             matches!(c, Change::DeleteDestination { service, addr: a, port: p } if service == key && a == addr && p == port)
         });
@@ -129,8 +129,8 @@ fn sync_destinations(
         .iter()
         .map(|e| ((e.destination.addr, e.destination.port), e))
         .collect();
-    for (addr_port, dest) in &want.destinations {
-        match present.get(addr_port) {
+    for dest in &want.destinations {
+        match present.get(&(dest.addr, dest.port)) {
             None => phases.added.push(Change::AddDestination(key, *dest)),
             // A draining real server that came back gets its weight again here.
             Some(entry) if entry.destination != *dest => {
@@ -140,7 +140,7 @@ fn sync_destinations(
         }
     }
     for (addr_port, entry) in &present {
-        if !want.destinations.contains_key(addr_port) {
+        if !want.destinations.contains(addr_port.0, addr_port.1) {
             drain(key, entry, draining, now, phases, plan);
         }
     }

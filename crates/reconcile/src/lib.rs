@@ -33,4 +33,4 @@ pub use drain::Draining;
 pub use ownership::Ownership;
 pub use scope::Scope;
 pub use survey::Survey;
-pub use wanted::{Wanted, WantedService};
+pub use wanted::{RealServers, Wanted, WantedService};

@@ -68,37 +68,25 @@ impl Scope {
 #[cfg(test)]
 mod tests {
     use std::net::IpAddr;
+    use std::sync::Arc;
     use std::time::{Duration, Instant};
 
-    use ipvs::{Destination, ForwardMethod, Protocol, Scheduler, Service};
+    use ipvs::Protocol;
 
     use super::*;
+    use crate::fixtures;
     use crate::wanted::WantedService;
 
     fn key(last_octet: u8) -> ServiceKey {
         ServiceKey::inet(Protocol::Tcp, IpAddr::from([10, 96, 0, last_octet]), 80)
     }
 
-    fn want(key: ServiceKey, backends: &[u8]) -> (ServiceKey, WantedService) {
-        let destinations = backends
+    fn want(key: ServiceKey, backends: &[u8]) -> (ServiceKey, Arc<WantedService>) {
+        let dests: Vec<_> = backends
             .iter()
-            .map(|b| {
-                let addr = IpAddr::from([10, 244, 0, *b]);
-                (
-                    (addr, 8080),
-                    Destination::new(addr, 8080, ForwardMethod::Masquerade, 1),
-                )
-            })
+            .map(|b| fixtures::dest(&format!("10.244.0.{b}"), 8080, 1))
             .collect();
-        let service = Service::new(key, Scheduler::RoundRobin);
-        (
-            key,
-            WantedService {
-                service,
-                destinations,
-                origin: "ns/svc:http".into(),
-            },
-        )
+        fixtures::want(key, "rr", &dests)
     }
 
     #[test]

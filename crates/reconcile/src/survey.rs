@@ -114,7 +114,7 @@ fn same_real_servers(want: &WantedService, overview: &OverviewService) -> bool {
     overview.destinations.len() == want.destinations.len()
         && overview.destinations.iter().all(|seen| {
             want.destinations
-                .get(&(seen.addr, seen.port))
+                .get(seen.addr, seen.port)
                 .is_some_and(|dest| seen.shows(dest))
         })
 }

@@ -326,7 +326,7 @@ proptest! {
             let p = run(&after, &observe(&kernel), &mut draining, now);
             apply(&mut kernel, &p.changes);
         }
-        let expected: BTreeMap<_, _> = after.iter().map(|(k, w)| (*k, (w.service.clone(), w.destinations.clone()))).collect();
+        let expected: BTreeMap<_, _> = after.iter().map(|(k, w)| (*k, (w.service.clone(), w.destinations.iter().map(|d| ((d.addr, d.port), *d)).collect()))).collect();
         prop_assert_eq!(&kernel, &expected);
         prop_assert!(run(&after, &observe(&kernel), &mut draining, now).changes.is_empty());
         prop_assert!(draining.is_empty());
