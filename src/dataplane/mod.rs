@@ -133,7 +133,10 @@ impl IpvsDataplane {
         let draining = self.ipvs.sync(state, &owner, full, summary);
         summary.timed("ipvs", started);
         let started = Instant::now();
-        let bound = self.addresses.bind(state, listed, &draining?, summary).await;
+        let bound = self
+            .addresses
+            .bind(state, listed, &draining?, summary)
+            .await;
         summary.timed("address", started);
         bound
     }
