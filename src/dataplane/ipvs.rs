@@ -18,6 +18,9 @@ use super::SyncSummary;
 /// How long a leaving real server may drain before it is deleted anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Operations sent to the kernel in one pipelined batch, at most.
+const APPLY_BATCH: usize = 8192;
+
 /// Node settings the IPVS dataplane needs from the configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct IpvsOptions {
@@ -146,14 +149,18 @@ impl IpvsTable {
             &mut self.draining,
             Instant::now(),
         );
-        let results = tokio::task::block_in_place(|| self.client.apply(&plan.changes));
         let mut clean = true;
-        for (change, result) in plan.changes.iter().zip(&results) {
-            match result {
-                Ok(()) => summary.applied(kind(change), 1),
-                Err(e) => {
-                    clean = false;
-                    summary.failed(kind(change), e);
+        // In bounded pipelined batches, in order: the results of one are
+        // counted before the next is sent.
+        for batch in plan.batches().flat_map(|b| b.chunks(APPLY_BATCH)) {
+            let results = tokio::task::block_in_place(|| self.client.apply(batch));
+            for (change, result) in batch.iter().zip(&results) {
+                match result {
+                    Ok(()) => summary.applied(kind(change), 1),
+                    Err(e) => {
+                        clean = false;
+                        summary.failed(kind(change), e);
+                    }
                 }
             }
         }

@@ -19,15 +19,37 @@ use crate::wanted::{Wanted, WantedService};
 /// The operations of one sync, in apply order, and what they amount to.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
-    /// Every operation, in apply order.
-    pub changes: Vec<Change>,
+    /// Every operation, by phase (kept apart rather than concatenated: a
+    /// first sync at 10,000 Services plans 110,000 operations).
+    phases: [Vec<Change>; 5],
     /// Real servers set to weight 0 in this plan.
     pub drain_started: usize,
     /// Virtual servers of ours that stay because their real servers drain.
     pub draining_services: BTreeSet<ServiceKey>,
 }
 
-/// Operations grouped by phase; concatenated in this order.
+impl Plan {
+    /// Every operation, in apply order.
+    pub fn changes(&self) -> impl Iterator<Item = &Change> {
+        self.phases.iter().flatten()
+    }
+
+    /// The operations in apply order, as slices to apply one after another
+    /// (each may be cut further).
+    pub fn batches(&self) -> impl Iterator<Item = &[Change]> {
+        self.phases
+            .iter()
+            .filter(|phase| !phase.is_empty())
+            .map(Vec::as_slice)
+    }
+
+    /// Whether there is nothing to do.
+    pub fn is_empty(&self) -> bool {
+        self.phases.iter().all(Vec::is_empty)
+    }
+}
+
+/// Operations grouped by phase, applied in this order.
 #[derive(Default)]
 struct Phases {
     services: Vec<Change>,
@@ -103,14 +125,13 @@ pub fn plan(
         deleted_destinations,
         deleted_services,
     } = phases;
-    plan.changes = [
+    plan.phases = [
         services,
         added,
         drains,
         deleted_destinations,
         deleted_services,
-    ]
-    .concat();
+    ];
     plan
 }
 
