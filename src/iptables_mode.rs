@@ -20,7 +20,7 @@ use iptables_mode::{Generator, Options, Tables, render, writer_family};
 use model::{Changes, IpFamily, Model};
 
 use crate::cli::Output;
-use crate::dataplane::SyncSummary;
+use crate::dataplane::{Flows, SyncSummary};
 use crate::mode::ProxyMode;
 use crate::proxier::{Dataplane, Rules};
 use crate::runner::Reason;
@@ -156,6 +156,8 @@ pub(crate) struct IptablesDataplane {
     netlink: rtnetlink::Handle,
     /// The rules' generation after the last sync that applied every table.
     synced: Option<u64>,
+    /// Stale UDP conntrack flows.
+    flows: Flows,
 }
 
 impl Dataplane for IptablesDataplane {
@@ -201,6 +203,7 @@ impl Dataplane for IptablesDataplane {
             writers,
             netlink,
             synced: None,
+            flows: Flows::default(),
         })
     }
 
@@ -226,6 +229,7 @@ impl Dataplane for IptablesDataplane {
                 return summary;
             }
         };
+        let started = std::time::Instant::now();
         for tables in all {
             let Some(writer) = self
                 .writers
@@ -249,6 +253,16 @@ impl Dataplane for IptablesDataplane {
                 }
             }
         }
+        summary.timed("iptables", started);
+        // After the rules: new flows already go to the endpoints that remain.
+        let started = std::time::Instant::now();
+        if let Err(e) = self
+            .flows
+            .sync(rules.generator.udp_endpoints(), full, &mut summary)
+        {
+            summary.broken("conntrack", &e);
+        }
+        summary.timed("conntrack", started);
         self.synced = summary.complete().then_some(rules.generation);
         summary
     }

@@ -413,6 +413,55 @@ fn netns_fallback_cluster_ip_udp_reaches_the_backends() {
 
 #[test]
 #[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_fallback_udp_flows_to_a_removed_endpoint_are_deleted() {
+    let (hosts, _uplink, cluster) = setup();
+    let daemon = start(&hosts, &cluster);
+    let node = &hosts.node;
+    // A datagram from one client socket: the flow is translated to one backend (nobody
+    // answers on 5353 here, so it stays unreplied).
+    let socket = hosts
+        .client
+        .enter(|| UdpSocket::bind("0.0.0.0:0").expect("bind"));
+    let tracked_to = |flows: &[String]| -> Option<&'static str> {
+        BACKENDS
+            .into_iter()
+            .find(|b| flows.iter().any(|f| f.contains(&format!("src={b} "))))
+    };
+    let mut gone = None;
+    daemon.eventually("a UDP flow tracked to a backend", || {
+        socket.send_to(b"query", (DNS_VIP, 53)).expect("send");
+        gone = tracked_to(&node.udp_flows_to(DNS_VIP));
+        gone.is_some()
+    });
+    let gone = gone.expect("found a moment ago");
+    // That endpoint leaves: its flow is deleted at the next sync, so the client's next
+    // datagram (same socket, same 5-tuple) reaches a remaining endpoint instead of going
+    // on to the old one until the flow times out.
+    let remaining: Vec<(&str, &str)> = BACKENDS
+        .into_iter()
+        .filter(|b| *b != gone)
+        .map(|b| (b, "node-1"))
+        .collect();
+    cluster.endpoints("dns", &[SlicePort::udp("dns", 5353)], &remaining);
+    daemon.eventually("the stale flow to be deleted", || {
+        tracked_to(&node.udp_flows_to(DNS_VIP)) != Some(gone)
+    });
+    daemon.eventually("the deletion to be counted", || {
+        daemon
+            .metrics()
+            .contains("kube_ipvs_proxy_ops_applied_total{kind=\"conntrack_entry\"}")
+    });
+    daemon.eventually(
+        "the same socket's flow tracked to a remaining backend",
+        || {
+            socket.send_to(b"query", (DNS_VIP, 53)).expect("send");
+            tracked_to(&node.udp_flows_to(DNS_VIP)).is_some_and(|b| b != gone)
+        },
+    );
+}
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
 fn netns_fallback_node_port_external_ip_and_load_balancer_source_ranges() {
     let (hosts, _uplink, cluster) = setup();
     let _daemon = start(&hosts, &cluster);

@@ -375,16 +375,6 @@ fn vm_nodeport_sets_and_chains_match_kube_proxy_are_repaired_and_cleaned_up() {
     assert!(!links.contains("kube-ipvs0"), "{links}");
 }
 
-/// The node's UDP conntrack flows to `vip`.
-fn udp_flows_to(node: &Netns, vip: &str) -> Vec<String> {
-    let out = node.try_run(&["conntrack", "-L", "-p", "udp"]);
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter(|l| l.contains(&format!("dst={vip} ")))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_nodeport_udp_flows_to_a_removed_endpoint_are_deleted() {
@@ -414,7 +404,7 @@ fn vm_nodeport_udp_flows_to_a_removed_endpoint_are_deleted() {
     let to_backend = format!("src={}", ThreeHosts::BACKEND);
     daemon.eventually("the flow tracked to the endpoint", || {
         socket.send_to(b"query", (vip, 53)).expect("send");
-        udp_flows_to(node, vip)
+        node.udp_flows_to(vip)
             .iter()
             .any(|f| f.contains(&to_backend))
     });
@@ -423,7 +413,8 @@ fn vm_nodeport_udp_flows_to_a_removed_endpoint_are_deleted() {
     cluster.endpoints("dns", &dns, &[(REMOTE_BACKEND, "node-1")]);
     let started = std::time::Instant::now();
     daemon.eventually("the stale flow to be deleted", || {
-        !udp_flows_to(node, vip)
+        !node
+            .udp_flows_to(vip)
             .iter()
             .any(|f| f.contains(&to_backend))
     });

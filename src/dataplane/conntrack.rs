@@ -1,37 +1,36 @@
-//! UDP conntrack cleanup, as kube-proxy does it: after the IPVS table
-//! changed, the UDP flows tracked to an endpoint that is gone, or tracked
-//! while a Service had no endpoint, are deleted, so that conntrack (and the
-//! NAT and filter rules that use it) stop treating them as established. The
-//! decision is `reconcile::conntrack`'s.
+//! UDP conntrack cleanup, as kube-proxy does it, in both modes: after the
+//! IPVS table or the iptables rules changed, the UDP flows tracked to an
+//! endpoint that is gone, or tracked while a Service had no endpoint, are
+//! deleted, so that conntrack (and the NAT and filter rules that use it) stop
+//! treating them as established. The decision is `reconcile::conntrack`'s;
+//! each mode says which UDP destinations lead to which endpoints.
 
 use anyhow::Context as _;
 use conntrack::{Conntrack, Family};
-use desired::DesiredState;
 use reconcile::conntrack::UdpEndpoints;
 
 use super::SyncSummary;
 
 /// The conntrack table, opened on first use.
 #[derive(Debug, Default)]
-pub(super) struct Flows {
+pub(crate) struct Flows {
     client: Option<Conntrack>,
     /// The UDP virtual servers and endpoints of the last successful cleanup.
     last: Option<UdpEndpoints>,
 }
 
 impl Flows {
-    /// Deletes stale UDP flows when the UDP endpoints changed since the
-    /// last cleanup, or on a `full` sync.
+    /// Deletes stale UDP flows when the UDP destinations or their endpoints
+    /// changed since the last cleanup, or on a `full` sync.
     ///
     /// # Errors
     /// When the table cannot be read or a flow cannot be deleted.
-    pub(super) fn sync(
+    pub(crate) fn sync(
         &mut self,
-        state: &DesiredState,
+        endpoints: UdpEndpoints,
         full: bool,
         summary: &mut SyncSummary,
     ) -> anyhow::Result<()> {
-        let endpoints = reconcile::conntrack::udp_endpoints(state.virtual_servers());
         if endpoints.is_empty() || (!full && self.last.as_ref() == Some(&endpoints)) {
             self.last = Some(endpoints);
             return Ok(());

@@ -34,6 +34,7 @@ use reconcile::Ownership;
 
 pub(crate) use addresses::DUMMY_LINK;
 pub(crate) use cleanup::cleanup;
+pub(crate) use conntrack::Flows;
 pub(crate) use ipvs::IpvsOptions;
 pub(crate) use summary::SyncSummary;
 
@@ -106,7 +107,8 @@ impl IpvsDataplane {
         }
         summary.timed("ipset", started);
         let started = Instant::now();
-        if let Err(e) = self.flows.sync(state, full, &mut summary) {
+        let udp = reconcile::conntrack::udp_endpoints(state.virtual_servers());
+        if let Err(e) = self.flows.sync(udp, full, &mut summary) {
             summary.broken("conntrack", &e);
         }
         summary.timed("conntrack", started);

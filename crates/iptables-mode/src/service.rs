@@ -1,12 +1,13 @@
 //! One Service's share of the tables, in one family: its own chains and the rules it adds to
 //! the chains every Service shares.
 
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use desired::endpoints::{self, PortEndpoint};
 use desired::{Config, NodeInfo};
 use iptables::{Chain, Rule, Table};
-use model::{EndpointSlice, IpFamily, Service};
+use model::{EndpointSlice, IpFamily, Protocol, Service};
 
 use crate::port::{PortInput, port_rules};
 
@@ -68,7 +69,15 @@ pub(crate) struct ServicePart {
     /// How many endpoints the Service has in the family, over all its ports (see
     /// [`endpoint_count`]).
     pub(crate) endpoints: usize,
+    /// Where its UDP ports take datagrams (cluster, external and load balancer IPs, and
+    /// node addresses with the node port), with the addresses of the serving endpoints
+    /// behind them: what a conntrack flow to that destination may be translated to.
+    /// Ports without a serving endpoint are left out.
+    pub(crate) udp: Vec<UdpDestination>,
 }
+
+/// A UDP destination of a Service and the endpoint addresses behind it.
+pub(crate) type UdpDestination = ((IpAddr, u16), BTreeSet<IpAddr>);
 
 /// What the rules of a family depend on besides the Service.
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +148,39 @@ pub(crate) fn service_part(
             source_ranges: &source_ranges,
         };
         port_rules(&input, &eps, ctx, &mut part)?;
+        if port.protocol == Protocol::Udp {
+            part.udp.extend(udp_destinations(&input, &eps, ctx));
+        }
     }
     Ok(part)
+}
+
+/// A UDP port's destinations with its serving endpoints, whatever the traffic policies
+/// (kube-proxy's `CleanStaleEntries`: a policy change must not cut existing flows); none
+/// when it has no serving endpoint.
+fn udp_destinations(
+    input: &PortInput<'_>,
+    eps: &[PortEndpoint<'_>],
+    ctx: &Context<'_>,
+) -> Vec<UdpDestination> {
+    let serving: BTreeSet<IpAddr> = eps.iter().filter(|e| e.serving).map(|e| e.addr).collect();
+    if serving.is_empty() {
+        return Vec::new();
+    }
+    let port = input.port.port;
+    let service_ips = std::iter::once(input.cluster_ip)
+        .chain(input.external_ips.iter().copied())
+        .chain(input.lb_ips.iter().copied())
+        .map(|ip| (ip, port));
+    let node_ports = input.port.node_port.into_iter().flat_map(|node_port| {
+        ctx.node
+            .addresses
+            .iter()
+            .filter(|ip| IpFamily::of(ip) == ctx.family)
+            .map(move |ip| (*ip, node_port))
+    });
+    service_ips
+        .chain(node_ports)
+        .map(|destination| (destination, serving.clone()))
+        .collect()
 }

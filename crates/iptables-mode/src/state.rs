@@ -1,7 +1,8 @@
 //! The generator: every Service's share of each family's tables, kept between syncs so that
 //! a change costs in proportion to the Services it touches.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 
 use desired::{Config, NodeInfo};
 use model::{Changes, IpFamily, Model, ObjectId};
@@ -164,6 +165,18 @@ impl Generator {
             family,
             source: Box::new(source),
         })
+    }
+
+    /// Every UDP destination of every Service in the families proxied (cluster, external
+    /// and load balancer IPs, node addresses with node ports), with the addresses of its
+    /// serving endpoints: a conntrack flow to one of them translated to another address is
+    /// stale. Ports without a serving endpoint are left out.
+    pub fn udp_endpoints(&self) -> BTreeMap<(IpAddr, u16), BTreeSet<IpAddr>> {
+        self.families
+            .values()
+            .flat_map(|parts| parts.parts.values())
+            .flat_map(|part| part.udp.iter().cloned())
+            .collect()
     }
 
     /// Services left out because their rules could not be written, with why.

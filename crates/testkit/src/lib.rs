@@ -252,6 +252,17 @@ impl Netns {
         self.run(&["ip", "addr", "add", addr, "dev", name]);
     }
 
+    /// The namespace's UDP conntrack flows to `dst` (`conntrack -L` lines);
+    /// none when the table cannot be read.
+    pub fn udp_flows_to(&self, dst: &str) -> Vec<String> {
+        let out = self.try_run(&["conntrack", "-L", "-p", "udp"]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&format!("dst={dst} ")))
+            .map(str::to_owned)
+            .collect()
+    }
+
     /// Sets a sysctl inside the namespace, e.g. `net.ipv4.ip_forward`.
     pub fn sysctl(&self, key: &str, value: &str) {
         let path = format!("/proc/sys/{}", key.replace('.', "/"));
