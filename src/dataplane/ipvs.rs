@@ -11,6 +11,7 @@ use desired::DesiredState;
 use hostnet::modules::{Modules, ipvs_modules};
 use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
 use ipnet::IpNet;
+use reconcile::survey::Ticks;
 use reconcile::{Draining, Ownership, Scope, Survey, Wanted};
 
 use super::SyncSummary;
@@ -60,6 +61,11 @@ pub(super) struct IpvsTable {
     schedulers: BTreeSet<&'static str>,
     /// Whether reading the overview failed once (and was logged).
     overview_failed: bool,
+    /// The last conversion of the desired state, by its generation.
+    converted: Option<(u64, Wanted)>,
+    /// The kernel's tick rate (`HZ`), learnt from the first persistent
+    /// virtual server read both ways ([`reconcile::survey::tick_rate`]).
+    hz: Option<u32>,
 }
 
 impl IpvsTable {
@@ -98,6 +104,8 @@ impl IpvsTable {
             last: None,
             schedulers: BTreeSet::new(),
             overview_failed: false,
+            converted: None,
+            hz: None,
         })
     }
 
@@ -122,8 +130,9 @@ impl IpvsTable {
     /// at the whole table (finding and repairing drift anywhere) and reads
     /// exactly what differs; another reads only the virtual servers the
     /// change touched ([`Scope`]), so a change to one Service costs a few
-    /// round trips instead of a dump of every real server. Returns the virtual servers kept while their real servers
-    /// drain (their addresses stay).
+    /// round trips instead of a dump of every real server. Returns the
+    /// virtual servers kept while their real servers drain (their addresses
+    /// stay). Times `ipvs_read` (reading the table) and `ipvs` (the rest).
     ///
     /// # Errors
     /// When the table cannot be read. Failed operations do not fail the
@@ -135,9 +144,15 @@ impl IpvsTable {
         full: bool,
         summary: &mut SyncSummary,
     ) -> anyhow::Result<BTreeSet<ipvs::ServiceKey>> {
-        let wanted = reconcile::wanted::wanted(state.virtual_servers());
+        let started = Instant::now();
+        let wanted = self.wanted(state);
         self.load_schedulers(state);
-        let (observed, scope) = self.observe(&wanted, owner, full)?;
+        summary.timed("ipvs", started);
+        let started = Instant::now();
+        let observed = self.observe(&wanted, owner, full);
+        summary.timed("ipvs_read", started);
+        let started = Instant::now();
+        let (observed, scope) = observed?;
         if let Some(last) = &self.last {
             let last = scope.as_ref().map_or(last, |s| &s.last);
             summary.drift(reconcile::drift::ipvs(last, &observed, owner));
@@ -166,43 +181,65 @@ impl IpvsTable {
         }
         summary.draining = self.draining.len();
         self.last = clean.then_some(wanted);
+        summary.timed("ipvs", started);
         Ok(plan.draining_services)
+    }
+
+    /// The desired virtual servers as `ipvs` values, converted again only
+    /// when the desired state changed since the last sync.
+    fn wanted(&mut self, state: &DesiredState) -> Wanted {
+        match &self.converted {
+            Some((generation, wanted)) if *generation == state.generation() => wanted.clone(),
+            _ => {
+                let wanted = reconcile::wanted::wanted(state.virtual_servers());
+                self.converted = Some((state.generation(), wanted.clone()));
+                wanted
+            }
+        }
     }
 
     /// Reads the IPVS table. A change-driven sync reads only the virtual
     /// servers in the change's [`Scope`]. A `full` sync, the first one, and
     /// any after a sync that did not apply cleanly survey the whole table
-    /// cheaply ([`Survey`]) and read exactly only what differs; without the
-    /// overview (`/proc/net/ip_vs`) they read everything.
+    /// through its overview, `/proc/net/ip_vs` ([`Survey`]), and read
+    /// exactly only what differs; without the overview they read everything.
     fn observe(
         &mut self,
         wanted: &Wanted,
         owner: &Ownership,
         full: bool,
     ) -> anyhow::Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>)> {
-        let scope = match &self.last {
-            Some(last) if !full => Some(Scope::changed(last, wanted, &self.draining)),
-            _ => tokio::task::block_in_place(|| self.survey(wanted, owner))?,
+        let (scope, ticks) = match &self.last {
+            Some(last) if !full => (Some(Scope::changed(last, wanted, &self.draining)), None),
+            _ => match tokio::task::block_in_place(|| self.survey(wanted, owner)) {
+                Some((scope, ticks)) => (Some(scope), Some(ticks)),
+                None => (None, None),
+            },
         };
         let observed = tokio::task::block_in_place(|| match &scope {
             Some(scope) => self.client.list_only(&scope.keys),
             None => self.client.list(),
         })
         .context("reading the IPVS table")?;
+        if self.hz.is_none() {
+            self.hz = ticks.and_then(|t| reconcile::survey::tick_rate(&t, &observed));
+            if let Some(hz) = self.hz {
+                tracing::debug!(
+                    hz,
+                    "the kernel's tick rate, from a persistent virtual server"
+                );
+            }
+        }
         Ok((observed, scope))
     }
 
-    /// The scope of a sync that must look at the whole table, from one
-    /// dump of the virtual servers and the overview of the real servers;
+    /// The scope of a sync that must look at the whole table, from its
+    /// overview, with the persistence it showed of what is to be read;
     /// `None` when the overview cannot be read (warned about once).
-    fn survey(&mut self, wanted: &Wanted, owner: &Ownership) -> anyhow::Result<Option<Scope>> {
-        let services = self
-            .client
-            .services()
-            .context("listing the IPVS virtual servers")?;
-        let mut survey = Survey::new(wanted, owner, &services);
+    fn survey(&mut self, wanted: &Wanted, owner: &Ownership) -> Option<(Scope, Ticks)> {
+        let mut survey = Survey::new(wanted, owner, self.hz);
         match self.client.overview(|s| survey.look(s)) {
-            Ok(()) => Ok(Some(survey.scope(self.last.as_ref(), &self.draining))),
+            Ok(()) => Some(survey.scope(self.last.as_ref(), &self.draining)),
             Err(e) => {
                 if !self.overview_failed {
                     tracing::warn!(
@@ -211,7 +248,7 @@ impl IpvsTable {
                     );
                     self.overview_failed = true;
                 }
-                Ok(None)
+                None
             }
         }
     }

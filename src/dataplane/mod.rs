@@ -131,9 +131,7 @@ impl IpvsDataplane {
             node_port_addresses: state.node().addresses.clone(),
             node_port_range: self.ipvs.node_port_range.clone(),
         };
-        let started = Instant::now();
         let draining = self.ipvs.sync(state, &owner, full, summary);
-        summary.timed("ipvs", started);
         let started = Instant::now();
         let bound = self
             .addresses

@@ -56,6 +56,8 @@ pub struct DesiredState {
     addresses: Counted<IpAddr>,
     sets: BTreeMap<(IpFamily, SetKind), Counted<SetEntry>>,
     out_filter: Counted<(IpFamily, OutFilterDrop)>,
+    /// How many times [`DesiredState::update`] ran.
+    generation: u64,
 }
 
 impl DesiredState {
@@ -76,13 +78,21 @@ impl DesiredState {
     /// Brings the state up to date after `changes` to `model`, with `node` as this node now
     /// is. Only changed Services are recomputed, unless the node changed.
     pub fn update(&mut self, model: &Model, changes: &Changes, node: &NodeInfo) {
+        let generation = self.generation + 1;
         if *node != self.node {
             *self = DesiredState::new(self.config.clone(), node.clone(), model);
-            return;
+        } else {
+            for id in &changes.services {
+                self.recompute(model, id);
+            }
         }
-        for id in &changes.services {
-            self.recompute(model, id);
-        }
+        self.generation = generation;
+    }
+
+    /// Changes with every [`DesiredState::update`]: a consumer that derived
+    /// something from the state can tell whether to derive it again.
+    pub fn generation(&self) -> u64 {
+        self.generation
     }
 
     /// The configuration in force.
@@ -246,5 +256,20 @@ mod tests {
         assert_eq!(shared.service.to_string(), "d/b");
         assert!(state2.addresses().any(|a| a.to_string() == "192.0.2.1"));
         assert!(!state2.addresses().any(|a| a.to_string() == "10.96.0.1"));
+    }
+
+    #[test]
+    fn every_update_moves_the_generation_also_when_the_node_changes() {
+        let model = Model::new(ProxyFilter::default(), None);
+        let mut state = DesiredState::new(Config::default(), NodeInfo::default(), &model);
+        assert_eq!(state.generation(), 0);
+        state.update(&model, &Changes::default(), &NodeInfo::default());
+        assert_eq!(state.generation(), 1);
+        let moved = NodeInfo {
+            name: "node-2".into(),
+            ..NodeInfo::default()
+        };
+        state.update(&model, &Changes::default(), &moved);
+        assert_eq!(state.generation(), 2);
     }
 }

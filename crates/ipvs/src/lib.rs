@@ -90,7 +90,9 @@ pub use config::Timeouts;
 pub use destination::{Destination, DestinationEntry, ForwardMethod, TunnelFlags, TunnelType};
 pub use error::{Error, ErrorKind, Object, Operation};
 pub use info::{Info, Version};
-pub use overview::{OverviewDestination, OverviewKey, OverviewService, read_overview};
+pub use overview::{
+    OverviewDestination, OverviewKey, OverviewService, ShownPersistence, read_overview,
+};
 pub use scheduler::{MAX_NAME_LEN, Scheduler};
 pub use service::{Persistence, Service, ServiceEntry, ServiceFlags, ServiceKey};
 pub use stats::{Rates, Stats};

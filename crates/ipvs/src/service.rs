@@ -343,7 +343,7 @@ fn netmask_to_wire(af: AddressFamily, prefix_len: u8) -> [u8; 4] {
     }
 }
 
-fn netmask_from_wire(af: AddressFamily, raw: [u8; 4]) -> Result<u8, DecodeError> {
+pub(crate) fn netmask_from_wire(af: AddressFamily, raw: [u8; 4]) -> Result<u8, DecodeError> {
     match af {
         AddressFamily::Inet => {
             let mask = u32::from_be_bytes(raw);

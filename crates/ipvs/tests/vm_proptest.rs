@@ -104,21 +104,42 @@ fn entry(i: u16) -> impl Strategy<Value = Entry> {
     )
 }
 
-/// What the overview shows of one virtual server: its key and its real
-/// servers' address, port, forwarding method and weight, sorted.
-type Shown = (OverviewKey, Vec<(IpAddr, u16, &'static str, u32)>);
+/// What the overview shows of one virtual server: its key, scheduler,
+/// one-packet flag and persistence prefix length, and its real servers'
+/// address, port, forwarding method and weight, sorted.
+type Shown = (
+    OverviewKey,
+    (Scheduler, Option<bool>, Option<u8>),
+    Vec<(IpAddr, u16, &'static str, u32)>,
+);
 
 fn overview_entry(
     key: OverviewKey,
+    service: (Scheduler, Option<bool>, Option<u8>),
     dests: impl Iterator<Item = (IpAddr, u16, &'static str, u32)>,
 ) -> Shown {
     let mut dests: Vec<_> = dests.collect();
     dests.sort();
-    (key, dests)
+    (key, service, dests)
+}
+
+/// A fwmark service's persistence prefix as the overview reads it: the
+/// prefix length of an IPv6 mark, stored in host order and printed with
+/// `ntohl`, reads as an IPv4 netmask when its byte-swapped value is one.
+fn fwmark_prefix(p: Persistence, af: AddressFamily) -> u8 {
+    let as_ipv4 = match af {
+        AddressFamily::Inet => Some(p.prefix_len),
+        AddressFamily::Inet6 => {
+            let mask = u32::from(p.prefix_len).swap_bytes();
+            (mask.checked_shl(mask.leading_ones()).unwrap_or(0) == 0)
+                .then(|| mask.leading_ones() as u8)
+        }
+    };
+    as_ipv4.unwrap_or(p.prefix_len)
 }
 
 fn sorted(mut v: Vec<Shown>) -> Vec<Shown> {
-    v.sort();
+    v.sort_by_key(|s| s.0);
     v
 }
 
@@ -161,31 +182,71 @@ fn vm_ipvs_random_tables_match_ipvsadm() {
 
             let listed = c.list().expect("list");
             // The overview (/proc/net/ip_vs of the client's namespace, not
-            // this process's) shows what netlink lists, in what it shows.
+            // this process's) shows what netlink lists, in what it shows;
+            // persistence timeouts in kernel ticks, one HZ for them all.
             let mut shown = Vec::new();
+            let mut ticks = Vec::new();
             c.overview(|s| {
+                let dests = s
+                    .destinations
+                    .iter()
+                    .map(|d| (d.addr, d.port, d.forward, d.weight));
+                let prefix = s.persistence.map(|p| p.prefix_len);
                 shown.push(overview_entry(
                     s.key,
-                    s.destinations
-                        .iter()
-                        .map(|d| (d.addr, d.port, d.forward, d.weight)),
-                ))
+                    (s.scheduler.clone(), s.one_packet, prefix),
+                    dests,
+                ));
+                ticks.extend(s.persistence.map(|p| (s.key, p)));
             })
             .expect("overview");
+            let key_of = |key: ServiceKey| match key {
+                ServiceKey::Fwmark { mark, .. } => OverviewKey::Fwmark(mark),
+                key => OverviewKey::Service(key),
+            };
             let expected: Vec<_> = listed
                 .iter()
                 .map(|s| {
-                    let key = match s.service.service.key {
-                        ServiceKey::Fwmark { mark, .. } => OverviewKey::Fwmark(mark),
-                        key => OverviewKey::Service(key),
+                    let svc = &s.service.service;
+                    let (one_packet, prefix) = match svc.key {
+                        // Marks: no family shown, the prefix read as IPv4's.
+                        ServiceKey::Fwmark { .. } => (
+                            Some(svc.flags.contains(ServiceFlags::ONE_PACKET)),
+                            svc.persistence.map(|p| fwmark_prefix(p, svc.key.af())),
+                        ),
+                        key => (
+                            (key.af() == AddressFamily::Inet)
+                                .then(|| svc.flags.contains(ServiceFlags::ONE_PACKET)),
+                            svc.persistence.map(|p| p.prefix_len),
+                        ),
                     };
                     let dests = s.destinations.iter().map(|e| e.destination);
                     overview_entry(
-                        key,
+                        key_of(svc.key),
+                        (svc.scheduler.clone(), one_packet, prefix),
                         dests.map(|d| (d.addr, d.port, d.forward.name(), d.weight)),
                     )
                 })
                 .collect();
+            let hz: BTreeSet<Option<u32>> = ticks
+                .iter()
+                .filter_map(|(key, shown)| {
+                    let listed = listed
+                        .iter()
+                        .find(|s| key_of(s.service.service.key) == *key)?;
+                    let p = listed.service.service.persistence?;
+                    (p.timeout > 0).then(|| {
+                        shown.hz(&Persistence {
+                            prefix_len: shown.prefix_len,
+                            ..p
+                        })
+                    })
+                })
+                .collect();
+            prop_assert!(
+                hz.len() <= 1 && !hz.contains(&None),
+                "timeouts in ticks: {ticks:?}, HZ {hz:?}"
+            );
             prop_assert_eq!(sorted(shown), sorted(expected));
             let got: HashSet<Entry> = listed
                 .into_iter()
