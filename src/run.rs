@@ -114,9 +114,9 @@ async fn run_mode<D: Dataplane>(
     match source {
         Source::Dir(path) => {
             let fingerprint = dir::fingerprint(path)?;
-            let mut snapshot = dir::read(path)?;
-            let warnings = std::mem::take(&mut snapshot.warnings);
-            invalid = pipeline.apply(snapshot.into_events(), &warnings, None);
+            dir::stream(path, |events, warnings| {
+                invalid.extend(pipeline.apply(events, &warnings, None));
+            })?;
             if !cli.dry_run {
                 let period = std::time::Duration::from_secs(1);
                 tokio::spawn(dir::watch(path.to_owned(), period, fingerprint, tx));

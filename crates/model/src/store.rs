@@ -34,6 +34,8 @@ pub struct Model {
     slices_by_service: HashMap<ObjectId, BTreeSet<ObjectId>>,
     node: Option<Node>,
     listed: BTreeSet<Kind>,
+    /// The kinds being relisted, with the objects applied since the listing began.
+    relisting: BTreeMap<Kind, BTreeSet<ObjectId>>,
     changes: Changes,
 }
 
@@ -52,20 +54,42 @@ impl Model {
     pub fn apply(&mut self, event: SourceEvent) -> Vec<Warning> {
         let mut warnings = Vec::new();
         match event {
-            SourceEvent::Applied(object) => self.upsert(object, &mut warnings),
+            SourceEvent::Applied(object) => self.applied(object, &mut warnings),
             SourceEvent::Deleted(object) => self.remove(object.kind(), &object.id()),
+            SourceEvent::Relisting(kind) => {
+                self.relisting.insert(kind, BTreeSet::new());
+            }
+            SourceEvent::Relisted(kind) => self.relisted(kind),
             SourceEvent::Listed(kind, objects) => {
-                let listed: BTreeSet<ObjectId> = objects.iter().map(Object::id).collect();
-                for stale in self.ids(kind).into_iter().filter(|id| !listed.contains(id)) {
-                    self.remove(kind, &stale);
-                }
+                self.relisting.insert(kind, BTreeSet::new());
                 for object in objects.into_iter().filter(|o| o.kind() == kind) {
-                    self.upsert(object, &mut warnings);
+                    self.applied(object, &mut warnings);
                 }
-                self.listed.insert(kind);
+                self.relisted(kind);
             }
         }
         warnings
+    }
+
+    /// One object created, modified or listed. In a listing its id counts as seen even
+    /// when the object is invalid.
+    fn applied(&mut self, object: Object, warnings: &mut Vec<Warning>) {
+        if let Some(seen) = self.relisting.get_mut(&object.kind()) {
+            seen.insert(object.id());
+        }
+        self.upsert(object, warnings);
+    }
+
+    /// The listing of `kind` is complete: what it did not show is gone. Without a listing
+    /// begun (a source that stopped mid-listing and started another), nothing is removed.
+    fn relisted(&mut self, kind: Kind) {
+        let Some(seen) = self.relisting.remove(&kind) else {
+            return;
+        };
+        for stale in self.ids(kind).into_iter().filter(|id| !seen.contains(id)) {
+            self.remove(kind, &stale);
+        }
+        self.listed.insert(kind);
     }
 
     /// Whether a complete listing of all three kinds has arrived; nothing may be programmed
@@ -296,6 +320,61 @@ mod tests {
         let changes = m.take_changes();
         assert_eq!(changes.services, BTreeSet::from([id("b")]));
         assert!(m.service(&id("b")).is_none());
+    }
+
+    #[test]
+    fn a_streamed_listing_removes_what_it_did_not_show_only_once_complete() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![service("a", "10.96.0.1"), service("b", "10.96.0.2")],
+        ));
+        let _ = m.take_changes();
+        m.apply(SourceEvent::Relisting(Kind::Service));
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        m.apply(SourceEvent::Applied(service("c", "10.96.0.3")));
+        // Mid-listing: `b` is still there, `c` already is.
+        assert!(m.service(&id("b")).is_some());
+        assert_eq!(m.take_changes().services, BTreeSet::from([id("c")]));
+        m.apply(SourceEvent::Relisted(Kind::Service));
+        assert!(m.service(&id("b")).is_none());
+        assert_eq!(m.take_changes().services, BTreeSet::from([id("b")]));
+    }
+
+    #[test]
+    fn an_interrupted_listing_removes_nothing_and_the_next_one_starts_afresh() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![service("a", "10.96.0.1"), service("b", "10.96.0.2")],
+        ));
+        // A listing that stopped after `a` (a malformed file), then a complete one of `b`.
+        m.apply(SourceEvent::Relisting(Kind::Service));
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        assert!(m.service(&id("b")).is_some());
+        m.apply(SourceEvent::Relisting(Kind::Service));
+        m.apply(SourceEvent::Applied(service("b", "10.96.0.2")));
+        m.apply(SourceEvent::Relisted(Kind::Service));
+        assert!(m.service(&id("a")).is_none(), "not in the complete listing");
+        assert!(m.service(&id("b")).is_some());
+        // A completion without a listing begun removes nothing.
+        m.apply(SourceEvent::Relisted(Kind::Service));
+        assert!(m.service(&id("b")).is_some());
+    }
+
+    #[test]
+    fn synced_only_once_every_kind_s_streamed_listing_completed() {
+        let mut m = Model::default();
+        for kind in Kind::ALL {
+            m.apply(SourceEvent::Relisting(kind));
+        }
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        m.apply(SourceEvent::Relisted(Kind::Service));
+        m.apply(SourceEvent::Relisted(Kind::EndpointSlice));
+        assert!(!m.is_synced());
+        m.apply(SourceEvent::Relisted(Kind::Node));
+        assert!(m.is_synced());
+        assert!(m.service(&id("a")).is_some());
     }
 
     #[test]

@@ -2,9 +2,12 @@
 //! `kind: List` too, holding Services, EndpointSlices and optionally Nodes. Other kinds are
 //! ignored, so a directory of real manifests can be pointed at as it is.
 //!
-//! The directory is read as a whole: a malformed file rejects the whole read (naming file and
-//! line), so a half-written file never makes Services disappear. An object of a known kind
-//! whose fields do not decode is skipped with a [`Warning`] naming the field.
+//! The daemon reads the directory as a listing of every kind, file by file ([`stream`]): the
+//! objects of one file are passed on before the next is read, so no more than one file's
+//! raw objects are held at a time. A malformed file stops the read (naming file and line)
+//! before the listing completes, so nothing is removed: a half-written file never makes
+//! Services disappear (the files read before it do apply). An object of a known kind whose
+//! fields do not decode is skipped with a [`Warning`] naming the field.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -41,7 +44,49 @@ pub enum DirError {
     },
 }
 
-/// Everything read from a directory.
+/// Reads `dir` as one listing of every kind, passing `each` the events and the decode
+/// warnings of one file at a time: first [`SourceEvent::Relisting`] of every kind, then each
+/// file's objects as [`SourceEvent::Applied`], then [`SourceEvent::Relisted`] of every kind.
+///
+/// # Errors
+/// [`DirError`] for the first file that cannot be read or parsed; the listing is then left
+/// incomplete (no `Relisted`), so nothing is removed.
+pub fn stream(
+    dir: &Path,
+    mut each: impl FnMut(Vec<SourceEvent>, Vec<Warning>),
+) -> Result<(), DirError> {
+    let paths = files(dir)?;
+    each(
+        Kind::ALL
+            .iter()
+            .map(|k| SourceEvent::Relisting(*k))
+            .collect(),
+        Vec::new(),
+    );
+    for path in paths {
+        let mut file = Snapshot::default();
+        let text = std::fs::read_to_string(&path).map_err(|source| DirError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        parse(&path, &text, &mut file)?;
+        each(
+            file.objects.into_iter().map(SourceEvent::Applied).collect(),
+            file.warnings,
+        );
+    }
+    each(
+        Kind::ALL
+            .iter()
+            .map(|k| SourceEvent::Relisted(*k))
+            .collect(),
+        Vec::new(),
+    );
+    Ok(())
+}
+
+/// Everything read from a directory, at once: for one-shot readers of small directories
+/// (tests, `ipvsctl-rs --names`); the daemon uses [`stream`].
 #[derive(Debug, Default)]
 pub struct Snapshot {
     /// The objects, in file order.
@@ -198,9 +243,9 @@ pub fn fingerprint(dir: &Path) -> Result<Fingerprint, DirError> {
     })
 }
 
-/// Polls `dir` every `period` and sends a fresh set of [`SourceEvent::Listed`] events (and the
-/// decode warnings) whenever its fingerprint changes. A read that fails is logged and the
-/// previous content stays in force. Returns when the receiver is dropped.
+/// Polls `dir` every `period` and, whenever its fingerprint changes, sends it again as a
+/// listing ([`stream`]), one file's events and decode warnings per message. A read that
+/// fails is logged and nothing is removed. Returns when the receiver is dropped.
 pub async fn watch(
     dir: PathBuf,
     period: Duration,
@@ -220,14 +265,23 @@ pub async fn watch(
             continue;
         }
         last = now;
-        match read(&dir) {
-            Ok(mut snapshot) => {
-                let warnings = std::mem::take(&mut snapshot.warnings);
-                if tx.send((snapshot.into_events(), warnings)).await.is_err() {
-                    return;
-                }
+        // File by file, each batch waiting for room in the channel: the reader holds one
+        // file's objects at a time.
+        let (dir, tx) = (dir.clone(), tx.clone());
+        let read = tokio::task::spawn_blocking(move || {
+            let mut open = true;
+            let result = stream(&dir, |events, warnings| {
+                open = open && tx.blocking_send((events, warnings)).is_ok();
+            });
+            (result, open)
+        });
+        match read.await {
+            Ok((_, false)) => return,
+            Ok((Ok(()), true)) => {}
+            Ok((Err(e), true)) => {
+                tracing::error!(error = %e, "the directory listing stopped: nothing removed");
             }
-            Err(e) => tracing::error!(error = %e, "keeping the previous directory content"),
+            Err(e) => tracing::error!(error = %e, "the directory reader failed"),
         }
     }
 }
@@ -290,17 +344,54 @@ mod tests {
 #[cfg(test)]
 mod watch_tests {
     use super::*;
+    use crate::Model;
+
+    fn service(port: u16) -> String {
+        format!(
+            "apiVersion: v1\nkind: Service\nmetadata: {{name: a, namespace: d}}\n\
+             spec: {{clusterIP: 10.96.0.1, ports: [{{port: {port}}}]}}\n"
+        )
+    }
+
+    /// Every event of one read, in order, and whether it ended in an error.
+    fn streamed(dir: &Path) -> (Vec<SourceEvent>, bool) {
+        let mut all = Vec::new();
+        let result = stream(dir, |events, _| all.extend(events));
+        (all, result.is_err())
+    }
+
+    #[test]
+    fn a_directory_streams_as_one_listing_and_a_malformed_file_leaves_it_incomplete() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("a.yaml"), service(80)).expect("write");
+        let (events, failed) = streamed(dir.path());
+        assert!(!failed);
+        let begun: Vec<SourceEvent> = Kind::ALL.map(SourceEvent::Relisting).into();
+        let done: Vec<SourceEvent> = Kind::ALL.map(SourceEvent::Relisted).into();
+        assert_eq!(events[..3], begun);
+        assert!(matches!(
+            &events[3],
+            SourceEvent::Applied(Object::Service(_))
+        ));
+        assert_eq!(events[4..], done);
+
+        // `b.yaml` is malformed: `a` still applies, the listing never completes.
+        std::fs::write(dir.path().join("b.yaml"), "kind: Service\nmetadata: [\n").expect("break");
+        let mut model = Model::default();
+        model.apply(SourceEvent::Listed(Kind::Service, Vec::new()));
+        let (events, failed) = streamed(dir.path());
+        assert!(failed);
+        assert_eq!(events.len(), 4, "{events:?}");
+        for event in events {
+            model.apply(event);
+        }
+        assert!(model.service(&ObjectId::new("d", "a")).is_some());
+    }
 
     #[tokio::test]
-    async fn a_changed_file_is_read_again() {
+    async fn a_changed_file_is_read_again_and_a_malformed_one_removes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
         let file = dir.path().join("svc.yaml");
-        let service = |port: u16| {
-            format!(
-                "apiVersion: v1\nkind: Service\nmetadata: {{name: a, namespace: d}}\n\
-                 spec: {{clusterIP: 10.96.0.1, ports: [{{port: {port}}}]}}\n"
-            )
-        };
         std::fs::write(&file, service(80)).expect("write");
         let first = fingerprint(dir.path()).expect("fingerprint");
         let (tx, mut rx) = mpsc::channel(4);
@@ -310,34 +401,37 @@ mod watch_tests {
             first,
             tx,
         ));
+        let mut model = Model::default();
+        let mut next = async || {
+            let (events, warnings) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+                .await
+                .expect("re-read in time")
+                .expect("events");
+            assert!(warnings.is_empty());
+            events
+        };
         // A different size makes the change visible even within one mtime tick.
         std::fs::write(&file, service(8080)).expect("rewrite");
-        let (events, warnings) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
-            .await
-            .expect("re-read in time")
-            .expect("events");
-        assert!(warnings.is_empty());
-        let services = events.iter().find_map(|e| match e {
-            SourceEvent::Listed(Kind::Service, objects) => Some(objects),
-            _ => None,
-        });
-        let Some([Object::Service(svc)]) = services.map(Vec::as_slice) else {
-            panic!("one Service expected: {events:?}");
-        };
-        let port = svc
-            .spec
-            .as_ref()
-            .and_then(|s| s.ports.as_ref())
-            .map(|p| p[0].port);
+        for _ in 0..3 {
+            for event in next().await {
+                model.apply(event);
+            }
+        }
+        assert!(model.is_synced(), "the listing completed");
+        let port = model
+            .service(&ObjectId::new("d", "a"))
+            .map(|s| s.ports[0].port);
         assert_eq!(port, Some(8080));
 
-        // A malformed file is not applied: nothing is sent, the old content stays in force.
+        // A malformed file: the listing begins and never completes; the Service stays.
         std::fs::write(&file, "kind: Service\nmetadata: [\n").expect("break");
+        let begun = next().await;
+        assert!(matches!(begun[0], SourceEvent::Relisting(_)), "{begun:?}");
         assert!(
             tokio::time::timeout(Duration::from_millis(300), rx.recv())
                 .await
                 .is_err(),
-            "a malformed directory must not replace the model"
+            "a malformed file must not complete the listing"
         );
         task.abort();
     }

@@ -204,33 +204,30 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    let mut listing: Option<Vec<Object>> = None;
     watcher::watcher(api, config.any_semantic())
         .default_backoff()
-        .filter_map(move |item| {
-            let out = match item {
-                Err(e) => {
-                    tracing::warn!(%kind, error = %e, "watch failed; retrying");
-                    None
-                }
-                Ok(Event::Init) => {
-                    listing = Some(Vec::new());
-                    None
-                }
-                Ok(Event::InitApply(obj)) => {
-                    listing.get_or_insert_with(Vec::new).push(wrap(obj));
-                    None
-                }
-                Ok(Event::InitDone) => Some(SourceEvent::Listed(
-                    kind,
-                    listing.take().unwrap_or_default(),
-                )),
-                Ok(Event::Apply(obj)) => Some(SourceEvent::Applied(wrap(obj))),
-                Ok(Event::Delete(obj)) => Some(SourceEvent::Deleted(wrap(obj))),
-            };
-            std::future::ready(out)
-        })
+        .filter_map(move |item| std::future::ready(event(item, kind, wrap)))
         .boxed()
+}
+
+/// What one watcher event means for the model. A (re)list is passed on object by object,
+/// between `Relisting` and `Relisted`, never held whole: at 10,000 Services it would be
+/// every raw EndpointSlice at once.
+fn event<K>(
+    item: Result<Event<K>, watcher::Error>,
+    kind: Kind,
+    wrap: fn(K) -> Object,
+) -> Option<SourceEvent> {
+    match item {
+        Err(e) => {
+            tracing::warn!(%kind, error = %e, "watch failed; retrying");
+            None
+        }
+        Ok(Event::Init) => Some(SourceEvent::Relisting(kind)),
+        Ok(Event::InitApply(obj) | Event::Apply(obj)) => Some(SourceEvent::Applied(wrap(obj))),
+        Ok(Event::InitDone) => Some(SourceEvent::Relisted(kind)),
+        Ok(Event::Delete(obj)) => Some(SourceEvent::Deleted(wrap(obj))),
+    }
 }
 
 /// Publishes the model's [`Warning`]s as Kubernetes Events on the objects they are about
@@ -306,5 +303,49 @@ impl EventReporter {
             secondary: None,
         };
         self.recorder.publish(&event, &reference).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::core::v1::Service;
+
+    use super::*;
+
+    fn svc(name: &str) -> Service {
+        Service {
+            metadata: kube::api::ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some("d".into()),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_relist_is_passed_on_object_by_object_between_its_brackets() {
+        let wrap: fn(Service) -> Object = |s| Object::Service(Box::new(s));
+        let mapped = |item| event(Ok(item), Kind::Service, wrap);
+        assert_eq!(
+            mapped(Event::Init),
+            Some(SourceEvent::Relisting(Kind::Service))
+        );
+        assert_eq!(
+            mapped(Event::InitApply(svc("a"))),
+            Some(SourceEvent::Applied(wrap(svc("a"))))
+        );
+        assert_eq!(
+            mapped(Event::InitDone),
+            Some(SourceEvent::Relisted(Kind::Service))
+        );
+        assert_eq!(
+            mapped(Event::Apply(svc("b"))),
+            Some(SourceEvent::Applied(wrap(svc("b"))))
+        );
+        assert_eq!(
+            mapped(Event::Delete(svc("b"))),
+            Some(SourceEvent::Deleted(wrap(svc("b"))))
+        );
     }
 }

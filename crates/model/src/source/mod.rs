@@ -14,7 +14,14 @@ pub enum SourceEvent {
     Applied(Object),
     /// An object was deleted.
     Deleted(Object),
-    /// The complete current set of one kind: a first list, a relist (after `410 Gone`), or a
-    /// directory re-read. Objects of that kind not in the list are gone.
+    /// A complete listing of one kind begins (a first list, a relist after `410 Gone`, a
+    /// directory re-read): its objects follow as [`SourceEvent::Applied`], one at a time, so
+    /// that no source holds a whole listing of raw objects.
+    Relisting(Kind),
+    /// The listing of one kind that [`SourceEvent::Relisting`] began is complete: objects of
+    /// that kind not applied since are gone.
+    Relisted(Kind),
+    /// A complete listing in one event, for callers that have it at hand (tests, benchmarks):
+    /// the same as `Relisting`, every object `Applied`, then `Relisted`.
     Listed(Kind, Vec<Object>),
 }
