@@ -2,9 +2,10 @@
 //! `CategorizeEndpoints` (readiness, terminating fallback, topology hints, traffic policies).
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::net::IpAddr;
 
-use model::{EndpointSlice, IpFamily, ObjectId, ServicePort};
+use model::{EndpointSlice, IpFamily, ServicePort};
 
 /// One endpoint of one Service port, merged over the Service's slices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +27,23 @@ pub struct PortEndpoint<'a> {
     /// Node hints.
     pub node_hints: &'a [String],
     /// The Pod behind it, when the slice names one.
-    pub pod: Option<&'a ObjectId>,
+    pub pod: Option<PodName<'a>>,
+}
+
+/// The Pod behind an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PodName<'a> {
+    /// Its namespace.
+    pub namespace: &'a str,
+    /// Its name.
+    pub name: &'a str,
+}
+
+/// `namespace/name`.
+impl fmt::Display for PodName<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
 }
 
 /// The endpoints of `port` in `family`: slice ports are matched by name and protocol; an
@@ -54,9 +71,12 @@ pub fn of_port<'a>(
                 serving: ep.serving,
                 terminating: ep.terminating,
                 local: ep.node_name.as_deref() == Some(node_name),
-                zone_hints: &ep.zone_hints,
-                node_hints: &ep.node_hints,
-                pod: ep.pod.as_ref(),
+                zone_hints: ep.zone_hints(),
+                node_hints: ep.node_hints(),
+                pod: ep.pod.as_ref().map(|p| PodName {
+                    namespace: p.namespace(&slice.id.namespace),
+                    name: p.name(),
+                }),
             };
             merged
                 .entry((ep.addr, slice_port.port))

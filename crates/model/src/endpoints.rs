@@ -1,10 +1,10 @@
 //! The validated EndpointSlice: what kube-proxy's endpoint slice cache keeps of it.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::discovery::v1 as discovery;
-use serde::Serialize;
 
 use crate::labels::SERVICE_NAME;
 use crate::net::{IpFamily, ObjectId, Protocol};
@@ -12,7 +12,7 @@ use crate::service::{parse_ip, parse_protocol, port_number};
 use crate::warning::Invalid;
 
 /// One entry of `ports`: the name and protocol match it to a Service port.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointPort {
     /// Matches [`crate::ServicePort::name`].
     pub name: String,
@@ -22,8 +22,9 @@ pub struct EndpointPort {
     pub port: u16,
 }
 
-/// One endpoint (one pod), with the conditions and hints kube-proxy reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One endpoint (one pod), with the conditions and hints kube-proxy reads. Kept small: a
+/// node holds every endpoint of the cluster (100,000 at 10,000 Services).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     /// The first of `addresses` (kube-proxy ignores the others).
     pub addr: IpAddr,
@@ -33,19 +34,57 @@ pub struct Endpoint {
     pub serving: bool,
     /// `conditions.terminating`; absent means false.
     pub terminating: bool,
-    /// `nodeName`.
-    pub node_name: Option<String>,
+    /// `nodeName`; the model shares one copy per node between endpoints.
+    pub node_name: Option<Arc<str>>,
+    /// `hints`, when the endpoint has any.
+    pub hints: Option<Box<Hints>>,
+    /// The Pod behind the endpoint: `targetRef` when its kind is `Pod`. Only for people
+    /// reading names; nothing is decided by it.
+    pub pod: Option<PodRef>,
+}
+
+/// An endpoint's topology hints.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hints {
     /// `hints.forZones[].name`.
-    pub zone_hints: Vec<String>,
+    pub zones: Vec<String>,
     /// `hints.forNodes[].name`.
-    pub node_hints: Vec<String>,
-    /// The Pod behind the endpoint: `targetRef` when its kind is `Pod` (its namespace
-    /// defaults to the slice's). Only for people reading names; nothing is decided by it.
-    pub pod: Option<ObjectId>,
+    pub nodes: Vec<String>,
+}
+
+/// The Pod a `targetRef` names: its name, and its namespace when not the slice's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodRef {
+    name: Box<str>,
+    namespace: Option<Box<str>>,
+}
+
+impl PodRef {
+    /// The Pod's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The Pod's namespace, for an endpoint of a slice in `slice_namespace`.
+    pub fn namespace<'a>(&'a self, slice_namespace: &'a str) -> &'a str {
+        self.namespace.as_deref().unwrap_or(slice_namespace)
+    }
+}
+
+impl Endpoint {
+    /// `hints.forZones[].name`.
+    pub fn zone_hints(&self) -> &[String] {
+        self.hints.as_deref().map_or(&[], |h| &h.zones)
+    }
+
+    /// `hints.forNodes[].name`.
+    pub fn node_hints(&self) -> &[String] {
+        self.hints.as_deref().map_or(&[], |h| &h.nodes)
+    }
 }
 
 /// An EndpointSlice of a Service, for one address family.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EndpointSlice {
     /// The slice's own namespace and name.
     pub id: ObjectId,
@@ -109,25 +148,29 @@ impl EndpointSlice {
             }
             let conditions = ep.conditions.as_ref();
             let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-            let hints = ep.hints.as_ref();
+            let hints = ep.hints.as_ref().map(|h| Hints {
+                zones: h
+                    .for_zones
+                    .iter()
+                    .flatten()
+                    .map(|z| z.name.clone())
+                    .collect(),
+                nodes: h
+                    .for_nodes
+                    .iter()
+                    .flatten()
+                    .map(|n| n.name.clone())
+                    .collect(),
+            });
             endpoints.push(Endpoint {
                 addr,
                 ready,
                 serving: conditions.and_then(|c| c.serving).unwrap_or(true),
                 terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
-                node_name: ep.node_name.clone(),
-                zone_hints: hints
-                    .and_then(|h| h.for_zones.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .map(|z| z.name.clone())
-                    .collect(),
-                node_hints: hints
-                    .and_then(|h| h.for_nodes.as_ref())
-                    .into_iter()
-                    .flatten()
-                    .map(|n| n.name.clone())
-                    .collect(),
+                node_name: ep.node_name.as_deref().map(Arc::from),
+                hints: hints
+                    .filter(|h| !h.zones.is_empty() || !h.nodes.is_empty())
+                    .map(Box::new),
                 pod: pod_of(ep.target_ref.as_ref(), &namespace),
             });
         }
@@ -141,16 +184,18 @@ impl EndpointSlice {
     }
 }
 
-/// The Pod a `targetRef` names, if it names a Pod.
-fn pod_of(target: Option<&ObjectReference>, slice_namespace: &str) -> Option<ObjectId> {
+/// The Pod a `targetRef` names, if it names a Pod (its namespace defaults to the slice's).
+fn pod_of(target: Option<&ObjectReference>, slice_namespace: &str) -> Option<PodRef> {
     let target = target.filter(|t| t.kind.as_deref() == Some("Pod"))?;
-    let name = target.name.clone().filter(|n| !n.is_empty())?;
+    let name = target.name.as_deref().filter(|n| !n.is_empty())?;
     let namespace = target
         .namespace
-        .clone()
-        .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| slice_namespace.to_owned());
-    Some(ObjectId::new(namespace, name))
+        .as_deref()
+        .filter(|n| !n.is_empty() && *n != slice_namespace);
+    Some(PodRef {
+        name: name.into(),
+        namespace: namespace.map(Box::from),
+    })
 }
 
 #[cfg(test)]
@@ -184,7 +229,11 @@ mod tests {
         let pods: Vec<Option<String>> = s
             .endpoints
             .iter()
-            .map(|e| e.pod.as_ref().map(ToString::to_string))
+            .map(|e| {
+                e.pod
+                    .as_ref()
+                    .map(|p| format!("{}/{}", p.namespace(&s.id.namespace), p.name()))
+            })
             .collect();
         assert_eq!(
             pods,

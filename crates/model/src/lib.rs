@@ -20,7 +20,7 @@ pub mod source;
 pub mod store;
 pub mod warning;
 
-pub use endpoints::{Endpoint, EndpointPort, EndpointSlice};
+pub use endpoints::{Endpoint, EndpointPort, EndpointSlice, Hints, PodRef};
 pub use labels::ProxyFilter;
 pub use net::{IpFamily, ObjectId, Protocol};
 pub use node::Node;

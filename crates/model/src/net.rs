@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -96,18 +97,20 @@ impl fmt::Display for Protocol {
     }
 }
 
-/// A namespaced object name, `namespace/name` (the namespace is empty for a Node).
+/// A namespaced object name, `namespace/name` (the namespace is empty for a Node). Its
+/// parts are shared by its clones: the model and the desired state keep several copies of
+/// every id (map keys, back references), one string each would double their size.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 pub struct ObjectId {
     /// The namespace; empty for cluster-scoped objects.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// The object's name.
-    pub name: String,
+    pub name: Arc<str>,
 }
 
 impl ObjectId {
     /// Builds an id from its parts.
-    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> ObjectId {
+    pub fn new(namespace: impl Into<Arc<str>>, name: impl Into<Arc<str>>) -> ObjectId {
         ObjectId {
             namespace: namespace.into(),
             name: name.into(),

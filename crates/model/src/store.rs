@@ -1,7 +1,7 @@
 //! The model: every valid Service, EndpointSlice and this node, kept up to date by
 //! [`SourceEvent`]s, with a record of which Services changed since the last look.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::labels::ProxyFilter;
@@ -36,6 +36,8 @@ pub struct Model {
     listed: BTreeSet<Kind>,
     /// The kinds being relisted, with the objects applied since the listing began.
     relisting: BTreeMap<Kind, BTreeSet<ObjectId>>,
+    /// One copy of each node name endpoints name, shared by them.
+    node_names: HashSet<Arc<str>>,
     changes: Changes,
 }
 
@@ -204,7 +206,19 @@ impl Model {
         self.services.insert(svc.id.clone(), Arc::new(svc));
     }
 
-    fn put_slice(&mut self, slice: EndpointSlice) {
+    fn put_slice(&mut self, mut slice: EndpointSlice) {
+        for ep in &mut slice.endpoints {
+            if let Some(name) = &ep.node_name {
+                let shared = match self.node_names.get(name) {
+                    Some(shared) => Arc::clone(shared),
+                    None => {
+                        self.node_names.insert(Arc::clone(name));
+                        Arc::clone(name)
+                    }
+                };
+                ep.node_name = Some(shared);
+            }
+        }
         if let Some(old) = self.slices.get(&slice.id) {
             if **old == slice {
                 return;
@@ -243,7 +257,7 @@ impl Model {
                 }
             }
             Kind::Node => {
-                if self.node.as_ref().is_some_and(|n| n.name == id.name) {
+                if self.node.as_ref().is_some_and(|n| *n.name == *id.name) {
                     self.node = None;
                     self.changes.node = true;
                 }

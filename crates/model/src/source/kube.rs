@@ -286,8 +286,8 @@ impl EventReporter {
         let reference = ObjectReference {
             api_version: Some(api_version.into()),
             kind: Some(kind.into()),
-            namespace: Some(warning.object.namespace.clone()).filter(|n| !n.is_empty()),
-            name: Some(warning.object.name.clone()),
+            namespace: Some(warning.object.namespace.to_string()).filter(|n| !n.is_empty()),
+            name: Some(warning.object.name.to_string()),
             ..ObjectReference::default()
         };
         let event = KubeEvent {

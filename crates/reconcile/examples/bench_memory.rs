@@ -1,0 +1,111 @@
+//! Benchmark: the heap each stage of the IPVS pipeline holds for a synthetic cluster
+//! (default 10,000 Services x 10 endpoints): the model, the desired state, the reconciler's
+//! wanted table (kept between syncs as the last one programmed) and the plan of a first sync
+//! (transient). Counted exactly by a counting global allocator; prints numbers, asserts
+//! nothing. The daemon's RSS adds the runtime, the binary and the allocator's slack to these.
+//!
+//! Run: `cargo run --release -p reconcile --example bench_memory [SERVICES] [ENDPOINTS]`
+
+// The one unsafe thing here is the global allocator wrapper the measurement needs: it only
+// forwards to the system allocator and counts bytes.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::time::{Duration, Instant};
+
+use desired::{Config, DesiredState, NodeInfo};
+use model::{Kind, Model, Object, ProxyFilter, SourceEvent};
+use reconcile::{Draining, Ownership};
+use testkit::cluster::Synthetic;
+
+/// The system allocator, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: every call is forwarded unchanged to `System`, which upholds the contract.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size(), Relaxed);
+        // SAFETY: as the caller's contract.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size(), Relaxed);
+        // SAFETY: as the caller's contract.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn mib_since(base: usize) -> f64 {
+    LIVE.load(Relaxed).saturating_sub(base) as f64 / 1_048_576.0
+}
+
+fn main() {
+    let mut args = std::env::args()
+        .skip(1)
+        .map(|a| a.parse::<u32>().expect("a number"));
+    let cluster = Synthetic {
+        services: args.next().unwrap_or(10_000),
+        endpoints_per_service: args.next().unwrap_or(10),
+        node_port_every: None,
+    };
+    println!(
+        "heap held, {} Services x {} endpoints:",
+        cluster.services, cluster.endpoints_per_service
+    );
+
+    // The model, fed as the sources feed it: one object at a time.
+    let base = LIVE.load(Relaxed);
+    let mut model = Model::new(ProxyFilter::default(), Some(Synthetic::NODE.into()));
+    for kind in Kind::ALL {
+        model.apply(SourceEvent::Relisting(kind));
+    }
+    model.apply(SourceEvent::Applied(Object::Node(Box::new(cluster.node()))));
+    for i in 0..cluster.services {
+        model.apply(SourceEvent::Applied(Object::Service(Box::new(
+            cluster.service(i),
+        ))));
+        model.apply(SourceEvent::Applied(Object::EndpointSlice(Box::new(
+            cluster.slice(i, 0),
+        ))));
+    }
+    for kind in Kind::ALL {
+        model.apply(SourceEvent::Relisted(kind));
+    }
+    let _ = model.take_changes();
+    println!("  model:                    {:6.1} MiB", mib_since(base));
+
+    let base = LIVE.load(Relaxed);
+    let info = NodeInfo::from_node(Synthetic::NODE, model.node(), &[]);
+    let state = DesiredState::new(Config::default(), info, &model);
+    println!("  desired state:            {:6.1} MiB", mib_since(base));
+
+    let base = LIVE.load(Relaxed);
+    let wanted = reconcile::wanted::wanted(state.virtual_servers());
+    println!(
+        "  wanted (kept as last):    {:6.1} MiB  ({} virtual servers)",
+        mib_since(base),
+        wanted.len()
+    );
+
+    let base = LIVE.load(Relaxed);
+    let owner = Ownership {
+        exclude: Vec::new(),
+        dummy_addresses: Default::default(),
+        node_port_addresses: Default::default(),
+        node_port_range: Ownership::DEFAULT_NODE_PORT_RANGE,
+    };
+    let mut draining = Draining::new(Duration::from_secs(60));
+    let plan = reconcile::ipvs::plan(&wanted, &[], &owner, &mut draining, Instant::now());
+    println!(
+        "  first sync's plan:        {:6.1} MiB  ({} operations, transient)",
+        mib_since(base),
+        plan.changes().count()
+    );
+}
