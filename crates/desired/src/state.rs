@@ -5,10 +5,10 @@
 //! Services that changed, not to the cluster. A change of node or configuration recomputes
 //! everything.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use model::{Changes, IpFamily, Model, ObjectId};
+use model::{Changes, IdSet, IpFamily, Model, ObjectId};
 
 use crate::config::{Config, NodeInfo};
 use crate::ipset::{SetEntry, SetKind};
@@ -52,7 +52,7 @@ pub struct DesiredState {
     plans: HashMap<ObjectId, ServicePlan>,
     /// Which Services want each virtual server; the first (by namespace/name) wins when two
     /// Services claim the same address and port, so the result does not depend on order.
-    claims: BTreeMap<VsKey, BTreeSet<ObjectId>>,
+    claims: BTreeMap<VsKey, IdSet>,
     addresses: Counted<IpAddr>,
     sets: BTreeMap<(IpFamily, SetKind), Counted<SetEntry>>,
     out_filter: Counted<(IpFamily, OutFilterDrop)>,
@@ -171,7 +171,7 @@ impl DesiredState {
     }
 
     /// The virtual servers two or more Services claim, with the claimants (the first wins).
-    pub fn conflicts(&self) -> impl Iterator<Item = (&VsKey, &BTreeSet<ObjectId>)> {
+    pub fn conflicts(&self) -> impl Iterator<Item = (&VsKey, &IdSet)> {
         self.claims.iter().filter(|(_, owners)| owners.len() > 1)
     }
 

@@ -10,6 +10,7 @@
 //!   naming the object and the field, and never reaches the later steps.
 
 pub mod endpoints;
+pub mod idset;
 pub mod labels;
 pub mod net;
 pub mod node;
@@ -21,6 +22,7 @@ pub mod store;
 pub mod warning;
 
 pub use endpoints::{Endpoint, EndpointPort, EndpointSlice, Hints, PodRef};
+pub use idset::IdSet;
 pub use labels::ProxyFilter;
 pub use net::{IpFamily, ObjectId, Protocol};
 pub use node::Node;

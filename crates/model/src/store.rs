@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::labels::ProxyFilter;
 use crate::warning::{Invalid, Warning};
-use crate::{EndpointSlice, Kind, Node, Object, ObjectId, Service, SourceEvent};
+use crate::{EndpointSlice, IdSet, Kind, Node, Object, ObjectId, Service, SourceEvent};
 
 /// What changed in the model since [`Model::take_changes`] was last called.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -31,7 +31,7 @@ pub struct Model {
     node_name: Option<String>,
     services: BTreeMap<ObjectId, Arc<Service>>,
     slices: HashMap<ObjectId, Arc<EndpointSlice>>,
-    slices_by_service: HashMap<ObjectId, BTreeSet<ObjectId>>,
+    slices_by_service: HashMap<ObjectId, IdSet>,
     node: Option<Node>,
     listed: BTreeSet<Kind>,
     /// The kinds being relisted, with the objects applied since the listing began.
