@@ -110,12 +110,12 @@ async fn run_mode<D: Dataplane>(
     };
     let mut invalid = Vec::new();
     let mut events_reporter: Option<Arc<kube_source::EventReporter>> = None;
-    let (tx, rx) = mpsc::channel::<(Vec<SourceEvent>, Vec<Warning>)>(16);
+    let (tx, rx) = mpsc::channel::<Vec<SourceEvent>>(16);
     match source {
         Source::Dir(path) => {
             let fingerprint = dir::fingerprint(path)?;
-            dir::stream(path, |events, warnings| {
-                invalid.extend(pipeline.apply(events, &warnings, None));
+            dir::stream(path, |events| {
+                invalid.extend(pipeline.apply(events, None));
             })?;
             if !cli.dry_run {
                 let period = std::time::Duration::from_secs(1);
@@ -135,7 +135,7 @@ async fn run_mode<D: Dataplane>(
             let mut events = kube_source::events(client, &watch);
             tokio::spawn(async move {
                 while let Some(event) = events.next().await {
-                    if tx.send((vec![event], Vec::new())).await.is_err() {
+                    if tx.send(vec![event]).await.is_err() {
                         return;
                     }
                 }
@@ -168,8 +168,8 @@ struct Pipeline<R> {
     interfaces: Option<BTreeSet<std::net::IpAddr>>,
 }
 
-/// Events from the source, with the warnings found while reading them.
-type Events = mpsc::Receiver<(Vec<SourceEvent>, Vec<Warning>)>;
+/// Events from the source.
+type Events = mpsc::Receiver<Vec<SourceEvent>>;
 
 impl<R: Rules> Pipeline<R> {
     /// Applies a batch of source events to the model; returns the kinds of
@@ -177,11 +177,9 @@ impl<R: Rules> Pipeline<R> {
     fn apply(
         &mut self,
         events: Vec<SourceEvent>,
-        warnings: &[Warning],
         reporter: Option<&Arc<kube_source::EventReporter>>,
     ) -> Vec<model::Kind> {
-        report(warnings, reporter);
-        let mut kinds: Vec<model::Kind> = warnings.iter().map(|w| w.kind).collect();
+        let mut kinds = Vec::new();
         for event in events {
             let found = self.model.apply(event);
             report(&found, reporter);
@@ -247,8 +245,8 @@ async fn dry_run<R: Rules>(
             return print(state, output, settings);
         }
         match rx.recv().await {
-            Some((events, warnings)) => {
-                pipeline.apply(events, &warnings, reporter.as_ref());
+            Some(events) => {
+                pipeline.apply(events, reporter.as_ref());
             }
             None => anyhow::bail!("the source stopped before delivering a complete view"),
         }
@@ -312,9 +310,9 @@ async fn serve<D: Dataplane>(
         let (pipeline, metrics, health) =
             (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
         async move {
-            while let Some((events, warnings)) = rx.recv().await {
+            while let Some(events) = rx.recv().await {
                 let mut p = pipeline.lock().await;
-                for kind in p.apply(events, &warnings, reporter.as_ref()) {
+                for kind in p.apply(events, reporter.as_ref()) {
                     Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
                 }
                 health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));

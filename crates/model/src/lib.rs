@@ -31,4 +31,4 @@ pub use scheduler::{SCHEDULER_ANNOTATION, Scheduler};
 pub use service::{Service, ServicePort, ServiceType, SessionAffinity};
 pub use source::SourceEvent;
 pub use store::{Changes, Model};
-pub use warning::{Invalid, Warning};
+pub use warning::{Consequence, Invalid, Warning};

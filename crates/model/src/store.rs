@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::labels::ProxyFilter;
-use crate::warning::{Invalid, Warning};
+use crate::warning::{Consequence, Invalid, Warning};
 use crate::{EndpointSlice, IdSet, Kind, Node, Object, ObjectId, Service, SourceEvent};
 
 /// What changed in the model since [`Model::take_changes`] was last called.
@@ -62,6 +62,13 @@ impl Model {
                 self.relisting.insert(kind, BTreeSet::new());
             }
             SourceEvent::Relisted(kind) => self.relisted(kind),
+            SourceEvent::Undecodable(mut warning) => {
+                if let Some(seen) = self.relisting.get_mut(&warning.kind) {
+                    seen.insert(warning.object.clone());
+                }
+                warning.consequence = self.rejection(warning.kind, &warning.object);
+                warnings.push(warning);
+            }
             SourceEvent::Listed(kind, objects) => {
                 self.relisting.insert(kind, BTreeSet::new());
                 for object in objects.into_iter().filter(|o| o.kind() == kind) {
@@ -174,13 +181,16 @@ impl Model {
             }
             _ => Ok(None),
         };
-        let report = |problem: Invalid, skipped: bool| Warning {
+        let report = |problem: Invalid, consequence: Consequence| Warning {
             kind,
             object: id.clone(),
             problem,
-            skipped,
+            consequence,
         };
-        warnings.extend(soft.into_iter().map(|p| report(p, false)));
+        warnings.extend(
+            soft.into_iter()
+                .map(|p| report(p, Consequence::DefaultUsed)),
+        );
         match result {
             Ok(Some(Validated::Service(svc))) => self.put_service(svc),
             Ok(Some(Validated::Slice(slice))) => self.put_slice(slice),
@@ -191,10 +201,27 @@ impl Model {
                 }
             }
             Ok(None) => self.remove(kind, &id),
-            Err(problem) => {
-                warnings.push(report(problem, true));
-                self.remove(kind, &id);
-            }
+            Err(problem) => warnings.push(report(problem, self.rejection(kind, &id))),
+        }
+    }
+
+    /// What becomes of an object whose new version is rejected: an invalid update must not
+    /// take away what its last valid version programmed (the API server accepted it; only
+    /// our stricter checks refuse it), so a version held stays.
+    fn rejection(&self, kind: Kind, id: &ObjectId) -> Consequence {
+        if self.holds(kind, id) {
+            Consequence::LastValidKept
+        } else {
+            Consequence::Skipped
+        }
+    }
+
+    /// Whether a valid version of this object is held.
+    fn holds(&self, kind: Kind, id: &ObjectId) -> bool {
+        match kind {
+            Kind::Service => self.services.contains_key(id),
+            Kind::EndpointSlice => self.slices.contains_key(id),
+            Kind::Node => self.node.as_ref().is_some_and(|n| *n.name == *id.name),
         }
     }
 
@@ -257,7 +284,7 @@ impl Model {
                 }
             }
             Kind::Node => {
-                if self.node.as_ref().is_some_and(|n| *n.name == *id.name) {
+                if self.holds(Kind::Node, id) {
                     self.node = None;
                     self.changes.node = true;
                 }
@@ -409,14 +436,41 @@ mod tests {
     }
 
     #[test]
-    fn an_invalid_update_removes_the_service_with_a_warning() {
+    fn an_invalid_update_keeps_the_last_valid_version_with_a_warning() {
         let mut m = Model::default();
         m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        m.take_changes();
         let warnings = m.apply(SourceEvent::Applied(service("a", "10.96.0.300")));
         assert_eq!(warnings.len(), 1);
         assert_eq!(warnings[0].problem.field, "spec.clusterIP");
-        assert!(warnings[0].skipped);
+        assert_eq!(warnings[0].consequence, Consequence::LastValidKept);
+        assert!(warnings[0].to_string().contains("last valid version kept"));
+        let kept = m.service(&id("a")).expect("the last valid version");
+        assert_eq!(
+            kept.cluster_ips,
+            vec!["10.96.0.1".parse::<std::net::IpAddr>().unwrap()]
+        );
+        assert!(m.take_changes().is_empty(), "nothing changed");
+        // A relist that shows only the invalid version keeps it too (its id was seen).
+        m.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![service("a", "10.96.0.300")],
+        ));
+        assert!(m.service(&id("a")).is_some());
+        // A valid update then applies, and a deletion removes it.
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.2")));
+        assert_eq!(m.take_changes().services, BTreeSet::from([id("a")]));
+        m.apply(SourceEvent::Deleted(service("a", "10.96.0.2")));
         assert!(m.service(&id("a")).is_none());
+    }
+
+    #[test]
+    fn an_invalid_new_object_is_skipped() {
+        let mut m = Model::default();
+        let warnings = m.apply(SourceEvent::Applied(service("a", "10.96.0.300")));
+        assert_eq!(warnings[0].consequence, Consequence::Skipped);
+        assert!(m.service(&id("a")).is_none());
+        assert!(m.take_changes().is_empty());
     }
 
     #[test]

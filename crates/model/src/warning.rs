@@ -1,4 +1,5 @@
-//! What the model says about bad input: an object skipped, or a value replaced by a default.
+//! What the model says about bad input: an object skipped, its last valid version kept, or a
+//! value replaced by a default.
 
 use std::fmt;
 
@@ -33,21 +34,45 @@ pub struct Warning {
     pub object: ObjectId,
     /// The field and the problem.
     pub problem: Invalid,
-    /// Whether the whole object was skipped (true) or only the field replaced by a default.
-    pub skipped: bool,
+    /// What the model did about it.
+    pub consequence: Consequence,
+}
+
+/// What the model does with an object that has a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consequence {
+    /// The object is not used at all: no earlier valid version of it was held.
+    Skipped,
+    /// The update is not used: the last valid version of the object stays in use, so what
+    /// was programmed for it is kept until a valid version (or a deletion) arrives.
+    LastValidKept,
+    /// Only the field is replaced by its default; the object is used.
+    DefaultUsed,
+}
+
+impl Consequence {
+    /// Whether the object (this version of it) is left out of the model.
+    pub fn rejects(self) -> bool {
+        self != Consequence::DefaultUsed
+    }
+}
+
+impl fmt::Display for Consequence {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Consequence::Skipped => "object skipped",
+            Consequence::LastValidKept => "update ignored, last valid version kept",
+            Consequence::DefaultUsed => "default used",
+        })
+    }
 }
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let consequence = if self.skipped {
-            "object skipped"
-        } else {
-            "default used"
-        };
         write!(
             f,
-            "{} {}: {} ({consequence})",
-            self.kind, self.object, self.problem
+            "{} {}: {} ({})",
+            self.kind, self.object, self.problem, self.consequence
         )
     }
 }

@@ -7,7 +7,8 @@
 //! raw objects are held at a time. A malformed file stops the read (naming file and line)
 //! before the listing completes, so nothing is removed: a half-written file never makes
 //! Services disappear (the files read before it do apply). An object of a known kind whose
-//! fields do not decode is skipped with a [`Warning`] naming the field.
+//! fields do not decode is rejected with a [`Warning`] naming the field
+//! ([`SourceEvent::Undecodable`]): a valid version read earlier stays in force.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
-use crate::warning::{Invalid, Warning};
+use super::notify::TreeWatch;
+use crate::warning::{Consequence, Invalid, Warning};
 use crate::{Kind, Object, ObjectId, SourceEvent};
 
 /// Why a directory could not be read.
@@ -44,24 +46,21 @@ pub enum DirError {
     },
 }
 
-/// Reads `dir` as one listing of every kind, passing `each` the events and the decode
-/// warnings of one file at a time: first [`SourceEvent::Relisting`] of every kind, then each
-/// file's objects as [`SourceEvent::Applied`], then [`SourceEvent::Relisted`] of every kind.
+/// Reads `dir` as one listing of every kind, passing `each` the events of one file at a
+/// time: first [`SourceEvent::Relisting`] of every kind, then each file's objects as
+/// [`SourceEvent::Applied`] (or [`SourceEvent::Undecodable`]), then
+/// [`SourceEvent::Relisted`] of every kind.
 ///
 /// # Errors
 /// [`DirError`] for the first file that cannot be read or parsed; the listing is then left
 /// incomplete (no `Relisted`), so nothing is removed.
-pub fn stream(
-    dir: &Path,
-    mut each: impl FnMut(Vec<SourceEvent>, Vec<Warning>),
-) -> Result<(), DirError> {
+pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<(), DirError> {
     let paths = files(dir)?;
     each(
         Kind::ALL
             .iter()
             .map(|k| SourceEvent::Relisting(*k))
             .collect(),
-        Vec::new(),
     );
     for path in paths {
         let mut file = Snapshot::default();
@@ -71,8 +70,11 @@ pub fn stream(
         })?;
         parse(&path, &text, &mut file)?;
         each(
-            file.objects.into_iter().map(SourceEvent::Applied).collect(),
-            file.warnings,
+            file.objects
+                .into_iter()
+                .map(SourceEvent::Applied)
+                .chain(file.warnings.into_iter().map(SourceEvent::Undecodable))
+                .collect(),
         );
     }
     each(
@@ -80,7 +82,6 @@ pub fn stream(
             .iter()
             .map(|k| SourceEvent::Relisted(*k))
             .collect(),
-        Vec::new(),
     );
     Ok(())
 }
@@ -174,7 +175,7 @@ fn decode(value: serde_yaml::Value, into: &mut Snapshot) {
             kind,
             object: id,
             problem,
-            skipped: true,
+            consequence: Consequence::Skipped,
         }),
     }
 }
@@ -204,8 +205,16 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, DirError> {
     };
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        let path = entry.map_err(io)?.path();
-        if path.is_dir() {
+        let entry = entry.map_err(io)?;
+        let path = entry.path();
+        // The entry's type needs no stat, but a symbolic link (a ConfigMap mount's `..data`)
+        // is followed.
+        let is_dir = match entry.file_type() {
+            Ok(t) if t.is_symlink() => path.is_dir(),
+            Ok(t) => t.is_dir(),
+            Err(_) => path.is_dir(),
+        };
+        if is_dir {
             out.extend(files(&path)?);
         } else if path
             .extension()
@@ -243,17 +252,35 @@ pub fn fingerprint(dir: &Path) -> Result<Fingerprint, DirError> {
     })
 }
 
-/// Polls `dir` every `period` and, whenever its fingerprint changes, sends it again as a
-/// listing ([`stream`]), one file's events and decode warnings per message. A read that
-/// fails is logged and nothing is removed. Returns when the receiver is dropped.
+/// Waits for changes under `dir` (inotify; where inotify is unavailable, it polls every
+/// `period`) and, whenever its fingerprint changed, sends it again as a listing
+/// ([`stream`]), one file's events per message. A read that fails is logged and nothing is
+/// removed. Returns when the receiver is dropped.
 pub async fn watch(
     dir: PathBuf,
     period: Duration,
     mut last: Fingerprint,
-    tx: mpsc::Sender<(Vec<SourceEvent>, Vec<Warning>)>,
+    tx: mpsc::Sender<Vec<SourceEvent>>,
 ) {
+    let mut notified = match TreeWatch::new(&dir) {
+        Ok(w) => Some(w),
+        Err(e) => {
+            tracing::warn!(error = %e, ?period, "cannot watch the source directory; polling it");
+            None
+        }
+    };
+    // The first look needs no event: the directory may have changed since `last` was taken.
+    let mut first = true;
     loop {
-        tokio::time::sleep(period).await;
+        if !std::mem::take(&mut first) {
+            notified = match notified.take() {
+                Some(w) => settled(w, &dir).await,
+                None => {
+                    tokio::time::sleep(period).await;
+                    None
+                }
+            };
+        }
         let now = match fingerprint(&dir) {
             Ok(f) => f,
             Err(e) => {
@@ -270,8 +297,8 @@ pub async fn watch(
         let (dir, tx) = (dir.clone(), tx.clone());
         let read = tokio::task::spawn_blocking(move || {
             let mut open = true;
-            let result = stream(&dir, |events, warnings| {
-                open = open && tx.blocking_send((events, warnings)).is_ok();
+            let result = stream(&dir, |events| {
+                open = open && tx.blocking_send(events).is_ok();
             });
             (result, open)
         });
@@ -282,6 +309,27 @@ pub async fn watch(
                 tracing::error!(error = %e, "the directory listing stopped: nothing removed");
             }
             Err(e) => tracing::error!(error = %e, "the directory reader failed"),
+        }
+    }
+}
+
+/// How long a change may go on (a file written in pieces, several files) before the
+/// directory is read: one read for a burst of writes.
+const SETTLE: Duration = Duration::from_millis(50);
+
+/// Waits for a change under `dir` and for it to settle; watches directories created since.
+/// `None` (after a warning) when inotify stopped working: the caller polls from then on.
+async fn settled(mut watch: TreeWatch, dir: &Path) -> Option<TreeWatch> {
+    match watch.changed().await {
+        Ok(()) => {
+            tokio::time::sleep(SETTLE).await;
+            watch.add_subdirectories(dir);
+            watch.discard();
+            Some(watch)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch the source directory any more; polling it");
+            None
         }
     }
 }
@@ -337,7 +385,7 @@ mod tests {
         let w = &s.warnings[0];
         assert_eq!(w.object, ObjectId::new("d", "a"));
         assert_eq!(w.problem.field, "spec.ports[0].port");
-        assert!(w.skipped);
+        assert_eq!(w.consequence, Consequence::Skipped);
     }
 }
 
@@ -356,7 +404,7 @@ mod watch_tests {
     /// Every event of one read, in order, and whether it ended in an error.
     fn streamed(dir: &Path) -> (Vec<SourceEvent>, bool) {
         let mut all = Vec::new();
-        let result = stream(dir, |events, _| all.extend(events));
+        let result = stream(dir, |events| all.extend(events));
         (all, result.is_err())
     }
 
@@ -388,6 +436,28 @@ mod watch_tests {
         assert!(model.service(&ObjectId::new("d", "a")).is_some());
     }
 
+    #[test]
+    fn an_object_that_no_longer_decodes_keeps_its_last_valid_version() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a.yaml");
+        std::fs::write(&file, service(80)).expect("write");
+        let mut model = Model::default();
+        for event in streamed(dir.path()).0 {
+            assert!(model.apply(event).is_empty());
+        }
+        std::fs::write(&file, service(80).replace("port: 80", "port: http")).expect("rewrite");
+        let (events, failed) = streamed(dir.path());
+        assert!(!failed);
+        let warnings: Vec<Warning> = events.into_iter().flat_map(|e| model.apply(e)).collect();
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert_eq!(warnings[0].problem.field, "spec.ports[0].port");
+        assert_eq!(warnings[0].consequence, Consequence::LastValidKept);
+        let port = model
+            .service(&ObjectId::new("d", "a"))
+            .map(|s| s.ports[0].port);
+        assert_eq!(port, Some(80), "the listing completed without removing it");
+    }
+
     #[tokio::test]
     async fn a_changed_file_is_read_again_and_a_malformed_one_removes_nothing() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -395,20 +465,19 @@ mod watch_tests {
         std::fs::write(&file, service(80)).expect("write");
         let first = fingerprint(dir.path()).expect("fingerprint");
         let (tx, mut rx) = mpsc::channel(4);
+        // A poll period longer than the test: only inotify can see the changes in time.
         let task = tokio::spawn(watch(
             dir.path().to_owned(),
-            Duration::from_millis(20),
+            Duration::from_secs(3600),
             first,
             tx,
         ));
         let mut model = Model::default();
         let mut next = async || {
-            let (events, warnings) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            tokio::time::timeout(Duration::from_secs(10), rx.recv())
                 .await
                 .expect("re-read in time")
-                .expect("events");
-            assert!(warnings.is_empty());
-            events
+                .expect("events")
         };
         // A different size makes the change visible even within one mtime tick.
         std::fs::write(&file, service(8080)).expect("rewrite");

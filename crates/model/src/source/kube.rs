@@ -292,7 +292,7 @@ impl EventReporter {
         };
         let event = KubeEvent {
             type_: EventType::Warning,
-            reason: if warning.skipped {
+            reason: if warning.consequence.rejects() {
                 "InvalidObject"
             } else {
                 "InvalidField"

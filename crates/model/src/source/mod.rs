@@ -4,8 +4,9 @@
 
 pub mod dir;
 pub mod kube;
+mod notify;
 
-use crate::{Kind, Object};
+use crate::{Kind, Object, Warning};
 
 /// One thing a source learned.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,4 +25,7 @@ pub enum SourceEvent {
     /// A complete listing in one event, for callers that have it at hand (tests, benchmarks):
     /// the same as `Relisting`, every object `Applied`, then `Relisted`.
     Listed(Kind, Vec<Object>),
+    /// An object of a known kind that could not be decoded (the warning names it and the
+    /// field). In a listing its id counts as seen, so a valid version already held stays.
+    Undecodable(Warning),
 }
