@@ -11,6 +11,7 @@ use desired::DesiredState;
 use hostnet::modules::{Modules, ipvs_modules};
 use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
 use ipnet::IpNet;
+use reconcile::ipvs::Planner;
 use reconcile::survey::Ticks;
 use reconcile::{Draining, Ownership, Scope, Survey, Wanted};
 
@@ -157,32 +158,36 @@ impl IpvsTable {
             let last = scope.as_ref().map_or(last, |s| &s.last);
             summary.drift(reconcile::drift::ipvs(last, &observed, owner));
         }
-        let plan = reconcile::ipvs::plan(
+        let mut planner = Planner::new(
             scope.as_ref().map_or(&wanted, |s| &s.wanted),
             &observed,
             owner,
-            &mut self.draining,
             Instant::now(),
         );
-        let mut clean = true;
-        // In bounded pipelined batches, in order: the results of one are
-        // counted before the next is sent.
-        for batch in plan.batches().flat_map(|b| b.chunks(APPLY_BATCH)) {
-            let results = tokio::task::block_in_place(|| self.client.apply(batch));
-            for (change, result) in batch.iter().zip(&results) {
-                match result {
-                    Ok(()) => summary.applied(kind(change), 1),
-                    Err(e) => {
-                        clean = false;
-                        summary.failed(kind(change), e);
+        let (mut clean, mut draining_services) = (true, BTreeSet::new());
+        // Planned in parts of about one batch (a first sync's 110,000 operations are
+        // never held at once) and applied in bounded pipelined batches, in order: the
+        // results of one are counted before the next is sent.
+        while let Some(mut plan) = planner.next(&mut self.draining, APPLY_BATCH) {
+            for batch in plan.batches().flat_map(|b| b.chunks(APPLY_BATCH)) {
+                let results = tokio::task::block_in_place(|| self.client.apply(batch));
+                for (change, result) in batch.iter().zip(&results) {
+                    match result {
+                        Ok(()) => summary.applied(kind(change), 1),
+                        Err(e) => {
+                            clean = false;
+                            summary.failed(kind(change), e);
+                        }
                     }
                 }
             }
+            draining_services.append(&mut plan.draining_services);
         }
+        planner.finish(&mut self.draining);
         summary.draining = self.draining.len();
         self.last = clean.then_some(wanted);
         summary.timed("ipvs", started);
-        Ok(plan.draining_services)
+        Ok(draining_services)
     }
 
     /// The desired virtual servers as `ipvs` values, converted again only

@@ -104,8 +104,21 @@ fn main() {
     let mut draining = Draining::new(Duration::from_secs(60));
     let plan = reconcile::ipvs::plan(&wanted, &[], &owner, &mut draining, Instant::now());
     println!(
-        "  first sync's plan:        {:6.1} MiB  ({} operations, transient)",
+        "  first sync's plan, whole: {:6.1} MiB  ({} operations, transient)",
         mib_since(base),
         plan.changes().count()
     );
+    drop(plan);
+
+    // As the daemon plans it: in parts of about one batch, each dropped once applied.
+    let base = LIVE.load(Relaxed);
+    let (mut peak, mut parts) = (0.0_f64, 0);
+    let mut planner = reconcile::ipvs::Planner::new(&wanted, &[], &owner, Instant::now());
+    while let Some(part) = planner.next(&mut draining, 8192) {
+        peak = peak.max(mib_since(base));
+        parts += 1;
+        drop(part);
+    }
+    planner.finish(&mut draining);
+    println!("  first sync's plan, parts: {peak:6.1} MiB  (largest of {parts} parts, transient)");
 }

@@ -63,7 +63,12 @@ impl Draining {
         self.since.entry(rs).or_insert(now);
     }
 
-    /// Forgets every real server not in `alive` (deleted, or wanted again).
+    /// Forgets a real server (deleted).
+    pub(crate) fn forget(&mut self, rs: RealServerKey) {
+        self.since.remove(&rs);
+    }
+
+    /// Forgets every real server not in `alive` (gone, or wanted again).
     pub(crate) fn retain(&mut self, alive: impl Fn(&RealServerKey) -> bool) {
         self.since.retain(|k, _| alive(k));
     }

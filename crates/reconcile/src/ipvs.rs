@@ -50,7 +50,7 @@ impl Plan {
 }
 
 /// Operations grouped by phase, applied in this order.
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct Phases {
     services: Vec<Change>,
     added: Vec<Change>,
@@ -60,7 +60,8 @@ struct Phases {
 }
 
 /// Computes the operations that take the kernel (`observed`) to `wanted`,
-/// touching only virtual servers that `owner` says are ours.
+/// touching only virtual servers that `owner` says are ours: the whole table's
+/// plan at once ([`Planner`] gives it in parts).
 pub fn plan(
     wanted: &Wanted,
     observed: &[ServiceWithDestinations],
@@ -68,16 +69,90 @@ pub fn plan(
     draining: &mut Draining,
     now: Instant,
 ) -> Plan {
-    let observed: BTreeMap<ServiceKey, &ServiceWithDestinations> = observed
-        .iter()
-        .map(|s| (s.service.service.key, s))
-        .collect();
-    let mut phases = Phases::default();
-    let mut plan = Plan::default();
+    let mut planner = Planner::new(wanted, observed, owner, now);
+    let plan = planner.next(draining, usize::MAX).unwrap_or_default();
+    planner.finish(draining);
+    plan
+}
 
-    for (key, want) in wanted {
-        match observed.get(key) {
-            None => {
+/// The plan of one sync in parts of a bounded number of operations, each in the
+/// safe order for the virtual servers it covers: a first sync at 10,000
+/// Services is 110,000 operations, which need not be held at once. The order
+/// matters only within a virtual server, and each is planned whole in one part.
+#[derive(Debug)]
+pub struct Planner<'a> {
+    wanted: &'a Wanted,
+    observed: BTreeMap<ServiceKey, &'a ServiceWithDestinations>,
+    owner: &'a Ownership,
+    now: Instant,
+    /// Every virtual server wanted or observed, in order; those before `next` are planned.
+    keys: Vec<ServiceKey>,
+    next: usize,
+}
+
+impl<'a> Planner<'a> {
+    /// A planner from the kernel's table (`observed`) to `wanted`, on behalf of `owner`.
+    pub fn new(
+        wanted: &'a Wanted,
+        observed: &'a [ServiceWithDestinations],
+        owner: &'a Ownership,
+        now: Instant,
+    ) -> Planner<'a> {
+        let observed: BTreeMap<ServiceKey, &ServiceWithDestinations> = observed
+            .iter()
+            .map(|s| (s.service.service.key, s))
+            .collect();
+        let mut keys: Vec<ServiceKey> = wanted.keys().chain(observed.keys()).copied().collect();
+        keys.sort_unstable();
+        keys.dedup();
+        Planner {
+            wanted,
+            observed,
+            owner,
+            now,
+            keys,
+            next: 0,
+        }
+    }
+
+    /// The plan of the next virtual servers, about `budget` operations (more when one
+    /// virtual server alone needs more); `None` once every one is planned.
+    pub fn next(&mut self, draining: &mut Draining, budget: usize) -> Option<Plan> {
+        if self.next == self.keys.len() {
+            return None;
+        }
+        let mut phases = Phases::default();
+        let mut plan = Plan::default();
+        let mut planned = 0;
+        while let Some(key) = self.keys.get(self.next) {
+            if planned >= budget {
+                break;
+            }
+            self.next += 1;
+            self.one(key, draining, &mut phases, &mut plan);
+            planned = phases.len();
+        }
+        plan.phases = phases.into_array();
+        Some(plan)
+    }
+
+    /// Forgets the clocks of real servers that are gone or wanted again, once the
+    /// whole table is planned.
+    pub fn finish(self, draining: &mut Draining) {
+        draining.retain(|(key, addr, port)| {
+            let wanted_again = self
+                .wanted
+                .get(key)
+                .is_some_and(|w| w.destinations.contains(*addr, *port));
+            !wanted_again && self.observed.contains_key(key)
+        });
+    }
+
+    /// The operations of one virtual server.
+    fn one(&self, key: &ServiceKey, draining: &mut Draining, phases: &mut Phases, plan: &mut Plan) {
+        let now = self.now;
+        match (self.wanted.get(key), self.observed.get(key)) {
+            (Some(want), None) => {
                 phases
                     .services
                     .push(Change::AddService(want.service.clone()));
@@ -85,54 +160,50 @@ pub fn plan(
                     phases.added.push(Change::AddDestination(*key, *dest));
                 }
             }
-            Some(have) => {
+            (Some(want), Some(have)) => {
                 if !same_service(&want.service, &have.service.service) {
                     phases
                         .services
                         .push(Change::EditService(want.service.clone()));
                 }
-                sync_destinations(want, have, draining, now, &mut phases, &mut plan);
+                sync_destinations(want, have, draining, now, phases, plan);
             }
+            (None, Some(have)) if self.owner.owns(key) => {
+                let before = phases.deleted_destinations.len();
+                for entry in &have.destinations {
+                    drain(*key, entry, draining, now, phases, plan);
+                }
+                if phases.deleted_destinations.len() - before == have.destinations.len() {
+                    phases.deleted_services.push(Change::DeleteService(*key));
+                } else {
+                    plan.draining_services.insert(*key);
+                }
+            }
+            (None, _) => {}
         }
     }
-    for (key, have) in &observed {
-        if wanted.contains_key(key) || !owner.owns(key) {
-            continue;
-        }
-        let before = phases.deleted_destinations.len();
-        for entry in &have.destinations {
-            drain(*key, entry, draining, now, &mut phases, &mut plan);
-        }
-        if phases.deleted_destinations.len() - before == have.destinations.len() {
-            phases.deleted_services.push(Change::DeleteService(*key));
-        } else {
-            plan.draining_services.insert(*key);
-        }
-    }
-    // Forget the clocks of real servers that are gone or wanted again.
-    draining.retain(|(key, addr, port)| {
-        let wanted_again = wanted.get(key).is_some_and(|w| w.destinations.contains(*addr, *port));
-        let deleted = phases.deleted_destinations.iter().any(|c| {
-            matches!(c, Change::DeleteDestination { service, addr: a, port: p } if service == key && a == addr && p == port)
-        });
-        !wanted_again && !deleted && observed.contains_key(key)
-    });
+}
 
-    let Phases {
-        services,
-        added,
-        drains,
-        deleted_destinations,
-        deleted_services,
-    } = phases;
-    plan.phases = [
-        services,
-        added,
-        drains,
-        deleted_destinations,
-        deleted_services,
-    ];
-    plan
+impl Phases {
+    /// How many operations so far.
+    fn len(&self) -> usize {
+        self.services.len()
+            + self.added.len()
+            + self.drains.len()
+            + self.deleted_destinations.len()
+            + self.deleted_services.len()
+    }
+
+    /// The phases in apply order.
+    fn into_array(self) -> [Vec<Change>; 5] {
+        [
+            self.services,
+            self.added,
+            self.drains,
+            self.deleted_destinations,
+            self.deleted_services,
+        ]
+    }
 }
 
 /// Real servers of a virtual server we want: add, restore, update, drain.
@@ -186,6 +257,7 @@ fn drain(
         draining.start(rs, now);
         plan.drain_started += 1;
     } else if draining.may_delete(rs, entry, now) {
+        draining.forget(rs);
         phases.deleted_destinations.push(Change::DeleteDestination {
             service: key,
             addr: dest.addr,

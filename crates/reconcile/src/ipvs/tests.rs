@@ -331,3 +331,63 @@ proptest! {
         prop_assert!(draining.is_empty());
     }
 }
+
+/// Which virtual server an operation is about.
+fn about(change: &Change) -> ServiceKey {
+    match change {
+        Change::AddService(s) | Change::EditService(s) => s.key,
+        Change::DeleteService(k) | Change::AddDestination(k, _) | Change::EditDestination(k, _) => {
+            *k
+        }
+        Change::DeleteDestination { service, .. } => *service,
+        other => panic!("unexpected {other:?}"),
+    }
+}
+
+/// Operations by virtual server, each in apply order.
+fn by_service(changes: impl IntoIterator<Item = Change>) -> BTreeMap<ServiceKey, Vec<Change>> {
+    let mut out: BTreeMap<ServiceKey, Vec<Change>> = BTreeMap::new();
+    for c in changes {
+        out.entry(about(&c)).or_default().push(c);
+    }
+    out
+}
+
+proptest! {
+    /// Planned in parts of any budget, a sync does what the whole plan does, in the same
+    /// order for each virtual server, each part within its budget but for the one
+    /// virtual server that fills it, and leaves the same drain clocks.
+    #[test]
+    fn a_plan_in_parts_is_the_whole_plan(
+        before in arb_wanted(),
+        after in arb_wanted(),
+        budget in 1usize..8,
+    ) {
+        let mut kernel = BTreeMap::new();
+        let now = Instant::now();
+        apply(&mut kernel, &ops(&run(&before, &[], &mut Draining::new(T), now)));
+        let observed = observe(&kernel);
+
+        let mut whole_clocks = Draining::new(T);
+        let whole = run(&after, &observed, &mut whole_clocks, now);
+
+        let mut part_clocks = Draining::new(T);
+        let owner = owner();
+        let mut planner = Planner::new(&after, &observed, &owner, now);
+        let (mut parts, mut draining_services) = (Vec::new(), BTreeSet::new());
+        while let Some(mut part) = planner.next(&mut part_clocks, budget) {
+            // Virtual servers are planned in key order: the last one planned has the
+            // greatest key.
+            let last = part.changes().map(about).max();
+            let before_last = part.changes().filter(|c| Some(about(c)) != last).count();
+            prop_assert!(before_last < budget, "a part went past its budget");
+            draining_services.append(&mut part.draining_services);
+            parts.extend(ops(&part));
+        }
+        planner.finish(&mut part_clocks);
+
+        prop_assert_eq!(by_service(parts), by_service(ops(&whole)));
+        prop_assert_eq!(draining_services, whole.draining_services);
+        prop_assert_eq!(part_clocks.len(), whole_clocks.len());
+    }
+}
