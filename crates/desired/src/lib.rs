@@ -7,12 +7,15 @@
 //! families. [`endpoints`] chooses the real servers of a Service port the way kube-proxy does;
 //! [`plan`] computes one Service's share of the state; [`state`] adds the shares up and
 //! recomputes only the Services that changed; [`render`] prints the result in the formats of
-//! `ipvsadm -Sn`, `ipset save` and `iptables-save`, or as JSON.
+//! `ipvsadm -Sn`, `ipset save` and `iptables-save`, or as JSON. [`health_check`] says which
+//! Services get kube-proxy's health check node port server and what it reports, for both
+//! proxy modes.
 //!
 //! Nothing here touches the kernel: this crate knows nothing of netlink or of the `ipvs` crate.
 
 pub mod config;
 pub mod endpoints;
+pub mod health_check;
 pub mod ipset;
 pub mod iptables;
 pub mod ipvs;
@@ -21,6 +24,7 @@ pub mod render;
 pub mod state;
 
 pub use config::{Config, LocalDetector, NodeInfo, NodePortAddresses};
+pub use health_check::{HealthCheck, Listen};
 pub use ipset::{SetEntry, SetKind};
 pub use ipvs::{Forward, Persistence, RealServer, ServicePortName, VirtualServer, VsKey};
 pub use state::DesiredState;
