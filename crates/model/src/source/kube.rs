@@ -16,7 +16,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::labels::ProxyFilter;
-use crate::{Kind, Object, SourceEvent, Warning};
+use crate::{Kind, Object, ObjectId, SourceEvent, Warning};
 
 /// What to watch.
 #[derive(Debug, Clone)]
@@ -257,17 +257,40 @@ impl EventReporter {
     /// # Errors
     /// The API server's refusal (missing RBAC `create` on `events.events.k8s.io`).
     pub async fn node_warning(&self, reason: &str, note: &str) -> Result<(), kube::Error> {
+        let node = ObjectId::new("", self.node_name.as_str());
+        self.warning(Kind::Node, &node, reason, "Proxy", note).await
+    }
+
+    /// Publishes a Warning Event on `object` (of `kind`), with `reason` (CamelCase), the
+    /// `action` that failed (CamelCase, e.g. `Listen`) and a human-readable `note`.
+    ///
+    /// # Errors
+    /// The API server's refusal (missing RBAC `create` on `events.events.k8s.io`).
+    pub async fn warning(
+        &self,
+        kind: Kind,
+        object: &ObjectId,
+        reason: &str,
+        action: &str,
+        note: &str,
+    ) -> Result<(), kube::Error> {
+        let (api_version, kind) = match kind {
+            Kind::Service => ("v1", "Service"),
+            Kind::EndpointSlice => ("discovery.k8s.io/v1", "EndpointSlice"),
+            Kind::Node => ("v1", "Node"),
+        };
         let reference = ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(self.node_name.clone()),
+            api_version: Some(api_version.into()),
+            kind: Some(kind.into()),
+            namespace: Some(object.namespace.to_string()).filter(|n| !n.is_empty()),
+            name: Some(object.name.to_string()),
             ..ObjectReference::default()
         };
         let event = KubeEvent {
             type_: EventType::Warning,
             reason: reason.into(),
             note: Some(note.into()),
-            action: "Proxy".into(),
+            action: action.into(),
             secondary: None,
         };
         self.recorder.publish(&event, &reference).await
@@ -278,31 +301,14 @@ impl EventReporter {
     /// # Errors
     /// The API server's refusal (missing RBAC `create` on `events.events.k8s.io`).
     pub async fn publish(&self, warning: &Warning) -> Result<(), kube::Error> {
-        let (api_version, kind) = match warning.kind {
-            Kind::Service => ("v1", "Service"),
-            Kind::EndpointSlice => ("discovery.k8s.io/v1", "EndpointSlice"),
-            Kind::Node => ("v1", "Node"),
+        let reason = if warning.consequence.rejects() {
+            "InvalidObject"
+        } else {
+            "InvalidField"
         };
-        let reference = ObjectReference {
-            api_version: Some(api_version.into()),
-            kind: Some(kind.into()),
-            namespace: Some(warning.object.namespace.to_string()).filter(|n| !n.is_empty()),
-            name: Some(warning.object.name.to_string()),
-            ..ObjectReference::default()
-        };
-        let event = KubeEvent {
-            type_: EventType::Warning,
-            reason: if warning.consequence.rejects() {
-                "InvalidObject"
-            } else {
-                "InvalidField"
-            }
-            .into(),
-            note: Some(warning.to_string()),
-            action: "Proxy".into(),
-            secondary: None,
-        };
-        self.recorder.publish(&event, &reference).await
+        let note = warning.to_string();
+        self.warning(warning.kind, &warning.object, reason, "Proxy", &note)
+            .await
     }
 }
 
