@@ -18,6 +18,7 @@ mod mode;
 mod proxier;
 mod runner;
 mod server;
+mod service_health;
 
 use clap::Parser;
 

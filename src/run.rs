@@ -24,6 +24,7 @@ use crate::node_info::node_info;
 use crate::proxier::{Dataplane, Rules};
 use crate::runner::{Reason, Runner};
 use crate::server::{self, Shared};
+use crate::service_health::ServiceHealth;
 use crate::settings::Settings;
 
 /// Logs warnings and, with a cluster source, publishes them as Events on their objects.
@@ -298,6 +299,12 @@ async fn serve<D: Dataplane>(
 
     let mut pipeline = pipeline;
     pipeline.interfaces = Some(dataplane.lock().await.node_addresses().await?);
+    let service_health = Arc::new(tokio::sync::Mutex::new(ServiceHealth::new(
+        &pipeline.node_info().name,
+        health.clone(),
+        Arc::clone(&metrics),
+        reporter.clone(),
+    )));
     let runner = Runner::new(settings.min_sync_period, settings.sync_period);
     let trigger = runner.trigger();
     // A directory source has delivered its complete first view already.
@@ -331,7 +338,7 @@ async fn serve<D: Dataplane>(
     let sync_loop = runner.run(|reason| {
         let (pipeline, metrics, health) =
             (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
-        let dataplane = Arc::clone(&dataplane);
+        let (dataplane, service_health) = (Arc::clone(&dataplane), Arc::clone(&service_health));
         async move {
             let mut p = pipeline.lock().await;
             let mut dataplane = dataplane.lock().await;
@@ -351,6 +358,13 @@ async fn serve<D: Dataplane>(
             if summary.complete() {
                 metrics.last_sync.set(unix_now());
                 health.updated(SystemTime::now());
+                // As kube-proxy, after a successful sync only: the health check node ports.
+                let wanted = desired::health_check::health_checks(
+                    &p.model,
+                    &p.node_info(),
+                    &settings.desired.node_port_addresses,
+                );
+                service_health.lock().await.sync(&wanted).await;
             }
         }
     });
