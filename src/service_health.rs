@@ -191,10 +191,7 @@ impl Server {
 /// where the node has no IPv6), else one per address.
 async fn bind(listen: &Listen, port: u16) -> anyhow::Result<Vec<TcpListener>> {
     match listen {
-        Listen::All => {
-            let listener = wildcard(port).with_context(|| format!("listening on port {port}"))?;
-            Ok(vec![TcpListener::from_std(listener)?])
-        }
+        Listen::All => Ok(vec![TcpListener::from_std(wildcard(port)?)?]),
         Listen::Addresses(ips) => {
             let mut listeners = Vec::with_capacity(ips.len());
             for ip in ips {
@@ -211,7 +208,7 @@ async fn bind(listen: &Listen, port: u16) -> anyhow::Result<Vec<TcpListener>> {
 
 /// A listener on every address of both families (`[::]` accepting IPv4 too, as Go's
 /// listener on `0.0.0.0` is), or on `0.0.0.0` where IPv6 sockets cannot be made.
-fn wildcard(port: u16) -> std::io::Result<std::net::TcpListener> {
+fn wildcard(port: u16) -> anyhow::Result<std::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
     let (socket, addr) = match Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)) {
         Ok(socket) => {
@@ -226,10 +223,13 @@ fn wildcard(port: u16) -> std::io::Result<std::net::TcpListener> {
             SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), port),
         ),
     };
-    socket.set_reuse_address(true)?;
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    socket.listen(1024)?;
+    let listen = || -> std::io::Result<()> {
+        socket.set_reuse_address(true)?;
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)
+    };
+    listen().with_context(|| format!("listening on {addr}"))?;
     Ok(socket.into())
 }
 

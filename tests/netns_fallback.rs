@@ -5,7 +5,6 @@
 //! writes. Only the tests' own namespaces are touched.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -231,13 +230,7 @@ fn start<'a>(hosts: &'a ThreeHosts, cluster: &ClusterDir) -> Daemon<'a> {
 /// `GET path` over a new connection to `target` (3 s timeouts) from the calling thread's
 /// namespace: the whole response, `None` when the connection failed.
 fn get(target: SocketAddr, path: &str) -> Option<String> {
-    let mut s = TcpStream::connect_timeout(&target, Duration::from_secs(3)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(3))).ok()?;
-    s.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())
-        .ok()?;
-    let mut reply = String::new();
-    s.read_to_string(&mut reply).ok()?;
-    Some(reply)
+    testkit::http_request(target, path).ok()
 }
 
 /// `GET /` to `addr:port` from a thread in `ns`, `n` times, each on a new connection; the

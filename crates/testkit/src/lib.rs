@@ -18,7 +18,8 @@ pub mod daemon;
 pub mod traffic;
 
 pub use traffic::{
-    EchoConn, UdpResponder, http_body, http_get, serve_echo, serve_http, serve_name, udp_ask,
+    EchoConn, UdpResponder, http_body, http_get, http_request, serve_echo, serve_http, serve_name,
+    udp_ask,
 };
 
 use std::path::{Path, PathBuf};

@@ -97,6 +97,19 @@ pub fn http_get(ns: &Netns, addr: &str, port: u16) -> Option<String> {
     (out.status.success() && !body.is_empty()).then_some(body)
 }
 
+/// `GET path` over a new connection to `target` from the calling thread's
+/// namespace (run it in [`Netns::enter`]), with 3 s timeouts: the whole
+/// response, or the error of the connection (e.g. `ConnectionRefused`) or of
+/// the exchange.
+pub fn http_request(target: SocketAddr, path: &str) -> std::io::Result<String> {
+    let mut stream = TcpStream::connect_timeout(&target, ANSWER_TIMEOUT)?;
+    stream.set_read_timeout(Some(ANSWER_TIMEOUT))?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\n\r\n").as_bytes())?;
+    let mut reply = String::new();
+    stream.read_to_string(&mut reply)?;
+    Ok(reply)
+}
+
 /// The body of `GET /` from `ns` to `addr:port`, e.g. the address of the
 /// [`serve_name`] backend that answered.
 ///
