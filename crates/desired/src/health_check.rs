@@ -176,8 +176,11 @@ mod tests {
         }
     }
 
+    /// A health check's port and count of local endpoints.
+    type PortCount = (u16, usize);
+
     /// `Service name → (port, local endpoints)` with every node address listening.
-    fn counts(services: Vec<Object>, slices: Vec<Object>) -> BTreeMap<String, (u16, usize)> {
+    fn counts(services: Vec<Object>, slices: Vec<Object>) -> BTreeMap<String, PortCount> {
         let node = node(&["192.168.7.1"]);
         health_checks(&model(services, slices), &node, &NodePortAddresses::All)
             .into_iter()
@@ -282,7 +285,7 @@ mod tests {
                 &[("10.244.1.5", NODE, true, false)],
             )]
         };
-        let cases: Vec<(&str, Value, Option<(u16, usize)>)> = vec![
+        let cases: Vec<(&str, Value, Option<PortCount>)> = vec![
             ("LoadBalancer, Local", json!({}), Some((32000, 1))),
             (
                 "externalTrafficPolicy Cluster",
