@@ -80,64 +80,105 @@ impl IpvsDataplane {
 
     /// Brings the kernel to `state`. A `full` sync reads the iptables tables
     /// afresh (repairing drift there) and always checks conntrack; other
-    /// syncs plan iptables against what they last applied.
+    /// syncs plan iptables against what they last applied. The IPVS part
+    /// (virtual servers, then their addresses) and the netfilter part (sets,
+    /// then the rules that use them, then the sets no longer wanted) depend on
+    /// nothing of each other's, so they run alongside, each on a thread of
+    /// its own: a sync takes as long as the longer of the two, not their sum.
+    /// Conntrack comes last, once the real servers are settled.
     pub(crate) async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
-        let mut summary = SyncSummary::default();
-        if let Err(e) = self.sync_ipvs(state, full, &mut summary).await {
-            summary.broken("ipvs", &e);
+        let IpvsDataplane {
+            ipvs,
+            addresses,
+            sets,
+            rules,
+            flows,
+        } = self;
+        let runtime = tokio::runtime::Handle::current();
+        let (mut summary, netfilter) = tokio::task::block_in_place(|| {
+            std::thread::scope(|scope| {
+                let netfilter = scope.spawn(|| {
+                    let mut summary = SyncSummary::default();
+                    sync_netfilter(sets, rules, state, full, &mut summary);
+                    summary
+                });
+                let mut summary = SyncSummary::default();
+                if let Err(e) =
+                    runtime.block_on(sync_ipvs(ipvs, addresses, state, full, &mut summary))
+                {
+                    summary.broken("ipvs", &e);
+                }
+                (summary, netfilter.join())
+            })
+        });
+        match netfilter {
+            Ok(netfilter) => summary.merge(netfilter),
+            Err(_) => summary.broken(
+                "iptables",
+                &anyhow::anyhow!("the ipset and iptables sync panicked"),
+            ),
         }
-        let started = Instant::now();
-        let listed = match &mut self.sets {
-            Some(sets) => sets
-                .sync(state, &mut summary)
-                .inspect_err(|e| summary.broken("ipset", e))
-                .ok(),
-            None => {
-                summary.broken("ipset", &anyhow::anyhow!("no ipset socket"));
-                None
-            }
-        };
-        summary.timed("ipset", started);
-        let started = Instant::now();
-        self.rules.sync(state, full, &mut summary);
-        summary.timed("iptables", started);
-        let started = Instant::now();
-        if let (Some(sets), Some(listed)) = (&mut self.sets, &listed) {
-            sets.destroy_unwanted(listed, &mut summary);
-        }
-        summary.timed("ipset", started);
         let started = Instant::now();
         let udp = reconcile::conntrack::udp_endpoints(state.virtual_servers());
-        if let Err(e) = self.flows.sync(udp, full, &mut summary) {
+        if let Err(e) = flows.sync(udp, full, &mut summary) {
             summary.broken("conntrack", &e);
         }
         summary.timed("conntrack", started);
         summary
     }
+}
 
-    /// Virtual and real servers, then the addresses they need.
-    async fn sync_ipvs(
-        &mut self,
-        state: &DesiredState,
-        full: bool,
-        summary: &mut SyncSummary,
-    ) -> anyhow::Result<()> {
-        let started = Instant::now();
-        let (listed, bound) = self.addresses.bound().await?;
-        summary.timed("address", started);
-        let owner = Ownership {
-            exclude: self.ipvs.exclude.clone(),
-            dummy_addresses: bound.into_iter().chain(state.addresses()).collect(),
-            node_port_addresses: state.node().addresses.clone(),
-            node_port_range: self.ipvs.node_port_range.clone(),
-        };
-        let draining = self.ipvs.sync(state, &owner, full, summary);
-        let started = Instant::now();
-        let bound = self
-            .addresses
-            .bind(state, listed, &draining?, summary)
-            .await;
-        summary.timed("address", started);
-        bound
+/// kube-proxy's sets, then the rules that reference them, then the sets no
+/// longer wanted (a referenced set cannot be destroyed).
+fn sync_netfilter(
+    sets: &mut Option<ipsets::Sets>,
+    rules: &mut iptables::Rules,
+    state: &DesiredState,
+    full: bool,
+    summary: &mut SyncSummary,
+) {
+    let started = Instant::now();
+    let listed = match sets {
+        Some(sets) => sets
+            .sync(state, summary)
+            .inspect_err(|e| summary.broken("ipset", e))
+            .ok(),
+        None => {
+            summary.broken("ipset", &anyhow::anyhow!("no ipset socket"));
+            None
+        }
+    };
+    summary.timed("ipset", started);
+    let started = Instant::now();
+    rules.sync(state, full, summary);
+    summary.timed("iptables", started);
+    let started = Instant::now();
+    if let (Some(sets), Some(listed)) = (sets, &listed) {
+        sets.destroy_unwanted(listed, summary);
     }
+    summary.timed("ipset", started);
+}
+
+/// Virtual and real servers, then the addresses they need.
+async fn sync_ipvs(
+    ipvs: &mut ipvs::IpvsTable,
+    addresses: &mut addresses::Addresses,
+    state: &DesiredState,
+    full: bool,
+    summary: &mut SyncSummary,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let (listed, bound) = addresses.bound().await?;
+    summary.timed("address", started);
+    let owner = Ownership {
+        exclude: ipvs.exclude.clone(),
+        dummy_addresses: bound.into_iter().chain(state.addresses()).collect(),
+        node_port_addresses: state.node().addresses.clone(),
+        node_port_range: ipvs.node_port_range.clone(),
+    };
+    let draining = ipvs.sync(state, &owner, full, summary);
+    let started = Instant::now();
+    let bound = addresses.bind(state, listed, &draining?, summary).await;
+    summary.timed("address", started);
+    bound
 }

@@ -65,6 +65,30 @@ impl SyncSummary {
         *self.parts_ms.entry(part).or_insert(0) += started.elapsed().as_millis() as u64;
     }
 
+    /// Adds what another part of the same sync, run alongside, did.
+    pub(crate) fn merge(&mut self, other: SyncSummary) {
+        let SyncSummary {
+            applied,
+            failed,
+            drift,
+            draining,
+            mut broken,
+            parts_ms,
+        } = other;
+        for (mine, theirs) in [
+            (&mut self.applied, applied),
+            (&mut self.failed, failed),
+            (&mut self.drift, drift),
+            (&mut self.parts_ms, parts_ms),
+        ] {
+            for (kind, n) in theirs {
+                *mine.entry(kind).or_insert(0) += n;
+            }
+        }
+        self.draining += draining;
+        self.broken.append(&mut broken);
+    }
+
     /// Whether every part of the dataplane was synced (some operations may
     /// still have failed): what health reports.
     pub(crate) fn complete(&self) -> bool {
@@ -145,5 +169,29 @@ mod tests {
             text.contains(r#"kube_ipvs_proxy_drift_repaired_total{kind="iptables_chain"} 1"#),
             "{text}"
         );
+    }
+
+    #[test]
+    fn parts_run_alongside_merge_into_one_summary() {
+        let mut ipvs = SyncSummary::default();
+        ipvs.applied("real_server", 2);
+        ipvs.parts_ms.insert("ipvs", 7);
+        ipvs.draining = 1;
+        let mut netfilter = SyncSummary::default();
+        netfilter.applied("real_server", 1);
+        netfilter.applied("ipset_entry", 4);
+        netfilter.drift([("ipset", 1)]);
+        netfilter.broken("iptables", &anyhow::anyhow!("restore failed"));
+        netfilter.parts_ms.insert("ipset", 3);
+        ipvs.merge(netfilter);
+        assert_eq!(
+            ipvs.applied,
+            [("ipset_entry", 4), ("real_server", 3)].into()
+        );
+        assert_eq!(ipvs.failed, [("iptables", 1)].into());
+        assert_eq!(ipvs.drift, [("ipset", 1)].into());
+        assert_eq!(ipvs.parts_ms, [("ipset", 3), ("ipvs", 7)].into());
+        assert_eq!(ipvs.draining, 1);
+        assert!(!ipvs.complete());
     }
 }
