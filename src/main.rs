@@ -13,6 +13,7 @@ mod settings;
 mod dataplane;
 mod health;
 mod iptables_mode;
+mod memory;
 mod metrics;
 mod mode;
 mod proxier;
@@ -22,14 +23,8 @@ mod service_health;
 
 use clap::Parser;
 
-/// mimalloc instead of glibc's malloc: the daemon holds tens of MiB of small, long-lived
-/// objects (10,000 Services) while each sync allocates and frees as much again, often from
-/// other threads; glibc's per-thread arenas keep what such churn frees resident, mimalloc
-/// reuses it and returns free pages to the kernel (see docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
+    memory::one_arena();
     let cli = cli::Cli::parse();
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)

@@ -355,6 +355,7 @@ async fn serve<D: Dataplane>(
             let started = Instant::now();
             let summary = dataplane.sync(state, reason).await;
             summary.report(&metrics, D::MODE, full, started.elapsed(), state.size());
+            crate::memory::release_free();
             if summary.complete() {
                 metrics.last_sync.set(unix_now());
                 health.updated(SystemTime::now());
