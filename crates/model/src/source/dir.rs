@@ -270,47 +270,50 @@ pub async fn watch(
         }
     };
     // The first look needs no event: the directory may have changed since `last` was taken.
-    let mut first = true;
-    loop {
-        if !std::mem::take(&mut first) {
-            notified = match notified.take() {
-                Some(w) => settled(w, &dir).await,
-                None => {
-                    tokio::time::sleep(period).await;
-                    None
-                }
-            };
-        }
-        let now = match fingerprint(&dir) {
-            Ok(f) => f,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot list the source directory");
-                continue;
+    while reread_if_changed(&dir, &mut last, &tx).await {
+        notified = match notified.take() {
+            Some(w) => settled(w, &dir).await,
+            None => {
+                tokio::time::sleep(period).await;
+                None
             }
         };
-        if now == last {
-            continue;
-        }
-        last = now;
-        // File by file, each batch waiting for room in the channel: the reader holds one
-        // file's objects at a time.
-        let (dir, tx) = (dir.clone(), tx.clone());
-        let read = tokio::task::spawn_blocking(move || {
-            let mut open = true;
-            let result = stream(&dir, |events| {
-                open = open && tx.blocking_send(events).is_ok();
-            });
-            (result, open)
-        });
-        match read.await {
-            Ok((_, false)) => return,
-            Ok((Ok(()), true)) => {}
-            Ok((Err(e), true)) => {
-                tracing::error!(error = %e, "the directory listing stopped: nothing removed");
-            }
-            Err(e) => tracing::error!(error = %e, "the directory reader failed"),
+    }
+}
+
+/// Sends `dir` again as a listing when its fingerprint differs from `last`, file by file,
+/// each batch waiting for room in the channel (the reader holds one file's objects at a
+/// time). Returns false once the receiver is gone.
+async fn reread_if_changed(
+    dir: &Path,
+    last: &mut Fingerprint,
+    tx: &mpsc::Sender<Vec<SourceEvent>>,
+) -> bool {
+    match fingerprint(dir) {
+        Ok(now) if now == *last => return true,
+        Ok(now) => *last = now,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot list the source directory");
+            return true;
         }
     }
+    let (dir, tx) = (dir.to_owned(), tx.clone());
+    let read = tokio::task::spawn_blocking(move || {
+        let mut open = true;
+        let result = stream(&dir, |events| {
+            open = open && tx.blocking_send(events).is_ok();
+        });
+        (result, open)
+    });
+    match read.await {
+        Ok((_, false)) => return false,
+        Ok((Ok(()), true)) => {}
+        Ok((Err(e), true)) => {
+            tracing::error!(error = %e, "the directory listing stopped: nothing removed");
+        }
+        Err(e) => tracing::error!(error = %e, "the directory reader failed"),
+    }
+    true
 }
 
 /// How long a change may go on (a file written in pieces, several files) before the
