@@ -354,8 +354,10 @@ async fn serve<D: Dataplane>(
             let Some(state) = &p.state else { return };
             let started = Instant::now();
             let summary = dataplane.sync(state, reason).await;
-            summary.report(&metrics, D::MODE, full, started.elapsed(), state.size());
+            let took = started.elapsed();
             crate::memory::release_free();
+            let memory = crate::memory::usage();
+            summary.report(&metrics, D::MODE, full, took, state.size(), memory);
             if summary.complete() {
                 metrics.last_sync.set(unix_now());
                 health.updated(SystemTime::now());

@@ -104,6 +104,7 @@ fn bench(services: u32) {
     assert_eq!(full.applied.get("real_server").copied(), Some(rs as u64));
     let (table, v, r) = saved(&node);
     assert_eq!((v, r), (vs, rs), "the table is incomplete");
+    let after_full = daemon.memory_mib();
 
     // 2. The first periodic resync: nothing to do.
     let (noop_i, noop) = wait_sync(&daemon, "a periodic sync", first_i + 1, |s| {
@@ -111,6 +112,7 @@ fn bench(services: u32) {
     });
     eprintln!("BENCH daemon:   no-op resync {noop:?}");
     assert_eq!(noop.ops(), 0, "a resync of an unchanged table changed it");
+    let after_noop = daemon.memory_mib();
 
     // 3. One endpoint replaced: generation 1 shifts the slice's addresses by
     //    one, so one endpoint leaves and one arrives.
@@ -122,8 +124,18 @@ fn bench(services: u32) {
     let (_, v, r) = saved(&node);
     assert_eq!((v, r), (vs, rs + 1), "one added, one draining (weight 0)");
 
-    // 4. Memory at that scale.
+    // 4. Memory at that scale: VmHWM and VmRSS after each step, and the
+    //    heap the daemon's allocator says it holds after each of those syncs.
     let (hwm, rss) = daemon.memory_mib();
+    eprintln!(
+        "BENCH daemon:   memory (VmHWM, VmRSS) MiB: after the full sync {after_full:.1?}, \
+         the no-op resync {after_noop:.1?}, the change {:.1?}; heap in use after them \
+         {:?}, {:?}, {:?} MiB",
+        (hwm, rss),
+        full.heap_mib,
+        noop.heap_mib,
+        change.heap_mib,
+    );
     daemon.stop();
 
     // Reading the whole table without the daemon: every virtual server

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::memory::Usage;
 use crate::metrics::Metrics;
 use crate::mode::ProxyMode;
 
@@ -97,7 +98,7 @@ impl SyncSummary {
 
     /// Adds the sync to the metrics (counts and durations) and logs the
     /// one summary line; `objects` is the size of the mode's desired state
-    /// (virtual servers, or chains).
+    /// (virtual servers, or chains); `memory` what the process holds after it.
     pub(crate) fn report(
         &self,
         metrics: &Metrics,
@@ -105,6 +106,7 @@ impl SyncSummary {
         full: bool,
         took: Duration,
         objects: usize,
+        memory: Usage,
     ) {
         self.record(metrics);
         metrics.sync_duration.observe(took.as_secs_f64());
@@ -124,6 +126,10 @@ impl SyncSummary {
             draining = self.draining,
             broken = ?self.broken,
             parts_ms = ?self.parts_ms,
+            rss_mib = memory.resident,
+            hwm_mib = memory.peak,
+            heap_mib = memory.heap_in_use,
+            heap_free_mib = memory.heap_free,
             "sync done"
         );
     }
@@ -159,7 +165,14 @@ mod tests {
         assert_eq!(s.failed, [("iptables", 1)].into());
         assert_eq!(s.drift, [("iptables_chain", 1)].into());
         let metrics = Metrics::new();
-        s.report(&metrics, ProxyMode::Ipvs, true, Duration::from_millis(5), 0);
+        s.report(
+            &metrics,
+            ProxyMode::Ipvs,
+            true,
+            Duration::from_millis(5),
+            0,
+            crate::memory::usage(),
+        );
         let text = metrics.encode();
         assert!(
             text.contains(r#"kube_ipvs_proxy_sync_errors_total{kind="iptables"} 1"#),

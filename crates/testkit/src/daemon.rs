@@ -375,8 +375,8 @@ impl<'a> Daemon<'a> {
 }
 
 /// One `sync done` line of the daemon's log: why the sync ran, how long it
-/// took and the operations it applied, by kind.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// took, the operations it applied, by kind, and the memory after it.
+#[derive(Debug, Clone, PartialEq)]
 pub struct SyncDone {
     /// `Change` or `Periodic`.
     pub reason: String,
@@ -387,6 +387,10 @@ pub struct SyncDone {
     /// Milliseconds spent per part of the dataplane (`ipvs`, `address`,
     /// `ipset`...); empty when the line has none.
     pub parts_ms: BTreeMap<String, u64>,
+    /// MiB resident after the sync (`rss_mib`), if the line says.
+    pub rss_mib: Option<f64>,
+    /// MiB of heap in use after the sync (`heap_mib`), if the line says.
+    pub heap_mib: Option<f64>,
 }
 
 impl SyncDone {
@@ -420,6 +424,8 @@ impl SyncDone {
             took_ms: word("took_ms")?.parse().ok()?,
             applied: counts("applied")?,
             parts_ms: counts("parts_ms").unwrap_or_default(),
+            rss_mib: word("rss_mib").and_then(|v| v.parse().ok()),
+            heap_mib: word("heap_mib").and_then(|v| v.parse().ok()),
         })
     }
 
@@ -452,7 +458,8 @@ mod tests {
     fn a_sync_done_line_parses_with_and_without_colours() {
         let plain = "2026-11-23T21:00:00Z  INFO kube_ipvs_proxy::run: sync done reason=Change \
                      took_ms=1234 virtual_servers=2 applied={\"address\": 2, \"real_server\": 20} \
-                     failed={} drift={} draining=0 broken=[] parts_ms={\"address\": 3, \"ipvs\": 1200}";
+                     failed={} drift={} draining=0 broken=[] parts_ms={\"address\": 3, \"ipvs\": 1200} \
+                     rss_mib=61.2 hwm_mib=70.5 heap_mib=40.1 heap_free_mib=3.5";
         assert_eq!(
             SyncDone::parse(plain),
             Some(SyncDone {
@@ -460,6 +467,8 @@ mod tests {
                 took_ms: 1234,
                 applied: BTreeMap::from([("address".into(), 2), ("real_server".into(), 20)]),
                 parts_ms: BTreeMap::from([("address".into(), 3), ("ipvs".into(), 1200)]),
+                rss_mib: Some(61.2),
+                heap_mib: Some(40.1),
             })
         );
         let coloured = "\u{1b}[2m2026\u{1b}[0m sync done \u{1b}[3mreason\u{1b}[0m\u{1b}[2m=\u{1b}[0mPeriodic \
@@ -469,6 +478,7 @@ mod tests {
             (parsed.reason.as_str(), parsed.took_ms, parsed.ops()),
             ("Periodic", 7, 0)
         );
+        assert_eq!((parsed.rss_mib, parsed.heap_mib), (None, None));
         assert_eq!(SyncDone::parse("IPVS dataplane ready"), None);
     }
 }
