@@ -60,7 +60,19 @@ pub fn plan(
             ctx.plan_port(port, slices, &mut plan);
         }
     }
+    plan.shrink_to_fit();
     plan
+}
+
+impl ServicePlan {
+    /// Gives back the room the vectors grew into: the desired state keeps every Service's
+    /// plan, and a plan of one virtual server would otherwise hold room for four.
+    fn shrink_to_fit(&mut self) {
+        self.virtual_servers.shrink_to_fit();
+        self.addresses.shrink_to_fit();
+        self.entries.shrink_to_fit();
+        self.out_filter.shrink_to_fit();
+    }
 }
 
 struct FamilyContext<'a> {

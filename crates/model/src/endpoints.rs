@@ -6,6 +6,7 @@ use std::sync::Arc;
 use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::api::discovery::v1 as discovery;
 
+use crate::exact;
 use crate::labels::SERVICE_NAME;
 use crate::net::{IpFamily, ObjectId, Protocol};
 use crate::service::{parse_ip, parse_protocol, port_number};
@@ -149,18 +150,20 @@ impl EndpointSlice {
             let conditions = ep.conditions.as_ref();
             let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
             let hints = ep.hints.as_ref().map(|h| Hints {
-                zones: h
-                    .for_zones
-                    .iter()
-                    .flatten()
-                    .map(|z| z.name.clone())
-                    .collect(),
-                nodes: h
-                    .for_nodes
-                    .iter()
-                    .flatten()
-                    .map(|n| n.name.clone())
-                    .collect(),
+                zones: exact(
+                    h.for_zones
+                        .iter()
+                        .flatten()
+                        .map(|z| z.name.clone())
+                        .collect(),
+                ),
+                nodes: exact(
+                    h.for_nodes
+                        .iter()
+                        .flatten()
+                        .map(|n| n.name.clone())
+                        .collect(),
+                ),
             });
             endpoints.push(Endpoint {
                 addr,
@@ -178,8 +181,8 @@ impl EndpointSlice {
             id,
             service: ObjectId::new(namespace, service.clone()),
             family,
-            ports,
-            endpoints,
+            ports: exact(ports),
+            endpoints: exact(endpoints),
         }))
     }
 }

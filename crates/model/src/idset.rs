@@ -14,6 +14,8 @@ impl IdSet {
         match self.0.binary_search(&id) {
             Ok(_) => false,
             Err(at) => {
+                // Grown one at a time: these sets stay small, and there are many.
+                self.0.reserve_exact(1);
                 self.0.insert(at, id);
                 true
             }

@@ -32,3 +32,10 @@ pub use service::{Service, ServicePort, ServiceType, SessionAffinity};
 pub use source::SourceEvent;
 pub use store::{Changes, Model};
 pub use warning::{Consequence, Invalid, Warning};
+
+/// `v` without room to grow: the model keeps every object of the cluster, and a vector
+/// collected from an iterator of unknown length holds room for four or more.
+pub(crate) fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
+}

@@ -6,6 +6,7 @@ use ipnet::IpNet;
 use k8s_openapi::api::core::v1 as core;
 use serde::Serialize;
 
+use crate::exact;
 use crate::net::{IpFamily, ObjectId, Protocol};
 use crate::scheduler::{SCHEDULER_ANNOTATION, Scheduler};
 use crate::warning::Invalid;
@@ -192,11 +193,11 @@ impl Service {
         Ok(Some(Service {
             id,
             service_type,
-            cluster_ips,
-            ports,
-            external_ips,
-            load_balancer_ips,
-            source_ranges,
+            cluster_ips: exact(cluster_ips),
+            ports: exact(ports),
+            external_ips: exact(external_ips),
+            load_balancer_ips: exact(load_balancer_ips),
+            source_ranges: exact(source_ranges),
             external_policy_local,
             internal_policy_local,
             health_check_node_port,

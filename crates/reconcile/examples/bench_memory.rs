@@ -86,6 +86,18 @@ fn main() {
     let state = DesiredState::new(Config::default(), info, &model);
     println!("  desired state:            {:6.1} MiB", mib_since(base));
 
+    // Of which each Service's plan (the rest: aggregates and indexes).
+    let base = LIVE.load(Relaxed);
+    let plans: Vec<_> = model
+        .services()
+        .map(|svc| {
+            let slices: Vec<_> = model.slices_of(&svc.id).map(AsRef::as_ref).collect();
+            desired::plan::plan(svc, &slices, state.node(), state.config())
+        })
+        .collect();
+    println!("    of which the plans:     {:6.1} MiB", mib_since(base));
+    drop(plans);
+
     let base = LIVE.load(Relaxed);
     let wanted = reconcile::wanted::wanted(state.virtual_servers());
     println!(
