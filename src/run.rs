@@ -114,13 +114,12 @@ async fn run_mode<D: Dataplane>(
     let (tx, rx) = mpsc::channel::<Vec<SourceEvent>>(16);
     match source {
         Source::Dir(path) => {
-            let fingerprint = dir::fingerprint(path)?;
-            dir::stream(path, |events| {
+            let index = dir::stream(path, |events| {
                 invalid.extend(pipeline.apply(events, None));
             })?;
             if !cli.dry_run {
                 let period = std::time::Duration::from_secs(1);
-                tokio::spawn(dir::watch(path.to_owned(), period, fingerprint, tx));
+                tokio::spawn(dir::watch(path.to_owned(), period, index, tx));
             }
         }
         Source::Cluster => {

@@ -9,9 +9,16 @@
 //! Services disappear (the files read before it do apply). An object of a known kind whose
 //! fields do not decode is rejected with a [`Warning`] naming the field
 //! ([`SourceEvent::Undecodable`]): a valid version read earlier stays in force.
+//!
+//! Afterwards ([`watch`]) only what changed is read again: the files whose size or
+//! modification time moved, as [`SourceEvent::Applied`] events, and a
+//! [`SourceEvent::Deleted`] for each object no file holds any more. A changed file that
+//! does not parse keeps its objects as they were. So a change to one file of a directory
+//! of 20,000 costs one file's read, not 20,000.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::Deserialize;
@@ -49,12 +56,12 @@ pub enum DirError {
 /// Reads `dir` as one listing of every kind, passing `each` the events of one file at a
 /// time: first [`SourceEvent::Relisting`] of every kind, then each file's objects as
 /// [`SourceEvent::Applied`] (or [`SourceEvent::Undecodable`]), then
-/// [`SourceEvent::Relisted`] of every kind.
+/// [`SourceEvent::Relisted`] of every kind. Returns what each file held, for [`watch`].
 ///
 /// # Errors
 /// [`DirError`] for the first file that cannot be read or parsed; the listing is then left
 /// incomplete (no `Relisted`), so nothing is removed.
-pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<(), DirError> {
+pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<Index, DirError> {
     let paths = files(dir)?;
     each(
         Kind::ALL
@@ -62,20 +69,11 @@ pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<(), 
             .map(|k| SourceEvent::Relisting(*k))
             .collect(),
     );
+    let mut index = Index::default();
     for path in paths {
-        let mut file = Snapshot::default();
-        let text = std::fs::read_to_string(&path).map_err(|source| DirError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        parse(&path, &text, &mut file)?;
-        each(
-            file.objects
-                .into_iter()
-                .map(SourceEvent::Applied)
-                .chain(file.warnings.into_iter().map(SourceEvent::Undecodable))
-                .collect(),
-        );
+        let (file, events) = index.read(&path)?;
+        each(events);
+        index.files.insert(path, file);
     }
     each(
         Kind::ALL
@@ -83,7 +81,152 @@ pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<(), 
             .map(|k| SourceEvent::Relisted(*k))
             .collect(),
     );
-    Ok(())
+    Ok(index)
+}
+
+/// What the directory held when last read, file by file: each file's size and modification
+/// time then, and the objects in it. A change re-reads only the files whose size or time
+/// moved, and deletes the objects no file holds any more ([`watch`]).
+#[derive(Debug, Default)]
+pub struct Index {
+    files: BTreeMap<PathBuf, FileState>,
+    /// One copy of each namespace, shared by the ids (most directories have a few).
+    namespaces: BTreeSet<Arc<str>>,
+}
+
+/// One file of an [`Index`].
+#[derive(Debug)]
+struct FileState {
+    len: u64,
+    modified: Option<SystemTime>,
+    /// Its objects, those that do not decode too (their last valid version stays).
+    objects: Box<[(Kind, ObjectId)]>,
+}
+
+impl FileState {
+    fn holds(&self, object: &(Kind, ObjectId)) -> bool {
+        self.objects.contains(object)
+    }
+}
+
+/// A file's size and modification time (zero and none when it cannot be looked at).
+fn stat(path: &Path) -> (u64, Option<SystemTime>) {
+    let meta = std::fs::metadata(path).ok();
+    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
+    (len, meta.and_then(|m| m.modified().ok()))
+}
+
+impl Index {
+    /// Reads one file: its state (looked at before reading: a write after that shows at
+    /// the next look) and its events.
+    fn read(&mut self, path: &Path) -> Result<(FileState, Vec<SourceEvent>), DirError> {
+        let (len, modified) = stat(path);
+        let text = std::fs::read_to_string(path).map_err(|source| DirError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut file = Snapshot::default();
+        parse(path, &text, &mut file)?;
+        let objects = file
+            .objects
+            .iter()
+            .map(|o| (o.kind(), o.id()))
+            .chain(file.warnings.iter().map(|w| (w.kind, w.object.clone())))
+            .map(|(kind, id)| (kind, self.shared(id)))
+            .collect();
+        let events = file
+            .objects
+            .into_iter()
+            .map(SourceEvent::Applied)
+            .chain(file.warnings.into_iter().map(SourceEvent::Undecodable))
+            .collect();
+        Ok((
+            FileState {
+                len,
+                modified,
+                objects,
+            },
+            events,
+        ))
+    }
+
+    fn shared(&mut self, id: ObjectId) -> ObjectId {
+        let namespace = match self.namespaces.get(&id.namespace) {
+            Some(shared) => Arc::clone(shared),
+            None => {
+                self.namespaces.insert(Arc::clone(&id.namespace));
+                id.namespace
+            }
+        };
+        ObjectId {
+            namespace,
+            name: id.name,
+        }
+    }
+
+    /// Whether some file holds the object.
+    fn holds(&self, object: &(Kind, ObjectId)) -> bool {
+        self.files.values().any(|f| f.holds(object))
+    }
+
+    /// Reads what changed in `dir` since the index was taken and passes on its events: the
+    /// objects of each new or changed file (one file per call of `send`), then the
+    /// deletion of every object that no file holds any more. A file that cannot be read or
+    /// parsed is logged and keeps its objects until it changes again. Stops, returning
+    /// false, when `send` does.
+    fn changes(&mut self, dir: &Path, mut send: impl FnMut(Vec<SourceEvent>) -> bool) -> bool {
+        let paths = match files(dir) {
+            Ok(paths) => paths,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the source directory");
+                return true;
+            }
+        };
+        let mut gone = BTreeSet::new();
+        let present: BTreeSet<&PathBuf> = paths.iter().collect();
+        let removed: Vec<PathBuf> = (self.files.keys())
+            .filter(|p| !present.contains(p))
+            .cloned()
+            .collect();
+        for path in removed {
+            gone.extend(self.files.remove(&path).into_iter().flat_map(|f| f.objects));
+        }
+        for path in paths {
+            let (len, modified) = stat(&path);
+            let unchanged =
+                (self.files.get(&path)).is_some_and(|f| f.len == len && f.modified == modified);
+            if unchanged {
+                continue;
+            }
+            let file = match self.read(&path) {
+                Ok((file, events)) => {
+                    if !events.is_empty() && !send(events) {
+                        return false;
+                    }
+                    file
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "a changed file was not read: its objects stay");
+                    FileState {
+                        len,
+                        modified,
+                        objects: (self.files.get(&path))
+                            .map(|f| f.objects.clone())
+                            .unwrap_or_default(),
+                    }
+                }
+            };
+            if let Some(old) = self.files.insert(path, file) {
+                gone.extend(old.objects);
+            }
+        }
+        let deleted: Vec<SourceEvent> = gone
+            .into_iter()
+            .filter(|o| !self.holds(o))
+            .map(|(kind, id)| SourceEvent::Deleted(Object::named(kind, &id)))
+            .collect();
+        deleted.is_empty() || send(deleted)
+    }
 }
 
 /// Everything read from a directory, at once: for one-shot readers of small directories
@@ -228,38 +371,14 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, DirError> {
     Ok(out)
 }
 
-/// What identifies a directory's content cheaply: each file's path, size and mtime.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Fingerprint(Vec<(PathBuf, u64, Option<SystemTime>)>);
-
-/// Fingerprints `dir`.
-///
-/// # Errors
-/// [`DirError::Io`] if the directory cannot be listed.
-pub fn fingerprint(dir: &Path) -> Result<Fingerprint, DirError> {
-    files(dir).map(|paths| {
-        Fingerprint(
-            paths
-                .into_iter()
-                .map(|p| {
-                    let meta = std::fs::metadata(&p).ok();
-                    let len = meta.as_ref().map_or(0, std::fs::Metadata::len);
-                    let modified = meta.and_then(|m| m.modified().ok());
-                    (p, len, modified)
-                })
-                .collect(),
-        )
-    })
-}
-
 /// Waits for changes under `dir` (inotify; where inotify is unavailable, it polls every
-/// `period`) and, whenever its fingerprint changed, sends it again as a listing
-/// ([`stream`]), one file's events per message. A read that fails is logged and nothing is
-/// removed. Returns when the receiver is dropped.
+/// `period`) and passes on what changed since `index` ([`stream`]'s), one file's events per
+/// message: the files whose size or modification time moved are read again, and objects no
+/// file holds any more are deleted. Returns when the receiver is dropped.
 pub async fn watch(
     dir: PathBuf,
     period: Duration,
-    mut last: Fingerprint,
+    mut index: Index,
     tx: mpsc::Sender<Vec<SourceEvent>>,
 ) {
     let mut notified = match TreeWatch::new(&dir) {
@@ -269,8 +388,8 @@ pub async fn watch(
             None
         }
     };
-    // The first look needs no event: the directory may have changed since `last` was taken.
-    while reread_if_changed(&dir, &mut last, &tx).await {
+    // The first look needs no event: the directory may have changed since it was read.
+    while send_changes(&dir, &mut index, &tx).await {
         notified = match notified.take() {
             Some(w) => settled(w, &dir).await,
             None => {
@@ -281,39 +400,25 @@ pub async fn watch(
     }
 }
 
-/// Sends `dir` again as a listing when its fingerprint differs from `last`, file by file,
-/// each batch waiting for room in the channel (the reader holds one file's objects at a
-/// time). Returns false once the receiver is gone.
-async fn reread_if_changed(
-    dir: &Path,
-    last: &mut Fingerprint,
-    tx: &mpsc::Sender<Vec<SourceEvent>>,
-) -> bool {
-    match fingerprint(dir) {
-        Ok(now) if now == *last => return true,
-        Ok(now) => *last = now,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot list the source directory");
-            return true;
-        }
-    }
-    let (dir, tx) = (dir.to_owned(), tx.clone());
+/// [`Index::changes`] on a blocking thread, each message waiting for room in the channel.
+/// Returns false once the receiver is gone.
+async fn send_changes(dir: &Path, index: &mut Index, tx: &mpsc::Sender<Vec<SourceEvent>>) -> bool {
+    let (dir, tx, mut taken) = (dir.to_owned(), tx.clone(), std::mem::take(index));
     let read = tokio::task::spawn_blocking(move || {
-        let mut open = true;
-        let result = stream(&dir, |events| {
-            open = open && tx.blocking_send(events).is_ok();
-        });
-        (result, open)
+        let open = taken.changes(&dir, |events| tx.blocking_send(events).is_ok());
+        (taken, open)
     });
     match read.await {
-        Ok((_, false)) => return false,
-        Ok((Ok(()), true)) => {}
-        Ok((Err(e), true)) => {
-            tracing::error!(error = %e, "the directory listing stopped: nothing removed");
+        Ok((read, open)) => {
+            *index = read;
+            open
         }
-        Err(e) => tracing::error!(error = %e, "the directory reader failed"),
+        Err(e) => {
+            // The index is lost: the next change reads every file as new (nothing deleted).
+            tracing::error!(error = %e, "the directory reader failed");
+            true
+        }
     }
-    true
 }
 
 /// How long a change may go on (a file written in pieces, several files) before the
@@ -461,50 +566,86 @@ mod watch_tests {
         assert_eq!(port, Some(80), "the listing completed without removing it");
     }
 
+    fn named_service(name: &str, port: u16) -> String {
+        service(port).replace("name: a,", &format!("name: {name},"))
+    }
+
     #[tokio::test]
-    async fn a_changed_file_is_read_again_and_a_malformed_one_removes_nothing() {
+    async fn only_changed_files_are_read_again_and_what_no_file_holds_is_deleted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("svc.yaml");
-        std::fs::write(&file, service(80)).expect("write");
-        let first = fingerprint(dir.path()).expect("fingerprint");
+        let (svc, other) = (dir.path().join("svc.yaml"), dir.path().join("other.yaml"));
+        std::fs::write(&svc, service(80)).expect("write");
+        std::fs::write(&other, named_service("b", 80)).expect("write");
+        let mut model = Model::default();
+        let index = stream(dir.path(), |events| {
+            for event in events {
+                model.apply(event);
+            }
+        })
+        .expect("read");
+        assert!(model.is_synced());
         let (tx, mut rx) = mpsc::channel(4);
         // A poll period longer than the test: only inotify can see the changes in time.
         let task = tokio::spawn(watch(
             dir.path().to_owned(),
             Duration::from_secs(3600),
-            first,
+            index,
             tx,
         ));
-        let mut model = Model::default();
-        let mut next = async || {
-            tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        // What the watch sends within `patience`, if anything.
+        async fn sent(
+            rx: &mut mpsc::Receiver<Vec<SourceEvent>>,
+            patience: Duration,
+        ) -> Option<Vec<SourceEvent>> {
+            tokio::time::timeout(patience, rx.recv())
                 .await
-                .expect("re-read in time")
-                .expect("events")
-        };
-        // A different size makes the change visible even within one mtime tick.
-        std::fs::write(&file, service(8080)).expect("rewrite");
-        for _ in 0..3 {
-            for event in next().await {
-                model.apply(event);
-            }
+                .ok()
+                .flatten()
         }
-        assert!(model.is_synced(), "the listing completed");
-        let port = model
-            .service(&ObjectId::new("d", "a"))
-            .map(|s| s.ports[0].port);
-        assert_eq!(port, Some(8080));
+        let (patience, quiet) = (Duration::from_secs(10), Duration::from_millis(300));
+        let port = |model: &Model, name: &str| {
+            model
+                .service(&ObjectId::new("d", name))
+                .map(|s| s.ports[0].port)
+        };
 
-        // A malformed file: the listing begins and never completes; the Service stays.
-        std::fs::write(&file, "kind: Service\nmetadata: [\n").expect("break");
-        let begun = next().await;
-        assert!(matches!(begun[0], SourceEvent::Relisting(_)), "{begun:?}");
+        // One file changes (a different size shows even within one mtime tick): only its
+        // object comes again, no listing.
+        std::fs::write(&svc, service(8080)).expect("rewrite");
+        let events = sent(&mut rx, patience).await.expect("read again");
+        assert_eq!(events.len(), 1, "{events:?}");
         assert!(
-            tokio::time::timeout(Duration::from_millis(300), rx.recv())
-                .await
-                .is_err(),
-            "a malformed file must not complete the listing"
+            matches!(&events[0], SourceEvent::Applied(o) if o.id() == ObjectId::new("d", "a")),
+            "{events:?}"
         );
+        for event in events {
+            model.apply(event);
+        }
+        assert_eq!(port(&model, "a"), Some(8080));
+
+        // The file breaks: nothing is sent, the Service stays.
+        std::fs::write(&svc, "kind: Service\nmetadata: [\n").expect("break");
+        let nothing = sent(&mut rx, quiet).await;
+        assert!(nothing.is_none(), "a malformed file sent {nothing:?}");
+
+        // `a` moves into the other file, then the broken file goes: `a` is not deleted.
+        let both = format!("{}---\n{}", service(8081), named_service("b", 80));
+        std::fs::write(&other, both).expect("rewrite");
+        for event in sent(&mut rx, patience).await.expect("read again") {
+            model.apply(event);
+        }
+        assert_eq!(port(&model, "a"), Some(8081));
+        std::fs::remove_file(&svc).expect("remove");
+        let nothing = sent(&mut rx, quiet).await;
+        assert!(nothing.is_none(), "a moved object was deleted: {nothing:?}");
+
+        // The last file goes: both are deleted.
+        std::fs::remove_file(&other).expect("remove");
+        for event in sent(&mut rx, patience).await.expect("deletions") {
+            assert!(matches!(event, SourceEvent::Deleted(_)), "{event:?}");
+            model.apply(event);
+        }
+        assert!(model.is_empty(), "{:?}", model.len());
         task.abort();
     }
 }
