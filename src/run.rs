@@ -103,7 +103,7 @@ async fn run_mode<D: Dataplane>(
         }),
     };
     let mut pipeline = Pipeline::<D::Rules> {
-        model: Model::new(filter.clone(), node_name.clone()),
+        model: Model::new(filter.clone(), node_name.clone()).without_pods(),
         state: None,
         node_name: node_name.clone(),
         node_ips: cli.node_ips.clone(),

@@ -191,12 +191,18 @@ impl IpvsTable {
     }
 
     /// The desired virtual servers as `ipvs` values, converted again only
-    /// when the desired state changed since the last sync.
+    /// when the desired state changed since the last sync, and then sharing
+    /// every virtual server that did not change with the last conversion.
     fn wanted(&mut self, state: &DesiredState) -> Wanted {
-        match &self.converted {
-            Some((generation, wanted)) if *generation == state.generation() => wanted.clone(),
-            _ => {
-                let wanted = reconcile::wanted::wanted(state.virtual_servers());
+        match self.converted.take() {
+            Some((generation, wanted)) if generation == state.generation() => {
+                self.converted = Some((generation, wanted.clone()));
+                wanted
+            }
+            previous => {
+                let previous = previous.map(|(_, w)| w).unwrap_or_default();
+                let wanted = reconcile::wanted::wanted(state.virtual_servers(), &previous);
+                drop(previous);
                 self.converted = Some((state.generation(), wanted.clone()));
                 wanted
             }

@@ -40,8 +40,9 @@ pub struct Endpoint {
     /// `hints`, when the endpoint has any.
     pub hints: Option<Box<Hints>>,
     /// The Pod behind the endpoint: `targetRef` when its kind is `Pod`. Only for people
-    /// reading names; nothing is decided by it.
-    pub pod: Option<PodRef>,
+    /// reading names; nothing is decided by it (the daemon's model keeps none:
+    /// [`crate::Model::without_pods`]).
+    pub pod: Option<Box<PodRef>>,
 }
 
 /// An endpoint's topology hints.
@@ -188,17 +189,17 @@ impl EndpointSlice {
 }
 
 /// The Pod a `targetRef` names, if it names a Pod (its namespace defaults to the slice's).
-fn pod_of(target: Option<&ObjectReference>, slice_namespace: &str) -> Option<PodRef> {
+fn pod_of(target: Option<&ObjectReference>, slice_namespace: &str) -> Option<Box<PodRef>> {
     let target = target.filter(|t| t.kind.as_deref() == Some("Pod"))?;
     let name = target.name.as_deref().filter(|n| !n.is_empty())?;
     let namespace = target
         .namespace
         .as_deref()
         .filter(|n| !n.is_empty() && *n != slice_namespace);
-    Some(PodRef {
+    Some(Box::new(PodRef {
         name: name.into(),
         namespace: namespace.map(Box::from),
-    })
+    }))
 }
 
 #[cfg(test)]

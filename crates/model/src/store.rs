@@ -38,6 +38,8 @@ pub struct Model {
     relisting: BTreeMap<Kind, BTreeSet<ObjectId>>,
     /// One copy of each node name endpoints name, shared by them.
     node_names: HashSet<Arc<str>>,
+    /// Whether endpoints keep no Pod ([`Model::without_pods`]).
+    forget_pods: bool,
     changes: Changes,
 }
 
@@ -50,6 +52,14 @@ impl Model {
             node_name,
             ..Model::default()
         }
+    }
+
+    /// The same model, keeping no endpoint's Pod ([`crate::Endpoint::pod`]): for the
+    /// daemon, which decides nothing by it. In a real cluster every endpoint names its Pod,
+    /// about 57 bytes each: 5.4 MiB at 100,000 endpoints (`bench_memory`).
+    pub fn without_pods(mut self) -> Model {
+        self.forget_pods = true;
+        self
     }
 
     /// Applies one event from a source; returns the problems found in the objects.
@@ -235,6 +245,9 @@ impl Model {
 
     fn put_slice(&mut self, mut slice: EndpointSlice) {
         for ep in &mut slice.endpoints {
+            if self.forget_pods {
+                ep.pod = None;
+            }
             if let Some(name) = &ep.node_name {
                 let shared = match self.node_names.get(name) {
                     Some(shared) => Arc::clone(shared),
@@ -319,10 +332,29 @@ mod tests {
                 "metadata": {"name": name, "namespace": "d",
                              "labels": {"kubernetes.io/service-name": service}},
                 "addressType": "IPv4",
-                "endpoints": [{"addresses": ["10.244.0.1"]}],
+                "endpoints": [{"addresses": ["10.244.0.1"],
+                               "targetRef": {"kind": "Pod", "name": "web-1"}}],
             }))
             .expect("slice"),
         ))
+    }
+
+    #[test]
+    fn a_model_without_pods_keeps_the_endpoints_but_not_their_pods() {
+        let pod_of = |m: &Model| {
+            let slices: Vec<_> = m.slices_of(&id("a")).collect();
+            slices[0].endpoints[0]
+                .pod
+                .as_ref()
+                .map(|p| p.name().to_owned())
+        };
+        let (mut keeping, mut forgetting) = (Model::default(), Model::default().without_pods());
+        for m in [&mut keeping, &mut forgetting] {
+            m.apply(SourceEvent::Applied(slice("a-1", "a")));
+        }
+        assert_eq!(pod_of(&keeping).as_deref(), Some("web-1"));
+        assert_eq!(pod_of(&forgetting), None);
+        assert_eq!(forgetting.slices_of(&id("a")).count(), 1);
     }
 
     fn id(name: &str) -> ObjectId {

@@ -62,7 +62,8 @@ fn main() {
 
     // The model, fed as the sources feed it: one object at a time.
     let base = LIVE.load(Relaxed);
-    let mut model = Model::new(ProxyFilter::default(), Some(Synthetic::NODE.into()));
+    // As the daemon keeps it: without the endpoints' Pods.
+    let mut model = Model::new(ProxyFilter::default(), Some(Synthetic::NODE.into())).without_pods();
     for kind in Kind::ALL {
         model.apply(SourceEvent::Relisting(kind));
     }
@@ -99,7 +100,7 @@ fn main() {
     drop(plans);
 
     let base = LIVE.load(Relaxed);
-    let wanted = reconcile::wanted::wanted(state.virtual_servers());
+    let wanted = reconcile::wanted::wanted(state.virtual_servers(), &Default::default());
     println!(
         "  wanted (kept as last):    {:6.1} MiB  ({} virtual servers)",
         mib_since(base),

@@ -119,12 +119,23 @@ pub fn service(vs: &desired::VirtualServer) -> WantedService {
     }
 }
 
-/// Every desired virtual server, keyed for the diff.
-pub fn wanted<'a>(servers: impl IntoIterator<Item = &'a desired::VirtualServer>) -> Wanted {
+/// Every desired virtual server, keyed for the diff. One equal to its entry in `previous`
+/// (an earlier conversion) is that entry, shared: after a change to one Service the new
+/// table holds one new virtual server, not a second copy of all of them.
+pub fn wanted<'a>(
+    servers: impl IntoIterator<Item = &'a desired::VirtualServer>,
+    previous: &Wanted,
+) -> Wanted {
     servers
         .into_iter()
-        .map(service)
-        .map(|w| (w.service.key, Arc::new(w)))
+        .map(|vs| {
+            let fresh = service(vs);
+            let key = fresh.service.key;
+            match previous.get(&key) {
+                Some(old) if **old == fresh => (key, Arc::clone(old)),
+                _ => (key, Arc::new(fresh)),
+            }
+        })
         .collect()
 }
 
@@ -132,6 +143,36 @@ pub fn wanted<'a>(servers: impl IntoIterator<Item = &'a desired::VirtualServer>)
 mod tests {
     use super::*;
     use crate::fixtures::{dest, ip};
+
+    #[test]
+    fn an_unchanged_virtual_server_is_shared_with_the_previous_conversion() {
+        let vs = |port: u16, endpoint: &str| desired::VirtualServer {
+            key: desired::VsKey {
+                protocol: model::Protocol::Tcp,
+                addr: ip("10.96.0.1"),
+                port,
+            },
+            scheduler: model::Scheduler::Rr,
+            persistence: None,
+            real_servers: vec![desired::RealServer::masqueraded(ip(endpoint), 8080)],
+            service: desired::ServicePortName {
+                service: model::ObjectId::new("d", "a"),
+                port: String::new(),
+            },
+        };
+        let before = wanted(
+            &[vs(80, "10.244.0.1"), vs(81, "10.244.0.1")],
+            &Wanted::new(),
+        );
+        let after = wanted(&[vs(80, "10.244.0.1"), vs(81, "10.244.0.2")], &before);
+        let shared = |port: u16| {
+            let key = ServiceKey::inet(Protocol::Tcp, ip("10.96.0.1"), port);
+            Arc::ptr_eq(&before[&key], &after[&key])
+        };
+        assert!(shared(80), "unchanged: the same allocation");
+        assert!(!shared(81), "its real server changed");
+        assert_eq!(after.len(), 2);
+    }
 
     #[test]
     fn real_servers_are_found_by_address_and_port_and_the_last_duplicate_counts() {

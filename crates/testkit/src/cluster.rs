@@ -6,7 +6,8 @@
 //!
 //! Service `i` has ClusterIP `10.96.{i/250}.{i%250+1}` port 80 (TCP,
 //! target port 8080); its endpoints have addresses from `10.128.0.0/9`,
-//! distinct across the cluster for a given `generation`.
+//! distinct across the cluster for a given `generation`, each naming its Pod (`targetRef`)
+//! as a real EndpointSlice does.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +83,13 @@ impl Synthetic {
                         n % 256
                     )],
                     node_name: Some(format!("node-{}", n % 50)),
+                    // As a Deployment's Pods are named: ReplicaSet hash, then a suffix.
+                    target_ref: Some(core::ObjectReference {
+                        kind: Some("Pod".into()),
+                        name: Some(format!("{}-5d8f7b9c4-{n:05x}", service_name(i))),
+                        namespace: Some(NAMESPACE.into()),
+                        ..core::ObjectReference::default()
+                    }),
                     ..discovery::Endpoint::default()
                 }
             })
