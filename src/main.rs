@@ -35,6 +35,7 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .init();
+    memory::no_huge_pages();
     let settings = match settings::Settings::resolve(&cli) {
         Ok(s) => s,
         Err(e) => {
