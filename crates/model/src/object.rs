@@ -4,7 +4,6 @@ use std::fmt;
 
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::ObjectId;
 
@@ -52,32 +51,6 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::EndpointSlice(_) => Kind::EndpointSlice,
             Object::Node(_) => Kind::Node,
-        }
-    }
-
-    /// An object with nothing but its kind, namespace and name: what a deletion needs to
-    /// name it, for a source that no longer has the object itself.
-    pub fn named(kind: Kind, id: &ObjectId) -> Object {
-        let metadata = ObjectMeta {
-            namespace: Some(id.namespace.to_string()).filter(|n| !n.is_empty()),
-            name: Some(id.name.to_string()),
-            ..ObjectMeta::default()
-        };
-        match kind {
-            Kind::Service => Object::Service(Box::new(core::Service {
-                metadata,
-                ..core::Service::default()
-            })),
-            Kind::EndpointSlice => Object::EndpointSlice(Box::new(discovery::EndpointSlice {
-                metadata,
-                address_type: String::new(),
-                endpoints: Vec::new(),
-                ports: None,
-            })),
-            Kind::Node => Object::Node(Box::new(core::Node {
-                metadata,
-                ..core::Node::default()
-            })),
         }
     }
 

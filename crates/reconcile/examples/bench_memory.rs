@@ -134,4 +134,13 @@ fn main() {
     }
     planner.finish(&mut draining);
     println!("  first sync's plan, parts: {peak:6.1} MiB  (largest of {parts} parts, transient)");
+
+    // `--from-dir` only: what the directory source keeps to read changed files alone.
+    let dir = std::env::temp_dir().join(format!("kipx-bench-memory-{}", std::process::id()));
+    cluster.write_dir(&dir);
+    let base = LIVE.load(Relaxed);
+    let index = model::source::dir::stream(&dir, drop).expect("read the directory");
+    println!("  directory source's index: {:6.1} MiB", mib_since(base));
+    drop(index);
+    std::fs::remove_dir_all(&dir).expect("remove the directory");
 }
