@@ -73,7 +73,7 @@ pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<Inde
     for path in paths {
         let (stamp, events) = read_file(&path)?;
         each(events);
-        index.0.insert(relative(dir, &path), stamp);
+        index.files.insert(relative(dir, &path), stamp);
     }
     each(
         Kind::ALL
@@ -91,7 +91,12 @@ pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<Inde
 /// deletes what no file holds. Two stamps per file instead of the objects: at 20,000 files
 /// this is what the source keeps between changes.
 #[derive(Debug, Default)]
-pub struct Index(BTreeMap<Box<Path>, Stamp>);
+pub struct Index {
+    files: BTreeMap<Box<Path>, Stamp>,
+    /// A whole listing was due and did not complete (a malformed file): the next look lists
+    /// again, so what is gone is still deleted once the file is mended.
+    relist: bool,
+}
 
 /// One file of an [`Index`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -170,16 +175,17 @@ impl Index {
         };
         let present: BTreeSet<Box<Path>> = paths.iter().map(|p| relative(dir, p)).collect();
         let nothing = digest(&mut []);
-        let mut gone = (self.0.iter())
-            .any(|(path, stamp)| !present.contains(path) && stamp.objects != nothing);
-        self.0.retain(|path, _| present.contains(path));
+        let mut gone = self.relist
+            || (self.files.iter())
+                .any(|(path, stamp)| !present.contains(path) && stamp.objects != nothing);
+        self.files.retain(|path, _| present.contains(path));
         for path in &paths {
             if gone {
                 break;
             }
             let (len, modified) = stat(path);
             let key = relative(dir, path);
-            let old = self.0.get(&key).copied();
+            let old = self.files.get(&key).copied();
             if old.is_some_and(|s| s.len == len && s.modified == modified) {
                 continue;
             }
@@ -201,7 +207,7 @@ impl Index {
                 }
             };
             gone |= old.is_some_and(|s| s.objects != stamp.objects);
-            self.0.insert(key, stamp);
+            self.files.insert(key, stamp);
         }
         if !gone {
             return true;
@@ -209,7 +215,10 @@ impl Index {
         let mut open = true;
         match stream(dir, |events| open = open && send(events)) {
             Ok(index) => *self = index,
-            Err(e) => tracing::error!(error = %e, "the directory listing stopped: nothing removed"),
+            Err(e) => {
+                tracing::error!(error = %e, "the directory listing stopped: nothing removed");
+                self.relist = true;
+            }
         }
         open
     }
@@ -627,25 +636,27 @@ mod watch_tests {
             messages
         }
 
-        // `a` moves into the other file: its objects changed, so the directory is listed
-        // whole, which stops at the broken file: nothing is removed.
-        let both = format!("{}---\n{}", service(8081), named_service("b", 80));
-        std::fs::write(&other, both).expect("rewrite");
+        // `a` moves into the other file, which no longer names `b`: its objects changed, so
+        // the directory is listed whole, which stops at the broken file: nothing is removed.
+        std::fs::write(&other, service(8081)).expect("rewrite");
         assert!(drain(&mut rx, &mut model).await > 0);
         assert_eq!(
             (port(&model, "a"), port(&model, "b")),
             (Some(8081), Some(80))
         );
 
-        // The broken file goes: listed whole again, `a` stays, it is in the other file.
+        // The broken file is mended, naming what it named before: the listing still owed
+        // completes, and `b` goes.
+        std::fs::write(&svc, service(8081)).expect("mend");
+        assert!(drain(&mut rx, &mut model).await > 0);
+        assert_eq!((port(&model, "a"), port(&model, "b")), (Some(8081), None));
+
+        // That file goes: `a` stays, the other file has it.
         std::fs::remove_file(&svc).expect("remove");
         assert!(drain(&mut rx, &mut model).await > 0);
-        assert_eq!(
-            (port(&model, "a"), port(&model, "b")),
-            (Some(8081), Some(80))
-        );
+        assert_eq!(port(&model, "a"), Some(8081));
 
-        // The last file goes: both are deleted.
+        // The last file goes: so does `a`.
         std::fs::remove_file(&other).expect("remove");
         assert!(drain(&mut rx, &mut model).await > 0);
         assert!(model.is_synced());
