@@ -194,19 +194,16 @@ impl IpvsTable {
     /// when the desired state changed since the last sync, and then sharing
     /// every virtual server that did not change with the last conversion.
     fn wanted(&mut self, state: &DesiredState) -> Wanted {
-        match self.converted.take() {
-            Some((generation, wanted)) if generation == state.generation() => {
-                self.converted = Some((generation, wanted.clone()));
-                wanted
-            }
-            previous => {
-                let previous = previous.map(|(_, w)| w).unwrap_or_default();
-                let wanted = reconcile::wanted::wanted(state.virtual_servers(), &previous);
-                drop(previous);
-                self.converted = Some((state.generation(), wanted.clone()));
-                wanted
-            }
+        let generation = state.generation();
+        if let Some((converted, wanted)) = &self.converted
+            && *converted == generation
+        {
+            return wanted.clone();
         }
+        let previous = self.converted.take().map(|(_, w)| w).unwrap_or_default();
+        let wanted = reconcile::wanted::wanted(state.virtual_servers(), &previous);
+        self.converted = Some((generation, wanted.clone()));
+        wanted
     }
 
     /// Reads the IPVS table. A change-driven sync reads only the virtual
