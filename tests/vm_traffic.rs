@@ -183,6 +183,35 @@ fn vm_traffic_session_affinity_keeps_a_client_on_one_backend() {
     assert!(other.is_subset(&backends), "{other:?}");
 }
 
+/// Starts the daemon on ClusterIP Services `(name, VIP, annotations)`, each with port 80 on
+/// both backends' 8080, and waits until every one is programmed.
+fn start_with_annotated_services<'a>(
+    hosts: &'a ThreeHosts,
+    cluster: &ClusterDir,
+    services: &[(&str, &str, String)],
+) -> Daemon<'a> {
+    for (name, vip, annotations) in services {
+        cluster.annotated_service(
+            name,
+            annotations,
+            &format!("{{clusterIP: {vip}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}"),
+        );
+        cluster.local_endpoints(
+            name,
+            &[SlicePort::tcp("http", 8080)],
+            &[ThreeHosts::BACKEND, SECOND],
+        );
+    }
+    let daemon = Daemon::start(&hosts.node, bin(), cluster, QUICK_SYNC);
+    daemon.synced("the annotated virtual servers", || {
+        let table = ipvs_table(&hosts.node);
+        services
+            .iter()
+            .all(|(_, vip, _)| table.contains(&format!("-a -t {vip}:80 -r {SECOND}:8080")))
+    });
+    daemon
+}
+
 #[test]
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vm_traffic_scheduler_annotation_and_an_unknown_scheduler() {
@@ -194,25 +223,14 @@ fn vm_traffic_scheduler_annotation_and_an_unknown_scheduler() {
         // Unknown: the Service keeps the global scheduler (rr).
         ("bogus", "10.96.0.13", "fastest", "rr"),
     ];
-    for (name, vip, annotation, _) in services {
-        cluster.annotated_service(
-            name,
-            &format!("{{kube-ipvs-proxy.io/ipvs-scheduler: {annotation}}}"),
-            &format!("{{clusterIP: {vip}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}"),
-        );
-        cluster.local_endpoints(
-            name,
-            &[SlicePort::tcp("http", 8080)],
-            &[ThreeHosts::BACKEND, SECOND],
-        );
-    }
-    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
-    daemon.synced("the three virtual servers", || {
-        let table = ipvs_table(&hosts.node);
-        services
-            .iter()
-            .all(|(_, vip, _, _)| table.contains(&format!("-a -t {vip}:80 -r {SECOND}:8080")))
-    });
+    let annotated: Vec<_> = services
+        .iter()
+        .map(|(name, vip, annotation, _)| {
+            let annotations = format!("{{kube-ipvs-proxy.io/ipvs-scheduler: {annotation}}}");
+            (*name, *vip, annotations)
+        })
+        .collect();
+    let daemon = start_with_annotated_services(&hosts, &cluster, &annotated);
     let table = ipvs_table(&hosts.node);
     for (_, vip, _, scheduler) in services {
         assert!(
@@ -235,6 +253,55 @@ fn vm_traffic_scheduler_annotation_and_an_unknown_scheduler() {
     for vip in ["10.96.0.12", "10.96.0.13"] {
         assert_eq!(answers(4, || http_body(&hosts.client, vip, 80)), backends);
     }
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_scheduler_flags_from_our_and_kube_routers_annotations() {
+    let hosts = two_name_backends();
+    let cluster = ClusterDir::for_node("schedflags", &[ThreeHosts::NODE]);
+    // (name, VIP, annotations, the line the real ipvsadm -Sn prints for it)
+    let services = [
+        (
+            "hashed",
+            "10.96.0.21",
+            "{kube-ipvs-proxy.io/ipvs-scheduler: sh}",
+            "-A -t 10.96.0.21:80 -s sh\n",
+        ),
+        (
+            "ported",
+            "10.96.0.22",
+            "{kube-ipvs-proxy.io/ipvs-scheduler: sh, kube-ipvs-proxy.io/ipvs-sched-flags: sh-port}",
+            "-A -t 10.96.0.22:80 -s sh -b sh-port\n",
+        ),
+        (
+            "router",
+            "10.96.0.23",
+            "{kube-router.io/service.scheduler: mh, kube-router.io/service.schedflags: \"flag-1,flag-2\"}",
+            "-A -t 10.96.0.23:80 -s mh -b mh-fallback,mh-port\n",
+        ),
+    ];
+    let annotated: Vec<_> = services
+        .iter()
+        .map(|(name, vip, annotations, _)| (*name, *vip, (*annotations).to_owned()))
+        .collect();
+    let _daemon = start_with_annotated_services(&hosts, &cluster, &annotated);
+    let table = ipvs_table(&hosts.node);
+    for (_, _, _, line) in services {
+        assert!(table.contains(line), "no {line:?} in:\n{table}");
+    }
+
+    // One client, a new source port for each connection: sh hashes the address only, so
+    // every connection lands on one backend; with sh-port the port is hashed too, and 16
+    // connections over two backends all land on one with a chance of 2^-15.
+    let backends = set(&[ThreeHosts::BACKEND, SECOND]);
+    let hashed = answers(16, || http_body(&hosts.client, "10.96.0.21", 80));
+    assert_eq!(hashed.len(), 1, "sh spread one client: {hashed:?}");
+    let ported = answers(16, || http_body(&hosts.client, "10.96.0.22", 80));
+    assert_eq!(
+        ported, backends,
+        "sh-port did not spread one client's ports"
+    );
 }
 
 #[test]

@@ -6,14 +6,11 @@ use std::cmp::Ordering;
 use std::fmt;
 use std::net::IpAddr;
 
-use model::{IpFamily, ObjectId, Protocol, Scheduler};
+use model::{IpFamily, ObjectId, Protocol, SchedFlags, Scheduler};
 use serde::Serialize;
 
 /// `IP_VS_SVC_F_PERSISTENT`.
 pub const FLAG_PERSISTENT: u32 = 0x0001;
-/// `IP_VS_SVC_F_SCHED2`, which the `mh` scheduler reads as `mh-port` (kube-proxy's
-/// `FlagSourceHash`).
-pub const FLAG_SCHED_MH_PORT: u32 = 0x0010;
 
 /// What identifies a virtual server: protocol, address and port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -103,6 +100,9 @@ pub struct VirtualServer {
     pub key: VsKey,
     /// The scheduler.
     pub scheduler: Scheduler,
+    /// The scheduler flags.
+    #[serde(skip_serializing_if = "SchedFlags::is_empty")]
+    pub sched_flags: SchedFlags,
     /// Persistence, for ClientIP session affinity.
     pub persistence: Option<Persistence>,
     /// The real servers, sorted by address and port.
@@ -140,13 +140,20 @@ impl Serialize for ServicePortName {
 impl VirtualServer {
     /// The kernel's service flags (`IPVS_SVC_ATTR_FLAGS`).
     pub fn flags(&self) -> u32 {
-        let mut flags = 0;
-        if self.persistence.is_some() {
-            flags |= FLAG_PERSISTENT;
-        }
-        if self.scheduler == Scheduler::Mh {
-            flags |= FLAG_SCHED_MH_PORT;
-        }
-        flags
+        let persistent = if self.persistence.is_some() {
+            FLAG_PERSISTENT
+        } else {
+            0
+        };
+        persistent | self.sched_flags.kernel_bits()
+    }
+}
+
+/// The scheduler flags kube-proxy gives a virtual server on `scheduler` when no annotation
+/// sets them: `mh-port` for `mh` (its `FlagSourceHash`), none for the others.
+pub fn default_sched_flags(scheduler: Scheduler) -> SchedFlags {
+    match scheduler {
+        Scheduler::Mh => SchedFlags::MH_PORT,
+        _ => SchedFlags::empty(),
     }
 }

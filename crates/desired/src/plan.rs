@@ -246,13 +246,18 @@ impl FamilyContext<'_> {
                 },
             }),
         };
+        let scheduler = self.svc.scheduler.unwrap_or(self.config.scheduler);
         VirtualServer {
             key: VsKey {
                 protocol: port.protocol,
                 addr,
                 port: vport,
             },
-            scheduler: self.svc.scheduler.unwrap_or(self.config.scheduler),
+            scheduler,
+            sched_flags: self
+                .svc
+                .sched_flags
+                .unwrap_or_else(|| crate::ipvs::default_sched_flags(scheduler)),
             persistence,
             real_servers: real_servers
                 .iter()

@@ -41,8 +41,10 @@ pub fn ipvsadm_save(vs: &VirtualServer, out: &mut String) {
     if let Some(p) = &vs.persistence {
         let _ = write!(out, " -p {}", p.timeout);
     }
-    if vs.flags() & crate::ipvs::FLAG_SCHED_MH_PORT != 0 {
-        out.push_str(" -b mh-port");
+    // ipvsadm prints -b whenever a scheduler flag is set, with the names it has for the
+    // scheduler (none for flag-3 on sh and mh).
+    if !vs.sched_flags.is_empty() {
+        let _ = write!(out, " -b {}", vs.sched_flags.names(vs.scheduler).join(","));
     }
     out.push('\n');
     for rs in &vs.real_servers {
@@ -185,5 +187,73 @@ pub fn json(state: &DesiredState) -> Json<'_> {
                 rules: Ruleset::build(*family, state),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ipvs::{RealServer, ServicePortName, VirtualServer, VsKey};
+    use model::{ObjectId, Protocol, SchedFlags, Scheduler};
+
+    fn saved(scheduler: Scheduler, sched_flags: SchedFlags) -> String {
+        let vs = VirtualServer {
+            key: VsKey {
+                protocol: Protocol::Tcp,
+                addr: "10.96.0.10".parse().expect("address"),
+                port: 80,
+            },
+            scheduler,
+            sched_flags,
+            persistence: None,
+            real_servers: vec![RealServer::masqueraded(
+                "10.244.1.5".parse().expect("address"),
+                8080,
+            )],
+            service: ServicePortName {
+                service: ObjectId::new("d", "web"),
+                port: String::new(),
+            },
+        };
+        let mut out = String::new();
+        ipvsadm_save(&vs, &mut out);
+        out.lines().next().unwrap_or_default().to_owned()
+    }
+
+    #[test]
+    fn scheduler_flags_are_saved_as_ipvsadm_saves_them() {
+        // ipvsadm.c print_service_entry and print_sched_flags: " -b " whenever SCHED1..3 is
+        // set, then the scheduler's names for the flags it has names for.
+        let both = SchedFlags::FLAG_1 | SchedFlags::FLAG_2;
+        let cases = [
+            (
+                Scheduler::Rr,
+                SchedFlags::empty(),
+                "-A -t 10.96.0.10:80 -s rr",
+            ),
+            (
+                Scheduler::Sh,
+                both,
+                "-A -t 10.96.0.10:80 -s sh -b sh-fallback,sh-port",
+            ),
+            (
+                Scheduler::Mh,
+                SchedFlags::FLAG_2,
+                "-A -t 10.96.0.10:80 -s mh -b mh-port",
+            ),
+            (
+                Scheduler::Mh,
+                SchedFlags::FLAG_3,
+                "-A -t 10.96.0.10:80 -s mh -b ",
+            ),
+            (
+                Scheduler::Wrr,
+                both,
+                "-A -t 10.96.0.10:80 -s wrr -b flag-1,flag-2",
+            ),
+        ];
+        for (scheduler, flags, line) in cases {
+            assert_eq!(saved(scheduler, flags), line);
+        }
     }
 }

@@ -8,7 +8,8 @@ use serde::Serialize;
 
 use crate::exact;
 use crate::net::{IpFamily, ObjectId, Protocol};
-use crate::scheduler::{SCHEDULER_ANNOTATION, Scheduler};
+use crate::scheduler::{SchedFlags, Scheduler};
+use crate::scheduling::Scheduling;
 use crate::warning::Invalid;
 
 /// The default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
@@ -79,8 +80,10 @@ pub struct Service {
     pub health_check_node_port: Option<u16>,
     /// `spec.sessionAffinity` and its timeout.
     pub session_affinity: SessionAffinity,
-    /// The [`SCHEDULER_ANNOTATION`] override, if valid.
+    /// The scheduler its annotations choose ([`crate::scheduling`]), if any.
     pub scheduler: Option<Scheduler>,
+    /// The scheduler flags its annotations set, if they decide them.
+    pub sched_flags: Option<SchedFlags>,
 }
 
 impl Service {
@@ -173,23 +176,7 @@ impl Service {
                 None
             };
         let session_affinity = session_affinity(spec)?;
-        let scheduler = match meta
-            .annotations
-            .as_ref()
-            .and_then(|a| a.get(SCHEDULER_ANNOTATION))
-        {
-            None => None,
-            Some(value) => match value.trim().parse::<Scheduler>() {
-                Ok(s) => Some(s),
-                Err(e) => {
-                    soft.push(Invalid::new(
-                        format!("metadata.annotations[{SCHEDULER_ANNOTATION}]"),
-                        e.to_string(),
-                    ));
-                    None
-                }
-            },
-        };
+        let scheduling = Scheduling::from_annotations(meta.annotations.as_ref(), soft);
         Ok(Some(Service {
             id,
             service_type,
@@ -202,7 +189,8 @@ impl Service {
             internal_policy_local,
             health_check_node_port,
             session_affinity,
-            scheduler,
+            scheduler: scheduling.scheduler,
+            sched_flags: scheduling.flags,
         }))
     }
 }
@@ -376,6 +364,7 @@ fn session_affinity(spec: &core::ServiceSpec) -> Result<SessionAffinity, Invalid
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::scheduling::SCHEDULER_ANNOTATION;
     use serde_json::json;
 
     fn convert(spec: serde_json::Value) -> Result<Option<Service>, Invalid> {

@@ -68,6 +68,7 @@ mod tests {
                 .map(|e| RealServer::masqueraded(ip(e), 5353))
                 .collect(),
             scheduler: model::Scheduler::Rr,
+            sched_flags: model::SchedFlags::empty(),
             persistence: None,
             service: desired::ServicePortName {
                 service: model::ObjectId {

@@ -153,6 +153,7 @@ mod tests {
                 port,
             },
             scheduler: model::Scheduler::Rr,
+            sched_flags: model::SchedFlags::empty(),
             persistence: None,
             real_servers: vec![desired::RealServer::masqueraded(ip(endpoint), 8080)],
             service: desired::ServicePortName {
