@@ -3,8 +3,12 @@
 //! The proxy is unhealthy when a change has been waiting to be programmed for
 //! longer than the health timeout (twice `syncPeriod`, as in kube-proxy): that
 //! is, when syncs stopped or keep failing. `/healthz` is also unhealthy while
-//! the node is being deleted (so load balancers drain it); `/livez` ignores
-//! that, so the kubelet does not restart a proxy that works.
+//! the node is being deleted (so load balancers drain it), and once the proxy
+//! has gone the health timeout since it started without a first complete sync
+//! (for example while the API server cannot be reached: the node has nothing
+//! programmed, where kube-proxy would say 200 for as long as it is starting).
+//! `/livez` ignores both, so the kubelet does not restart a proxy that works
+//! or is still loading a large cluster.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -23,17 +27,22 @@ pub(crate) struct Health {
     pub(crate) last_updated: Option<String>,
     /// When this report was made (RFC 3339).
     pub(crate) current_time: String,
+    /// Whether the proxy started longer than the health timeout ago and has never completed
+    /// a sync (not in the body, which is kube-proxy's; `lastUpdated` is null then).
+    #[serde(skip)]
+    pub(crate) first_sync_overdue: bool,
 }
 
 impl Health {
-    /// The `/healthz` verdict: healthy and eligible.
+    /// The `/healthz` verdict: healthy, eligible and synced at least once in time.
     pub(crate) fn ready(&self) -> bool {
-        self.healthy && self.node_eligible
+        self.healthy && self.node_eligible && !self.first_sync_overdue
     }
 }
 
 #[derive(Debug)]
 struct Inner {
+    started: Option<SystemTime>,
     oldest_pending: Option<SystemTime>,
     last_updated: Option<SystemTime>,
     node_eligible: bool,
@@ -50,6 +59,7 @@ impl HealthState {
     /// A state whose pending changes turn unhealthy after `timeout`.
     pub(crate) fn new(timeout: Duration) -> Self {
         let inner = Inner {
+            started: None,
             oldest_pending: None,
             last_updated: None,
             node_eligible: true,
@@ -63,6 +73,11 @@ impl HealthState {
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         // The state stays consistent field by field even if a holder panicked.
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The proxy started at `at`: `/healthz` fails if no sync completes within the timeout.
+    pub(crate) fn started(&self, at: SystemTime) {
+        self.lock().started = Some(at);
     }
 
     /// A change arrived that the next sync must program.
@@ -85,10 +100,14 @@ impl HealthState {
     /// The report at time `now`.
     pub(crate) fn health(&self, now: SystemTime) -> Health {
         let inner = self.lock();
-        let stalled = inner.oldest_pending.is_some_and(|queued| {
-            now.duration_since(queued)
-                .is_ok_and(|waited| waited > self.timeout)
-        });
+        let late = |since: Option<SystemTime>| {
+            since.is_some_and(|t| {
+                now.duration_since(t)
+                    .is_ok_and(|waited| waited > self.timeout)
+            })
+        };
+        let stalled = late(inner.oldest_pending);
+        let first_sync_overdue = inner.last_updated.is_none() && late(inner.started);
         Health {
             healthy: !stalled,
             node_eligible: inner.node_eligible,
@@ -96,6 +115,7 @@ impl HealthState {
                 .last_updated
                 .map(|t| humantime::format_rfc3339_millis(t).to_string()),
             current_time: humantime::format_rfc3339_millis(now).to_string(),
+            first_sync_overdue,
         }
     }
 }
@@ -114,6 +134,18 @@ mod tests {
         let health = state.health(at(1000));
         assert!(health.healthy && health.ready());
         assert_eq!(health.last_updated, None);
+    }
+
+    #[test]
+    fn healthz_fails_when_the_first_sync_is_overdue_and_livez_does_not() {
+        let state = HealthState::new(Duration::from_secs(60));
+        state.started(at(0));
+        assert!(state.health(at(60)).ready(), "starting up, as kube-proxy");
+        let overdue = state.health(at(61));
+        assert!(!overdue.ready(), "never synced in time");
+        assert!(overdue.healthy, "livez stays healthy");
+        state.updated(at(90));
+        assert!(state.health(at(91)).ready());
     }
 
     #[test]

@@ -265,6 +265,7 @@ async fn serve<D: Dataplane>(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     let health = HealthState::new(2 * settings.sync_period);
+    health.started(SystemTime::now());
     let metrics = Arc::new(Metrics::new());
     for kind in invalid {
         Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);

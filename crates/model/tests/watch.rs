@@ -40,6 +40,11 @@ struct State {
     log: Vec<Scripted>,
     /// Every request as (API group, resource, verb), the terms RBAC grants in.
     requests: Vec<(String, String, String)>,
+    /// Fault: every request is answered `500 Internal Server Error` (a status kube-rs' client
+    /// does not retry by itself, unlike 429, 503 and 504).
+    failing: bool,
+    /// Fault: this many list requests are never answered.
+    hung_lists: usize,
 }
 
 #[derive(Clone)]
@@ -181,6 +186,30 @@ impl FakeApi {
                 return;
             }
             let stream = reader.get_mut();
+            let (failing, hang) = self.with_state(|s| {
+                let hang = verb == "list" && s.hung_lists > 0;
+                if hang {
+                    s.hung_lists -= 1;
+                }
+                (s.failing, hang)
+            });
+            if hang {
+                tokio::time::sleep(Duration::from_secs(3600)).await;
+                return;
+            }
+            if failing {
+                let status = json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                    "reason": "InternalError", "code": 500, "message": "down"})
+                .to_string();
+                let response = format!(
+                    "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{status}",
+                    status.len()
+                );
+                if stream.write_all(response.as_bytes()).await.is_err() {
+                    return;
+                }
+                continue;
+            }
             if verb == "create" || verb == "patch" {
                 // Echo the object back, as the API server returns the stored object.
                 let head = format!(
@@ -417,5 +446,114 @@ async fn the_model_follows_the_api_server() {
         api.requests(),
         grants,
         "requests made (left) vs the ClusterRole's grants (right)"
+    );
+}
+
+/// The fake with the cluster of one Service, one slice and the node, serving on loopback.
+async fn serving() -> (FakeApi, String) {
+    let api = FakeApi::new();
+    api.emit("services", "ADDED", service("web", "10.96.0.1", 80));
+    api.emit(
+        "endpointslices",
+        "ADDED",
+        slice("web-1", "web", &["10.244.1.1"]),
+    );
+    api.emit("nodes", "ADDED", node());
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind loopback");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(api.clone().serve(listener));
+    (api, format!("http://{addr}"))
+}
+
+/// Applies events from `stream` for `window`, whatever they are.
+async fn follow_for(
+    stream: &mut futures::stream::BoxStream<'static, model::SourceEvent>,
+    model: &mut Model,
+    window: Duration,
+) {
+    let deadline = tokio::time::Instant::now() + window;
+    while let Ok(Some(event)) = tokio::time::timeout_at(deadline, stream.next()).await {
+        model.apply(event);
+    }
+}
+
+fn watch_n1() -> Watch {
+    Watch {
+        filter: ProxyFilter::default(),
+        node_name: "n1".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_against_a_failing_api_server_back_off_and_sync_once_it_answers() {
+    let (api, uri) = serving().await;
+    api.with_state(|s| s.failing = true);
+    let client =
+        kube::Client::try_from(kube::Config::new(uri.parse().expect("uri"))).expect("client");
+    let mut stream = events(client, &watch_n1());
+    let mut model = Model::new(ProxyFilter::default(), Some("n1".into()));
+    follow_for(&mut stream, &mut model, Duration::from_secs(10)).await;
+    // client-go's reflector backoff, as kube-proxy's informers use it: 0.8 s doubling (with
+    // jitter up to twice that) to 30 s. In 10 s that is 4 attempts at most per kind; a backoff
+    // reset at every attempt makes 7 or more.
+    let lists = api.count("list", "services");
+    assert!((2..=5).contains(&lists), "{lists} list attempts in 10 s");
+    assert!(!model.is_synced());
+    api.with_state(|s| s.failing = false);
+    until(
+        &mut stream,
+        &mut model,
+        "synced once the server answers",
+        Model::is_synced,
+    )
+    .await;
+    assert_eq!(model.len(), (1, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_list_that_hangs_times_out_and_is_retried() {
+    let (api, uri) = serving().await;
+    api.with_state(|s| s.hung_lists = 1);
+    let mut config = kube::Config::new(uri.parse().expect("uri"));
+    config.read_timeout = Some(Duration::from_secs(2));
+    let client = kube::Client::try_from(config).expect("client");
+    let mut stream = events(client, &watch_n1());
+    let mut model = Model::new(ProxyFilter::default(), Some("n1".into()));
+    until(
+        &mut stream,
+        &mut model,
+        "synced after the hung list",
+        Model::is_synced,
+    )
+    .await;
+    assert_eq!(model.len(), (1, 1));
+    let lists: usize = ["services", "endpointslices", "nodes"]
+        .iter()
+        .map(|r| api.count("list", r))
+        .sum();
+    assert_eq!(lists, 4, "one list hung and was retried");
+}
+
+#[tokio::test]
+async fn the_daemons_client_has_request_timeouts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("kubeconfig");
+    std::fs::write(
+        &path,
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n\
+         clusters: [{name: k, cluster: {server: \"http://127.0.0.1:1\"}}]\n\
+         contexts: [{name: c, context: {cluster: k, user: u}}]\n\
+         users: [{name: u, user: {token: t}}]\n",
+    )
+    .expect("write kubeconfig");
+    let config = model::source::kube::config(Some(&path))
+        .await
+        .expect("kubeconfig");
+    assert_eq!(config.read_timeout, Some(model::source::kube::READ_TIMEOUT));
+    assert_eq!(
+        config.connect_timeout,
+        Some(model::source::kube::CONNECT_TIMEOUT)
     );
 }

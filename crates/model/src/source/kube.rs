@@ -1,17 +1,19 @@
 //! The Kubernetes source: kube-runtime watchers on Services, EndpointSlices and this node's
-//! Node. The watcher does the listing, resourceVersion bookkeeping, bookmarks, relisting after
-//! `410 Gone` and backoff; this module only turns its events into [`SourceEvent`]s.
+//! Node. The watcher does the listing, resourceVersion bookkeeping, bookmarks and relisting
+//! after `410 Gone`; this module retries it with kube-proxy's informer backoff, gives every
+//! request a timeout, and turns its events into [`SourceEvent`]s.
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use futures::stream::{BoxStream, StreamExt};
 use k8s_openapi::api::core::v1::{self as core, ObjectReference};
 use k8s_openapi::api::discovery::v1 as discovery;
 use kube::api::ListParams;
-use kube::runtime::WatchStreamExt;
 use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
-use kube::runtime::watcher::{self, Event};
+use kube::runtime::utils::Backoff;
+use kube::runtime::watcher::{self, DefaultBackoff, Event};
 use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
@@ -54,12 +56,27 @@ pub enum ClientError {
     Build(kube::Error),
 }
 
+/// How long a request may wait for the API server's next bytes before it fails and is retried
+/// (a hung list, a silent connection). The API server sends a live watch a bookmark about
+/// once a minute, so a watch that is merely quiet never waits this long.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long connecting to the API server may take.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The API server configuration from `kubeconfig`, or else from the in-cluster
-/// configuration, then `$KUBECONFIG` or `~/.kube/config` (kube-rs' `Config::infer`).
+/// configuration, then `$KUBECONFIG` or `~/.kube/config` (kube-rs' `Config::infer`), with
+/// [`READ_TIMEOUT`] and [`CONNECT_TIMEOUT`].
 ///
 /// # Errors
 /// [`ClientError`] naming the file or the missing configuration.
 pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientError> {
+    let mut config = located_config(kubeconfig).await?;
+    config.read_timeout = Some(READ_TIMEOUT);
+    config.connect_timeout = Some(CONNECT_TIMEOUT);
+    Ok(config)
+}
+
+async fn located_config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientError> {
     match kubeconfig {
         Some(path) => {
             let file =
@@ -204,11 +221,46 @@ where
     K: Resource + Clone + DeserializeOwned + Debug + Send + 'static,
     K::DynamicType: Default,
 {
-    watcher::watcher(api, config.any_semantic())
-        .default_backoff()
+    retried(watcher::watcher(api, config.any_semantic()), kind)
         .filter_map(move |item| std::future::ready(event(item, kind, wrap)))
         .boxed()
 }
+
+/// Waits after each error of `watch` as kube-proxy's informers do (0.8 s, doubling with jitter
+/// up to 30 s), logging one line per failed attempt. Only progress resets the wait: a listing
+/// finished or an object event. kube-runtime's `default_backoff` also resets on the `Init`
+/// the watcher emits before every list attempt, so against a failing API server it never grew.
+fn retried<K>(
+    watch: impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static,
+    kind: Kind,
+) -> impl futures::Stream<Item = Result<Event<K>, watcher::Error>> + Send + 'static
+where
+    K: Send + 'static,
+{
+    watch.scan(DefaultBackoff::default(), move |backoff, item| {
+        let wait = match &item {
+            Err(e) => {
+                let wait = backoff.next().unwrap_or(MAX_BACKOFF);
+                tracing::warn!(%kind, error = %e, retry_in = ?wait, "watch failed; retrying");
+                Some(wait)
+            }
+            Ok(Event::Init) => None,
+            Ok(_) => {
+                backoff.reset();
+                None
+            }
+        };
+        async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            Some(item)
+        }
+    })
+}
+
+/// The longest wait between two attempts (kube-proxy's informers: 30 s).
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
 /// What one watcher event means for the model. A (re)list is passed on object by object,
 /// between `Relisting` and `Relisted`, never held whole: at 10,000 Services it would be
@@ -219,10 +271,8 @@ fn event<K>(
     wrap: fn(K) -> Object,
 ) -> Option<SourceEvent> {
     match item {
-        Err(e) => {
-            tracing::warn!(%kind, error = %e, "watch failed; retrying");
-            None
-        }
+        // Logged where it is retried.
+        Err(_) => None,
         Ok(Event::Init) => Some(SourceEvent::Relisting(kind)),
         Ok(Event::InitApply(obj) | Event::Apply(obj)) => Some(SourceEvent::Applied(wrap(obj))),
         Ok(Event::InitDone) => Some(SourceEvent::Relisted(kind)),
