@@ -13,6 +13,7 @@
 //! failure: these are test helpers, and a panic is how a test reports.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod apiserver;
 pub mod cluster;
 pub mod daemon;
 pub mod traffic;
