@@ -273,3 +273,43 @@ async fn the_daemons_client_has_request_timeouts() {
         Some(model::source::kube::CONNECT_TIMEOUT)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_is_sent_again_until_the_api_server_takes_it() {
+    let api = serving();
+    api.set_fault(Fault::ServerError, true);
+    let reporter = EventReporter::new(plain_client(&api), "n1");
+    let sending =
+        tokio::spawn(async move { reporter.node_warning("ProxyModeFallback", "no IPVS").await });
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(api.events().is_empty());
+    assert!(!sending.is_finished(), "gave up while the server failed");
+    api.set_fault(Fault::ServerError, false);
+    tokio::time::timeout(Duration::from_secs(40), sending)
+        .await
+        .expect("delivered once the server answers")
+        .expect("task")
+        .expect("published");
+    let events = api.events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (
+            events[0].kind.as_str(),
+            events[0].object.as_str(),
+            events[0].reason.as_str(),
+            events[0].event_type.as_str()
+        ),
+        ("Node", "n1", "ProxyModeFallback", "Warning")
+    );
+
+    // A final refusal (no RBAC) is returned, not retried.
+    api.grant_only(BTreeSet::new());
+    let reporter = EventReporter::new(plain_client(&api), "n1");
+    let refused = tokio::time::timeout(
+        Duration::from_secs(5),
+        reporter.node_warning("ProxyModeFallback", "no IPVS"),
+    )
+    .await
+    .expect("answered at once");
+    assert!(refused.is_err());
+}

@@ -280,6 +280,18 @@ fn event<K>(
     }
 }
 
+/// The first wait before an Event is sent again; it doubles up to [`MAX_BACKOFF`].
+const EVENT_RETRY_FIRST: Duration = Duration::from_secs(1);
+
+/// Whether a request may succeed later: the API server could not be reached, did not answer
+/// in time, or answered 429 or 5xx. Any other refusal (403, 422) is final.
+fn transient(error: &kube::Error) -> bool {
+    match error {
+        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
+        _ => true,
+    }
+}
+
 /// Publishes the model's [`Warning`]s as Kubernetes Events on the objects they are about
 /// (`events.k8s.io/v1`, reporting controller `kube-ipvs-proxy`, instance = node name), so a
 /// skipped Service shows up in `kubectl describe`.
@@ -312,10 +324,13 @@ impl EventReporter {
     }
 
     /// Publishes a Warning Event on `object` (of `kind`), with `reason` (CamelCase), the
-    /// `action` that failed (CamelCase, e.g. `Listen`) and a human-readable `note`.
+    /// `action` that failed (CamelCase, e.g. `Listen`) and a human-readable `note`. While the
+    /// API server cannot take it (unreachable, 429, 5xx) it is sent again, after 1 s doubling
+    /// up to 30 s, until it is delivered: run it on a task of its own.
     ///
     /// # Errors
-    /// The API server's refusal (missing RBAC `create` on `events.events.k8s.io`).
+    /// The API server's final refusal (e.g. 403 without RBAC `create` on
+    /// `events.events.k8s.io`).
     pub async fn warning(
         &self,
         kind: Kind,
@@ -343,7 +358,20 @@ impl EventReporter {
             action: action.into(),
             secondary: None,
         };
-        self.recorder.publish(&event, &reference).await
+        let mut wait = EVENT_RETRY_FIRST;
+        loop {
+            match self.recorder.publish(&event, &reference).await {
+                Err(e) if transient(&e) => {
+                    if wait == EVENT_RETRY_FIRST {
+                        tracing::warn!(%reason, object = %object, error = %e,
+                            "event not delivered; retrying until it is");
+                    }
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(MAX_BACKOFF);
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Publishes one warning.
