@@ -5,11 +5,11 @@
 //! treating them as established. The decision is `reconcile::conntrack`'s;
 //! each mode says which UDP destinations lead to which endpoints.
 
-use anyhow::Context as _;
 use conntrack::{Conntrack, Family};
 use reconcile::conntrack::UdpEndpoints;
 
-use super::SyncSummary;
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
 
 /// The conntrack table, opened on first use.
 #[derive(Debug, Default)]
@@ -30,7 +30,7 @@ impl Flows {
         endpoints: UdpEndpoints,
         full: bool,
         summary: &mut SyncSummary,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         if endpoints.is_empty() || (!full && self.last.as_ref() == Some(&endpoints)) {
             self.last = Some(endpoints);
             return Ok(());

@@ -1,14 +1,11 @@
-//! The kernel step of the pipeline in IPVS mode: observe what the kernel has,
-//! diff it with the desired state (crate `reconcile`) and apply the result.
-//! One job per module:
+//! IPVS mode: observe what the kernel has, diff it with the desired state
+//! (crate `reconcile`) and apply the result. One job per module:
 //!
-//! - [`ipvs`]: modules, sysctls, and the virtual and real servers;
+//! - [`table`]: modules, sysctls, and the virtual and real servers;
 //! - [`addresses`]: `kube-ipvs0`'s addresses, and the node's own;
 //! - [`ipsets`]: kube-proxy's ipsets;
-//! - [`iptables`]: kube-proxy's IPVS-mode helper chains;
-//! - [`conntrack`]: stale UDP conntrack flows;
-//! - [`cleanup`]: `--cleanup`, removing all of it;
-//! - [`summary`]: what a sync did, counted in one place.
+//! - [`rules`]: kube-proxy's IPVS-mode helper chains;
+//! - [`owner`]: which of the kernel's virtual servers are ours.
 //!
 //! A sync runs the parts in a safe order: virtual servers, then their
 //! addresses; sets, then the rules that reference them, then the sets no
@@ -18,34 +15,32 @@
 //! resyncs keep established connections.
 
 mod addresses;
-mod cleanup;
-mod conntrack;
 mod ipsets;
-mod iptables;
-mod ipvs;
-mod summary;
+mod owner;
+mod rules;
+mod table;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::Instant;
 
 use desired::DesiredState;
-use reconcile::Ownership;
 
-pub(crate) use addresses::DUMMY_LINK;
-pub(crate) use cleanup::cleanup;
-pub(crate) use conntrack::Flows;
-pub(crate) use ipvs::IpvsOptions;
-pub(crate) use summary::SyncSummary;
+use crate::conntrack::Flows;
+use crate::error::Error;
+use crate::summary::{Part, SyncSummary};
 
-/// The dataplane of one node (or one network namespace).
+pub use owner::Owner;
+pub use table::IpvsOptions;
+
+/// The IPVS-mode dataplane of one node (or one network namespace).
 #[derive(Debug)]
-pub(crate) struct IpvsDataplane {
-    ipvs: ipvs::IpvsTable,
+pub struct IpvsDataplane {
+    ipvs: table::IpvsTable,
     addresses: addresses::Addresses,
     sets: Option<ipsets::Sets>,
-    rules: iptables::Rules,
-    flows: conntrack::Flows,
+    rules: rules::Rules,
+    flows: Flows,
 }
 
 impl IpvsDataplane {
@@ -55,27 +50,19 @@ impl IpvsDataplane {
     /// # Errors
     /// When IPVS cannot be used here: a missing module (named), no IPVS
     /// netlink family, or the dummy link cannot be created.
-    pub(crate) async fn start(options: &IpvsOptions) -> anyhow::Result<Self> {
-        let ipvs = ipvs::IpvsTable::start(options)?;
+    pub async fn start(options: &IpvsOptions) -> Result<Self, Error> {
+        let ipvs = table::IpvsTable::start(options)?;
         let addresses = addresses::Addresses::start().await?;
         let sets = ipsets::Sets::start()
-            .inspect_err(|e| tracing::error!(error = format!("{e:#}"), "no ipsets until restart"))
+            .inspect_err(|e| tracing::error!(error = %e, "no ipsets until restart"))
             .ok();
         Ok(IpvsDataplane {
             ipvs,
             addresses,
             sets,
-            rules: iptables::Rules::default(),
-            flows: conntrack::Flows::default(),
+            rules: rules::Rules::default(),
+            flows: Flows::default(),
         })
-    }
-
-    /// The node's own addresses (every interface's but `kube-ipvs0`'s).
-    ///
-    /// # Errors
-    /// When they cannot be listed.
-    pub(crate) async fn node_addresses(&self) -> anyhow::Result<BTreeSet<IpAddr>> {
-        self.addresses.node_addresses().await
     }
 
     /// Brings the kernel to `state`. A `full` sync reads the iptables tables
@@ -86,7 +73,7 @@ impl IpvsDataplane {
     /// nothing of each other's, so they run alongside, each on a thread of
     /// its own: a sync takes as long as the longer of the two, not their sum.
     /// Conntrack comes last, once the real servers are settled.
-    pub(crate) async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
+    async fn sync_state(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
         let IpvsDataplane {
             ipvs,
             addresses,
@@ -103,28 +90,39 @@ impl IpvsDataplane {
                     summary
                 });
                 let mut summary = SyncSummary::default();
-                if let Err(e) =
-                    runtime.block_on(sync_ipvs(ipvs, addresses, state, full, &mut summary))
-                {
-                    summary.broken("ipvs", &e);
-                }
+                runtime.block_on(sync_ipvs(ipvs, addresses, state, full, &mut summary));
                 (summary, netfilter.join())
             })
         });
         match netfilter {
             Ok(netfilter) => summary.merge(netfilter),
             Err(_) => summary.broken(
-                "iptables",
-                &anyhow::anyhow!("the ipset and iptables sync panicked"),
+                Part::Iptables,
+                &Error::new(
+                    "syncing the ipsets and iptables rules",
+                    crate::Cause::Panicked,
+                ),
             ),
         }
         let started = Instant::now();
         let udp = reconcile::conntrack::udp_endpoints(state.virtual_servers());
         if let Err(e) = flows.sync(udp, full, &mut summary) {
-            summary.broken("conntrack", &e);
+            summary.broken(Part::Conntrack, &e);
         }
         summary.timed("conntrack", started);
         summary
+    }
+}
+
+impl crate::Dataplane for IpvsDataplane {
+    type State = DesiredState;
+
+    async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
+        self.sync_state(state, full).await
+    }
+
+    async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+        self.addresses.node_addresses().await
     }
 }
 
@@ -132,7 +130,7 @@ impl IpvsDataplane {
 /// longer wanted (a referenced set cannot be destroyed).
 fn sync_netfilter(
     sets: &mut Option<ipsets::Sets>,
-    rules: &mut iptables::Rules,
+    rules: &mut rules::Rules,
     state: &DesiredState,
     full: bool,
     summary: &mut SyncSummary,
@@ -141,17 +139,15 @@ fn sync_netfilter(
     let listed = match sets {
         Some(sets) => sets
             .sync(state, summary)
-            .inspect_err(|e| summary.broken("ipset", e))
+            .inspect_err(|e| summary.broken(Part::Ipset, e))
             .ok(),
         None => {
-            summary.broken("ipset", &anyhow::anyhow!("no ipset socket"));
+            summary.broken(Part::Ipset, &"no ipset socket");
             None
         }
     };
     summary.timed("ipset", started);
-    let started = Instant::now();
     rules.sync(state, full, summary);
-    summary.timed("iptables", started);
     let started = Instant::now();
     if let (Some(sets), Some(listed)) = (sets, &listed) {
         sets.destroy_unwanted(listed, summary);
@@ -159,26 +155,34 @@ fn sync_netfilter(
     summary.timed("ipset", started);
 }
 
-/// Virtual and real servers, then the addresses they need.
+/// Virtual and real servers, then the addresses they need. The table
+/// failing to be read breaks the `ipvs` part; the addresses failing to be
+/// read or bound break the `address` part.
 async fn sync_ipvs(
-    ipvs: &mut ipvs::IpvsTable,
+    ipvs: &mut table::IpvsTable,
     addresses: &mut addresses::Addresses,
     state: &DesiredState,
     full: bool,
     summary: &mut SyncSummary,
-) -> anyhow::Result<()> {
+) {
     let started = Instant::now();
-    let (listed, bound) = addresses.bound().await?;
+    let bound = addresses.bound().await;
     summary.timed("address", started);
-    let owner = Ownership {
-        exclude: ipvs.exclude.clone(),
-        dummy_addresses: bound.into_iter().chain(state.addresses()).collect(),
-        node_port_addresses: state.node().addresses.clone(),
-        node_port_range: ipvs.node_port_range.clone(),
+    let (listed, bound) = match bound {
+        Ok(bound) => bound,
+        Err(e) => return summary.broken(Part::Address, &e),
     };
-    let draining = ipvs.sync(state, &owner, full, summary);
+    let owner = ipvs.owner().ownership(
+        bound.into_iter().chain(state.addresses()).collect(),
+        state.node().addresses.clone(),
+    );
+    let draining = match ipvs.sync(state, &owner, full, summary) {
+        Ok(draining) => draining,
+        Err(e) => return summary.broken(Part::Ipvs, &e),
+    };
     let started = Instant::now();
-    let bound = addresses.bind(state, listed, &draining?, summary).await;
+    if let Err(e) = addresses.bind(state, listed, &draining, summary).await {
+        summary.broken(Part::Address, &e);
+    }
     summary.timed("address", started);
-    bound
 }

@@ -3,19 +3,18 @@
 //! applied as one pipelined batch, with graceful termination.
 
 use std::collections::BTreeSet;
-use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use desired::DesiredState;
 use hostnet::modules::{Modules, ipvs_modules};
-use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
-use ipnet::IpNet;
+use hostnet::sysctl::Sysctls;
 use reconcile::ipvs::Planner;
 use reconcile::survey::Ticks;
 use reconcile::{Draining, Ownership, Scope, Survey, Wanted};
 
-use super::SyncSummary;
+use super::Owner;
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
 
 /// How long a leaving real server may drain before it is deleted anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,18 +24,15 @@ const APPLY_BATCH: usize = 8192;
 
 /// Node settings the IPVS dataplane needs from the configuration.
 #[derive(Debug, Clone)]
-pub(crate) struct IpvsOptions {
-    /// `ipvs.excludeCIDRs`: virtual servers there are never touched.
-    pub(crate) exclude_cidrs: Vec<IpNet>,
+pub struct IpvsOptions {
+    /// Which virtual servers are ours.
+    pub owner: Owner,
     /// `ipvs.strictARP`.
-    pub(crate) strict_arp: bool,
-    /// `--service-node-port-range`: virtual servers on node addresses with
-    /// these ports are ours.
-    pub(crate) node_port_range: RangeInclusive<u16>,
+    pub strict_arp: bool,
     /// `ipvs.tcpTimeout`, `tcpFinTimeout`, `udpTimeout` (zero: leave the kernel's).
-    pub(crate) timeouts: [Duration; 3],
+    pub timeouts: [Duration; 3],
     /// Schedulers whose modules must be loaded.
-    pub(crate) schedulers: Vec<String>,
+    pub schedulers: Vec<String>,
 }
 
 /// The kind of object an IPVS change is about, for metrics.
@@ -54,8 +50,7 @@ fn kind(change: &ipvs::Change) -> &'static str {
 pub(super) struct IpvsTable {
     client: ipvs::Client,
     draining: Draining,
-    pub(super) exclude: Vec<IpNet>,
-    pub(super) node_port_range: RangeInclusive<u16>,
+    owner: Owner,
     /// What the last fully successful sync left: to tell drift from change.
     last: Option<Wanted>,
     /// Schedulers whose modules are loaded (or were tried and are missing).
@@ -75,17 +70,13 @@ impl IpvsTable {
     ///
     /// # Errors
     /// A missing module (named) or no IPVS netlink family.
-    pub(super) fn start(options: &IpvsOptions) -> anyhow::Result<Self> {
+    pub(super) fn start(options: &IpvsOptions) -> Result<Self, Error> {
         let schedulers: Vec<&str> = options.schedulers.iter().map(String::as_str).collect();
         Modules::host()
             .ensure(&ipvs_modules(&schedulers))
             .context("loading the IPVS kernel modules")?;
         let mut client = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let kernel = KernelVersion::parse(release.trim()).unwrap_or(KernelVersion(5, 10));
-        match Sysctls::with_root("/proc/sys")
-            .ensure_all(&ipvs_mode_settings(kernel, options.strict_arp))
-        {
+        match Sysctls::default().ensure_ipvs_mode(options.strict_arp) {
             Ok(changed) => tracing::info!(?changed, "sysctls for IPVS mode"),
             Err(e) => tracing::warn!(error = %e, "cannot set a sysctl IPVS mode needs"),
         }
@@ -100,14 +91,18 @@ impl IpvsTable {
         Ok(IpvsTable {
             client,
             draining: Draining::new(DRAIN_TIMEOUT),
-            exclude: options.exclude_cidrs.clone(),
-            node_port_range: options.node_port_range.clone(),
+            owner: options.owner.clone(),
             last: None,
             schedulers: BTreeSet::new(),
             overview_failed: false,
             converted: None,
             hz: None,
         })
+    }
+
+    /// Which virtual servers are ours, as configured.
+    pub(super) fn owner(&self) -> &Owner {
+        &self.owner
     }
 
     /// Loads the module of every scheduler `state` uses for the first time
@@ -144,7 +139,7 @@ impl IpvsTable {
         owner: &Ownership,
         full: bool,
         summary: &mut SyncSummary,
-    ) -> anyhow::Result<BTreeSet<ipvs::ServiceKey>> {
+    ) -> Result<BTreeSet<ipvs::ServiceKey>, Error> {
         let started = Instant::now();
         let wanted = self.wanted(state);
         self.load_schedulers(state);
@@ -216,7 +211,7 @@ impl IpvsTable {
         wanted: &Wanted,
         owner: &Ownership,
         full: bool,
-    ) -> anyhow::Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>)> {
+    ) -> Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>), Error> {
         let (scope, ticks) = match &self.last {
             Some(last) if !full => (Some(Scope::changed(last, wanted, &self.draining)), None),
             _ => match tokio::task::block_in_place(|| self.survey(wanted, owner)) {

@@ -4,12 +4,12 @@
 //! rules that reference them; sets no longer wanted are destroyed after the
 //! rules, and only when nothing references them any more.
 
-use anyhow::Context as _;
 use desired::DesiredState;
 use ipset::{Ipset, ListedSet};
 use reconcile::ipsets::WantedSet;
 
-use super::SyncSummary;
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
 
 /// The ipsets of this node.
 #[derive(Debug)]
@@ -30,7 +30,7 @@ impl Sets {
     ///
     /// # Errors
     /// When the socket cannot be opened.
-    pub(super) fn start() -> anyhow::Result<Self> {
+    pub(super) fn start() -> Result<Self, Error> {
         Ok(Sets {
             client: Ipset::open().context("opening the ipset netlink socket")?,
             last: None,
@@ -46,7 +46,7 @@ impl Sets {
         &mut self,
         state: &DesiredState,
         summary: &mut SyncSummary,
-    ) -> anyhow::Result<Listed> {
+    ) -> Result<Listed, Error> {
         let listed =
             tokio::task::block_in_place(|| self.client.list()).context("listing the ipsets")?;
         let wanted = reconcile::ipsets::wanted(state);

@@ -5,14 +5,12 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use anyhow::Context as _;
 use desired::DesiredState;
+use hostnet::KUBE_IPVS0;
 use hostnet::dummy::{BoundAddresses, DummyLink};
 
-use super::SyncSummary;
-
-/// The dummy interface that holds every Service address, as in kube-proxy.
-pub(crate) const DUMMY_LINK: &str = "kube-ipvs0";
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
 
 /// `kube-ipvs0` and the rtnetlink handle to reach it.
 #[derive(Debug)]
@@ -23,24 +21,16 @@ pub(super) struct Addresses {
     last: Option<BTreeSet<IpAddr>>,
 }
 
-/// An rtnetlink handle whose connection runs on the runtime.
-pub(super) fn rtnetlink() -> anyhow::Result<rtnetlink::Handle> {
-    let (connection, handle, _) =
-        rtnetlink::new_connection().context("opening an rtnetlink socket")?;
-    tokio::spawn(connection);
-    Ok(handle)
-}
-
 impl Addresses {
     /// Makes sure `kube-ipvs0` exists (down, as kube-proxy keeps it).
     ///
     /// # Errors
     /// When the link cannot be created.
-    pub(super) async fn start() -> anyhow::Result<Self> {
-        let netlink = rtnetlink()?;
-        let link = DummyLink::ensure(&netlink, DUMMY_LINK)
+    pub(super) async fn start() -> Result<Self, Error> {
+        let netlink = hostnet::netlink::connect().context("starting the IPVS dataplane")?;
+        let link = DummyLink::ensure(&netlink, KUBE_IPVS0)
             .await
-            .with_context(|| format!("creating {DUMMY_LINK}"))?;
+            .with_context(|| format!("creating {KUBE_IPVS0}"))?;
         Ok(Addresses {
             netlink,
             link,
@@ -52,12 +42,12 @@ impl Addresses {
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub(super) async fn bound(&self) -> anyhow::Result<(BoundAddresses, BTreeSet<IpAddr>)> {
+    pub(super) async fn bound(&self) -> Result<(BoundAddresses, BTreeSet<IpAddr>), Error> {
         let listed = self
             .link
             .addresses(&self.netlink)
             .await
-            .with_context(|| format!("reading the addresses of {DUMMY_LINK}"))?;
+            .with_context(|| format!("reading the addresses of {KUBE_IPVS0}"))?;
         let set = listed.list().into_iter().map(|(ip, _)| ip).collect();
         Ok((listed, set))
     }
@@ -73,7 +63,7 @@ impl Addresses {
         listed: BoundAddresses,
         draining: &BTreeSet<ipvs::ServiceKey>,
         summary: &mut SyncSummary,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         let bound: BTreeSet<IpAddr> = listed.list().into_iter().map(|(ip, _)| ip).collect();
         if let Some(last) = &self.last {
             summary.drift(reconcile::drift::addresses(last, &bound));
@@ -84,7 +74,7 @@ impl Addresses {
             .link
             .sync_bound(&self.netlink, listed, &target)
             .await
-            .with_context(|| format!("binding addresses to {DUMMY_LINK}"))?;
+            .with_context(|| format!("binding addresses to {KUBE_IPVS0}"))?;
         summary.applied("address", changes.added.len() + changes.removed.len());
         self.last = Some(target);
         Ok(())
@@ -94,7 +84,7 @@ impl Addresses {
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub(super) async fn node_addresses(&self) -> anyhow::Result<BTreeSet<IpAddr>> {
+    pub(super) async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
         hostnet::addresses::node_addresses(&self.netlink, self.link.index())
             .await
             .context("reading the node's addresses")
