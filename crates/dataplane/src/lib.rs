@@ -17,6 +17,10 @@
 mod cleanup;
 mod conntrack;
 mod error;
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod fixtures;
 pub mod iptables;
 pub mod ipvs;
 mod summary;

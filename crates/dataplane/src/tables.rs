@@ -21,7 +21,13 @@ use crate::error::Error;
 use crate::summary::{Part, SyncSummary};
 
 /// An iptables writer of one family, as the dataplane uses it.
-pub(crate) trait Writer {
+pub(crate) trait Writer: Sized {
+    /// The writer of `family`, with the backend of the host's tools.
+    ///
+    /// # Errors
+    /// When the family has no working tools.
+    fn detect(family: Family) -> Result<Self, iptables::Error>;
+
     /// The family it writes.
     fn family(&self) -> Family;
 
@@ -37,6 +43,12 @@ pub(crate) trait Writer {
 }
 
 impl Writer for Iptables {
+    fn detect(family: Family) -> Result<Self, iptables::Error> {
+        let writer = Iptables::detect(family)?;
+        tracing::info!(family = family.command(), backend = ?writer.backend(), "iptables backend");
+        Ok(writer)
+    }
+
     fn family(&self) -> Family {
         Iptables::family(self)
     }

@@ -11,6 +11,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use conntrack::Conntrack;
 use desired::{Config, NodeInfo};
 use hostnet::sysctl::{
     BRIDGE_NF_CALL_IPTABLES, Check, Ensured, ROUTE_LOCALNET, Sysctls, TCP_BE_LIBERAL,
@@ -19,10 +20,10 @@ use iptables::Iptables;
 use iptables_mode::{Generator, Options, Tables, writer_family};
 use model::{Changes, IpFamily, Model};
 
-use crate::conntrack::Flows;
+use crate::conntrack::{FlowTable, Flows};
 use crate::error::{Context as _, Error};
 use crate::summary::{Part, SyncSummary};
-use crate::tables::IptablesPart;
+use crate::tables::{IptablesPart, Writer};
 
 /// The iptables-mode desired state: the generator, the tables of both families it gives
 /// (built once per change, applied by every sync until the next), and a counter of its
@@ -106,16 +107,12 @@ pub struct IptablesOptions {
     pub localhost_node_ports: bool,
 }
 
-/// The iptables writers of the node: IPv4 always, IPv6 when `ip6tables` works.
+/// The iptables dataplane: the tables and flows it syncs, and the node's addresses.
 #[derive(Debug)]
 pub struct IptablesDataplane {
-    writers: Vec<Iptables>,
+    kernel: IptablesSync,
     /// For reading the node's addresses.
     netlink: rtnetlink::Handle,
-    /// The rules' generation after the last sync that applied every table.
-    synced: Option<u64>,
-    /// Stale UDP conntrack flows.
-    flows: Flows,
 }
 
 impl IptablesDataplane {
@@ -157,15 +154,35 @@ impl IptablesDataplane {
         );
         let netlink = hostnet::netlink::connect().context("starting the iptables dataplane")?;
         Ok(IptablesDataplane {
-            writers,
+            kernel: IptablesSync::new(writers, Flows::default()),
             netlink,
-            synced: None,
-            flows: Flows::default(),
         })
+    }
+}
+
+/// What an iptables-mode sync programs: the tables of every family that has a writer,
+/// then stale UDP flows.
+#[derive(Debug)]
+pub(crate) struct IptablesSync<W = Iptables, C = Conntrack> {
+    writers: Vec<W>,
+    /// The rules' generation after the last sync that applied every table.
+    synced: Option<u64>,
+    /// Stale UDP conntrack flows.
+    flows: Flows<C>,
+}
+
+impl<W: Writer, C: FlowTable> IptablesSync<W, C> {
+    /// A sync with these writers (one per family) and conntrack table.
+    pub(crate) fn new(writers: Vec<W>, flows: Flows<C>) -> Self {
+        IptablesSync {
+            writers,
+            synced: None,
+            flows,
+        }
     }
 
     /// Applies every family's tables, then cleans up stale UDP flows.
-    fn sync_rules(&mut self, rules: &IptablesRules, full: bool) -> SyncSummary {
+    pub(crate) fn sync(&mut self, rules: &IptablesRules, full: bool) -> SyncSummary {
         // Nothing changed since everything was last applied: whatever a full sync rewrites
         // was changed behind our back.
         let unchanged = self.synced == Some(rules.generation);
@@ -207,7 +224,7 @@ impl crate::Dataplane for IptablesDataplane {
     type State = IptablesRules;
 
     async fn sync(&mut self, rules: &IptablesRules, full: bool) -> SyncSummary {
-        tokio::task::block_in_place(|| self.sync_rules(rules, full))
+        tokio::task::block_in_place(|| self.kernel.sync(rules, full))
     }
 
     async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
@@ -217,3 +234,6 @@ impl crate::Dataplane for IptablesDataplane {
             .context("reading the node's addresses")
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,5 @@
+//! In-memory kernel tables that behave like the kernel where the dataplane
+//! depends on it, for whole syncs in unit tests.
+
+pub(crate) mod conntrack;
+pub(crate) mod iptables;
