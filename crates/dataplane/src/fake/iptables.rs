@@ -93,6 +93,19 @@ impl Netfilter {
         self.tables.insert((family, table), state);
     }
 
+    /// How many rules of every table match on ipset `set` (`-m set --match-set SET`).
+    pub(crate) fn references(&self, set: &str) -> u32 {
+        let needle = format!("--match-set {set} ");
+        let count = self
+            .tables
+            .values()
+            .flat_map(|t| &t.chains)
+            .flat_map(|c| &c.rules)
+            .filter(|r| r.to_string().contains(&needle))
+            .count();
+        u32::try_from(count).unwrap_or(u32::MAX)
+    }
+
     fn read(&self, family: Family, table: Table) -> Result<TableState, iptables::Error> {
         if self.failures.get(&family) == Some(&Failure::Read) {
             return Err(iptables::Error::Spawn {

@@ -18,7 +18,11 @@ mod addresses;
 mod ipsets;
 mod owner;
 mod rules;
+#[cfg(test)]
+mod sync_tests;
 mod table;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -26,21 +30,59 @@ use std::time::Instant;
 
 use desired::DesiredState;
 
-use crate::conntrack::Flows;
+use std::fmt::Debug;
+
+use crate::conntrack::{FlowTable, Flows};
 use crate::error::Error;
 use crate::summary::{Part, SyncSummary};
+use crate::tables::Writer;
 
+pub(crate) use addresses::AddressTable;
+pub(crate) use ipsets::SetTable;
 pub use owner::Owner;
+pub(crate) use table::IpvsKernel;
 pub use table::IpvsOptions;
+
+/// The clients of the kernel tables IPVS mode writes: the real ones, or in tests fakes.
+pub(crate) trait Kernel {
+    /// Virtual and real servers.
+    type Ipvs: IpvsKernel + Debug;
+    /// `kube-ipvs0`'s addresses.
+    type Addresses: AddressTable + Debug;
+    /// kube-proxy's ipsets.
+    type Sets: SetTable + Send + Debug;
+    /// The iptables writer of a family.
+    type Writer: Writer + Send + Debug;
+    /// The conntrack table.
+    type Flows: FlowTable + Debug;
+}
+
+/// The kernel's own tables.
+#[derive(Debug)]
+pub(crate) struct Host;
+
+impl Kernel for Host {
+    type Ipvs = ipvs::Client;
+    type Addresses = addresses::Kube0;
+    type Sets = ipset::Ipset;
+    type Writer = iptables::Iptables;
+    type Flows = conntrack::Conntrack;
+}
 
 /// The IPVS-mode dataplane of one node (or one network namespace).
 #[derive(Debug)]
 pub struct IpvsDataplane {
-    ipvs: table::IpvsTable,
-    addresses: addresses::Addresses,
-    sets: Option<ipsets::Sets>,
-    rules: rules::Rules,
-    flows: Flows,
+    kernel: IpvsSync<Host>,
+}
+
+/// What an IPVS-mode sync programs, over the tables of `K`.
+#[derive(Debug)]
+pub(crate) struct IpvsSync<K: Kernel> {
+    ipvs: table::IpvsTable<K::Ipvs>,
+    addresses: addresses::Addresses<K::Addresses>,
+    sets: Option<ipsets::Sets<K::Sets>>,
+    rules: rules::Rules<K::Writer>,
+    flows: Flows<K::Flows>,
 }
 
 impl IpvsDataplane {
@@ -57,14 +99,18 @@ impl IpvsDataplane {
             .inspect_err(|e| tracing::error!(error = %e, "no ipsets until restart"))
             .ok();
         Ok(IpvsDataplane {
-            ipvs,
-            addresses,
-            sets,
-            rules: rules::Rules::default(),
-            flows: Flows::default(),
+            kernel: IpvsSync {
+                ipvs,
+                addresses,
+                sets,
+                rules: rules::Rules::default(),
+                flows: Flows::default(),
+            },
         })
     }
+}
 
+impl<K: Kernel> IpvsSync<K> {
     /// Brings the kernel to `state`. A `full` sync reads the iptables tables
     /// afresh (repairing drift there) and always checks conntrack; other
     /// syncs plan iptables against what they last applied. The IPVS part
@@ -73,8 +119,8 @@ impl IpvsDataplane {
     /// nothing of each other's, so they run alongside, each on a thread of
     /// its own: a sync takes as long as the longer of the two, not their sum.
     /// Conntrack comes last, once the real servers are settled.
-    async fn sync_state(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
-        let IpvsDataplane {
+    pub(crate) async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
+        let IpvsSync {
             ipvs,
             addresses,
             sets,
@@ -118,19 +164,19 @@ impl crate::Dataplane for IpvsDataplane {
     type State = DesiredState;
 
     async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
-        self.sync_state(state, full).await
+        self.kernel.sync(state, full).await
     }
 
     async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
-        self.addresses.node_addresses().await
+        self.kernel.addresses.node_addresses().await
     }
 }
 
 /// kube-proxy's sets, then the rules that reference them, then the sets no
 /// longer wanted (a referenced set cannot be destroyed).
-fn sync_netfilter(
-    sets: &mut Option<ipsets::Sets>,
-    rules: &mut rules::Rules,
+fn sync_netfilter<S: SetTable, W: Writer>(
+    sets: &mut Option<ipsets::Sets<S>>,
+    rules: &mut rules::Rules<W>,
     state: &DesiredState,
     full: bool,
     summary: &mut SyncSummary,
@@ -158,9 +204,9 @@ fn sync_netfilter(
 /// Virtual and real servers, then the addresses they need. The table
 /// failing to be read breaks the `ipvs` part; the addresses failing to be
 /// read or bound break the `address` part.
-async fn sync_ipvs(
-    ipvs: &mut table::IpvsTable,
-    addresses: &mut addresses::Addresses,
+async fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
+    ipvs: &mut table::IpvsTable<I>,
+    addresses: &mut addresses::Addresses<A>,
     state: &DesiredState,
     full: bool,
     summary: &mut SyncSummary,

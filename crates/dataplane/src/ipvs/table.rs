@@ -35,6 +35,68 @@ pub struct IpvsOptions {
     pub schedulers: Vec<String>,
 }
 
+/// The kernel's IPVS table, as the dataplane uses it.
+pub(crate) trait IpvsKernel {
+    /// Applies `changes` in order; one result each.
+    fn apply(&mut self, changes: &[ipvs::Change]) -> Vec<Result<(), ipvs::Error>>;
+
+    /// Every virtual server with its real servers.
+    ///
+    /// # Errors
+    /// When the table cannot be read.
+    fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error>;
+
+    /// The virtual servers with these keys (those missing left out).
+    ///
+    /// # Errors
+    /// When the table cannot be read.
+    fn list_only(
+        &mut self,
+        keys: &BTreeSet<ipvs::ServiceKey>,
+    ) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error>;
+
+    /// The cheap overview of every virtual server (`/proc/net/ip_vs`).
+    ///
+    /// # Errors
+    /// When it cannot be read.
+    fn overview(&mut self, each: &mut dyn FnMut(&ipvs::OverviewService))
+    -> Result<(), ipvs::Error>;
+
+    /// Makes sure the module of scheduler `name` (`rr`, `wrr`...) is loaded.
+    ///
+    /// # Errors
+    /// When it is missing.
+    fn load_scheduler(&mut self, name: &str) -> Result<(), hostnet::ModuleError>;
+}
+
+impl IpvsKernel for ipvs::Client {
+    fn apply(&mut self, changes: &[ipvs::Change]) -> Vec<Result<(), ipvs::Error>> {
+        ipvs::Client::apply(self, changes)
+    }
+
+    fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error> {
+        ipvs::Client::list(self)
+    }
+
+    fn list_only(
+        &mut self,
+        keys: &BTreeSet<ipvs::ServiceKey>,
+    ) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error> {
+        ipvs::Client::list_only(self, keys)
+    }
+
+    fn overview(
+        &mut self,
+        each: &mut dyn FnMut(&ipvs::OverviewService),
+    ) -> Result<(), ipvs::Error> {
+        ipvs::Client::overview(self, each)
+    }
+
+    fn load_scheduler(&mut self, name: &str) -> Result<(), hostnet::ModuleError> {
+        Modules::host().ensure(&[format!("ip_vs_{name}")]).map(drop)
+    }
+}
+
 /// The kind of object an IPVS change is about, for metrics.
 fn kind(change: &ipvs::Change) -> &'static str {
     match change {
@@ -47,8 +109,8 @@ fn kind(change: &ipvs::Change) -> &'static str {
 
 /// The IPVS table of this node.
 #[derive(Debug)]
-pub(super) struct IpvsTable {
-    client: ipvs::Client,
+pub(super) struct IpvsTable<K = ipvs::Client> {
+    client: K,
     draining: Draining,
     owner: Owner,
     /// What the last fully successful sync left: to tell drift from change.
@@ -88,16 +150,23 @@ impl IpvsTable {
                 .set_timeouts(&ipvs::Timeouts { tcp, tcp_fin, udp })
                 .context("setting the IPVS timeouts")?;
         }
-        Ok(IpvsTable {
+        Ok(IpvsTable::over(client, options.owner.clone()))
+    }
+}
+
+impl<K: IpvsKernel> IpvsTable<K> {
+    /// The table over `client`, nothing learnt yet.
+    pub(super) fn over(client: K, owner: Owner) -> Self {
+        IpvsTable {
             client,
             draining: Draining::new(DRAIN_TIMEOUT),
-            owner: options.owner.clone(),
+            owner,
             last: None,
             schedulers: BTreeSet::new(),
             overview_failed: false,
             converted: None,
             hz: None,
-        })
+        }
     }
 
     /// Which virtual servers are ours, as configured.
@@ -114,7 +183,7 @@ impl IpvsTable {
         for vs in state.virtual_servers() {
             let name = vs.scheduler.name();
             if self.schedulers.insert(name)
-                && let Err(e) = Modules::host().ensure(&[format!("ip_vs_{name}")])
+                && let Err(e) = self.client.load_scheduler(name)
             {
                 tracing::warn!(scheduler = name, error = %e, "IPVS scheduler module missing");
             }
@@ -241,7 +310,7 @@ impl IpvsTable {
     /// `None` when the overview cannot be read (warned about once).
     fn survey(&mut self, wanted: &Wanted, owner: &Ownership) -> Option<(Scope, Ticks)> {
         let mut survey = Survey::new(wanted, owner, self.hz);
-        match self.client.overview(|s| survey.look(s)) {
+        match self.client.overview(&mut |s| survey.look(s)) {
             Ok(()) => Some(survey.scope(self.last.as_ref(), &self.draining)),
             Err(e) => {
                 if !self.overview_failed {
