@@ -19,13 +19,14 @@ use std::time::{Instant, SystemTime};
 use crate::cli::{Cli, Output};
 use crate::health::HealthState;
 use crate::metrics::{Metrics, Mode};
-use crate::mode::{IpvsProbe, ProxyMode, Selection};
+use crate::mode::{ProxyMode, Selection};
 use crate::node_info::node_info;
 use crate::proxier::{Proxier, Rules};
 use crate::runner::{Reason, Runner, Trigger};
 use crate::server::{self, Shared};
 use crate::service_health::ServiceHealth;
 use crate::settings::Settings;
+use dataplane::ipvs::IpvsProbe;
 
 /// Logs warnings and, with a cluster source, publishes them as Events on their objects.
 fn report(warnings: &[Warning], events: Option<&Arc<kube_source::EventReporter>>) {

@@ -30,7 +30,7 @@ impl FakeLink {
     fn usable(&self) -> Result<MutexGuard<'_, Link>, LinkError> {
         let link = self.link();
         if link.gone {
-            return Err(LinkError::Vanished("kube-ipvs0".into()));
+            return Err(LinkError::Vanished(hostnet::KUBE_IPVS0.into()));
         }
         Ok(link)
     }

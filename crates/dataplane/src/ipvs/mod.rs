@@ -5,7 +5,8 @@
 //! - [`addresses`]: `kube-ipvs0`'s addresses, and the node's own;
 //! - [`ipsets`]: kube-proxy's ipsets;
 //! - [`rules`]: kube-proxy's IPVS-mode helper chains;
-//! - [`owner`]: which of the kernel's virtual servers are ours.
+//! - [`owner`]: which of the kernel's virtual servers are ours;
+//! - [`probe`]: whether IPVS is usable here at all.
 //!
 //! A sync runs the parts in a safe order: virtual servers, then their
 //! addresses; sets, then the rules that reference them, then the sets no
@@ -17,6 +18,7 @@
 mod addresses;
 mod ipsets;
 mod owner;
+mod probe;
 mod rules;
 #[cfg(test)]
 mod sync_tests;
@@ -40,6 +42,7 @@ use crate::tables::Writer;
 pub(crate) use addresses::AddressTable;
 pub(crate) use ipsets::SetTable;
 pub use owner::Owner;
+pub use probe::IpvsProbe;
 pub(crate) use table::IpvsKernel;
 pub use table::IpvsOptions;
 
