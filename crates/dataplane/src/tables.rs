@@ -95,13 +95,22 @@ impl<'a> IptablesPart<'a> {
         let family = writer.family();
         match writer.sync(table, self.full) {
             Ok(Some(plan)) => {
+                // Counts: the iptables mode rewrites tens of thousands of chains at once.
                 tracing::info!(
+                    family = family.command(),
+                    table = %table.table,
+                    rewritten = plan.rewritten.len(),
+                    deleted = plan.deleted.len(),
+                    jumps_inserted = plan.jumps_inserted.len(),
+                    rules_deleted = plan.rules_deleted.len(),
+                    "iptables-restore applied"
+                );
+                tracing::debug!(
                     family = family.command(),
                     table = %table.table,
                     rewritten = ?plan.rewritten,
                     deleted = ?plan.deleted,
-                    jumps_inserted = plan.jumps_inserted.len(),
-                    "iptables-restore applied"
+                    "chains rewritten and deleted"
                 );
                 let counts = reconcile::drift::chains(&plan);
                 if unchanged {
