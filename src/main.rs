@@ -10,9 +10,9 @@ mod node_info;
 mod run;
 mod settings;
 
-mod dataplane;
 mod health;
 mod iptables_mode;
+mod ipvs_mode;
 mod memory;
 mod metrics;
 mod mode;
@@ -20,6 +20,7 @@ mod proxier;
 mod runner;
 mod server;
 mod service_health;
+mod sync_report;
 
 use clap::Parser;
 

@@ -7,25 +7,26 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::Context;
+use dataplane::iptables::IptablesDataplane;
+use dataplane::ipvs::IpvsDataplane;
 use futures::StreamExt;
 use model::source::{dir, kube as kube_source};
 use model::{Model, ProxyFilter, SourceEvent, Warning};
-use tokio::sync::mpsc;
+use tokio::sync::{Mutex, mpsc};
 
 use std::time::{Instant, SystemTime};
 
 use crate::cli::{Cli, Output};
-use crate::dataplane::IpvsDataplane;
 use crate::health::HealthState;
-use crate::iptables_mode::IptablesDataplane;
 use crate::metrics::{Metrics, Mode};
-use crate::mode::{IpvsProbe, ProxyMode, Selection};
+use crate::mode::{ProxyMode, Selection};
 use crate::node_info::node_info;
-use crate::proxier::{Dataplane, Rules};
-use crate::runner::{Reason, Runner};
+use crate::proxier::{Proxier, Rules};
+use crate::runner::{Reason, Runner, Trigger};
 use crate::server::{self, Shared};
 use crate::service_health::ServiceHealth;
 use crate::settings::Settings;
+use dataplane::ipvs::IpvsProbe;
 
 /// Logs warnings and, with a cluster source, publishes them as Events on their objects.
 fn report(warnings: &[Warning], events: Option<&Arc<kube_source::EventReporter>>) {
@@ -57,11 +58,7 @@ enum Source<'a> {
 /// IPVS missing with `--no-fallback`.
 pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
     if cli.cleanup {
-        let done = crate::dataplane::cleanup(
-            settings.exclude_cidrs.clone(),
-            settings.node_port_range.clone(),
-        )
-        .await?;
+        let done = dataplane::cleanup(&crate::ipvs_mode::owner(settings)).await?;
         tracing::info!("cleanup done: {done}");
         return Ok(());
     }
@@ -83,7 +80,7 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
 }
 
 /// Runs the pipeline with dataplane `D` (its rules only, for a dry run).
-async fn run_mode<D: Dataplane>(
+async fn run_mode<D: Proxier>(
     cli: &Cli,
     settings: &Settings,
     selection: &Selection,
@@ -102,7 +99,7 @@ async fn run_mode<D: Dataplane>(
             None => hostname()?,
         }),
     };
-    let mut pipeline = Pipeline::<D::Rules> {
+    let mut pipeline = Pipeline::<D::State> {
         model: Model::new(filter.clone(), node_name.clone()).without_pods(),
         state: None,
         node_name: node_name.clone(),
@@ -257,10 +254,10 @@ async fn dry_run<R: Rules>(
 /// sync loop (on every change, at most every `minSyncPeriod`; at least every
 /// `syncPeriod`), until SIGTERM or Ctrl-C. The dataplane is left in place on
 /// exit, so traffic keeps flowing while the proxy restarts.
-async fn serve<D: Dataplane>(
-    pipeline: Pipeline<D::Rules>,
+async fn serve<D: Proxier>(
+    mut pipeline: Pipeline<D::State>,
     invalid: &[model::Kind],
-    mut rx: Events,
+    rx: Events,
     reporter: Option<Arc<kube_source::EventReporter>>,
     settings: &Settings,
 ) -> anyhow::Result<()> {
@@ -270,10 +267,67 @@ async fn serve<D: Dataplane>(
     for kind in invalid {
         Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
     }
+    serve_endpoints(settings, &health, &metrics, D::MODE).await?;
+    let dataplane = D::start(settings)
+        .await
+        .with_context(|| format!("starting the {} dataplane", D::MODE))?;
+    metrics
+        .proxy_mode
+        .get_or_create(&Mode {
+            mode: D::MODE.as_str().into(),
+        })
+        .set(1);
+    pipeline.interfaces = Some(dataplane.node_addresses().await?);
+    let service_health = ServiceHealth::new(
+        &pipeline.node_info().name,
+        health.clone(),
+        Arc::clone(&metrics),
+        reporter.clone(),
+    );
+    let runner = Runner::new(settings.min_sync_period, settings.sync_period);
+    let trigger = runner.trigger();
+    // A directory source has delivered its complete first view already.
+    if pipeline.update(settings).is_some() {
+        health.queued(SystemTime::now());
+        trigger.request();
+    }
+    let pipeline = Mutex::new(pipeline);
+    let syncer = Syncer {
+        pipeline: &pipeline,
+        dataplane: Mutex::new(dataplane),
+        service_health: Mutex::new(service_health),
+        metrics: &metrics,
+        health: &health,
+        settings,
+    };
+    let source = follow(
+        &pipeline, rx, reporter, &metrics, &health, &trigger, settings,
+    );
+    let sync_loop = runner.run(|reason| syncer.sync(reason));
+    tokio::select! {
+        result = source => result,
+        () = sync_loop => Ok(()),
+        () = shutdown() => {
+            tracing::info!("stopping; the dataplane stays in place and keeps forwarding");
+            Ok(())
+        }
+    }
+}
+
+/// Serves `/healthz`, `/livez`, `/metrics` and `/proxyMode` from now on.
+///
+/// # Errors
+/// When an address cannot be bound.
+async fn serve_endpoints(
+    settings: &Settings,
+    health: &HealthState,
+    metrics: &Arc<Metrics>,
+    mode: ProxyMode,
+) -> anyhow::Result<()> {
     let shared = Shared {
         health: health.clone(),
-        metrics: Arc::clone(&metrics),
-        mode: D::MODE.as_str(),
+        metrics: Arc::clone(metrics),
+        mode: mode.as_str(),
     };
     let endpoints = server::bind(
         settings.healthz_bind_address,
@@ -286,97 +340,88 @@ async fn serve<D: Dataplane>(
             tracing::error!(error = %e, "the health and metrics endpoints stopped");
         }
     });
-    let dataplane = D::start(settings)
-        .await
-        .with_context(|| format!("starting the {} dataplane", D::MODE))?;
-    let dataplane = Arc::new(tokio::sync::Mutex::new(dataplane));
-    metrics
-        .proxy_mode
-        .get_or_create(&Mode {
-            mode: D::MODE.as_str().into(),
-        })
-        .set(1);
+    Ok(())
+}
 
-    let mut pipeline = pipeline;
-    pipeline.interfaces = Some(dataplane.lock().await.node_addresses().await?);
-    let service_health = Arc::new(tokio::sync::Mutex::new(ServiceHealth::new(
-        &pipeline.node_info().name,
-        health.clone(),
-        Arc::clone(&metrics),
-        reporter.clone(),
-    )));
-    let runner = Runner::new(settings.min_sync_period, settings.sync_period);
-    let trigger = runner.trigger();
-    // A directory source has delivered its complete first view already.
-    if pipeline.update(settings).is_some() {
-        health.queued(SystemTime::now());
-        trigger.request();
+/// Applies the source's events to the model as they come, and asks for a
+/// sync when the desired state changed.
+///
+/// # Errors
+/// When the source stops.
+async fn follow<R: Rules>(
+    pipeline: &Mutex<Pipeline<R>>,
+    mut rx: Events,
+    reporter: Option<Arc<kube_source::EventReporter>>,
+    metrics: &Metrics,
+    health: &HealthState,
+    trigger: &Trigger,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    while let Some(events) = rx.recv().await {
+        let mut p = pipeline.lock().await;
+        for kind in p.apply(events, reporter.as_ref()) {
+            Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
+        }
+        health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
+        if let Some(changes) = p.update(settings) {
+            metrics
+                .service_changes
+                .inc_by(changes.services.len() as u64);
+            metrics.last_queued.set(unix_now());
+            health.queued(SystemTime::now());
+            trigger.request();
+        }
     }
-    let pipeline = Arc::new(tokio::sync::Mutex::new(pipeline));
-    let source = {
-        let (pipeline, metrics, health) =
-            (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
-        async move {
-            while let Some(events) = rx.recv().await {
-                let mut p = pipeline.lock().await;
-                for kind in p.apply(events, reporter.as_ref()) {
-                    Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
-                }
-                health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
-                if let Some(changes) = p.update(settings) {
-                    metrics
-                        .service_changes
-                        .inc_by(changes.services.len() as u64);
-                    metrics.last_queued.set(unix_now());
-                    health.queued(SystemTime::now());
-                    trigger.request();
-                }
-            }
-            anyhow::bail!("the source stopped")
-        }
-    };
-    let sync_loop = runner.run(|reason| {
-        let (pipeline, metrics, health) =
-            (Arc::clone(&pipeline), Arc::clone(&metrics), health.clone());
-        let (dataplane, service_health) = (Arc::clone(&dataplane), Arc::clone(&service_health));
-        async move {
-            let mut p = pipeline.lock().await;
-            let mut dataplane = dataplane.lock().await;
-            let full = reason == Reason::Periodic;
-            if full {
-                match dataplane.node_addresses().await {
-                    Ok(addresses) => p.set_interfaces(addresses),
-                    Err(e) => {
-                        tracing::error!(error = format!("{e:#}"), "keeping the node addresses")
-                    }
-                }
-            }
-            let Some(state) = &p.state else { return };
-            let started = Instant::now();
-            let summary = dataplane.sync(state, reason).await;
-            let took = started.elapsed();
-            crate::memory::release_free();
-            let memory = crate::memory::usage();
-            summary.report(&metrics, D::MODE, full, took, state.size(), memory);
-            if summary.complete() {
-                metrics.last_sync.set(unix_now());
-                health.updated(SystemTime::now());
-                // As kube-proxy, after a successful sync only: the health check node ports.
-                let wanted = desired::health_check::health_checks(
-                    &p.model,
-                    &p.node_info(),
-                    &settings.desired.node_port_addresses,
-                );
-                service_health.lock().await.sync(&wanted).await;
+    anyhow::bail!("the source stopped")
+}
+
+/// What one sync of the loop needs.
+struct Syncer<'a, D: Proxier> {
+    pipeline: &'a Mutex<Pipeline<D::State>>,
+    dataplane: Mutex<D>,
+    service_health: Mutex<ServiceHealth>,
+    metrics: &'a Metrics,
+    health: &'a HealthState,
+    settings: &'a Settings,
+}
+
+impl<D: Proxier> Syncer<'_, D> {
+    /// One sync: the node's addresses read again when periodic, the kernel
+    /// brought to the desired state, the outcome reported; after a complete
+    /// sync, health advances and the health check node ports follow (as
+    /// kube-proxy, only once the rules were written).
+    async fn sync(&self, reason: Reason) {
+        let mut p = self.pipeline.lock().await;
+        let mut dataplane = self.dataplane.lock().await;
+        let full = reason == Reason::Periodic;
+        if full {
+            match dataplane.node_addresses().await {
+                Ok(addresses) => p.set_interfaces(addresses),
+                Err(e) => tracing::error!(error = %e, "keeping the node addresses"),
             }
         }
-    });
-    tokio::select! {
-        result = source => result,
-        () = sync_loop => Ok(()),
-        () = shutdown() => {
-            tracing::info!("stopping; the dataplane stays in place and keeps forwarding");
-            Ok(())
+        let Some(state) = &p.state else { return };
+        let started = Instant::now();
+        let summary = dataplane.sync(state, full).await;
+        let took = started.elapsed();
+        crate::memory::release_free();
+        let sync = crate::sync_report::Sync {
+            mode: D::MODE,
+            full,
+            took,
+            objects: state.size(),
+            memory: crate::memory::usage(),
+        };
+        crate::sync_report::report(&summary, sync, self.metrics);
+        if summary.complete() {
+            self.metrics.last_sync.set(unix_now());
+            self.health.updated(SystemTime::now());
+            let wanted = desired::health_check::health_checks(
+                &p.model,
+                &p.node_info(),
+                &self.settings.desired.node_port_addresses,
+            );
+            self.service_health.lock().await.sync(&wanted).await;
         }
     }
 }

@@ -23,6 +23,9 @@ pub const KUBE_IPVS0: &str = "kube-ipvs0";
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LinkError {
+    /// The rtnetlink socket cannot be opened.
+    #[error("opening an rtnetlink socket: {0}")]
+    Socket(std::io::Error),
     /// A netlink request failed.
     #[error("{op} {object}: {source}")]
     Netlink {

@@ -6,18 +6,21 @@
 //!   address, kept down as kube-proxy keeps it, its addresses synced by diff;
 //! - [`sysctl`]: the sysctls kube-proxy's IPVS mode sets, written only when
 //!   they differ;
+//! - [`netlink`]: the rtnetlink connection the others use;
 //! - [`modules`]: which kernel modules IPVS mode needs are loaded, built in
 //!   or missing, loading them with `modprobe`.
 
 pub mod addresses;
 pub mod dummy;
 pub mod modules;
+pub mod netlink;
 pub mod sysctl;
 
 pub use dummy::{AddressChanges, DummyLink, KUBE_IPVS0, LinkError};
 pub use modules::{Missing, ModuleError, ModuleState, Modules, ipvs_modules};
 pub use sysctl::{
     ARP_ANNOUNCE, ARP_IGNORE, BRIDGE_NF_CALL_IPTABLES, Check, Ensured, IP_FORWARD, KernelVersion,
-    Key, Setting, SysctlError, Sysctls, VS_CONN_REUSE_MODE, VS_CONNTRACK, VS_EXPIRE_NODEST_CONN,
-    VS_EXPIRE_QUIESCENT_TEMPLATE, ipvs_mode_settings,
+    Key, OSRELEASE, ROUTE_LOCALNET, Setting, SysctlError, Sysctls, TCP_BE_LIBERAL,
+    VS_CONN_REUSE_MODE, VS_CONNTRACK, VS_EXPIRE_NODEST_CONN, VS_EXPIRE_QUIESCENT_TEMPLATE,
+    ipvs_mode_settings,
 };

@@ -33,6 +33,14 @@ pub const ARP_IGNORE: Key = Key("net/ipv4/conf/all/arp_ignore");
 pub const ARP_ANNOUNCE: Key = Key("net/ipv4/conf/all/arp_announce");
 /// `net.bridge.bridge-nf-call-iptables`: only checked, never written.
 pub const BRIDGE_NF_CALL_IPTABLES: Key = Key("net/bridge/bridge-nf-call-iptables");
+/// `net.ipv4.conf.all.route_localnet`: lets DNAT'ed packets to 127.0.0.0/8
+/// be routed, which the iptables mode's localhost NodePorts need.
+pub const ROUTE_LOCALNET: Key = Key("net/ipv4/conf/all/route_localnet");
+/// `net.netfilter.nf_conntrack_tcp_be_liberal`: only read; when set, the
+/// iptables mode writes no INVALID drop.
+pub const TCP_BE_LIBERAL: Key = Key("net/netfilter/nf_conntrack_tcp_be_liberal");
+/// `kernel.osrelease`: the running kernel's release, only read.
+pub const OSRELEASE: Key = Key("kernel/osrelease");
 
 /// A kernel version, major and minor (`6.1.0-13-amd64` → 6.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -148,6 +156,16 @@ pub enum SysctlError {
         /// The key.
         key: Key,
     },
+    /// The key holds something that does not parse.
+    #[error("sysctl {key} is {value:?}, which is not {expected}")]
+    Unparsable {
+        /// The key.
+        key: Key,
+        /// What it holds.
+        value: String,
+        /// What it should hold.
+        expected: &'static str,
+    },
     /// Reading or writing failed otherwise.
     #[error("{op} sysctl {key}: {source}")]
     Io {
@@ -241,6 +259,29 @@ impl Sysctls {
         }
     }
 
+    /// The running kernel's version, from [`OSRELEASE`].
+    ///
+    /// # Errors
+    /// As [`Sysctls::read`]; [`SysctlError::Unparsable`] when it is not a
+    /// release such as `6.1.0-13-amd64`.
+    pub fn kernel_version(&self) -> Result<KernelVersion, SysctlError> {
+        let release = self.read(OSRELEASE)?;
+        KernelVersion::parse(&release).ok_or(SysctlError::Unparsable {
+            key: OSRELEASE,
+            value: release,
+            expected: "a kernel release",
+        })
+    }
+
+    /// Applies kube-proxy's IPVS-mode settings ([`ipvs_mode_settings`]) for
+    /// the running kernel, returning what each did.
+    ///
+    /// # Errors
+    /// As [`Sysctls::kernel_version`] and [`Sysctls::ensure`].
+    pub fn ensure_ipvs_mode(&self, strict_arp: bool) -> Result<Vec<(Key, Ensured)>, SysctlError> {
+        self.ensure_all(&ipvs_mode_settings(self.kernel_version()?, strict_arp))
+    }
+
     /// Applies every setting, returning what each did; stops at the first
     /// error.
     ///
@@ -306,6 +347,26 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "sysctl net.ipv4.vs.conntrack does not exist (is the ip_vs module loaded?)"
+        );
+        std::fs::remove_dir_all(root).unwrap();
+    }
+
+    #[test]
+    fn the_kernel_version_is_read_or_an_error() {
+        let root = std::env::temp_dir().join(format!("hostnet-osrelease-{}", std::process::id()));
+        std::fs::create_dir_all(root.join("kernel")).unwrap();
+        let s = Sysctls::with_root(&root);
+        assert!(matches!(
+            s.kernel_version(),
+            Err(SysctlError::Missing { key }) if key == OSRELEASE
+        ));
+        std::fs::write(root.join("kernel/osrelease"), "6.12.48+deb13-amd64\n").unwrap();
+        assert_eq!(s.kernel_version().unwrap(), KernelVersion(6, 12));
+        std::fs::write(root.join("kernel/osrelease"), "unknown\n").unwrap();
+        let err = s.kernel_version().unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "sysctl kernel.osrelease is \"unknown\", which is not a kernel release"
         );
         std::fs::remove_dir_all(root).unwrap();
     }

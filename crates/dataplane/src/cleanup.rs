@@ -12,35 +12,31 @@
 //!
 //! Running it again finds nothing and succeeds.
 
-use std::ops::RangeInclusive;
 use std::path::Path;
 
-use anyhow::Context as _;
+use hostnet::KUBE_IPVS0;
 use hostnet::dummy::DummyLink;
-use ipnet::IpNet;
-use reconcile::Ownership;
+use iptables::Iptables;
+use model::IpFamily;
 
-use super::addresses::{DUMMY_LINK, rtnetlink};
-use super::iptables::remove_all;
+use crate::error::{Context as _, Error};
+use crate::ipvs::Owner;
 
 /// Removes everything we own; returns a one-line account of what went.
 ///
 /// # Errors
 /// The first step that failed (the later steps are not attempted, so the
 /// sets referenced by rules that could not be removed stay intact).
-pub(crate) async fn cleanup(
-    exclude: Vec<IpNet>,
-    node_port_range: RangeInclusive<u16>,
-) -> anyhow::Result<String> {
-    let netlink = rtnetlink()?;
-    let link = DummyLink::find(&netlink, DUMMY_LINK)
+pub async fn cleanup(owner: &Owner) -> Result<String, Error> {
+    let netlink = hostnet::netlink::connect().context("cleaning up")?;
+    let link = DummyLink::find(&netlink, KUBE_IPVS0)
         .await
-        .with_context(|| format!("looking for {DUMMY_LINK}"))?;
+        .with_context(|| format!("looking for {KUBE_IPVS0}"))?;
     let dummy_addresses = match &link {
         Some(l) => l
             .addresses(&netlink)
             .await
-            .with_context(|| format!("reading the addresses of {DUMMY_LINK}"))?
+            .with_context(|| format!("reading the addresses of {KUBE_IPVS0}"))?
             .list()
             .into_iter()
             .map(|(ip, _)| ip)
@@ -51,12 +47,7 @@ pub(crate) async fn cleanup(
         hostnet::addresses::node_addresses(&netlink, link.as_ref().map_or(0, DummyLink::index))
             .await
             .context("reading the node's addresses")?;
-    let owner = Ownership {
-        exclude,
-        dummy_addresses,
-        node_port_addresses,
-        node_port_range,
-    };
+    let owner = owner.ownership(dummy_addresses, node_port_addresses);
     // Without the IPVS module loaded there is no table, hence nothing of ours.
     let virtual_servers = if Path::new("/proc/net/ip_vs").exists() {
         let mut client = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
@@ -77,12 +68,12 @@ pub(crate) async fn cleanup(
         Some(l) => {
             l.delete(&netlink)
                 .await
-                .with_context(|| format!("deleting {DUMMY_LINK}"))?;
+                .with_context(|| format!("deleting {KUBE_IPVS0}"))?;
             1
         }
         None => 0,
     };
-    let chains = remove_all()?;
+    let chains = remove_chains()?;
     // Without the ip_set module there are no sets (it has a parameter, so it
     // is listed in /sys/module even when built in).
     let sets = if Path::new("/sys/module/ip_set").exists() {
@@ -91,13 +82,13 @@ pub(crate) async fn cleanup(
         0
     };
     Ok(format!(
-        "removed {virtual_servers} virtual servers, {link_removed} {DUMMY_LINK} link, \
+        "removed {virtual_servers} virtual servers, {link_removed} {KUBE_IPVS0} link, \
          {chains} iptables chains and {sets} ipsets"
     ))
 }
 
 /// Destroys kube-proxy's sets, both families; returns how many.
-fn destroy_sets() -> anyhow::Result<usize> {
+fn destroy_sets() -> Result<usize, Error> {
     let mut client = ipset::Ipset::open().context("opening the ipset netlink socket")?;
     let ours = reconcile::ipsets::owned_names();
     let mut sets = 0;
@@ -110,4 +101,33 @@ fn destroy_sets() -> anyhow::Result<usize> {
         }
     }
     Ok(sets)
+}
+
+/// Deletes our chains and the jumps into them in both families: IPVS mode's,
+/// then the iptables mode's (left by a fallback or an earlier
+/// `mode: iptables`), as kube-proxy's `--cleanup` removes both. A family
+/// whose tools are missing has nothing of ours.
+///
+/// # Errors
+/// The first table that could not be cleaned.
+fn remove_chains() -> Result<usize, Error> {
+    let mut removed = 0;
+    for family in IpFamily::ALL {
+        let mut w = match Iptables::detect(reconcile::iptables::family(family)) {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::warn!(?family, error = %e, "no iptables for this family; nothing to remove");
+                continue;
+            }
+        };
+        let ipvs_mode = reconcile::iptables::nothing();
+        let iptables_mode = iptables_mode::Tables::cleanup(family);
+        for table in ipvs_mode.iter().chain(iptables_mode.iter()) {
+            let plan = w
+                .sync(table)
+                .with_context(|| format!("removing our {family:?} {} chains", table.table))?;
+            removed += plan.map_or(0, |p| p.deleted.len() + p.kept_referenced.len());
+        }
+    }
+    Ok(removed)
 }

@@ -3,19 +3,18 @@
 //! applied as one pipelined batch, with graceful termination.
 
 use std::collections::BTreeSet;
-use std::ops::RangeInclusive;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use desired::DesiredState;
 use hostnet::modules::{Modules, ipvs_modules};
-use hostnet::sysctl::{KernelVersion, Sysctls, ipvs_mode_settings};
-use ipnet::IpNet;
+use hostnet::sysctl::Sysctls;
 use reconcile::ipvs::Planner;
 use reconcile::survey::Ticks;
 use reconcile::{Draining, Ownership, Scope, Survey, Wanted};
 
-use super::SyncSummary;
+use super::Owner;
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
 
 /// How long a leaving real server may drain before it is deleted anyway.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
@@ -25,18 +24,77 @@ const APPLY_BATCH: usize = 8192;
 
 /// Node settings the IPVS dataplane needs from the configuration.
 #[derive(Debug, Clone)]
-pub(crate) struct IpvsOptions {
-    /// `ipvs.excludeCIDRs`: virtual servers there are never touched.
-    pub(crate) exclude_cidrs: Vec<IpNet>,
+pub struct IpvsOptions {
+    /// Which virtual servers are ours.
+    pub owner: Owner,
     /// `ipvs.strictARP`.
-    pub(crate) strict_arp: bool,
-    /// `--service-node-port-range`: virtual servers on node addresses with
-    /// these ports are ours.
-    pub(crate) node_port_range: RangeInclusive<u16>,
+    pub strict_arp: bool,
     /// `ipvs.tcpTimeout`, `tcpFinTimeout`, `udpTimeout` (zero: leave the kernel's).
-    pub(crate) timeouts: [Duration; 3],
+    pub timeouts: [Duration; 3],
     /// Schedulers whose modules must be loaded.
-    pub(crate) schedulers: Vec<String>,
+    pub schedulers: Vec<String>,
+}
+
+/// The kernel's IPVS table, as the dataplane uses it.
+pub(crate) trait IpvsKernel {
+    /// Applies `changes` in order; one result each.
+    fn apply(&mut self, changes: &[ipvs::Change]) -> Vec<Result<(), ipvs::Error>>;
+
+    /// Every virtual server with its real servers.
+    ///
+    /// # Errors
+    /// When the table cannot be read.
+    fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error>;
+
+    /// The virtual servers with these keys (those missing left out).
+    ///
+    /// # Errors
+    /// When the table cannot be read.
+    fn list_only(
+        &mut self,
+        keys: &BTreeSet<ipvs::ServiceKey>,
+    ) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error>;
+
+    /// The cheap overview of every virtual server (`/proc/net/ip_vs`).
+    ///
+    /// # Errors
+    /// When it cannot be read.
+    fn overview(&mut self, each: &mut dyn FnMut(&ipvs::OverviewService))
+    -> Result<(), ipvs::Error>;
+
+    /// Makes sure the module of scheduler `name` (`rr`, `wrr`...) is loaded.
+    ///
+    /// # Errors
+    /// When it is missing.
+    fn load_scheduler(&mut self, name: &str) -> Result<(), hostnet::ModuleError>;
+}
+
+impl IpvsKernel for ipvs::Client {
+    fn apply(&mut self, changes: &[ipvs::Change]) -> Vec<Result<(), ipvs::Error>> {
+        ipvs::Client::apply(self, changes)
+    }
+
+    fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error> {
+        ipvs::Client::list(self)
+    }
+
+    fn list_only(
+        &mut self,
+        keys: &BTreeSet<ipvs::ServiceKey>,
+    ) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error> {
+        ipvs::Client::list_only(self, keys)
+    }
+
+    fn overview(
+        &mut self,
+        each: &mut dyn FnMut(&ipvs::OverviewService),
+    ) -> Result<(), ipvs::Error> {
+        ipvs::Client::overview(self, each)
+    }
+
+    fn load_scheduler(&mut self, name: &str) -> Result<(), hostnet::ModuleError> {
+        Modules::host().ensure(&[format!("ip_vs_{name}")]).map(drop)
+    }
 }
 
 /// The kind of object an IPVS change is about, for metrics.
@@ -51,11 +109,10 @@ fn kind(change: &ipvs::Change) -> &'static str {
 
 /// The IPVS table of this node.
 #[derive(Debug)]
-pub(super) struct IpvsTable {
-    client: ipvs::Client,
+pub(super) struct IpvsTable<K = ipvs::Client> {
+    client: K,
     draining: Draining,
-    pub(super) exclude: Vec<IpNet>,
-    pub(super) node_port_range: RangeInclusive<u16>,
+    owner: Owner,
     /// What the last fully successful sync left: to tell drift from change.
     last: Option<Wanted>,
     /// Schedulers whose modules are loaded (or were tried and are missing).
@@ -75,17 +132,13 @@ impl IpvsTable {
     ///
     /// # Errors
     /// A missing module (named) or no IPVS netlink family.
-    pub(super) fn start(options: &IpvsOptions) -> anyhow::Result<Self> {
+    pub(super) fn start(options: &IpvsOptions) -> Result<Self, Error> {
         let schedulers: Vec<&str> = options.schedulers.iter().map(String::as_str).collect();
         Modules::host()
             .ensure(&ipvs_modules(&schedulers))
             .context("loading the IPVS kernel modules")?;
         let mut client = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-        let kernel = KernelVersion::parse(release.trim()).unwrap_or(KernelVersion(5, 10));
-        match Sysctls::with_root("/proc/sys")
-            .ensure_all(&ipvs_mode_settings(kernel, options.strict_arp))
-        {
+        match Sysctls::default().ensure_ipvs_mode(options.strict_arp) {
             Ok(changed) => tracing::info!(?changed, "sysctls for IPVS mode"),
             Err(e) => tracing::warn!(error = %e, "cannot set a sysctl IPVS mode needs"),
         }
@@ -97,17 +150,28 @@ impl IpvsTable {
                 .set_timeouts(&ipvs::Timeouts { tcp, tcp_fin, udp })
                 .context("setting the IPVS timeouts")?;
         }
-        Ok(IpvsTable {
+        Ok(IpvsTable::over(client, options.owner.clone()))
+    }
+}
+
+impl<K: IpvsKernel> IpvsTable<K> {
+    /// The table over `client`, nothing learnt yet.
+    pub(super) fn over(client: K, owner: Owner) -> Self {
+        IpvsTable {
             client,
             draining: Draining::new(DRAIN_TIMEOUT),
-            exclude: options.exclude_cidrs.clone(),
-            node_port_range: options.node_port_range.clone(),
+            owner,
             last: None,
             schedulers: BTreeSet::new(),
             overview_failed: false,
             converted: None,
             hz: None,
-        })
+        }
+    }
+
+    /// Which virtual servers are ours, as configured.
+    pub(super) fn owner(&self) -> &Owner {
+        &self.owner
     }
 
     /// Loads the module of every scheduler `state` uses for the first time
@@ -119,7 +183,7 @@ impl IpvsTable {
         for vs in state.virtual_servers() {
             let name = vs.scheduler.name();
             if self.schedulers.insert(name)
-                && let Err(e) = Modules::host().ensure(&[format!("ip_vs_{name}")])
+                && let Err(e) = self.client.load_scheduler(name)
             {
                 tracing::warn!(scheduler = name, error = %e, "IPVS scheduler module missing");
             }
@@ -144,7 +208,7 @@ impl IpvsTable {
         owner: &Ownership,
         full: bool,
         summary: &mut SyncSummary,
-    ) -> anyhow::Result<BTreeSet<ipvs::ServiceKey>> {
+    ) -> Result<BTreeSet<ipvs::ServiceKey>, Error> {
         let started = Instant::now();
         let wanted = self.wanted(state);
         self.load_schedulers(state);
@@ -216,7 +280,7 @@ impl IpvsTable {
         wanted: &Wanted,
         owner: &Ownership,
         full: bool,
-    ) -> anyhow::Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>)> {
+    ) -> Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>), Error> {
         let (scope, ticks) = match &self.last {
             Some(last) if !full => (Some(Scope::changed(last, wanted, &self.draining)), None),
             _ => match tokio::task::block_in_place(|| self.survey(wanted, owner)) {
@@ -246,7 +310,7 @@ impl IpvsTable {
     /// `None` when the overview cannot be read (warned about once).
     fn survey(&mut self, wanted: &Wanted, owner: &Ownership) -> Option<(Scope, Ticks)> {
         let mut survey = Survey::new(wanted, owner, self.hz);
-        match self.client.overview(|s| survey.look(s)) {
+        match self.client.overview(&mut |s| survey.look(s)) {
             Ok(()) => Some(survey.scope(self.last.as_ref(), &self.draining)),
             Err(e) => {
                 if !self.overview_failed {

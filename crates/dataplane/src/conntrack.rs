@@ -5,21 +5,75 @@
 //! treating them as established. The decision is `reconcile::conntrack`'s;
 //! each mode says which UDP destinations lead to which endpoints.
 
-use anyhow::Context as _;
-use conntrack::{Conntrack, Family};
+use conntrack::{Conntrack, Family, Flow};
 use reconcile::conntrack::UdpEndpoints;
 
-use super::SyncSummary;
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
+
+/// The kernel's conntrack table, as the cleanup uses it.
+pub(crate) trait FlowTable: Sized {
+    /// Opens the table.
+    ///
+    /// # Errors
+    /// When it cannot be opened (no ctnetlink).
+    fn open() -> Result<Self, conntrack::Error>;
+
+    /// The flows of one family.
+    ///
+    /// # Errors
+    /// When they cannot be listed.
+    fn list(&mut self, family: Family) -> Result<Vec<Flow>, conntrack::Error>;
+
+    /// Deletes `flows`; returns how many were deleted (a flow already gone is
+    /// not an error).
+    ///
+    /// # Errors
+    /// When a deletion fails otherwise.
+    fn delete(&mut self, family: Family, flows: &[Flow]) -> Result<usize, conntrack::Error>;
+}
+
+impl FlowTable for Conntrack {
+    fn open() -> Result<Self, conntrack::Error> {
+        Conntrack::open()
+    }
+
+    fn list(&mut self, family: Family) -> Result<Vec<Flow>, conntrack::Error> {
+        Conntrack::list(self, family)
+    }
+
+    fn delete(&mut self, family: Family, flows: &[Flow]) -> Result<usize, conntrack::Error> {
+        Conntrack::delete(self, family, flows)
+    }
+}
 
 /// The conntrack table, opened on first use.
-#[derive(Debug, Default)]
-pub(crate) struct Flows {
-    client: Option<Conntrack>,
+#[derive(Debug)]
+pub(crate) struct Flows<C = Conntrack> {
+    client: Option<C>,
     /// The UDP virtual servers and endpoints of the last successful cleanup.
     last: Option<UdpEndpoints>,
 }
 
-impl Flows {
+impl<C> Default for Flows<C> {
+    fn default() -> Self {
+        Flows {
+            client: None,
+            last: None,
+        }
+    }
+}
+
+impl<C: FlowTable> Flows<C> {
+    /// The cleanup over a table already open.
+    #[cfg(test)]
+    pub(crate) fn with(client: C) -> Self {
+        Flows {
+            client: Some(client),
+            last: None,
+        }
+    }
+
     /// Deletes stale UDP flows when the UDP destinations or their endpoints
     /// changed since the last cleanup, or on a `full` sync.
     ///
@@ -30,7 +84,7 @@ impl Flows {
         endpoints: UdpEndpoints,
         full: bool,
         summary: &mut SyncSummary,
-    ) -> anyhow::Result<()> {
+    ) -> Result<(), Error> {
         if endpoints.is_empty() || (!full && self.last.as_ref() == Some(&endpoints)) {
             self.last = Some(endpoints);
             return Ok(());
@@ -39,7 +93,7 @@ impl Flows {
             Some(c) => c,
             None => self
                 .client
-                .insert(Conntrack::open().context("opening the conntrack netlink socket")?),
+                .insert(C::open().context("opening the conntrack netlink socket")?),
         };
         for family in [Family::Ipv4, Family::Ipv6] {
             if !endpoints.keys().any(|(ip, _)| Family::of(*ip) == family) {

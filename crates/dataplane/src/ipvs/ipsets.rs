@@ -4,17 +4,64 @@
 //! rules that reference them; sets no longer wanted are destroyed after the
 //! rules, and only when nothing references them any more.
 
-use anyhow::Context as _;
 use desired::DesiredState;
-use ipset::{Ipset, ListedSet};
+use ipset::{Ipset, ListedSet, Member, SetName, SetSpec, SyncReport};
 use reconcile::ipsets::WantedSet;
 
-use super::SyncSummary;
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
+
+/// The kernel's ipsets, as the dataplane uses them.
+pub(crate) trait SetTable {
+    /// Every set with its members.
+    ///
+    /// # Errors
+    /// When the sets cannot be listed.
+    fn list(&mut self) -> Result<Vec<ListedSet>, ipset::Error>;
+
+    /// Brings set `spec` from `current` (as listed; `None`: missing) to
+    /// exactly `members`: created, changed by diff, or rebuilt atomically
+    /// when its type or options differ.
+    ///
+    /// # Errors
+    /// When the kernel refuses an operation on it.
+    fn sync_listed(
+        &mut self,
+        spec: &SetSpec,
+        current: Option<&ListedSet>,
+        members: Vec<Member>,
+    ) -> Result<SyncReport, ipset::Error>;
+
+    /// Destroys set `name`.
+    ///
+    /// # Errors
+    /// When it is missing or still referenced by a rule.
+    fn destroy(&mut self, name: &SetName) -> Result<(), ipset::Error>;
+}
+
+impl SetTable for Ipset {
+    fn list(&mut self) -> Result<Vec<ListedSet>, ipset::Error> {
+        Ipset::list(self)
+    }
+
+    fn sync_listed(
+        &mut self,
+        spec: &SetSpec,
+        current: Option<&ListedSet>,
+        members: Vec<Member>,
+    ) -> Result<SyncReport, ipset::Error> {
+        Ipset::sync_listed(self, spec, current, members)
+    }
+
+    fn destroy(&mut self, name: &SetName) -> Result<(), ipset::Error> {
+        Ipset::destroy(self, name)
+    }
+}
 
 /// The ipsets of this node.
 #[derive(Debug)]
-pub(super) struct Sets {
-    client: Ipset,
+pub(super) struct Sets<S = Ipset> {
+    client: S,
     /// What the last sync left, when every set synced: to tell drift from change.
     last: Option<Vec<WantedSet>>,
 }
@@ -30,11 +77,17 @@ impl Sets {
     ///
     /// # Errors
     /// When the socket cannot be opened.
-    pub(super) fn start() -> anyhow::Result<Self> {
-        Ok(Sets {
-            client: Ipset::open().context("opening the ipset netlink socket")?,
-            last: None,
-        })
+    pub(super) fn start() -> Result<Self, Error> {
+        Ok(Sets::over(
+            Ipset::open().context("opening the ipset netlink socket")?,
+        ))
+    }
+}
+
+impl<S: SetTable> Sets<S> {
+    /// The sets of `client`, nothing synced yet.
+    pub(super) fn over(client: S) -> Self {
+        Sets { client, last: None }
     }
 
     /// Brings every wanted set to its members; a set that fails is logged
@@ -46,9 +99,8 @@ impl Sets {
         &mut self,
         state: &DesiredState,
         summary: &mut SyncSummary,
-    ) -> anyhow::Result<Listed> {
-        let listed =
-            tokio::task::block_in_place(|| self.client.list()).context("listing the ipsets")?;
+    ) -> Result<Listed, Error> {
+        let listed = self.client.list().context("listing the ipsets")?;
         let wanted = reconcile::ipsets::wanted(state);
         if let Some(last) = &self.last {
             summary.drift(reconcile::drift::ipsets(last, &listed));
@@ -56,10 +108,9 @@ impl Sets {
         let mut clean = true;
         for set in &wanted {
             let current = listed.iter().find(|l| l.name == *set.spec.name());
-            let result = tokio::task::block_in_place(|| {
-                self.client
-                    .sync_listed(&set.spec, current, set.members.iter().cloned())
-            });
+            let result = self
+                .client
+                .sync_listed(&set.spec, current, set.members.clone());
             match result {
                 Ok(report) => {
                     summary.applied("ipset", usize::from(report.created || report.rebuilt));
@@ -89,7 +140,7 @@ impl Sets {
             if referenced {
                 continue;
             }
-            match tokio::task::block_in_place(|| self.client.destroy(name)) {
+            match self.client.destroy(name) {
                 Ok(()) => summary.applied("ipset", 1),
                 Err(e) => summary.failed("ipset", &format_args!("destroy set {name}: {e}")),
             }

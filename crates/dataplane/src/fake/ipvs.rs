@@ -1,0 +1,224 @@
+//! The kernel's IPVS table in memory, refusing what the kernel refuses:
+//! adding a virtual or real server that exists (`EEXIST`), changing or
+//! deleting one that does not (`ESRCH` for a virtual server, `ENOENT` for a
+//! real server). A real server deleted while it still has connections goes
+//! to the kernel's trash, unlisted, and adding it again brings it back with
+//! its connections. There is no `/proc/net/ip_vs`: full syncs read the table
+//! through netlink.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use ipvs::{
+    Change, Destination, DestinationEntry, ErrorKind, Object, Operation, Service, ServiceEntry,
+    ServiceKey, ServiceWithDestinations, Stats,
+};
+
+use crate::ipvs::IpvsKernel;
+
+/// The table, shared by the dataplane and the test.
+#[derive(Debug, Default)]
+pub(crate) struct Table {
+    services: BTreeMap<ServiceKey, (Service, Vec<DestinationEntry>)>,
+    trash: Vec<(ServiceKey, DestinationEntry)>,
+    /// Whether reading the table fails.
+    pub(crate) unreadable: bool,
+    /// Operations applied successfully.
+    pub(crate) applied: usize,
+}
+
+/// A handle on the shared table.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FakeIpvs(Arc<Mutex<Table>>);
+
+fn refused(op: Operation, object: String, errno: i32) -> ipvs::Error {
+    ipvs::Error::Kernel {
+        op,
+        object: Object(object),
+        kind: ErrorKind::from_errno(op, errno),
+        errno,
+    }
+}
+
+fn entry(destination: Destination) -> DestinationEntry {
+    DestinationEntry {
+        destination,
+        active_connections: 0,
+        inactive_connections: 0,
+        persistent_connections: 0,
+        stats: Stats::default(),
+    }
+}
+
+fn at(addr: IpAddr, port: u16) -> impl Fn(&DestinationEntry) -> bool {
+    move |d| d.destination.addr == addr && d.destination.port == port
+}
+
+impl Table {
+    /// Every virtual server, as `ipvsadm -Ln` lists them (in key order).
+    pub(crate) fn listing(&self) -> Vec<ServiceWithDestinations> {
+        self.services
+            .values()
+            .map(|(service, destinations)| ServiceWithDestinations {
+                service: ServiceEntry {
+                    service: service.clone(),
+                    stats: Stats::default(),
+                },
+                destinations: destinations.clone(),
+            })
+            .collect()
+    }
+
+    /// Sets the connection counts of a real server (traffic flowing).
+    pub(crate) fn connections(&mut self, key: &ServiceKey, addr: IpAddr, port: u16, active: u32) {
+        if let Some((_, dests)) = self.services.get_mut(key)
+            && let Some(d) = dests.iter_mut().find(|d| at(addr, port)(d))
+        {
+            d.active_connections = active;
+        }
+    }
+
+    /// Changes the table behind the dataplane's back, as `ipvsadm` would.
+    ///
+    /// # Errors
+    /// What the kernel refuses.
+    pub(crate) fn apply_by_hand(&mut self, change: &Change) -> Result<(), ipvs::Error> {
+        self.apply(change)?;
+        self.applied -= 1;
+        Ok(())
+    }
+
+    /// A change by hand that the kernel accepts.
+    pub(crate) fn by_hand(&mut self, change: &Change) {
+        self.apply_by_hand(change)
+            .expect("a change by hand applies");
+    }
+
+    fn apply(&mut self, change: &Change) -> Result<(), ipvs::Error> {
+        let object = format!(" {change:?}");
+        let missing = |op| refused(op, object.clone(), libc::ESRCH);
+        match change {
+            Change::AddService(s) => {
+                if self.services.contains_key(&s.key) {
+                    return Err(refused(Operation::AddService, object, libc::EEXIST));
+                }
+                self.services.insert(s.key, (s.clone(), Vec::new()));
+            }
+            Change::EditService(s) => {
+                let (service, _) = self
+                    .services
+                    .get_mut(&s.key)
+                    .ok_or_else(|| missing(Operation::EditService))?;
+                *service = s.clone();
+            }
+            Change::DeleteService(key) => {
+                self.services
+                    .remove(key)
+                    .ok_or_else(|| missing(Operation::DeleteService))?;
+            }
+            Change::AddDestination(key, d) => {
+                let (_, dests) = self
+                    .services
+                    .get_mut(key)
+                    .ok_or_else(|| missing(Operation::AddDestination))?;
+                if dests.iter().any(at(d.addr, d.port)) {
+                    return Err(refused(Operation::AddDestination, object, libc::EEXIST));
+                }
+                let trashed = self
+                    .trash
+                    .iter()
+                    .position(|(k, t)| k == key && at(d.addr, d.port)(t));
+                let mut added = match trashed {
+                    Some(i) => self.trash.remove(i).1,
+                    None => entry(*d),
+                };
+                added.destination = *d;
+                dests.push(added);
+            }
+            Change::EditDestination(key, d) => {
+                let (_, dests) = self
+                    .services
+                    .get_mut(key)
+                    .ok_or_else(|| missing(Operation::EditDestination))?;
+                let found = dests
+                    .iter_mut()
+                    .find(|e| at(d.addr, d.port)(e))
+                    .ok_or_else(|| refused(Operation::EditDestination, object, libc::ENOENT))?;
+                found.destination = *d;
+            }
+            Change::DeleteDestination {
+                service,
+                addr,
+                port,
+            } => {
+                let (_, dests) = self
+                    .services
+                    .get_mut(service)
+                    .ok_or_else(|| missing(Operation::DeleteDestination))?;
+                let i = dests
+                    .iter()
+                    .position(at(*addr, *port))
+                    .ok_or_else(|| refused(Operation::DeleteDestination, object, libc::ENOENT))?;
+                let gone = dests.remove(i);
+                if gone.active_connections + gone.inactive_connections > 0 {
+                    self.trash.push((*service, gone));
+                }
+            }
+            _ => return Err(refused(Operation::Apply, object, libc::EINVAL)),
+        }
+        self.applied += 1;
+        Ok(())
+    }
+}
+
+impl FakeIpvs {
+    /// The table.
+    pub(crate) fn table(&self) -> MutexGuard<'_, Table> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn read(&self) -> Result<MutexGuard<'_, Table>, ipvs::Error> {
+        let table = self.table();
+        if table.unreadable {
+            return Err(refused(Operation::ListServices, String::new(), libc::EPERM));
+        }
+        Ok(table)
+    }
+}
+
+impl IpvsKernel for FakeIpvs {
+    fn apply(&mut self, changes: &[Change]) -> Vec<Result<(), ipvs::Error>> {
+        let mut table = self.table();
+        changes.iter().map(|c| table.apply(c)).collect()
+    }
+
+    fn list(&mut self) -> Result<Vec<ServiceWithDestinations>, ipvs::Error> {
+        Ok(self.read()?.listing())
+    }
+
+    fn list_only(
+        &mut self,
+        keys: &BTreeSet<ServiceKey>,
+    ) -> Result<Vec<ServiceWithDestinations>, ipvs::Error> {
+        let listing = self.read()?.listing();
+        Ok(listing
+            .into_iter()
+            .filter(|s| keys.contains(&s.service.service.key))
+            .collect())
+    }
+
+    fn overview(
+        &mut self,
+        _each: &mut dyn FnMut(&ipvs::OverviewService),
+    ) -> Result<(), ipvs::Error> {
+        Err(ipvs::Error::Io {
+            op: Operation::ReadOverview,
+            source: std::io::ErrorKind::NotFound.into(),
+        })
+    }
+
+    fn load_scheduler(&mut self, _name: &str) -> Result<(), hostnet::ModuleError> {
+        Ok(())
+    }
+}

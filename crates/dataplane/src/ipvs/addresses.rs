@@ -1,0 +1,141 @@
+//! Addresses: the virtual ones bound to `kube-ipvs0` (bound after their
+//! virtual servers exist, unbound after they are gone), and the node's own,
+//! read from its interfaces for NodePorts.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::IpAddr;
+
+use desired::DesiredState;
+use hostnet::KUBE_IPVS0;
+use hostnet::dummy::{AddressChanges, BoundAddresses, DummyLink, LinkError};
+
+use crate::error::{Context as _, Error};
+use crate::summary::SyncSummary;
+
+/// The addresses of `kube-ipvs0`, as the dataplane uses them.
+pub(crate) trait AddressTable {
+    /// What one listing returned, kept whole so that unbinding needs no second listing.
+    type Listed;
+
+    /// The addresses a listing holds.
+    fn addresses(listed: &Self::Listed) -> BTreeSet<IpAddr>;
+
+    /// Lists the addresses bound now.
+    fn list(&self) -> impl Future<Output = Result<Self::Listed, LinkError>>;
+
+    /// Binds exactly `target` (as host prefixes), unbinding the rest of `listed`.
+    fn sync(
+        &self,
+        listed: Self::Listed,
+        target: &BTreeSet<IpAddr>,
+    ) -> impl Future<Output = Result<AddressChanges, LinkError>>;
+}
+
+/// `kube-ipvs0` and the rtnetlink handle to reach it.
+#[derive(Debug)]
+pub(crate) struct Kube0 {
+    netlink: rtnetlink::Handle,
+    link: DummyLink,
+}
+
+impl AddressTable for Kube0 {
+    type Listed = BoundAddresses;
+
+    fn addresses(listed: &BoundAddresses) -> BTreeSet<IpAddr> {
+        listed.list().into_iter().map(|(ip, _)| ip).collect()
+    }
+
+    async fn list(&self) -> Result<BoundAddresses, LinkError> {
+        self.link.addresses(&self.netlink).await
+    }
+
+    async fn sync(
+        &self,
+        listed: BoundAddresses,
+        target: &BTreeSet<IpAddr>,
+    ) -> Result<AddressChanges, LinkError> {
+        self.link.sync_bound(&self.netlink, listed, target).await
+    }
+}
+
+/// The addresses bound to `kube-ipvs0`, and what the last sync left there.
+#[derive(Debug)]
+pub(super) struct Addresses<A = Kube0> {
+    link: A,
+    /// What the last successful sync left: to tell drift from change.
+    last: Option<BTreeSet<IpAddr>>,
+}
+
+impl Addresses {
+    /// Makes sure `kube-ipvs0` exists (down, as kube-proxy keeps it).
+    ///
+    /// # Errors
+    /// When the link cannot be created.
+    pub(super) async fn start() -> Result<Self, Error> {
+        let netlink = hostnet::netlink::connect().context("starting the IPVS dataplane")?;
+        let link = DummyLink::ensure(&netlink, KUBE_IPVS0)
+            .await
+            .with_context(|| format!("creating {KUBE_IPVS0}"))?;
+        Ok(Addresses::over(Kube0 { netlink, link }))
+    }
+
+    /// The node's own addresses: every interface's but `kube-ipvs0`'s.
+    ///
+    /// # Errors
+    /// When they cannot be listed.
+    pub(super) async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+        hostnet::addresses::node_addresses(&self.link.netlink, self.link.link.index())
+            .await
+            .context("reading the node's addresses")
+    }
+}
+
+impl<A: AddressTable> Addresses<A> {
+    /// The addresses of `link`, nothing synced yet.
+    pub(super) fn over(link: A) -> Self {
+        Addresses { link, last: None }
+    }
+
+    /// The addresses bound now, as listed and as a set.
+    ///
+    /// # Errors
+    /// When they cannot be listed.
+    pub(super) async fn bound(&self) -> Result<(A::Listed, BTreeSet<IpAddr>), Error> {
+        let listed = self
+            .link
+            .list()
+            .await
+            .with_context(|| format!("reading the addresses of {KUBE_IPVS0}"))?;
+        let set = A::addresses(&listed);
+        Ok((listed, set))
+    }
+
+    /// Binds the state's addresses plus those draining virtual servers
+    /// still use, and unbinds the rest.
+    ///
+    /// # Errors
+    /// When an address cannot be changed (named).
+    pub(super) async fn bind(
+        &mut self,
+        state: &DesiredState,
+        listed: A::Listed,
+        draining: &BTreeSet<ipvs::ServiceKey>,
+        summary: &mut SyncSummary,
+    ) -> Result<(), Error> {
+        let bound = A::addresses(&listed);
+        if let Some(last) = &self.last {
+            summary.drift(reconcile::drift::addresses(last, &bound));
+        }
+        let target = reconcile::addresses::target(state.addresses(), &bound, draining);
+        self.last = None;
+        let changes = self
+            .link
+            .sync(listed, &target)
+            .await
+            .with_context(|| format!("binding addresses to {KUBE_IPVS0}"))?;
+        summary.applied("address", changes.added.len() + changes.removed.len());
+        self.last = Some(target);
+        Ok(())
+    }
+}

@@ -1,0 +1,196 @@
+//! Whole IPVS-mode syncs (IPVS, `kube-ipvs0`, ipsets, iptables, conntrack) against the
+//! in-memory kernel. Expected values are kube-proxy's IPVS mode: the ClusterIP bound to
+//! `kube-ipvs0`, its `ip,port` in `KUBE-CLUSTER-IP` (`10.96.0.10,tcp:80`), a `KUBE-SERVICES`
+//! rule matching that set, and a part that cannot be synced failing alone.
+
+use iptables::{Family, Rule, Table};
+
+use super::addresses::Addresses;
+use super::ipsets::Sets;
+use super::rules::Rules;
+use super::table::IpvsTable;
+use super::{IpvsSync, Kernel, Owner};
+use crate::conntrack::Flows;
+use crate::fake::addresses::FakeLink;
+use crate::fake::conntrack::FakeFlows;
+use crate::fake::ipset::FakeSets;
+use crate::fake::iptables::{Failure, FakeWriter, Kernel as Netfilter, lock};
+use crate::fake::ipvs::FakeIpvs;
+use crate::fixtures::{model, node, service, slice};
+use crate::summary::Part;
+use desired::DesiredState;
+use model::IpFamily;
+
+#[derive(Debug)]
+struct Fake;
+
+impl Kernel for Fake {
+    type Ipvs = FakeIpvs;
+    type Addresses = FakeLink;
+    type Sets = FakeSets;
+    type Writer = FakeWriter;
+    type Flows = FakeFlows;
+}
+
+/// Every table of one node.
+#[derive(Default)]
+struct Node {
+    ipvs: FakeIpvs,
+    link: FakeLink,
+    rules: Netfilter,
+    flows: FakeFlows,
+}
+
+impl Node {
+    fn sets(&self) -> FakeSets {
+        FakeSets::new(&self.rules)
+    }
+
+    /// A dataplane (a daemon starting) over the node's tables, sharing `sets`.
+    fn dataplane(&self, sets: &FakeSets) -> IpvsSync<Fake> {
+        let owner = Owner {
+            exclude_cidrs: Vec::new(),
+            node_port_range: 30000..=32767,
+        };
+        IpvsSync {
+            ipvs: IpvsTable::over(self.ipvs.clone(), owner),
+            addresses: Addresses::over(self.link.clone()),
+            sets: Some(Sets::over(sets.clone())),
+            rules: Rules::with([(IpFamily::V4, FakeWriter::new(Family::V4, &self.rules))].into()),
+            flows: Flows::with(self.flows.clone()),
+        }
+    }
+}
+
+fn web() -> DesiredState {
+    let model = model(vec![
+        service("web", "10.96.0.10", "TCP", 80),
+        slice("web", "TCP", &["10.244.1.5"]),
+    ]);
+    DesiredState::new(Default::default(), node(), &model)
+}
+
+/// A node whose tables a first sync of [`web`] programmed, and its dataplane.
+async fn synced() -> (Node, FakeSets, IpvsSync<Fake>, DesiredState) {
+    let node = Node::default();
+    let sets = node.sets();
+    let state = web();
+    let mut dp = node.dataplane(&sets);
+    assert!(dp.sync(&state, false).await.complete());
+    (node, sets, dp, state)
+}
+
+fn services_rules(node: &Node) -> Vec<String> {
+    let nat = lock(&node.rules).table(Family::V4, Table::Nat);
+    nat.chain("KUBE-SERVICES")
+        .map(|c| c.rules.iter().map(ToString::to_string).collect())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_sync_programs_every_table_and_a_restart_changes_nothing() {
+    let node = Node::default();
+    let sets = node.sets();
+    let state = web();
+    let first = node.dataplane(&sets).sync(&state, false).await;
+    assert!(first.complete(), "{first:?}");
+    assert_eq!(node.ipvs.table().listing().len(), 1);
+    assert_eq!(
+        node.link.link().bound,
+        ["10.96.0.10".parse().expect("ip")].into()
+    );
+    let members: Vec<String> = sets
+        .sets()
+        .members("KUBE-CLUSTER-IP")
+        .expect("KUBE-CLUSTER-IP")
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(members, ["10.96.0.10,tcp:80"]);
+    assert!(
+        services_rules(&node)
+            .iter()
+            .any(|r| r.contains("--match-set KUBE-CLUSTER-IP dst,dst")),
+        "{:?}",
+        services_rules(&node)
+    );
+
+    let restart = node.dataplane(&sets).sync(&state, true).await;
+    assert!(restart.complete(), "{restart:?}");
+    assert!(
+        restart.applied.is_empty() && restart.drift.is_empty(),
+        "{restart:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drift_in_sets_and_addresses_is_repaired_and_counted_by_kind() {
+    let (node, sets, mut dp, state) = synced().await;
+    sets.sets().flush("KUBE-CLUSTER-IP");
+    node.link.link().bound.clear();
+    let full = dp.sync(&state, true).await;
+    assert!(full.complete(), "{full:?}");
+    assert_eq!(full.drift, [("address", 1), ("ipset_entry", 1)].into());
+    assert_eq!(full.applied, [("address", 1), ("ipset_entry", 1)].into());
+}
+
+/// Breaks one table of `node`.
+fn break_one(node: &Node, sets: &FakeSets, part: Part) {
+    match part {
+        Part::Ipvs => node.ipvs.table().unreadable = true,
+        Part::Address => node.link.link().gone = true,
+        Part::Ipset => sets.sets().unlistable = true,
+        Part::Iptables => lock(&node.rules).fail(Family::V4, Some(Failure::Read)),
+        Part::Conntrack => unreachable!("TCP only: conntrack has nothing to do"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_part_that_cannot_be_synced_is_the_only_one_broken() {
+    for part in [Part::Ipvs, Part::Address, Part::Ipset, Part::Iptables] {
+        let node = Node::default();
+        let sets = node.sets();
+        break_one(&node, &sets, part);
+        let summary = node.dataplane(&sets).sync(&web(), false).await;
+        assert_eq!(summary.broken, [part], "{summary:?}");
+        assert_eq!(summary.failed, [(part.as_str(), 1)].into(), "{summary:?}");
+        // The strand alongside still synced.
+        if part == Part::Iptables || part == Part::Ipset {
+            assert_eq!(node.ipvs.table().listing().len(), 1, "{part}");
+        } else {
+            assert!(sets.sets().members("KUBE-CLUSTER-IP").is_some(), "{part}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
+    let (node, sets, mut dp, state) = synced().await;
+    // An IPv6 set of kube-proxy's on this IPv4-only node, which a rule still uses.
+    let v6 = reconcile::ipsets::spec(desired::SetKind::ClusterIp, IpFamily::V6);
+    let name = v6.name().to_string();
+    super::SetTable::sync_listed(&mut sets.clone(), &v6, None, Vec::new()).expect("created");
+    let rule = Rule::parse(&format!("-m set --match-set {name} dst,dst -j ACCEPT")).expect("rule");
+    lock(&node.rules).edit(Family::V4, Table::Filter, |t| {
+        let input = t
+            .chains
+            .iter_mut()
+            .find(|c| c.name.as_str() == "INPUT")
+            .expect("INPUT");
+        input.rules.push(rule);
+    });
+    let kept = dp.sync(&state, false).await;
+    assert!(kept.complete() && kept.failed.is_empty(), "{kept:?}");
+    assert!(
+        sets.sets().names().contains(&name),
+        "a referenced set was destroyed"
+    );
+    lock(&node.rules).edit(Family::V4, Table::Filter, |t| {
+        for chain in &mut t.chains {
+            chain.rules.retain(|r| !r.to_string().contains(&name));
+        }
+    });
+    let gone = dp.sync(&state, false).await;
+    assert_eq!(gone.applied.get("ipset"), Some(&1), "{gone:?}");
+    assert!(!sets.sets().names().contains(&name));
+}

@@ -1,0 +1,53 @@
+//! The kernel step of the pipeline (sources → model → desired state → plan →
+//! **dataplane** → kernel), for both proxy modes: reads what the kernel
+//! holds, has crate `reconcile` plan the difference, applies it, and says in
+//! a [`SyncSummary`] what it did and which [`Part`]s could not be synced.
+//!
+//! - [`ipvs`]: IPVS mode (virtual servers, `kube-ipvs0`, ipsets, helper
+//!   chains);
+//! - [`iptables`]: kube-proxy's iptables mode, the fallback without IPVS;
+//! - `tables`: the one way both apply iptables tables, and what a failure
+//!   there means;
+//! - `conntrack`: stale UDP flow cleanup, in both modes;
+//! - [`cleanup()`]: `--cleanup`, removing everything of ours.
+//!
+//! The sync loop is generic over [`Dataplane`], so a mode's desired state
+//! can only ever reach its own dataplane.
+
+mod cleanup;
+mod conntrack;
+mod error;
+#[cfg(test)]
+mod fake;
+#[cfg(test)]
+mod fixtures;
+pub mod iptables;
+pub mod ipvs;
+mod summary;
+mod tables;
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::net::IpAddr;
+
+pub use cleanup::cleanup;
+pub use error::{Cause, Error};
+pub use summary::{Counts, Part, SyncSummary};
+
+/// A mode's dataplane: what the sync loop calls.
+pub trait Dataplane {
+    /// The desired state it programs.
+    type State;
+
+    /// Brings the kernel to `state`; a `full` (periodic) sync also reads back and
+    /// repairs what others changed. Nothing fails the sync as a whole: failed
+    /// operations are counted in the summary, and a part that could not be synced at
+    /// all is recorded as broken (then health does not advance).
+    fn sync(&mut self, state: &Self::State, full: bool) -> impl Future<Output = SyncSummary>;
+
+    /// The node's own interface addresses (NodePorts listen there).
+    ///
+    /// # Errors
+    /// When they cannot be listed.
+    fn node_addresses(&self) -> impl Future<Output = Result<BTreeSet<IpAddr>, Error>>;
+}
