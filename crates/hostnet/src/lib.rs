@@ -6,16 +6,25 @@
 //!   address, kept down as kube-proxy keeps it, its addresses synced by diff;
 //! - [`sysctl`]: the sysctls kube-proxy's IPVS mode sets, written only when
 //!   they differ;
+//! - [`conntrack`]: kube-proxy's conntrack sysctls (table size, hash size,
+//!   timeouts);
+//! - [`oom`]: the process's `oom_score_adj`, as kube-proxy sets its own;
 //! - [`modules`]: which kernel modules IPVS mode needs are loaded, built in
 //!   or missing, loading them with `modprobe`.
 
 pub mod addresses;
+pub mod conntrack;
 pub mod dummy;
 pub mod modules;
+pub mod oom;
 pub mod sysctl;
 
+pub use conntrack::{
+    ConntrackError, ConntrackSettings, HASHSIZE, Hashsize, conntrack_max, sysfs_writable,
+};
 pub use dummy::{AddressChanges, DummyLink, KUBE_IPVS0, LinkError};
 pub use modules::{Missing, ModuleError, ModuleState, Modules, ipvs_modules};
+pub use oom::{OomError, set_oom_score_adj};
 pub use sysctl::{
     ARP_ANNOUNCE, ARP_IGNORE, BRIDGE_NF_CALL_IPTABLES, Check, Ensured, IP_FORWARD, KernelVersion,
     Key, Setting, SysctlError, Sysctls, VS_CONN_REUSE_MODE, VS_CONNTRACK, VS_EXPIRE_NODEST_CONN,
