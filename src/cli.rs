@@ -72,6 +72,8 @@ pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
 /// logging flags still apply.
 #[derive(Debug, Parser)]
 #[command(name = "kube-ipvs-proxy", version = VERSION, about, max_term_width = 100)]
+// As with kube-proxy's flags (pflag), a flag given twice takes its last value.
+#[command(args_override_self = true)]
 pub(crate) struct Cli {
     /// Read kube-proxy's configuration file (KubeProxyConfiguration,
     /// kubeproxy.config.k8s.io/v1alpha1). As in kube-proxy, the file replaces the flags that

@@ -280,7 +280,7 @@ impl KubeProxyConfiguration {
         let strict = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text));
         let (config, duplicates): (KubeProxyConfiguration, Vec<String>) = match strict {
             Ok(config) => (config, Vec::new()),
-            Err(e) if e.inner().to_string().starts_with("duplicate ") => {
+            Err(e) if is_duplicate(e.inner()) => {
                 let loose: Loose = serde_yaml::from_str(text).map_err(|_| field_error(e))?;
                 let config = serde_path_to_error::deserialize(loose.value).map_err(field_error)?;
                 (config, loose.duplicates)
@@ -342,6 +342,13 @@ impl KubeProxyConfiguration {
     }
 }
 
+/// Whether strict decoding failed on a duplicate key (serde's "duplicate field" for a
+/// struct, serde_yaml's "duplicate entry" for a map).
+fn is_duplicate(e: &serde_yaml::Error) -> bool {
+    let message = e.to_string();
+    message.contains("duplicate field `") || message.contains("duplicate entry with key")
+}
+
 /// A YAML document decoded as the lenient decoder does: in a mapping, the last of
 /// duplicate keys wins; the duplicates are listed by path.
 #[derive(Debug)]
@@ -392,7 +399,7 @@ impl<'de> serde::de::Visitor<'de> for LooseVisitor {
         Ok(Loose::plain(serde_yaml::Value::Null))
     }
     fn visit_none<E>(self) -> Result<Loose, E> {
-        self.visit_unit()
+        Ok(Loose::plain(serde_yaml::Value::Null))
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
         Loose::deserialize(d)
@@ -450,7 +457,9 @@ mod tests {
              clientConnection:\n  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\n  qps: 5\n\
              conntrack:\n  maxPerCore: 32768\n  tcpEstablishedTimeout: 24h0m0s\n"
         );
-        let c = KubeProxyConfiguration::parse("c.yaml", &text).expect("valid");
+        let decoded = KubeProxyConfiguration::parse("c.yaml", &text).expect("valid");
+        assert!(decoded.lenient.is_empty(), "{:?}", decoded.lenient);
+        let c = decoded.config;
         let ipvs = c.ipvs.expect("ipvs");
         assert_eq!(ipvs.scheduler.as_deref(), Some("lc"));
         assert_eq!(ipvs.sync_period, Some(GoDuration(Duration::from_secs(60))));
@@ -461,17 +470,32 @@ mod tests {
         assert_eq!(c.cluster_cidr.as_deref(), Some("10.244.0.0/16"));
     }
 
+    /// kube-proxy's `loadConfig`: strict decoding fails on unknown and duplicate fields,
+    /// lenient decoding then drops the unknown ones and keeps the last duplicate.
     #[test]
-    fn unknown_field_is_named() {
-        let err =
-            KubeProxyConfiguration::parse("c.yaml", &format!("{HEADER}ipvs:\n  schedular: rr\n"))
-                .expect_err("unknown");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("ipvs.schedular") || msg.contains("schedular"),
-            "{msg}"
+    fn unknown_and_duplicate_fields_are_decoded_leniently_and_named() {
+        let decoded = KubeProxyConfiguration::parse(
+            "c.yaml",
+            &format!(
+                "{HEADER}mode: ipvs\nfutureField: 1\nipvs:\n  schedular: rr\n  scheduler: lc\n\
+                 conntrack:\n  maxPerCore: 1\n  maxPerCore: 0\n"
+            ),
+        )
+        .expect("lenient");
+        assert_eq!(
+            decoded.lenient,
+            ["futureField", "ipvs.schedular", "conntrack.maxPerCore"]
         );
-        assert!(msg.starts_with("c.yaml: field ipvs"), "{msg}");
+        let c = decoded.config;
+        assert_eq!(c.ipvs.and_then(|i| i.scheduler).as_deref(), Some("lc"));
+        assert_eq!(c.conntrack.and_then(|c| c.max_per_core), Some(0));
+        // A wrong type is still an error, also when a duplicate made decoding lenient.
+        let err = KubeProxyConfiguration::parse(
+            "c.yaml",
+            &format!("{HEADER}mode: ipvs\nmode: ipvs\nipvs:\n  strictARP: maybe\n"),
+        )
+        .expect_err("type");
+        assert!(err.to_string().contains("field ipvs.strictARP"), "{err}");
     }
 
     #[test]

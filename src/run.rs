@@ -106,7 +106,7 @@ async fn run_mode<D: Dataplane>(
         model: Model::new(filter.clone(), node_name.clone()).without_pods(),
         state: None,
         node_name: node_name.clone(),
-        node_ips: cli.node_ips.clone(),
+        node_ips: settings.node_ips.clone(),
         interfaces: None,
     };
     let mut invalid = Vec::new();
@@ -274,17 +274,15 @@ async fn serve<D: Dataplane>(
         metrics: Arc::clone(&metrics),
         mode: D::MODE.as_str(),
     };
-    let endpoints = server::bind(
+    server::serve(
         settings.healthz_bind_address,
         settings.metrics_bind_address,
+        settings.bind_address_hard_fail,
         shared,
     )
     .await?;
-    tokio::spawn(async move {
-        if let Err(e) = endpoints.await {
-            tracing::error!(error = %e, "the health and metrics endpoints stopped");
-        }
-    });
+    crate::node_setup::conntrack(&settings.conntrack)?;
+    crate::node_setup::oom_score_adj(settings.oom_score_adj);
     let dataplane = D::start(settings)
         .await
         .with_context(|| format!("starting the {} dataplane", D::MODE))?;

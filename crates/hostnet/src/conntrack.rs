@@ -59,6 +59,27 @@ pub fn conntrack_max(max_per_core: i32, min: i32, cpus: usize) -> Option<u64> {
     Some(scaled.max(floor))
 }
 
+/// The CPU count kube-proxy scales `maxPerCore` by: the online CPUs (it asks
+/// cAdvisor, which reads `/sys/devices/system/cpu`), given the text of
+/// `/sys/devices/system/cpu/online` (`0-3,6,8-9`).
+///
+/// ```
+/// use hostnet::online_cpus;
+/// assert_eq!(online_cpus("0-3,6,8-9\n"), Some(7));
+/// assert_eq!(online_cpus("0\n"), Some(1));
+/// assert_eq!(online_cpus(""), None);
+/// ```
+pub fn online_cpus(online: &str) -> Option<usize> {
+    let mut count = 0;
+    for part in online.trim().split(',').filter(|p| !p.is_empty()) {
+        count += match part.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().ok()?.checked_sub(a.parse().ok()?)? + 1,
+            None => part.parse::<usize>().map(|_| 1).ok()?,
+        };
+    }
+    (count > 0).then_some(count)
+}
+
 /// What [`ConntrackSettings::apply`] did with the hash size.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Hashsize {

@@ -20,7 +20,8 @@ pub mod oom;
 pub mod sysctl;
 
 pub use conntrack::{
-    ConntrackError, ConntrackSettings, HASHSIZE, Hashsize, conntrack_max, sysfs_writable,
+    ConntrackError, ConntrackSettings, HASHSIZE, Hashsize, conntrack_max, online_cpus,
+    sysfs_writable,
 };
 pub use dummy::{AddressChanges, DummyLink, KUBE_IPVS0, LinkError};
 pub use modules::{Missing, ModuleError, ModuleState, Modules, ipvs_modules};
