@@ -143,7 +143,7 @@ fn with_a_config_file_kube_proxys_flags_are_ignored_with_a_warning() {
         "{from_file}"
     );
     assert!(
-        from_file.contains("dst,dst ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ"),
+        from_file.contains("-A KUBE-SERVICES ! -s 10.244.0.0/16 -m comment"),
         "{from_file}"
     );
     let out = daemon(&[
