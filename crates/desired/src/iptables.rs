@@ -391,15 +391,15 @@ impl Builder<'_> {
             .push("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ".to_owned());
         self.filter
             .push("-A KUBE-SOURCE-RANGES-FIREWALL -j DROP".to_owned());
-        // kube-proxy writes `-s IP -m ipvs --vaddr IP --vproto tcp`; `iptables-save` prints
-        // the addresses with their prefix length and the protocol's number.
+        // kube-proxy writes `-s IP -m ipvs --vaddr IP --vproto tcp --vport P`; `iptables-save`
+        // prints the source with its prefix length, `--vproto` first and as a number.
         let host = match self.family {
             IpFamily::V4 => 32,
             IpFamily::V6 => 128,
         };
         for d in self.state.out_filter(self.family) {
             self.filter.push(format!(
-                "-A KUBE-IPVS-OUT-FILTER -s {ip}/{host} -m ipvs --vaddr {ip}/{host} --vproto {} --vport {} -j DROP",
+                "-A KUBE-IPVS-OUT-FILTER -s {ip}/{host} -m ipvs --vproto {} --vaddr {ip} --vport {} -j DROP",
                 d.protocol.number(),
                 d.port,
                 ip = d.addr

@@ -120,7 +120,15 @@ fn not_read_back(ns: &Netns, dir: &Path, state: &DesiredState, backend: &str) ->
                 .iter()
                 .chain(&rules.filter)
                 .filter(|r| !saved.contains(r.as_str()))
-                .map(|r| format!("{tool}{suffix}: {r}")),
+                .map(|r| {
+                    let chain = r.split(' ').take(2).collect::<Vec<_>>().join(" ");
+                    let printed: Vec<&str> = saved
+                        .iter()
+                        .filter(|l| l.starts_with(&format!("{chain} ")))
+                        .copied()
+                        .collect();
+                    format!("{tool}{suffix}: {r}\n  {chain} as saved: {printed:#?}")
+                }),
         );
     }
     differ
