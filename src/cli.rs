@@ -418,8 +418,8 @@ pub(crate) struct AlwaysFlags {
     #[arg(long, value_name = "URL")]
     pub(crate) master: Option<String>,
 
-    /// Accepted, not honoured (warned): the default configuration is not written, the proxy
-    /// starts.
+    /// Write the effective configuration (defaults and flags) to FILE as a
+    /// KubeProxyConfiguration, then exit.
     #[arg(long, value_name = "FILE")]
     pub(crate) write_config_to: Option<PathBuf>,
 

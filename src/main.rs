@@ -10,6 +10,7 @@ mod node_info;
 mod run;
 mod settings;
 mod unhonoured;
+mod write_config;
 
 mod dataplane;
 mod health;
@@ -48,6 +49,18 @@ fn main() -> std::process::ExitCode {
     memory::no_huge_pages();
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
+    }
+    if let Some(path) = &cli.always.write_config_to {
+        return match std::fs::write(path, write_config::render(&settings)) {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "wrote the configuration");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kube-ipvs-proxy: writing {}: {e}", path.display());
+                std::process::ExitCode::FAILURE
+            }
+        };
     }
     if cli.init_only {
         return match node_setup::conntrack(&settings.conntrack) {

@@ -77,9 +77,13 @@ pub(crate) struct Settings {
     pub(crate) bind_address_hard_fail: bool,
     /// `--conntrack-*` / `conntrack.*`.
     pub(crate) conntrack: hostnet::ConntrackSettings,
+    /// `conntrack.maxPerCore` and `conntrack.min`, which gave `conntrack.max`.
+    pub(crate) conntrack_per_core: (i32, i32),
     /// `--oom-score-adj` / `oomScoreAdj`.
     pub(crate) oom_score_adj: i32,
-    /// `-v` / `logging.verbosity` as a tracing filter (`RUST_LOG` wins when set).
+    /// `-v` / `logging.verbosity`.
+    pub(crate) verbosity: u32,
+    /// [`Settings::verbosity`] as a tracing filter (`RUST_LOG` wins when set).
     pub(crate) log_filter: &'static str,
     /// `--service-proxy-name`.
     pub(crate) service_proxy_name: Option<String>,
@@ -388,7 +392,8 @@ impl Settings {
                 format!("{oom_score_adj} is not in -1000..=1000"),
             ));
         }
-        let conntrack = Self::conntrack(&flags, file.conntrack.or(linux.conntrack))?;
+        let (conntrack, conntrack_per_core) =
+            Self::conntrack(&flags, file.conntrack.or(linux.conntrack))?;
         let verbosity = cli.always.verbosity.or_else(|| {
             file.logging
                 .as_ref()
@@ -451,7 +456,9 @@ impl Settings {
                 .or(file.bind_address_hard_fail)
                 .unwrap_or(false),
             conntrack,
+            conntrack_per_core,
             oom_score_adj,
+            verbosity: verbosity.unwrap_or(0),
             log_filter: log_filter(verbosity.unwrap_or(0)),
             service_proxy_name: cli.service_proxy_name.clone(),
             warnings,
@@ -459,11 +466,12 @@ impl Settings {
     }
 
     /// kube-proxy's conntrack settings and defaults (`maxPerCore` 32768, `min` 131072,
-    /// `tcpEstablishedTimeout` 24h, `tcpCloseWaitTimeout` 1h, the rest left alone).
+    /// `tcpEstablishedTimeout` 24h, `tcpCloseWaitTimeout` 1h, the rest left alone), with
+    /// `maxPerCore` and `min`.
     fn conntrack(
         flags: &KubeProxyFlags,
         file: Option<crate::kubeproxy_config::Conntrack>,
-    ) -> Result<hostnet::ConntrackSettings, SettingsError> {
+    ) -> Result<(hostnet::ConntrackSettings, (i32, i32)), SettingsError> {
         let file = file.unwrap_or_default();
         let max_per_core = flags
             .conntrack_max_per_core
@@ -476,7 +484,7 @@ impl Settings {
         if min < 0 {
             return Err(invalid("conntrack.min", "must be 0 or more"));
         }
-        Ok(hostnet::ConntrackSettings {
+        let settings = hostnet::ConntrackSettings {
             max: hostnet::conntrack_max(max_per_core, min, cpus()),
             tcp_established_timeout: conntrack_timeout(
                 flags.conntrack_tcp_timeout_established,
@@ -502,7 +510,8 @@ impl Settings {
                 file.udp_stream_timeout,
                 Duration::ZERO,
             ),
-        })
+        };
+        Ok((settings, (max_per_core, min)))
     }
 }
 

@@ -42,7 +42,7 @@ pub(crate) fn warnings(
         .flatten()
         .any(|v| !is_zero(v))
         || file.windows_run_as_service == Some(true);
-    let checks: [(bool, String, &str); 20] = [
+    let checks: [(bool, String, &str); 19] = [
         (
             nftables,
             "nftables.*".into(),
@@ -145,11 +145,6 @@ pub(crate) fn warnings(
             text(&always.master),
             "--master".into(),
             "the API server comes from the kubeconfig or the in-cluster configuration",
-        ),
-        (
-            always.write_config_to.is_some(),
-            "--write-config-to".into(),
-            "no file is written and the proxy starts",
         ),
         (
             text(&always.boot_id_file) || text(&always.machine_id_file),
