@@ -102,3 +102,30 @@ fn netns_a_held_port_is_fatal_with_bind_address_hard_fail() {
         "{stderr}"
     );
 }
+
+/// The kubeadm-shaped file with every field set plus an unknown one
+/// (`testdata/kubeadm-kube-proxy-every-field.conf`): the daemon starts and syncs, with one
+/// warning for the unknown field and one for the flags `--config` overrides.
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_a_kubeadm_config_with_every_field_starts() {
+    let ns = Netns::new("everyfield");
+    let cluster = cluster();
+    let config = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/kubeadm-kube-proxy-every-field.conf")
+        .display()
+        .to_string();
+    let daemon = Daemon::start(&ns, bin(), &cluster, &["--config", &config]);
+    daemon.eventually("a sync", || daemon.syncs() > 0);
+    let log = daemon.log();
+    assert_eq!(
+        log.matches("unknown or duplicate field(s) futureField")
+            .count(),
+        1,
+        "{log}"
+    );
+    assert!(
+        log.contains("--conntrack-max-per-core ignored: as in kube-proxy"),
+        "{log}"
+    );
+}
