@@ -43,7 +43,7 @@ fn main() -> std::process::ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(settings.log_filter)),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(settings.log_filter())),
         )
         .init();
     memory::no_huge_pages();

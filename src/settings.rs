@@ -83,8 +83,6 @@ pub(crate) struct Settings {
     pub(crate) oom_score_adj: i32,
     /// `-v` / `logging.verbosity`.
     pub(crate) verbosity: u32,
-    /// [`Settings::verbosity`] as a tracing filter (`RUST_LOG` wins when set).
-    pub(crate) log_filter: &'static str,
     /// `--service-proxy-name`.
     pub(crate) service_proxy_name: Option<String>,
     /// What the daemon logs as warnings at start: settings accepted but not honoured,
@@ -126,15 +124,6 @@ fn bind_address(
         .parse::<IpAddr>()
         .map(|ip| Some(SocketAddr::new(ip, port)))
         .map_err(|_| invalid(setting, format!("{value:?} is not an IP or IP:port")))
-}
-
-/// kube-proxy's `-v` levels as a tracing filter: klog's V(2) is still routine detail.
-fn log_filter(verbosity: u32) -> &'static str {
-    match verbosity {
-        0..=2 => "info",
-        3..=4 => "debug",
-        _ => "trace",
-    }
 }
 
 /// A duration of the file or a flag; in the file a zero means "the default", as in
@@ -459,7 +448,6 @@ impl Settings {
             conntrack_per_core,
             oom_score_adj,
             verbosity: verbosity.unwrap_or(0),
-            log_filter: log_filter(verbosity.unwrap_or(0)),
             service_proxy_name: cli.service_proxy_name.clone(),
             warnings,
         })
@@ -516,6 +504,16 @@ impl Settings {
 }
 
 impl Settings {
+    /// kube-proxy's `-v` level as a tracing filter (`RUST_LOG` wins when set): klog's V(2)
+    /// is still routine detail.
+    pub(crate) fn log_filter(&self) -> &'static str {
+        match self.verbosity {
+            0..=2 => "info",
+            3..=4 => "debug",
+            _ => "trace",
+        }
+    }
+
     /// The effective settings as `# key: value` comment lines, printed at the top of a text
     /// dry run so operators see what the merged configuration amounted to.
     pub(crate) fn summary(&self) -> String {
@@ -627,7 +625,7 @@ mod tests {
         );
         assert_eq!(flagged.desired.scheduler, Scheduler::Rr);
         assert_eq!(flagged.hostname_override.as_deref(), Some("from-flag"));
-        assert_eq!(flagged.log_filter, "debug");
+        assert_eq!(flagged.log_filter(), "debug");
         assert!(
             flagged.warnings.iter().any(|w| w
                 == "--proxy-mode, --ipvs-scheduler ignored: as in kube-proxy, these \

@@ -13,13 +13,8 @@ pub(crate) fn warnings(
     always: &AlwaysFlags,
 ) -> Vec<String> {
     let client = file.client_connection.as_ref();
-    let logging = |key: &str| {
-        file.logging
-            .as_ref()
-            .and_then(|l| l.get(key))
-            .filter(|v| !is_zero(v))
-            .is_some()
-    };
+    let field = |key: &str| file.logging.as_ref().and_then(|l| l.get(key));
+    let logging = |key: &str| field(key).is_some_and(|v| !is_zero(v));
     let text = |s: &Option<String>| s.as_deref().is_some_and(|s| !s.is_empty());
     let gates = flags
         .feature_gates
@@ -107,14 +102,7 @@ pub(crate) fn warnings(
             "masqueraded traffic takes the egress interface's address",
         ),
         (
-            logging("format")
-                && !matches!(
-                    file.logging
-                        .as_ref()
-                        .and_then(|l| l.get("format"))
-                        .and_then(|f| f.as_str()),
-                    Some("text")
-                ),
+            logging("format") && field("format").and_then(|f| f.as_str()) != Some("text"),
             "logging.format".into(),
             "logs are text lines on stderr",
         ),

@@ -207,6 +207,6 @@ mod tests {
         .expect("valid");
         assert_eq!(first.summary(), second.summary(), "{text}");
         assert_eq!(second.hostname_override.as_deref(), Some("worker-1"));
-        assert_eq!(second.log_filter, "debug");
+        assert_eq!(second.log_filter(), "debug");
     }
 }
