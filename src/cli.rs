@@ -1,10 +1,11 @@
 //! Command-line flags. Names follow kube-proxy's where kube-proxy has the flag.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::IpAddr;
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 
-use clap::{Parser, ValueEnum};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
 use crate::kubeproxy_config::GoDuration;
 
@@ -56,7 +57,8 @@ fn port_range(s: &str) -> Result<RangeInclusive<u16>, String> {
     Ok(range)
 }
 
-fn duration(s: &str) -> Result<std::time::Duration, String> {
+/// A Go duration, as kube-proxy's duration flags take it.
+pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
     GoDuration::parse(s)
         .map(|d| d.0)
         .ok_or_else(|| format!("{s:?} is not a duration like 30s, 1m0s or 500ms"))
@@ -64,12 +66,19 @@ fn duration(s: &str) -> Result<std::time::Duration, String> {
 
 /// A Kubernetes service proxy that programs the kernel's IPVS load balancer, with kube-proxy's
 /// IPVS-mode semantics.
+///
+/// Every flag of kube-proxy is accepted. As in kube-proxy, with --config the flags that set a
+/// field of the file are ignored (with a warning naming them); --hostname-override and the
+/// logging flags still apply.
 #[derive(Debug, Parser)]
 #[command(name = "kube-ipvs-proxy", version = VERSION, about, max_term_width = 100)]
+// As with kube-proxy's flags (pflag), a flag given twice takes its last value.
+#[command(args_override_self = true)]
 pub(crate) struct Cli {
     /// Read kube-proxy's configuration file (KubeProxyConfiguration,
-    /// kubeproxy.config.k8s.io/v1alpha1). Flags given on the command line override its
-    /// fields. An unknown field or a wrong type is an error (exit code 2).
+    /// kubeproxy.config.k8s.io/v1alpha1). As in kube-proxy, the file replaces the flags that
+    /// set its fields. Unknown or duplicate fields are dropped with one warning; a wrong type
+    /// is an error (exit code 2).
     #[arg(long, value_name = "FILE")]
     pub(crate) config: Option<PathBuf>,
 
@@ -87,8 +96,14 @@ pub(crate) struct Cli {
     /// Remove everything this proxy programs on the node (the IPVS virtual servers it owns,
     /// kube-ipvs0, its iptables chains and jumps, kube-proxy's ipsets), then exit 0. Other IPVS
     /// services and chains are left alone; running it twice is harmless.
-    #[arg(long, conflicts_with = "dry_run")]
+    #[arg(long, conflicts_with = "dry_run", value_name = "BOOL", num_args = 0..=1,
+          require_equals = true, default_missing_value = "true", default_value = "false")]
     pub(crate) cleanup: bool,
+
+    /// Set the conntrack sysctls (conntrack.*), which need full root privileges, then exit 0.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", default_value = "false")]
+    pub(crate) init_only: bool,
 
     /// Format of --dry-run.
     #[arg(long, value_enum, default_value_t = Output::Text)]
@@ -96,6 +111,7 @@ pub(crate) struct Cli {
 
     /// This node's name (default: $NODE_NAME, else the host name), trimmed and lower-cased.
     /// Endpoints on this node are local; with --from-dir it picks the Node object to use.
+    /// Applies with --config too.
     #[arg(long, value_name = "NAME")]
     pub(crate) hostname_override: Option<String>,
 
@@ -103,6 +119,74 @@ pub(crate) struct Cli {
     #[arg(long = "node-ip", value_name = "IP")]
     pub(crate) node_ips: Vec<IpAddr>,
 
+    /// With proxy mode `ipvs`, exit with an error when IPVS is missing instead of falling back
+    /// to the iptables mode.
+    #[arg(long)]
+    pub(crate) no_fallback: bool,
+
+    /// The cluster's NodePort range, as given to the API server (`N-M`, `N+K` or `N`;
+    /// default 30000-32767). Virtual servers on node addresses with a port in it are this
+    /// proxy's: deleted when no Service wants them any more.
+    #[arg(long, value_name = "RANGE", value_parser = port_range)]
+    pub(crate) service_node_port_range: Option<RangeInclusive<u16>>,
+
+    /// Also implement Services labelled service.kubernetes.io/service-proxy-name=NAME (without
+    /// this flag, Services carrying that label are left to the proxy they name).
+    #[arg(long, value_name = "NAME")]
+    pub(crate) service_proxy_name: Option<String>,
+
+    /// kube-proxy's flags that set a field of its configuration file.
+    #[command(
+        flatten,
+        next_help_heading = "kube-proxy flags (ignored with --config)"
+    )]
+    pub(crate) kube_proxy: KubeProxyFlags,
+
+    /// kube-proxy's flags that apply with or without --config.
+    #[command(flatten, next_help_heading = "kube-proxy flags (also with --config)")]
+    pub(crate) always: AlwaysFlags,
+
+    /// The long names of the [`KubeProxyFlags`] given on the command line.
+    #[arg(skip)]
+    pub(crate) given: Vec<String>,
+}
+
+impl Cli {
+    /// Parses `args` (the program name first), also noting which of kube-proxy's
+    /// file-setting flags were given.
+    ///
+    /// # Errors
+    /// clap's error, to be shown as it is.
+    pub(crate) fn try_parse_args<I, T>(args: I) -> Result<Cli, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<std::ffi::OsString> + Clone,
+    {
+        let command = Cli::command();
+        let matches = command.clone().try_get_matches_from(args)?;
+        let mut cli = Cli::from_arg_matches(&matches)?;
+        cli.given = given(&command, &matches, "KubeProxyFlags");
+        Ok(cli)
+    }
+}
+
+/// The long names of the arguments of `group` given on the command line.
+fn given(command: &clap::Command, matches: &ArgMatches, group: &str) -> Vec<String> {
+    let Some(group) = command.get_groups().find(|g| g.get_id() == group) else {
+        return Vec::new();
+    };
+    group
+        .get_args()
+        .filter(|id| matches.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .filter_map(|id| command.get_arguments().find(|a| a.get_id() == id))
+        .filter_map(|a| a.get_long().map(|l| format!("--{l}")))
+        .collect()
+}
+
+/// kube-proxy's flags that set a field of `KubeProxyConfiguration` (its `AddFlags`): used
+/// only without `--config`, as in kube-proxy.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct KubeProxyFlags {
     /// kubeconfig file for the API server (default: in-cluster configuration, then
     /// $KUBECONFIG or ~/.kube/config).
     #[arg(long, value_name = "FILE")]
@@ -114,62 +198,106 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "MODE")]
     pub(crate) proxy_mode: Option<String>,
 
-    /// With proxy mode `ipvs`, exit with an error when IPVS is missing instead of falling back
-    /// to the iptables mode.
-    #[arg(long)]
-    pub(crate) no_fallback: bool,
-
     /// Default IPVS scheduler (rr, wrr, lc, wlc, lblc, lblcr, dh, sh, sed, nq, mh, fo, ovf,
     /// twos). A Service can override it with the annotation
     /// kube-ipvs-proxy.io/ipvs-scheduler. Default: rr.
     #[arg(long, value_name = "NAME")]
     pub(crate) ipvs_scheduler: Option<String>,
 
-    /// Longest interval between two full syncs of the kernel state. Default: 30s.
+    /// Longest interval between two full syncs of the kernel state, in mode ipvs. Default: 30s.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) ipvs_sync_period: Option<std::time::Duration>,
 
-    /// Shortest interval between two syncs, however often objects change. Default: 0s.
+    /// Shortest interval between two syncs, however often objects change, in mode ipvs.
+    /// Default: 0s.
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) ipvs_min_sync_period: Option<std::time::Duration>,
+
+    /// As --ipvs-sync-period, in mode iptables.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) iptables_sync_period: Option<std::time::Duration>,
+
+    /// As --ipvs-min-sync-period, in mode iptables.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) iptables_min_sync_period: Option<std::time::Duration>,
 
     /// The pods' CIDRs, comma separated (one per family): traffic to cluster IPs from outside
     /// them is masqueraded.
     #[arg(long, value_name = "CIDRS")]
     pub(crate) cluster_cidr: Option<String>,
 
+    /// How local traffic is told apart: ClusterCIDR (default), BridgeInterface,
+    /// InterfaceNamePrefix.
+    #[arg(long, value_name = "MODE")]
+    pub(crate) detect_local_mode: Option<String>,
+
+    /// The bridge of --detect-local-mode BridgeInterface.
+    #[arg(long, value_name = "NAME")]
+    pub(crate) pod_bridge_interface: Option<String>,
+
+    /// The interface name prefix of --detect-local-mode InterfaceNamePrefix.
+    #[arg(long, value_name = "PREFIX")]
+    pub(crate) pod_interface_name_prefix: Option<String>,
+
     /// Masquerade all traffic to cluster IPs.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
     pub(crate) masquerade_all: Option<bool>,
+
+    /// The bit of the fwmark that marks packets to masquerade (0-31). Default: 14.
+    #[arg(long, value_name = "BIT")]
+    pub(crate) iptables_masquerade_bit: Option<i32>,
+
+    /// Mode iptables: IPv4 NodePorts also answer on 127.0.0.0/8. Default: true.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub(crate) iptables_localhost_nodeports: Option<bool>,
 
     /// Node addresses that accept NodePort traffic: comma-separated CIDRs and/or `primary`.
     /// Default: every local address.
     #[arg(long, value_name = "CIDRS")]
     pub(crate) nodeport_addresses: Option<String>,
 
-    /// Address and port of the /healthz and /livez endpoint. Default: 0.0.0.0:10256.
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub(crate) healthz_bind_address: Option<SocketAddr>,
+    /// This node's primary IP (kube-proxy's name for it; nothing is bound to it).
+    #[arg(long, value_name = "IP")]
+    pub(crate) bind_address: Option<IpAddr>,
 
-    /// Address and port of the /metrics endpoint. Default: 127.0.0.1:10249.
+    /// Address (and port) of the /healthz and /livez endpoint; empty disables it.
+    /// Default: 0.0.0.0:10256.
     #[arg(long, value_name = "ADDR:PORT")]
-    pub(crate) metrics_bind_address: Option<SocketAddr>,
+    pub(crate) healthz_bind_address: Option<String>,
+
+    /// Address (and port) of the /metrics endpoint; empty disables it. Default:
+    /// 127.0.0.1:10249.
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub(crate) metrics_bind_address: Option<String>,
+
+    /// Deprecated in kube-proxy: the healthz port when --healthz-bind-address has none; 0
+    /// disables the endpoint.
+    #[arg(long, value_name = "PORT")]
+    pub(crate) healthz_port: Option<u16>,
+
+    /// Deprecated in kube-proxy: the metrics port when --metrics-bind-address has none; 0
+    /// disables the endpoint.
+    #[arg(long, value_name = "PORT")]
+    pub(crate) metrics_port: Option<u16>,
+
+    /// Exit when the healthz or metrics address cannot be bound, instead of retrying it while
+    /// syncing goes on.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub(crate) bind_address_hard_fail: Option<bool>,
 
     /// Set arp_ignore=1 and arp_announce=2 so the node does not answer ARP for addresses on
     /// kube-ipvs0.
-    #[arg(long, value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
     pub(crate) ipvs_strict_arp: Option<bool>,
 
     /// Comma-separated CIDRs whose IPVS virtual servers are never deleted (keepalived, other
     /// load balancers on the node).
     #[arg(long, value_name = "CIDRS")]
     pub(crate) ipvs_exclude_cidrs: Option<String>,
-
-    /// The cluster's NodePort range, as given to the API server (`N-M`, `N+K` or `N`;
-    /// default 30000-32767). Virtual servers on node addresses with a port in it are this
-    /// proxy's: deleted when no Service wants them any more.
-    #[arg(long, value_name = "RANGE", value_parser = port_range)]
-    pub(crate) service_node_port_range: Option<RangeInclusive<u16>>,
 
     /// IPVS idle timeout of TCP connections; 0 keeps the kernel's (900s).
     #[arg(long, value_name = "DURATION", value_parser = duration)]
@@ -183,8 +311,123 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "DURATION", value_parser = duration)]
     pub(crate) ipvs_udp_timeout: Option<std::time::Duration>,
 
-    /// Also implement Services labelled service.kubernetes.io/service-proxy-name=NAME (without
-    /// this flag, Services carrying that label are left to the proxy they name).
-    #[arg(long, value_name = "NAME")]
-    pub(crate) service_proxy_name: Option<String>,
+    /// oom_score_adj of this process, -1000 to 1000. Default: -999.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub(crate) oom_score_adj: Option<i32>,
+
+    /// nf_conntrack_max is this times the CPU count (at least --conntrack-min); 0 leaves it
+    /// alone. Default: 32768.
+    #[arg(long, value_name = "N")]
+    pub(crate) conntrack_max_per_core: Option<i32>,
+
+    /// The least nf_conntrack_max. Default: 131072.
+    #[arg(long, value_name = "N")]
+    pub(crate) conntrack_min: Option<i32>,
+
+    /// nf_conntrack_tcp_timeout_established; 0 leaves it alone. Default: 24h0m0s.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) conntrack_tcp_timeout_established: Option<std::time::Duration>,
+
+    /// nf_conntrack_tcp_timeout_close_wait; 0 leaves it alone. Default: 1h0m0s.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) conntrack_tcp_timeout_close_wait: Option<std::time::Duration>,
+
+    /// Set nf_conntrack_tcp_be_liberal to 1.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub(crate) conntrack_tcp_be_liberal: Option<bool>,
+
+    /// nf_conntrack_udp_timeout; 0 leaves it alone.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) conntrack_udp_timeout: Option<std::time::Duration>,
+
+    /// nf_conntrack_udp_timeout_stream; 0 leaves it alone.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) conntrack_udp_timeout_stream: Option<std::time::Duration>,
+
+    /// Accepted, not honoured (warned): API requests are not rate limited.
+    #[arg(long, value_name = "QPS")]
+    pub(crate) kube_api_qps: Option<f32>,
+
+    /// Accepted, not honoured (warned): API requests are not rate limited.
+    #[arg(long, value_name = "N")]
+    pub(crate) kube_api_burst: Option<i32>,
+
+    /// Accepted, not honoured (warned): the API is read as JSON.
+    #[arg(long, value_name = "TYPE")]
+    pub(crate) kube_api_content_type: Option<String>,
+
+    /// Accepted, not honoured (warned): kube-proxy's feature gates (key=value,...).
+    #[arg(long, value_name = "GATES")]
+    pub(crate) feature_gates: Option<String>,
+
+    /// Accepted, not honoured (warned): there is no /debug/pprof.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub(crate) profiling: Option<bool>,
+
+    /// Accepted, not honoured (warned): no metric is hidden.
+    #[arg(long, value_name = "VERSION")]
+    pub(crate) show_hidden_metrics_for_version: Option<String>,
+
+    /// Accepted, not honoured (warned): objects are watched, never re-listed on a timer.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) config_sync_period: Option<std::time::Duration>,
+}
+
+/// kube-proxy's flags that apply with or without `--config`: the logging flags (its
+/// `logsapi.AddFlags`), and the few kube-proxy reads outside the file.
+#[derive(Debug, Clone, Default, Args)]
+pub(crate) struct AlwaysFlags {
+    /// Log verbosity as kube-proxy's: 0-2 info, 3-4 debug, 5 and more trace. RUST_LOG, when
+    /// set, wins.
+    #[arg(short = 'v', long = "v", value_name = "LEVEL")]
+    pub(crate) verbosity: Option<u32>,
+
+    /// Accepted, not honoured (warned): per-file verbosity; use RUST_LOG.
+    #[arg(long, value_name = "PATTERNS")]
+    pub(crate) vmodule: Option<String>,
+
+    /// Accepted, not honoured (warned): logs are text.
+    #[arg(long, value_name = "FORMAT")]
+    pub(crate) logging_format: Option<String>,
+
+    /// Accepted, not honoured (warned): logs are written at once.
+    #[arg(long, value_name = "DURATION")]
+    pub(crate) log_flush_frequency: Option<String>,
+
+    /// Accepted, not honoured (warned): every log line goes to stderr.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub(crate) log_text_split_stream: Option<bool>,
+
+    /// Accepted, not honoured (warned).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) log_text_info_buffer_size: Option<String>,
+
+    /// Accepted, not honoured (warned): every log line goes to stderr.
+    #[arg(long, value_name = "BOOL", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true")]
+    pub(crate) log_json_split_stream: Option<bool>,
+
+    /// Accepted, not honoured (warned).
+    #[arg(long, value_name = "SIZE")]
+    pub(crate) log_json_info_buffer_size: Option<String>,
+
+    /// Accepted, not honoured (warned): the API server comes from the kubeconfig.
+    #[arg(long, value_name = "URL")]
+    pub(crate) master: Option<String>,
+
+    /// Write the effective configuration (defaults and flags) to FILE as a
+    /// KubeProxyConfiguration, then exit.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) write_config_to: Option<PathBuf>,
+
+    /// Accepted, not honoured (warned): cAdvisor's, which kube-proxy links.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) boot_id_file: Option<String>,
+
+    /// Accepted, not honoured (warned): cAdvisor's, which kube-proxy links.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) machine_id_file: Option<String>,
 }

@@ -1,8 +1,10 @@
 //! kube-proxy's own configuration file, `KubeProxyConfiguration` (`kubeproxy.config.k8s.io/
 //! v1alpha1`), so an existing kube-proxy ConfigMap can be mounted as it is.
 //!
-//! Every field of v1alpha1 is accepted (fields that do not apply to IPVS mode are read and
-//! ignored); an unknown field or a wrong type is an error naming the field.
+//! Decoded as kube-proxy's `loadConfig` does: strictly first; when that fails only on
+//! unknown or duplicate fields, leniently (unknown fields dropped, the last of duplicates
+//! kept) with one warning naming them. A wrong type, a bad value or a wrong
+//! `apiVersion`/`kind` is an error naming the field.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -90,12 +92,14 @@ impl<'de> Deserialize<'de> for GoDuration {
     }
 }
 
-/// `KubeProxyConfiguration` v1alpha1. Fields that do not apply to IPVS mode (nftables,
-/// winkernel…) or that later steps will use (conntrack, client QPS) are read, type-checked and
-/// otherwise ignored for now.
-#[allow(missing_docs, dead_code)]
+/// Fields of a section that kube-proxy's v1alpha1 does not have, kept to be named.
+type Unknown = BTreeMap<String, serde_yaml::Value>;
+
+/// `KubeProxyConfiguration` v1alpha1. Every field is read and type-checked; the ones the
+/// daemon does not honour are named by [`crate::unhonoured`].
+#[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct KubeProxyConfiguration {
     pub(crate) api_version: Option<String>,
     pub(crate) kind: Option<String>,
@@ -128,33 +132,41 @@ pub(crate) struct KubeProxyConfiguration {
     pub(crate) windows: Option<serde_yaml::Value>,
     pub(crate) sync_period: Option<GoDuration>,
     pub(crate) min_sync_period: Option<GoDuration>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
 }
 
-#[allow(missing_docs, dead_code)]
+#[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ClientConnection {
     pub(crate) kubeconfig: Option<String>,
     pub(crate) accept_content_types: Option<String>,
     pub(crate) content_type: Option<String>,
     pub(crate) qps: Option<f32>,
     pub(crate) burst: Option<i32>,
-}
-
-#[allow(missing_docs, dead_code)]
-#[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub(crate) struct Iptables {
-    pub(crate) masquerade_bit: Option<i32>,
-    pub(crate) masquerade_all: Option<bool>,
-    pub(crate) localhost_node_ports: Option<bool>,
-    pub(crate) sync_period: Option<GoDuration>,
-    pub(crate) min_sync_period: Option<GoDuration>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct Iptables {
+    pub(crate) masquerade_bit: Option<i32>,
+    pub(crate) masquerade_all: Option<bool>,
+    pub(crate) localhost_node_ports: Option<bool>,
+    #[serde(rename = "snatNodeInternalIP")]
+    pub(crate) snat_node_internal_ip: Option<bool>,
+    pub(crate) sync_period: Option<GoDuration>,
+    pub(crate) min_sync_period: Option<GoDuration>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
+}
+
+#[allow(missing_docs)]
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Ipvs {
     pub(crate) sync_period: Option<GoDuration>,
     pub(crate) min_sync_period: Option<GoDuration>,
@@ -166,31 +178,37 @@ pub(crate) struct Ipvs {
     pub(crate) tcp_timeout: Option<GoDuration>,
     pub(crate) tcp_fin_timeout: Option<GoDuration>,
     pub(crate) udp_timeout: Option<GoDuration>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
 }
 
-#[allow(missing_docs, dead_code)]
+#[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Nftables {
     pub(crate) masquerade_bit: Option<i32>,
     pub(crate) masquerade_all: Option<bool>,
     pub(crate) sync_period: Option<GoDuration>,
     pub(crate) min_sync_period: Option<GoDuration>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
 }
 
-#[allow(missing_docs, dead_code)]
+#[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct DetectLocal {
     pub(crate) bridge_interface: Option<String>,
     pub(crate) interface_name_prefix: Option<String>,
     #[serde(rename = "clusterCIDRs")]
     pub(crate) cluster_cidrs: Option<Vec<String>>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
 }
 
-#[allow(missing_docs, dead_code)]
+#[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Conntrack {
     pub(crate) max_per_core: Option<i32>,
     pub(crate) min: Option<i32>,
@@ -199,25 +217,40 @@ pub(crate) struct Conntrack {
     pub(crate) tcp_be_liberal: Option<bool>,
     pub(crate) udp_timeout: Option<GoDuration>,
     pub(crate) udp_stream_timeout: Option<GoDuration>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
 }
 
-#[allow(missing_docs, dead_code)]
+#[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct Linux {
     pub(crate) masquerade_all: Option<bool>,
     pub(crate) oom_score_adj: Option<i32>,
     pub(crate) conntrack: Option<Conntrack>,
+    #[serde(flatten)]
+    pub(crate) unknown: Unknown,
 }
 
 const API_VERSION: &str = "kubeproxy.config.k8s.io/v1alpha1";
+
+/// A decoded file.
+#[derive(Debug, Default)]
+pub(crate) struct Decoded {
+    /// The configuration.
+    pub(crate) config: KubeProxyConfiguration,
+    /// Fields that made strict decoding fail, by path (`ipvs.schedular`): unknown ones,
+    /// which were dropped, and duplicate ones, of which the last was kept. Empty when the
+    /// file decoded strictly.
+    pub(crate) lenient: Vec<String>,
+}
 
 impl KubeProxyConfiguration {
     /// Reads and checks a file.
     ///
     /// # Errors
     /// [`ConfigError`] naming the field at fault.
-    pub(crate) fn load(path: &Path) -> Result<KubeProxyConfiguration, ConfigError> {
+    pub(crate) fn load(path: &Path) -> Result<Decoded, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
@@ -226,13 +259,12 @@ impl KubeProxyConfiguration {
         Self::parse(&shown, &text)
     }
 
-    /// Parses a file's text.
+    /// Parses a file's text: strictly, else leniently as kube-proxy's `loadConfig`.
     ///
     /// # Errors
     /// [`ConfigError`] naming the field at fault.
-    pub(crate) fn parse(path: &str, text: &str) -> Result<KubeProxyConfiguration, ConfigError> {
-        let de = serde_yaml::Deserializer::from_str(text);
-        let config: KubeProxyConfiguration = serde_path_to_error::deserialize(de).map_err(|e| {
+    pub(crate) fn parse(path: &str, text: &str) -> Result<Decoded, ConfigError> {
+        let field_error = |e: serde_path_to_error::Error<serde_yaml::Error>| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             let message = match inner.location() {
@@ -244,7 +276,17 @@ impl KubeProxyConfiguration {
                 field,
                 message,
             }
-        })?;
+        };
+        let strict = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text));
+        let (config, duplicates): (KubeProxyConfiguration, Vec<String>) = match strict {
+            Ok(config) => (config, Vec::new()),
+            Err(e) if is_duplicate(e.inner()) => {
+                let loose: Loose = serde_yaml::from_str(text).map_err(|_| field_error(e))?;
+                let config = serde_path_to_error::deserialize(loose.value).map_err(field_error)?;
+                (config, loose.duplicates)
+            }
+            Err(e) => return Err(field_error(e)),
+        };
         let type_error = |message: String| ConfigError::Type {
             path: path.to_owned(),
             message,
@@ -261,7 +303,141 @@ impl KubeProxyConfiguration {
                 config.kind.as_deref().unwrap_or_default()
             )));
         }
-        Ok(config)
+        let mut lenient = config.unknown_fields();
+        lenient.extend(duplicates);
+        Ok(Decoded { config, lenient })
+    }
+
+    /// The fields of the file that v1alpha1 does not have, by path.
+    fn unknown_fields(&self) -> Vec<String> {
+        let sections: [(&str, Option<&Unknown>); 8] = [
+            ("", Some(&self.unknown)),
+            (
+                "clientConnection.",
+                self.client_connection.as_ref().map(|s| &s.unknown),
+            ),
+            ("iptables.", self.iptables.as_ref().map(|s| &s.unknown)),
+            ("ipvs.", self.ipvs.as_ref().map(|s| &s.unknown)),
+            ("nftables.", self.nftables.as_ref().map(|s| &s.unknown)),
+            (
+                "detectLocal.",
+                self.detect_local.as_ref().map(|s| &s.unknown),
+            ),
+            ("conntrack.", self.conntrack.as_ref().map(|s| &s.unknown)),
+            ("linux.", self.linux.as_ref().map(|s| &s.unknown)),
+        ];
+        let mut fields: Vec<String> = sections
+            .into_iter()
+            .flat_map(|(prefix, unknown)| {
+                unknown
+                    .into_iter()
+                    .flat_map(BTreeMap::keys)
+                    .map(move |k| format!("{prefix}{k}"))
+            })
+            .collect();
+        if let Some(c) = self.linux.as_ref().and_then(|l| l.conntrack.as_ref()) {
+            fields.extend(c.unknown.keys().map(|k| format!("linux.conntrack.{k}")));
+        }
+        fields
+    }
+}
+
+/// Whether strict decoding failed on a duplicate key (serde's "duplicate field" for a
+/// struct, serde_yaml's "duplicate entry" for a map).
+fn is_duplicate(e: &serde_yaml::Error) -> bool {
+    let message = e.to_string();
+    message.contains("duplicate field `") || message.contains("duplicate entry with key")
+}
+
+/// A YAML document decoded as the lenient decoder does: in a mapping, the last of
+/// duplicate keys wins; the duplicates are listed by path.
+#[derive(Debug)]
+struct Loose {
+    value: serde_yaml::Value,
+    duplicates: Vec<String>,
+}
+
+impl Loose {
+    fn plain(value: impl Into<serde_yaml::Value>) -> Self {
+        Loose {
+            value: value.into(),
+            duplicates: Vec::new(),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Loose {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(LooseVisitor)
+    }
+}
+
+struct LooseVisitor;
+
+impl<'de> serde::de::Visitor<'de> for LooseVisitor {
+    type Value = Loose;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any YAML value")
+    }
+    fn visit_bool<E>(self, v: bool) -> Result<Loose, E> {
+        Ok(Loose::plain(v))
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Loose, E> {
+        Ok(Loose::plain(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Loose, E> {
+        Ok(Loose::plain(v))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Loose, E> {
+        Ok(Loose::plain(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Loose, E> {
+        Ok(Loose::plain(v))
+    }
+    fn visit_unit<E>(self) -> Result<Loose, E> {
+        Ok(Loose::plain(serde_yaml::Value::Null))
+    }
+    fn visit_none<E>(self) -> Result<Loose, E> {
+        Ok(Loose::plain(serde_yaml::Value::Null))
+    }
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
+        Loose::deserialize(d)
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Loose, A::Error> {
+        let mut items = Vec::new();
+        let mut duplicates = Vec::new();
+        while let Some(item) = seq.next_element::<Loose>()? {
+            let index = items.len();
+            duplicates.extend(
+                item.duplicates
+                    .into_iter()
+                    .map(|d| format!("[{index}].{d}")),
+            );
+            items.push(item.value);
+        }
+        Ok(Loose {
+            value: serde_yaml::Value::Sequence(items),
+            duplicates,
+        })
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
+        let mut mapping = serde_yaml::Mapping::new();
+        let mut duplicates = Vec::new();
+        while let Some((key, value)) = map.next_entry::<serde_yaml::Value, Loose>()? {
+            let name = match &key {
+                serde_yaml::Value::String(s) => s.clone(),
+                other => format!("{other:?}"),
+            };
+            duplicates.extend(value.duplicates.into_iter().map(|d| format!("{name}.{d}")));
+            if mapping.insert(key, value.value).is_some() {
+                duplicates.push(name);
+            }
+        }
+        Ok(Loose {
+            value: serde_yaml::Value::Mapping(mapping),
+            duplicates,
+        })
     }
 }
 
@@ -281,7 +457,9 @@ mod tests {
              clientConnection:\n  kubeconfig: /var/lib/kube-proxy/kubeconfig.conf\n  qps: 5\n\
              conntrack:\n  maxPerCore: 32768\n  tcpEstablishedTimeout: 24h0m0s\n"
         );
-        let c = KubeProxyConfiguration::parse("c.yaml", &text).expect("valid");
+        let decoded = KubeProxyConfiguration::parse("c.yaml", &text).expect("valid");
+        assert!(decoded.lenient.is_empty(), "{:?}", decoded.lenient);
+        let c = decoded.config;
         let ipvs = c.ipvs.expect("ipvs");
         assert_eq!(ipvs.scheduler.as_deref(), Some("lc"));
         assert_eq!(ipvs.sync_period, Some(GoDuration(Duration::from_secs(60))));
@@ -292,17 +470,32 @@ mod tests {
         assert_eq!(c.cluster_cidr.as_deref(), Some("10.244.0.0/16"));
     }
 
+    /// kube-proxy's `loadConfig`: strict decoding fails on unknown and duplicate fields,
+    /// lenient decoding then drops the unknown ones and keeps the last duplicate.
     #[test]
-    fn unknown_field_is_named() {
-        let err =
-            KubeProxyConfiguration::parse("c.yaml", &format!("{HEADER}ipvs:\n  schedular: rr\n"))
-                .expect_err("unknown");
-        let msg = err.to_string();
-        assert!(
-            msg.contains("ipvs.schedular") || msg.contains("schedular"),
-            "{msg}"
+    fn unknown_and_duplicate_fields_are_decoded_leniently_and_named() {
+        let decoded = KubeProxyConfiguration::parse(
+            "c.yaml",
+            &format!(
+                "{HEADER}mode: ipvs\nfutureField: 1\nipvs:\n  schedular: rr\n  scheduler: lc\n\
+                 conntrack:\n  maxPerCore: 1\n  maxPerCore: 0\n"
+            ),
+        )
+        .expect("lenient");
+        assert_eq!(
+            decoded.lenient,
+            ["futureField", "ipvs.schedular", "conntrack.maxPerCore"]
         );
-        assert!(msg.starts_with("c.yaml: field ipvs"), "{msg}");
+        let c = decoded.config;
+        assert_eq!(c.ipvs.and_then(|i| i.scheduler).as_deref(), Some("lc"));
+        assert_eq!(c.conntrack.and_then(|c| c.max_per_core), Some(0));
+        // A wrong type is still an error, also when a duplicate made decoding lenient.
+        let err = KubeProxyConfiguration::parse(
+            "c.yaml",
+            &format!("{HEADER}mode: ipvs\nmode: ipvs\nipvs:\n  strictARP: maybe\n"),
+        )
+        .expect_err("type");
+        assert!(err.to_string().contains("field ipvs.strictARP"), "{err}");
     }
 
     #[test]

@@ -9,6 +9,8 @@ mod kubeproxy_config;
 mod node_info;
 mod run;
 mod settings;
+mod unhonoured;
+mod write_config;
 
 mod health;
 mod iptables_mode;
@@ -16,27 +18,19 @@ mod ipvs_mode;
 mod memory;
 mod metrics;
 mod mode;
+mod node_setup;
 mod proxier;
 mod runner;
 mod server;
 mod service_health;
 mod sync_report;
 
-use clap::Parser;
-
 fn main() -> std::process::ExitCode {
     memory::one_arena();
-    let cli = cli::Cli::parse();
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        // Colours only on a terminal: log files and collectors get plain text.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
-    memory::no_huge_pages();
+    let cli = match cli::Cli::try_parse_args(std::env::args_os()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let settings = match settings::Settings::resolve(&cli) {
         Ok(s) => s,
         Err(e) => {
@@ -44,6 +38,40 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        // Colours only on a terminal: log files and collectors get plain text.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(settings.log_filter())),
+        )
+        .init();
+    memory::no_huge_pages();
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    if let Some(path) = &cli.always.write_config_to {
+        return match std::fs::write(path, write_config::render(&settings)) {
+            Ok(()) => {
+                tracing::info!(file = %path.display(), "wrote the configuration");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("kube-ipvs-proxy: writing {}: {e}", path.display());
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
+    if cli.init_only {
+        return match node_setup::conntrack(&settings.conntrack) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("kube-ipvs-proxy: {e:#}");
+                std::process::ExitCode::FAILURE
+            }
+        };
+    }
     // Two workers whatever the node's size: syncs run one at a time, and
     // every further thread costs memory (a stack and a malloc arena).
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -103,7 +103,7 @@ async fn run_mode<D: Proxier>(
         model: Model::new(filter.clone(), node_name.clone()).without_pods(),
         state: None,
         node_name: node_name.clone(),
-        node_ips: cli.node_ips.clone(),
+        node_ips: settings.node_ips.clone(),
         interfaces: None,
     };
     let mut invalid = Vec::new();
@@ -268,6 +268,8 @@ async fn serve<D: Proxier>(
         Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
     }
     serve_endpoints(settings, &health, &metrics, D::MODE).await?;
+    crate::node_setup::conntrack(&settings.conntrack)?;
+    crate::node_setup::oom_score_adj(settings.oom_score_adj);
     let dataplane = D::start(settings)
         .await
         .with_context(|| format!("starting the {} dataplane", D::MODE))?;
@@ -329,17 +331,13 @@ async fn serve_endpoints(
         metrics: Arc::clone(metrics),
         mode: mode.as_str(),
     };
-    let endpoints = server::bind(
+    server::serve(
         settings.healthz_bind_address,
         settings.metrics_bind_address,
+        settings.bind_address_hard_fail,
         shared,
     )
     .await?;
-    tokio::spawn(async move {
-        if let Err(e) = endpoints.await {
-            tracing::error!(error = %e, "the health and metrics endpoints stopped");
-        }
-    });
     Ok(())
 }
 

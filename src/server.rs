@@ -4,7 +4,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use axum::Router;
@@ -91,31 +91,77 @@ fn metrics_router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-/// Binds both addresses (failing early, naming the address, when one is
-/// taken) and returns the future that serves them.
-pub(crate) async fn bind(
-    healthz: SocketAddr,
-    metrics: SocketAddr,
+/// The longest wait between two tries to bind a taken address (kube-proxy retries every
+/// 5 s).
+const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
+
+/// Serves the endpoints whose address is set. With `hard_fail` (`bindAddressHardFail`) an
+/// address that cannot be bound is an error, as in kube-proxy; otherwise it is retried with
+/// backoff, logged each time, while the caller goes on syncing: the old proxy's Pod may
+/// still hold the port while it terminates.
+///
+/// # Errors
+/// With `hard_fail`, the address that could not be bound.
+pub(crate) async fn serve(
+    healthz: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+    hard_fail: bool,
     shared: Shared,
-) -> anyhow::Result<impl Future<Output = std::io::Result<()>>> {
-    let health_listener = TcpListener::bind(healthz)
-        .await
-        .with_context(|| format!("binding the healthz address {healthz}"))?;
-    let metrics_listener = TcpListener::bind(metrics)
-        .await
-        .with_context(|| format!("binding the metrics address {metrics}"))?;
-    let health = axum::serve(health_listener, health_router(shared.clone()));
-    let metrics = axum::serve(metrics_listener, metrics_router(shared));
-    Ok(async move {
-        tokio::try_join!(health.into_future(), metrics.into_future())?;
-        Ok(())
-    })
+) -> anyhow::Result<()> {
+    let endpoints = [
+        ("healthz", healthz, health_router(shared.clone())),
+        ("metrics", metrics, metrics_router(shared)),
+    ];
+    for (what, address, router) in endpoints {
+        let Some(address) = address else {
+            tracing::info!("the {what} endpoint is disabled (empty address or port 0)");
+            continue;
+        };
+        if hard_fail {
+            let listener = TcpListener::bind(address).await.with_context(|| {
+                format!("binding the {what} address {address} (bindAddressHardFail is true)")
+            })?;
+            tokio::spawn(serve_on(what, listener, router));
+        } else {
+            tokio::spawn(async move {
+                let listener = bind_retrying(what, address).await;
+                serve_on(what, listener, router).await;
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Binds `address`, retrying with backoff (1 s doubling up to [`BIND_RETRY_MAX`]) until it
+/// is free, with a warning per failed try.
+async fn bind_retrying(what: &'static str, address: SocketAddr) -> TcpListener {
+    let mut delay = Duration::from_secs(1);
+    loop {
+        match TcpListener::bind(address).await {
+            Ok(listener) => return listener,
+            Err(e) => {
+                tracing::warn!(
+                    %address, error = %e, retry_in = ?delay,
+                    "cannot bind the {what} address; retrying while syncing goes on"
+                );
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(BIND_RETRY_MAX);
+            }
+        }
+    }
+}
+
+async fn serve_on(what: &'static str, listener: TcpListener, router: Router) {
+    let address = listener.local_addr().ok();
+    tracing::info!(?address, "serving the {what} endpoint");
+    if let Err(e) = axum::serve(listener, router).await {
+        tracing::error!(error = %e, "the {what} endpoint stopped");
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     async fn get(addr: SocketAddr, path: &str) -> String {
@@ -169,5 +215,46 @@ mod tests {
             "{text}"
         );
         assert!(get(metrics_addr, "/proxyMode").await.ends_with("ipvs"));
+    }
+
+    fn shared() -> Shared {
+        Shared {
+            health: HealthState::new(Duration::from_secs(60)),
+            metrics: Arc::new(Metrics::new()),
+            mode: "ipvs",
+        }
+    }
+
+    #[tokio::test]
+    async fn a_taken_address_is_served_once_freed_or_fatal_with_hard_fail() {
+        let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = holder.local_addr().unwrap();
+        let err = serve(Some(address), None, true, shared())
+            .await
+            .expect_err("taken");
+        assert!(
+            format!("{err:#}").contains(&format!("binding the healthz address {address}")),
+            "{err:#}"
+        );
+        serve(Some(address), None, false, shared())
+            .await
+            .expect("retried in the background");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        drop(holder);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Ok(mut stream) = tokio::net::TcpStream::connect(address).await {
+                stream
+                    .write_all(b"GET /livez HTTP/1.0\r\nHost: x\r\n\r\n")
+                    .await
+                    .unwrap();
+                let mut out = String::new();
+                stream.read_to_string(&mut out).await.unwrap();
+                assert!(out.starts_with("HTTP/1.0 200"), "{out}");
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "never bound");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }

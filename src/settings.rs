@@ -1,7 +1,7 @@
 //! The effective settings: built-in defaults, overridden by the configuration file, overridden
 //! by command-line flags; validated once, here.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -10,8 +10,8 @@ use desired::{Config, LocalDetector, NodePortAddresses};
 use ipnet::IpNet;
 use model::Scheduler;
 
-use crate::cli::Cli;
-use crate::kubeproxy_config::{ConfigError, KubeProxyConfiguration};
+use crate::cli::{Cli, KubeProxyFlags};
+use crate::kubeproxy_config::{ConfigError, GoDuration, KubeProxyConfiguration};
 use crate::mode::ProxyMode;
 
 /// A setting that cannot be used; the daemon exits with code 2.
@@ -51,6 +51,8 @@ pub(crate) struct Settings {
     pub(crate) desired: Config,
     /// `--hostname-override` / `hostnameOverride`.
     pub(crate) hostname_override: Option<String>,
+    /// `--node-ip`, then `--bind-address` / `bindAddress` when it names an address.
+    pub(crate) node_ips: Vec<IpAddr>,
     /// `--kubeconfig` / `clientConnection.kubeconfig`.
     pub(crate) kubeconfig: Option<PathBuf>,
     /// `--ipvs-sync-period` / `ipvs.syncPeriod`.
@@ -66,12 +68,26 @@ pub(crate) struct Settings {
     /// `--ipvs-tcp-timeout`, `--ipvs-tcpfin-timeout`, `--ipvs-udp-timeout` (zero: keep the
     /// kernel's).
     pub(crate) ipvs_timeouts: [Duration; 3],
-    /// `--healthz-bind-address` / `healthzBindAddress`.
-    pub(crate) healthz_bind_address: SocketAddr,
-    /// `--metrics-bind-address` / `metricsBindAddress`.
-    pub(crate) metrics_bind_address: SocketAddr,
+    /// `--healthz-bind-address` / `healthzBindAddress`; `None`: not served.
+    pub(crate) healthz_bind_address: Option<SocketAddr>,
+    /// `--metrics-bind-address` / `metricsBindAddress`; `None`: not served.
+    pub(crate) metrics_bind_address: Option<SocketAddr>,
+    /// `--bind-address-hard-fail` / `bindAddressHardFail`: exit when an endpoint's address
+    /// cannot be bound, instead of retrying it.
+    pub(crate) bind_address_hard_fail: bool,
+    /// `--conntrack-*` / `conntrack.*`.
+    pub(crate) conntrack: hostnet::ConntrackSettings,
+    /// `conntrack.maxPerCore` and `conntrack.min`, which gave `conntrack.max`.
+    pub(crate) conntrack_per_core: (i32, i32),
+    /// `--oom-score-adj` / `oomScoreAdj`.
+    pub(crate) oom_score_adj: i32,
+    /// `-v` / `logging.verbosity`.
+    pub(crate) verbosity: u32,
     /// `--service-proxy-name`.
     pub(crate) service_proxy_name: Option<String>,
+    /// What the daemon logs as warnings at start: settings accepted but not honoured,
+    /// flags ignored because of `--config`, fields dropped by lenient decoding.
+    pub(crate) warnings: Vec<String>,
 }
 
 fn cidrs(setting: &'static str, items: &[String]) -> Result<Vec<IpNet>, SettingsError> {
@@ -91,41 +107,91 @@ fn split(list: &str) -> Vec<String> {
     list.split(',').map(str::to_owned).collect()
 }
 
-/// The flag, else the file's field (empty means unset), else the default.
+/// An endpoint's address as kube-proxy reads it: empty disables the endpoint, an IP alone
+/// gets `port` (its `AppendPortIfNeeded`); a port of 0 (`--healthz-port=0`) disables it.
 fn bind_address(
     setting: &'static str,
-    flag: Option<SocketAddr>,
-    file: Option<String>,
-    default: &str,
-) -> Result<SocketAddr, SettingsError> {
-    if let Some(a) = flag {
-        return Ok(a);
+    value: &str,
+    port: u16,
+) -> Result<Option<SocketAddr>, SettingsError> {
+    if value.is_empty() || port == 0 {
+        return Ok(None);
     }
-    let s = file.filter(|s| !s.is_empty());
-    let s = s.as_deref().unwrap_or(default);
-    s.parse()
-        .map_err(|_| invalid(setting, format!("{s:?} is not an address:port")))
+    if let Ok(address) = value.parse::<SocketAddr>() {
+        return Ok(Some(address));
+    }
+    value
+        .parse::<IpAddr>()
+        .map(|ip| Some(SocketAddr::new(ip, port)))
+        .map_err(|_| invalid(setting, format!("{value:?} is not an IP or IP:port")))
+}
+
+/// A duration of the file or a flag; in the file a zero means "the default", as in
+/// kube-proxy's defaulting (kubeadm writes `syncPeriod: 0s`).
+fn period(flag: Option<Duration>, file: Option<GoDuration>, default: Duration) -> Duration {
+    flag.or(file.map(|d| d.0).filter(|d| !d.is_zero()))
+        .unwrap_or(default)
+}
+
+/// A conntrack timeout: the flag, else the field (where zero, unlike [`period`], means
+/// "leave the kernel's"), else kube-proxy's default; in whole seconds, `None` for zero.
+fn conntrack_timeout(
+    flag: Option<Duration>,
+    file: Option<GoDuration>,
+    default: Duration,
+) -> Option<u64> {
+    let d = flag.or(file.map(|d| d.0)).unwrap_or(default);
+    Some(d.as_secs()).filter(|s| *s > 0)
+}
+
+fn cpus() -> usize {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .ok()
+        .and_then(|t| hostnet::online_cpus(&t))
+        .or_else(|| std::thread::available_parallelism().ok().map(Into::into))
+        .unwrap_or(1)
 }
 
 impl Settings {
-    /// Merges defaults, the `--config` file and the flags.
+    /// Merges defaults, the `--config` file and the flags with kube-proxy's precedence: with
+    /// a file, the flags that set its fields are ignored (and named in a warning).
     ///
     /// # Errors
     /// [`SettingsError`] naming the setting.
     pub(crate) fn resolve(cli: &Cli) -> Result<Settings, SettingsError> {
-        let file = match &cli.config {
-            Some(path) => KubeProxyConfiguration::load(path)?,
-            None => KubeProxyConfiguration::default(),
+        let mut warnings = Vec::new();
+        let (file, flags) = match &cli.config {
+            Some(path) => {
+                let decoded = KubeProxyConfiguration::load(path)?;
+                if !decoded.lenient.is_empty() {
+                    warnings.push(format!(
+                        "{}: using lenient decoding as strict decoding failed: unknown or duplicate \
+                         field(s) {} (unknown fields are ignored, the last of duplicates is used)",
+                        path.display(),
+                        decoded.lenient.join(", ")
+                    ));
+                }
+                if !cli.given.is_empty() {
+                    warnings.push(format!(
+                        "{} ignored: as in kube-proxy, these settings come from --config only",
+                        cli.given.join(", ")
+                    ));
+                }
+                (decoded.config, KubeProxyFlags::default())
+            }
+            None => (KubeProxyConfiguration::default(), cli.kube_proxy.clone()),
         };
+        warnings.extend(crate::unhonoured::warnings(&file, &flags, &cli.always));
         let ipvs = file.ipvs.unwrap_or_default();
         let iptables = file.iptables.unwrap_or_default();
+        let linux = file.linux.unwrap_or_default();
 
-        let mode = match (&cli.proxy_mode, &file.mode) {
+        let mode = match (&flags.proxy_mode, &file.mode) {
             (Some(flag), _) => ProxyMode::parse(flag).map_err(|e| invalid("--proxy-mode", e))?,
             (None, Some(field)) => ProxyMode::parse(field).map_err(|e| invalid("mode", e))?,
             (None, None) => ProxyMode::Ipvs,
         };
-        let scheduler = match cli
+        let scheduler = match flags
             .ipvs_scheduler
             .clone()
             .or(ipvs.scheduler)
@@ -137,7 +203,7 @@ impl Settings {
             })?,
         };
         let detect = file.detect_local.unwrap_or_default();
-        let cluster_cidrs = match (&cli.cluster_cidr, &file.cluster_cidr) {
+        let cluster_cidrs = match (&flags.cluster_cidr, &file.cluster_cidr) {
             (Some(list), _) => cidrs("clusterCIDR", &split(list))?,
             (None, Some(list)) if !list.is_empty() => cidrs("clusterCIDR", &split(list))?,
             (None, _) => cidrs(
@@ -145,35 +211,57 @@ impl Settings {
                 &detect.cluster_cidrs.clone().unwrap_or_default(),
             )?,
         };
-        let local_detector = match file.detect_local_mode.as_deref().unwrap_or("") {
+        let bridge = flags
+            .pod_bridge_interface
+            .clone()
+            .or(detect.bridge_interface)
+            .filter(|s| !s.is_empty());
+        let prefix = flags
+            .pod_interface_name_prefix
+            .clone()
+            .or(detect.interface_name_prefix)
+            .filter(|s| !s.is_empty());
+        let detect_mode = flags
+            .detect_local_mode
+            .clone()
+            .or(file.detect_local_mode)
+            .unwrap_or_default();
+        let local_detector = match detect_mode.as_str() {
             "" | "ClusterCIDR" if cluster_cidrs.is_empty() => LocalDetector::None,
             "" | "ClusterCIDR" => LocalDetector::ClusterCidr(cluster_cidrs),
-            "BridgeInterface" => {
-                LocalDetector::BridgeInterface(detect.bridge_interface.ok_or_else(|| {
-                    invalid(
-                        "detectLocal.bridgeInterface",
-                        "required by detectLocalMode BridgeInterface",
-                    )
-                })?)
+            "NodeCIDR" => {
+                warnings.push(
+                    "detectLocalMode NodeCIDR is not honoured: no traffic is told apart as \
+                     local (as ClusterCIDR without clusterCIDR)"
+                        .to_owned(),
+                );
+                LocalDetector::None
             }
-            "InterfaceNamePrefix" => LocalDetector::InterfaceNamePrefix(
-                detect.interface_name_prefix.ok_or_else(|| {
+            "BridgeInterface" => LocalDetector::BridgeInterface(bridge.ok_or_else(|| {
+                invalid(
+                    "detectLocal.bridgeInterface",
+                    "required by detectLocalMode BridgeInterface",
+                )
+            })?),
+            "InterfaceNamePrefix" => {
+                LocalDetector::InterfaceNamePrefix(prefix.ok_or_else(|| {
                     invalid(
                         "detectLocal.interfaceNamePrefix",
                         "required by detectLocalMode InterfaceNamePrefix",
                     )
-                })?,
-            ),
+                })?)
+            }
             other => {
                 return Err(invalid(
                     "detectLocalMode",
                     format!(
-                        "{other:?} is not supported (ClusterCIDR, BridgeInterface, InterfaceNamePrefix)"
+                        "{other:?} is not a mode (ClusterCIDR, NodeCIDR, BridgeInterface, \
+                         InterfaceNamePrefix)"
                     ),
                 ));
             }
         };
-        let node_port_list = match &cli.nodeport_addresses {
+        let node_port_list = match &flags.nodeport_addresses {
             Some(list) => split(list),
             None => file.node_port_addresses.unwrap_or_default(),
         };
@@ -191,7 +279,10 @@ impl Settings {
                 primary,
             }
         };
-        let masquerade_bit = iptables.masquerade_bit.unwrap_or(14);
+        let masquerade_bit = flags
+            .iptables_masquerade_bit
+            .or(iptables.masquerade_bit)
+            .unwrap_or(14);
         let masquerade_bit = u8::try_from(masquerade_bit)
             .ok()
             .filter(|b| *b <= 31)
@@ -201,52 +292,111 @@ impl Settings {
                     format!("{masquerade_bit} is not in 0-31"),
                 )
             })?;
-        let masquerade_all = cli
+        let masquerade_all = flags
             .masquerade_all
-            .or(file.linux.and_then(|l| l.masquerade_all))
+            .or(linux.masquerade_all)
             .or(iptables.masquerade_all)
             .unwrap_or(false);
-        let exclude = match &cli.ipvs_exclude_cidrs {
+        let exclude = match &flags.ipvs_exclude_cidrs {
             Some(list) => split(list),
             None => ipvs.exclude_cidrs.unwrap_or_default(),
         };
-        let healthz = bind_address(
-            "healthzBindAddress",
-            cli.healthz_bind_address,
-            file.healthz_bind_address,
-            "0.0.0.0:10256",
-        )?;
-        let metrics = bind_address(
-            "metricsBindAddress",
-            cli.metrics_bind_address,
-            file.metrics_bind_address,
-            "127.0.0.1:10249",
-        )?;
-        // As in kube-proxy's defaulting, a zero duration in the file means "the default"
-        // (kubeadm writes `syncPeriod: 0s`).
-        let period = |flag: Option<Duration>,
-                      file: Option<crate::kubeproxy_config::GoDuration>,
-                      default: Duration| {
-            flag.or(file.map(|d| d.0).filter(|d| !d.is_zero()))
-                .unwrap_or(default)
+        // bindAddress is the node's primary IP; "0.0.0.0" or "::" says nothing.
+        let bind_ip =
+            match flags.bind_address {
+                Some(ip) => Some(ip),
+                None => match file.bind_address.as_deref().filter(|s| !s.is_empty()) {
+                    Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
+                        invalid("bindAddress", format!("{s:?} is not an IP address"))
+                    })?),
+                    None => None,
+                },
+            };
+        let ipv6 = bind_ip.is_some_and(|ip| ip.is_ipv6());
+        let mut node_ips = cli.node_ips.clone();
+        if let Some(ip) = bind_ip.filter(|ip| {
+            !ip.is_unspecified() && !node_ips.iter().any(|n| n.is_ipv4() == ip.is_ipv4())
+        }) {
+            node_ips.push(ip);
+        }
+        let endpoint = |setting,
+                        flag: &Option<String>,
+                        field: Option<String>,
+                        port: Option<u16>,
+                        all: &str,
+                        default_port| {
+            let value = flag
+                .clone()
+                .or(field.filter(|s| !s.is_empty()))
+                .unwrap_or_else(|| format!("{all}:{default_port}"));
+            bind_address(setting, &value, port.unwrap_or(default_port))
         };
+        let healthz = endpoint(
+            "healthzBindAddress",
+            &flags.healthz_bind_address,
+            file.healthz_bind_address,
+            flags.healthz_port,
+            if ipv6 { "[::]" } else { "0.0.0.0" },
+            10256,
+        )?;
+        let metrics = endpoint(
+            "metricsBindAddress",
+            &flags.metrics_bind_address,
+            file.metrics_bind_address,
+            flags.metrics_port,
+            if ipv6 { "[::1]" } else { "127.0.0.1" },
+            10249,
+        )?;
         // The configured mode's section, then the top-level fields.
-        let (mode_sync_period, mode_min_sync_period) = match mode {
-            ProxyMode::Ipvs => (ipvs.sync_period, ipvs.min_sync_period),
-            ProxyMode::Iptables => (iptables.sync_period, iptables.min_sync_period),
+        let (mode_sync_period, mode_min_sync_period, flag_sync, flag_min_sync) = match mode {
+            ProxyMode::Ipvs => (
+                ipvs.sync_period,
+                ipvs.min_sync_period,
+                flags.ipvs_sync_period,
+                flags.ipvs_min_sync_period,
+            ),
+            ProxyMode::Iptables => (
+                iptables.sync_period,
+                iptables.min_sync_period,
+                flags.iptables_sync_period,
+                flags.iptables_min_sync_period,
+            ),
         };
         let sync_period = period(
-            cli.ipvs_sync_period,
+            flag_sync,
             mode_sync_period.or(file.sync_period),
             Duration::from_secs(30),
         );
         if sync_period.is_zero() {
             return Err(invalid("ipvs.syncPeriod", "must be greater than 0"));
         }
+        let oom_score_adj = flags
+            .oom_score_adj
+            .or(file.oom_score_adj)
+            .or(linux.oom_score_adj)
+            .unwrap_or(-999);
+        if !(-1000..=1000).contains(&oom_score_adj) {
+            return Err(invalid(
+                "oomScoreAdj",
+                format!("{oom_score_adj} is not in -1000..=1000"),
+            ));
+        }
+        let (conntrack, conntrack_per_core) =
+            Self::conntrack(&flags, file.conntrack.or(linux.conntrack))?;
+        let verbosity = cli.always.verbosity.or_else(|| {
+            file.logging
+                .as_ref()
+                .and_then(|l| l.get("verbosity"))
+                .and_then(serde_yaml::Value::as_u64)
+                .and_then(|v| u32::try_from(v).ok())
+        });
         Ok(Settings {
             mode,
             no_fallback: cli.no_fallback,
-            localhost_node_ports: iptables.localhost_node_ports.unwrap_or(true),
+            localhost_node_ports: flags
+                .iptables_localhost_nodeports
+                .or(iptables.localhost_node_ports)
+                .unwrap_or(true),
             desired: Config {
                 scheduler,
                 masquerade_all,
@@ -261,40 +411,109 @@ impl Settings {
                 .or(file.hostname_override)
                 .filter(|h| !h.is_empty())
                 .map(|h| h.trim().to_lowercase()),
-            kubeconfig: cli.kubeconfig.clone().or(file
+            node_ips,
+            kubeconfig: flags.kubeconfig.clone().or(file
                 .client_connection
                 .and_then(|c| c.kubeconfig)
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from)),
             sync_period,
             min_sync_period: period(
-                cli.ipvs_min_sync_period,
+                flag_min_sync,
                 mode_min_sync_period.or(file.min_sync_period),
                 Duration::ZERO,
             ),
             exclude_cidrs: cidrs("ipvs.excludeCIDRs", &exclude)?,
-            strict_arp: cli.ipvs_strict_arp.or(ipvs.strict_arp).unwrap_or(false),
+            strict_arp: flags.ipvs_strict_arp.or(ipvs.strict_arp).unwrap_or(false),
             node_port_range: cli
                 .service_node_port_range
                 .clone()
                 .unwrap_or(reconcile::Ownership::DEFAULT_NODE_PORT_RANGE),
             ipvs_timeouts: [
-                period(cli.ipvs_tcp_timeout, ipvs.tcp_timeout, Duration::ZERO),
+                period(flags.ipvs_tcp_timeout, ipvs.tcp_timeout, Duration::ZERO),
                 period(
-                    cli.ipvs_tcpfin_timeout,
+                    flags.ipvs_tcpfin_timeout,
                     ipvs.tcp_fin_timeout,
                     Duration::ZERO,
                 ),
-                period(cli.ipvs_udp_timeout, ipvs.udp_timeout, Duration::ZERO),
+                period(flags.ipvs_udp_timeout, ipvs.udp_timeout, Duration::ZERO),
             ],
             healthz_bind_address: healthz,
             metrics_bind_address: metrics,
+            bind_address_hard_fail: flags
+                .bind_address_hard_fail
+                .or(file.bind_address_hard_fail)
+                .unwrap_or(false),
+            conntrack,
+            conntrack_per_core,
+            oom_score_adj,
+            verbosity: verbosity.unwrap_or(0),
             service_proxy_name: cli.service_proxy_name.clone(),
+            warnings,
         })
+    }
+
+    /// kube-proxy's conntrack settings and defaults (`maxPerCore` 32768, `min` 131072,
+    /// `tcpEstablishedTimeout` 24h, `tcpCloseWaitTimeout` 1h, the rest left alone), with
+    /// `maxPerCore` and `min`.
+    fn conntrack(
+        flags: &KubeProxyFlags,
+        file: Option<crate::kubeproxy_config::Conntrack>,
+    ) -> Result<(hostnet::ConntrackSettings, (i32, i32)), SettingsError> {
+        let file = file.unwrap_or_default();
+        let max_per_core = flags
+            .conntrack_max_per_core
+            .or(file.max_per_core)
+            .unwrap_or(32768);
+        let min = flags.conntrack_min.or(file.min).unwrap_or(131_072);
+        if max_per_core < 0 {
+            return Err(invalid("conntrack.maxPerCore", "must be 0 or more"));
+        }
+        if min < 0 {
+            return Err(invalid("conntrack.min", "must be 0 or more"));
+        }
+        let settings = hostnet::ConntrackSettings {
+            max: hostnet::conntrack_max(max_per_core, min, cpus()),
+            tcp_established_timeout: conntrack_timeout(
+                flags.conntrack_tcp_timeout_established,
+                file.tcp_established_timeout,
+                Duration::from_secs(24 * 3600),
+            ),
+            tcp_close_wait_timeout: conntrack_timeout(
+                flags.conntrack_tcp_timeout_close_wait,
+                file.tcp_close_wait_timeout,
+                Duration::from_secs(3600),
+            ),
+            tcp_be_liberal: flags
+                .conntrack_tcp_be_liberal
+                .or(file.tcp_be_liberal)
+                .unwrap_or(false),
+            udp_timeout: conntrack_timeout(
+                flags.conntrack_udp_timeout,
+                file.udp_timeout,
+                Duration::ZERO,
+            ),
+            udp_stream_timeout: conntrack_timeout(
+                flags.conntrack_udp_timeout_stream,
+                file.udp_stream_timeout,
+                Duration::ZERO,
+            ),
+        };
+        Ok((settings, (max_per_core, min)))
     }
 }
 
 impl Settings {
+    /// kube-proxy's `-v` level as a tracing filter (`RUST_LOG` wins when set): klog's V(2)
+    /// is still routine detail.
+    pub(crate) fn log_filter(&self) -> &'static str {
+        match self.verbosity {
+            0..=2 => "info",
+            3..=4 => "debug",
+            _ => "trace",
+        }
+    }
+
     /// The effective settings as `# key: value` comment lines, printed at the top of a text
     /// dry run so operators see what the merged configuration amounted to.
     pub(crate) fn summary(&self) -> String {
@@ -326,11 +545,23 @@ impl Settings {
             LocalDetector::BridgeInterface(i) => format!("BridgeInterface {i}"),
             LocalDetector::InterfaceNamePrefix(p) => format!("InterfaceNamePrefix {p}"),
         };
+        let endpoint = |a: Option<SocketAddr>| a.map_or("disabled".to_owned(), |a| a.to_string());
+        let c = &self.conntrack;
+        let secs = |v: Option<u64>| v.map_or("kernel's".to_owned(), |s| format!("{s}s"));
+        let conntrack = format!(
+            "max {}, tcp established {}, tcp close-wait {}, tcp be-liberal {}, udp {}, udp stream {}",
+            c.max.map_or("kernel's".to_owned(), |m| m.to_string()),
+            secs(c.tcp_established_timeout),
+            secs(c.tcp_close_wait_timeout),
+            if c.tcp_be_liberal { "1" } else { "kernel's" },
+            secs(c.udp_timeout),
+            secs(c.udp_stream_timeout),
+        );
         format!(
             "# effective settings\n# scheduler: {}\n# masquerade-all: {}\n# local traffic detector: {detector}\n\
              # nodeport-addresses: {node_ports}\n# sync period: {:?} (min {:?})\n\
              # exclude-cidrs: {}\n# service-node-port-range: {}-{}\n# strict-arp: {}\n# ipvs timeouts tcp/tcpfin/udp: {:?}/{:?}/{:?}\n\
-             # healthz: {}\n# metrics: {}\n\n",
+             # healthz: {}\n# metrics: {}\n# conntrack: {conntrack}\n# oom-score-adj: {}\n\n",
             d.scheduler,
             d.masquerade_all,
             self.sync_period,
@@ -342,8 +573,9 @@ impl Settings {
             tcp,
             tcpfin,
             udp,
-            self.healthz_bind_address,
-            self.metrics_bind_address,
+            endpoint(self.healthz_bind_address),
+            endpoint(self.metrics_bind_address),
+            self.oom_score_adj,
         )
     }
 }
@@ -351,7 +583,6 @@ impl Settings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
 
     /// The settings from a configuration file with `body` below its header, and `flags`.
     fn resolve(body: &str, flags: &[&str]) -> Result<Settings, SettingsError> {
@@ -366,25 +597,133 @@ mod tests {
         .expect("write");
         let path = file.path().display().to_string();
         let args = [&["kube-ipvs-proxy", "--config", path.as_str()], flags].concat();
-        Settings::resolve(&Cli::try_parse_from(args).expect("flags"))
+        Settings::resolve(&Cli::try_parse_args(args).expect("flags"))
     }
 
+    /// kube-proxy's `Options.Complete`: with `--config`, the file replaces every flag that
+    /// sets one of its fields; `--hostname-override` and `-v` still apply.
     #[test]
-    fn the_mode_comes_from_the_flag_then_the_file() {
+    fn with_a_file_its_fields_win_over_the_flags_as_in_kube_proxy() {
         let ok = |body: &str, flags: &[&str]| resolve(body, flags).expect("valid");
         assert_eq!(ok("", &[]).mode, ProxyMode::Ipvs);
         assert_eq!(ok("mode: iptables\n", &[]).mode, ProxyMode::Iptables);
         let flagged = ok(
-            "mode: iptables\n",
-            &["--proxy-mode", "ipvs", "--no-fallback"],
+            "mode: iptables\nhostnameOverride: from-file\n",
+            &[
+                "--proxy-mode",
+                "ipvs",
+                "--ipvs-scheduler=lc",
+                "--no-fallback",
+                "--hostname-override",
+                "From-Flag",
+                "--v=4",
+            ],
         );
-        assert_eq!((flagged.mode, flagged.no_fallback), (ProxyMode::Ipvs, true));
+        assert_eq!(
+            (flagged.mode, flagged.no_fallback),
+            (ProxyMode::Iptables, true)
+        );
+        assert_eq!(flagged.desired.scheduler, Scheduler::Rr);
+        assert_eq!(flagged.hostname_override.as_deref(), Some("from-flag"));
+        assert_eq!(flagged.log_filter(), "debug");
+        assert!(
+            flagged.warnings.iter().any(|w| w
+                == "--proxy-mode, --ipvs-scheduler ignored: as in kube-proxy, these \
+                              settings come from --config only"),
+            "{:?}",
+            flagged.warnings
+        );
         let field = resolve("mode: kernelspace\n", &[]).unwrap_err().to_string();
         assert!(field.starts_with("mode: \"kernelspace\""), "{field}");
-        let flag = resolve("", &["--proxy-mode", "nftables"])
+        // Without a file, the flags apply.
+        let flags = |args: &[&str]| {
+            Settings::resolve(
+                &Cli::try_parse_args([&["kube-ipvs-proxy"], args].concat()).expect("flags"),
+            )
+        };
+        let flag = flags(&["--proxy-mode", "nftables"])
             .unwrap_err()
             .to_string();
         assert!(flag.starts_with("--proxy-mode: \"nftables\""), "{flag}");
+        let s = flags(&[
+            "--proxy-mode=iptables",
+            "--ipvs-sync-period=5s",
+            "--iptables-sync-period=7s",
+        ])
+        .expect("valid");
+        assert_eq!(
+            (s.mode, s.sync_period),
+            (ProxyMode::Iptables, Duration::from_secs(7))
+        );
+        assert!(s.warnings.is_empty(), "{:?}", s.warnings);
+    }
+
+    /// kube-proxy's defaults (v1alpha1 `SetDefaults_KubeProxyConfiguration`, its flag
+    /// defaults) and `addressFromDeprecatedFlags`/`AppendPortIfNeeded` for the endpoints.
+    #[test]
+    fn conntrack_oom_and_endpoints_default_as_in_kube_proxy() {
+        let flags = |args: &[&str]| {
+            Settings::resolve(
+                &Cli::try_parse_args([&["kube-ipvs-proxy"], args].concat()).expect("flags"),
+            )
+            .expect("valid")
+        };
+        let s = flags(&[]);
+        assert_eq!(s.oom_score_adj, -999);
+        assert_eq!(
+            (
+                s.conntrack.tcp_established_timeout,
+                s.conntrack.tcp_close_wait_timeout
+            ),
+            (Some(86400), Some(3600))
+        );
+        assert!(s.conntrack.max.is_some_and(|m| m >= 131_072));
+        assert_eq!(
+            (s.healthz_bind_address, s.metrics_bind_address),
+            (
+                Some("0.0.0.0:10256".parse().unwrap()),
+                Some("127.0.0.1:10249".parse().unwrap())
+            )
+        );
+        let s = flags(&[
+            "--v=4",
+            "--conntrack-max-per-core=0",
+            "--oom-score-adj=-999",
+            "--conntrack-tcp-timeout-established=0s",
+            "--conntrack-udp-timeout=30s",
+            "--conntrack-tcp-be-liberal",
+            "--healthz-port=0",
+            "--metrics-bind-address=10.0.0.1",
+            "--bind-address=192.0.2.7",
+        ]);
+        assert_eq!(s.conntrack.max, None);
+        assert_eq!(s.conntrack.tcp_established_timeout, None);
+        assert_eq!(s.conntrack.udp_timeout, Some(30));
+        assert!(s.conntrack.tcp_be_liberal);
+        assert_eq!(s.healthz_bind_address, None);
+        assert_eq!(
+            s.metrics_bind_address,
+            Some("10.0.0.1:10249".parse().unwrap())
+        );
+        assert_eq!(s.node_ips, ["192.0.2.7".parse::<IpAddr>().unwrap()]);
+        let file = resolve(
+            "oomScoreAdj: 5\nconntrack:\n  maxPerCore: null\n  tcpEstablishedTimeout: 0s\n  \
+             udpStreamTimeout: 2m0s\nhealthzBindAddress: 127.0.0.2\nbindAddressHardFail: true\n",
+            &[],
+        )
+        .expect("valid");
+        assert_eq!(file.oom_score_adj, 5);
+        assert_eq!(file.conntrack.tcp_established_timeout, None);
+        assert_eq!(file.conntrack.udp_stream_timeout, Some(120));
+        assert_eq!(
+            file.healthz_bind_address,
+            Some("127.0.0.2:10256".parse().unwrap())
+        );
+        assert!(file.bind_address_hard_fail);
+        let err = resolve("oomScoreAdj: -1001\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("oomScoreAdj: -1001"), "{err}");
     }
 
     #[test]
@@ -404,7 +743,7 @@ mod tests {
     #[test]
     fn the_node_port_range_is_parsed_as_the_api_server_does() {
         let range = |flag: &str| {
-            Cli::try_parse_from(["kube-ipvs-proxy", "--service-node-port-range", flag])
+            Cli::try_parse_args(["kube-ipvs-proxy", "--service-node-port-range", flag])
                 .map(|cli| Settings::resolve(&cli).expect("valid").node_port_range)
                 .map_err(|e| e.to_string())
         };
@@ -416,7 +755,7 @@ mod tests {
             assert!(err.contains("--service-node-port-range"), "{bad}: {err}");
         }
         let default =
-            Settings::resolve(&Cli::try_parse_from(["kube-ipvs-proxy"]).expect("no flags"));
+            Settings::resolve(&Cli::try_parse_args(["kube-ipvs-proxy"]).expect("no flags"));
         assert_eq!(default.expect("valid").node_port_range, 30000..=32767);
     }
 }

@@ -121,7 +121,7 @@ fn json_output_carries_the_same_state() {
 }
 
 #[test]
-fn flags_override_the_config_file() {
+fn with_a_config_file_kube_proxys_flags_are_ignored_with_a_warning() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("config.yaml");
     std::fs::write(
@@ -143,10 +143,10 @@ fn flags_override_the_config_file() {
         "{from_file}"
     );
     assert!(
-        from_file.contains("dst,dst ! -s 10.244.0.0/16 -j KUBE-MARK-MASQ"),
+        from_file.contains("-A KUBE-SERVICES ! -s 10.244.0.0/16 -m comment"),
         "{from_file}"
     );
-    let overridden = stdout(&daemon(&[
+    let out = daemon(&[
         "--config",
         config,
         "--ipvs-scheduler",
@@ -154,18 +154,125 @@ fn flags_override_the_config_file() {
         "--from-dir",
         "examples/cluster",
         "--dry-run",
-    ]));
+    ]);
+    // As in kube-proxy (Options.Complete replaces the flag-built configuration with the
+    // file's), the flag changes nothing and is named in a warning.
     assert!(
-        overridden.contains("-A -t 10.96.20.20:80 -s wrr\n"),
+        stderr(&out).contains("--ipvs-scheduler ignored: as in kube-proxy"),
+        "{}",
+        stderr(&out)
+    );
+    let overridden = stdout(&out);
+    assert!(
+        overridden.contains("-A -t 10.96.20.20:80 -s lc\n"),
         "{overridden}"
     );
+}
+
+/// A kubeadm-shaped file with every v1alpha1 field set plus an unknown one: the daemon
+/// starts, names the unknown field once (lenient decoding), warns once for each field it
+/// does not honour, and honours the others.
+#[test]
+fn a_config_with_every_field_and_an_unknown_one_starts_and_warns() {
+    let out = daemon(&[
+        "--config",
+        "testdata/kubeadm-kube-proxy-every-field.conf",
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let warned = |needle: &str| err.matches(needle).count();
+    assert_eq!(
+        warned(
+            "using lenient decoding as strict decoding failed: unknown or duplicate field(s) futureField "
+        ),
+        1,
+        "{err}"
+    );
+    for field in [
+        "featureGates / --feature-gates (SomeGate) is not honoured",
+        "clientConnection.qps / --kube-api-qps is not honoured",
+        "clientConnection.burst / --kube-api-burst is not honoured",
+        "clientConnection.contentType, acceptContentTypes / --kube-api-content-type is not honoured",
+        "enableProfiling / --profiling is not honoured",
+        "showHiddenMetricsForVersion / --show-hidden-metrics-for-version is not honoured",
+        "configSyncPeriod / --config-sync-period is not honoured",
+        "logging.format is not honoured",
+        "logging.flushFrequency / --log-flush-frequency is not honoured",
+        "nftables.* is not honoured",
+    ] {
+        assert_eq!(warned(field), 1, "{field}: {err}");
+    }
+    let text = stdout(&out);
+    for line in [
+        "# scheduler: lc\n",
+        "# sync period: 45s (min 1s)\n",
+        "# exclude-cidrs: 192.0.2.0/24\n",
+        "# strict-arp: true\n",
+        "# nodeport-addresses: 192.168.50.0/24\n",
+        "# conntrack: max kernel's, tcp established 86400s, tcp close-wait 3600s, tcp be-liberal kernel's, udp kernel's, udp stream kernel's\n",
+        "# oom-score-adj: -999\n",
+    ] {
+        assert!(text.contains(line), "missing {line:?} in\n{text}");
+    }
+}
+
+/// The flags of the example, and every logging flag of kube-proxy, are accepted.
+#[test]
+fn kube_proxys_flags_are_accepted() {
+    let out = daemon(&[
+        "--v=4",
+        "--conntrack-max-per-core=0",
+        "--oom-score-adj=-999",
+        "-v",
+        "2",
+        "--vmodule=proxier=5",
+        "--logging-format=text",
+        "--log-flush-frequency=5s",
+        "--feature-gates=A=true,B=false",
+        "--kube-api-qps=5",
+        "--kube-api-burst=10",
+        "--kube-api-content-type=application/vnd.kubernetes.protobuf",
+        "--profiling=false",
+        "--config-sync-period=15m",
+        "--iptables-masquerade-bit=14",
+        "--iptables-min-sync-period=1s",
+        "--iptables-sync-period=30s",
+        "--iptables-localhost-nodeports=false",
+        "--detect-local-mode=ClusterCIDR",
+        "--cluster-cidr=10.244.0.0/16",
+        "--pod-bridge-interface=cbr0",
+        "--pod-interface-name-prefix=veth",
+        "--bind-address=0.0.0.0",
+        "--bind-address-hard-fail=false",
+        "--healthz-port=10256",
+        "--metrics-port=10249",
+        "--conntrack-min=131072",
+        "--conntrack-tcp-timeout-established=24h",
+        "--conntrack-tcp-timeout-close-wait=1h",
+        "--conntrack-tcp-be-liberal=false",
+        "--conntrack-udp-timeout=0s",
+        "--conntrack-udp-timeout-stream=0s",
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("# conntrack: max kernel's,"), "{text}");
+    assert!(text.contains("# oom-score-adj: -999\n"), "{text}");
+    let err = stderr(&out);
+    for flag in ["--vmodule", "--feature-gates", "--kube-api-qps"] {
+        assert!(err.contains(flag), "{flag} not warned: {err}");
+    }
 }
 
 #[test]
 fn config_errors_name_the_field_and_exit_2() {
     let dir = tempfile::tempdir().expect("tempdir");
     for (body, field) in [
-        ("ipvs:\n  schedulr: rr\n", "ipvs"),
         ("ipvs:\n  strictARP: sometimes\n", "ipvs.strictARP"),
         ("ipvs:\n  scheduler: fastest\n", "ipvs.scheduler"),
         ("mode: nftables\n", "mode: \"nftables\" is not a proxy mode"),

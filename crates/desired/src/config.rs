@@ -95,6 +95,11 @@ impl Config {
     pub fn masquerade_mark(&self) -> String {
         format!("{:#08x}", 1u32 << self.masquerade_bit.min(31))
     }
+
+    /// The same mark as `iptables-save` prints it (`0x4000`).
+    pub fn saved_masquerade_mark(&self) -> String {
+        format!("{:#x}", 1u32 << self.masquerade_bit.min(31))
+    }
 }
 
 /// What the desired state needs to know about this node.
@@ -246,5 +251,6 @@ mod tests {
             Some("! -i veth+")
         );
         assert_eq!(Config::default().masquerade_mark(), "0x004000");
+        assert_eq!(Config::default().saved_masquerade_mark(), "0x4000");
     }
 }

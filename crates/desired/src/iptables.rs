@@ -302,16 +302,27 @@ impl Builder<'_> {
     }
 
     /// `-m comment --comment "<set comment>" -m set --match-set <SET> <matches>`.
+    /// The comment and set match of `kind`'s rule, the comment as `iptables-save` prints it
+    /// (a `'` escaped as `\'`, which `iptables-restore` reads back as `'`).
     fn set_match(&self, kind: SetKind, matches: &str) -> String {
         format!(
             "-m comment --comment \"{}\" -m set --match-set {} {matches}",
-            kind.comment(),
+            kind.comment().replace('\'', "\\'"),
             self.set(kind)
         )
     }
 
+    /// Every rule is written in the form `iptables-save` prints it (both backends print the
+    /// same), which is also how it prints kube-proxy's rules: a start after kube-proxy, or a
+    /// restart, then finds the chains right and rewrites nothing. kube-proxy writes
+    /// `--or-mark 0x004000`, `--xor-mark 0x004000`, `--mark 0x004000/0x004000` and a bare
+    /// `REJECT`; `iptables-save` prints them as below.
     fn build(mut self) -> Ruleset {
-        let mark = self.config.masquerade_mark();
+        let mark = self.config.saved_masquerade_mark();
+        let reject_with = match self.family {
+            IpFamily::V4 => "icmp-port-unreachable",
+            IpFamily::V6 => "icmp6-port-unreachable",
+        };
         let lo = match self.family {
             IpFamily::V4 => "127.0.0.0/8",
             IpFamily::V6 => "::1/128",
@@ -340,8 +351,14 @@ impl Builder<'_> {
                     self.set_match(SetKind::ClusterIp, "dst,dst")
                 )
             } else if let Some(not_local) = self.config.local_detector.if_not_local(self.family) {
+                // The detector's match first, where `iptables-save` prints it (address and
+                // interface matches precede `-m` matches), so the rule reads back unchanged;
+                // kube-proxy's pkg/proxy/ipvs/README.md shows it so:
+                // `-A KUBE-SERVICES ! -s 10.244.0.0/16 -m comment --comment "Kubernetes
+                // service cluster ip + port for masquerade purpose" -m set --match-set
+                // KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ`.
                 let m = self.set_match(SetKind::ClusterIp, "dst,dst");
-                format!("-A KUBE-SERVICES {m} {not_local} -j KUBE-MARK-MASQ")
+                format!("-A KUBE-SERVICES {not_local} {m} -j KUBE-MARK-MASQ")
             } else {
                 // Node-originated traffic to a VIP gets the VIP itself as source.
                 format!(
@@ -374,10 +391,16 @@ impl Builder<'_> {
             .push("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ".to_owned());
         self.filter
             .push("-A KUBE-SOURCE-RANGES-FIREWALL -j DROP".to_owned());
+        // kube-proxy writes `-s IP -m ipvs --vaddr IP --vproto tcp --vport P`; `iptables-save`
+        // prints the source with its prefix length, `--vproto` first and as a number.
+        let host = match self.family {
+            IpFamily::V4 => 32,
+            IpFamily::V6 => 128,
+        };
         for d in self.state.out_filter(self.family) {
             self.filter.push(format!(
-                "-A KUBE-IPVS-OUT-FILTER -s {ip} -m ipvs --vaddr {ip} --vproto {} --vport {} -j DROP",
-                d.protocol,
+                "-A KUBE-IPVS-OUT-FILTER -s {ip}/{host} -m ipvs --vproto {} --vaddr {ip} --vport {} -j DROP",
+                d.protocol.number(),
                 d.port,
                 ip = d.addr
             ));
@@ -414,14 +437,15 @@ impl Builder<'_> {
             ));
         }
         self.filter.push(format!(
-            "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {} dst -j REJECT",
+            "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {} dst -j REJECT --reject-with {reject_with}",
             self.set(SetKind::IpvsIps)
         ));
         self.nat.push(format!(
             "-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN"
         ));
-        self.nat
-            .push(format!("-A KUBE-POSTROUTING -j MARK --xor-mark {mark}"));
+        self.nat.push(format!(
+            "-A KUBE-POSTROUTING -j MARK --set-xmark {mark}/0x0"
+        ));
         let random = if self.config.random_fully {
             " --random-fully"
         } else {
@@ -430,8 +454,9 @@ impl Builder<'_> {
         self.nat.push(format!(
             "-A KUBE-POSTROUTING -m comment --comment \"kubernetes service traffic requiring SNAT\" -j MASQUERADE{random}"
         ));
-        self.nat
-            .push(format!("-A KUBE-MARK-MASQ -j MARK --or-mark {mark}"));
+        self.nat.push(format!(
+            "-A KUBE-MARK-MASQ -j MARK --set-xmark {mark}/{mark}"
+        ));
         Ruleset {
             jumps: JUMPS.to_vec(),
             nat: self.nat,

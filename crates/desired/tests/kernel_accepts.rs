@@ -14,6 +14,11 @@ use testkit::Netns;
 
 /// The example cluster's desired state; `skip` leaves files out.
 fn example_state(skip: &[&str]) -> DesiredState {
+    example_state_with(Config::default(), skip)
+}
+
+/// [`example_state`] with `config`.
+fn example_state_with(config: Config, skip: &[&str]) -> DesiredState {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/cluster");
     let mut snapshot = dir::Snapshot::default();
     let mut files: Vec<_> = std::fs::read_dir(&root)
@@ -33,7 +38,7 @@ fn example_state(skip: &[&str]) -> DesiredState {
     }
     let node = model.node().expect("node.yaml");
     DesiredState::new(
-        Config::default(),
+        config,
         NodeInfo::from_node(&node.name, Some(node), &[]),
         &model,
     )
@@ -46,18 +51,24 @@ fn add_lines(text: &str) -> BTreeSet<String> {
         .collect()
 }
 
-fn restore_everything(state: &DesiredState) {
-    let ns = Netns::new("restore");
-    let dir = tempfile::tempdir().expect("tempdir");
+/// Restores the state's ipsets in `ns`; returns their `add` lines.
+fn restore_sets(ns: &Netns, dir: &Path, state: &DesiredState) -> BTreeSet<String> {
     let mut ours = BTreeSet::new();
     for family in state.node().families() {
         let mut sets = String::new();
         desired::render::ipset_save(state, family, &mut sets);
         ours.extend(add_lines(&sets));
-        let path = dir.path().join(format!("ipset-{family}"));
+        let path = dir.join(format!("ipset-{family}"));
         std::fs::write(&path, &sets).expect("write");
         ns.sh(&format!("ipset restore < {}", path.display()));
     }
+    ours
+}
+
+fn restore_everything(state: &DesiredState) {
+    let ns = Netns::new("restore");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ours = restore_sets(&ns, dir.path(), state);
     assert_eq!(
         add_lines(&ns.run(&["ipset", "save"])),
         ours,
@@ -83,6 +94,102 @@ fn restore_everything(state: &DesiredState) {
     }
 }
 
+/// Restores the state's rules of both families with `backend` (`legacy`, `nft`, or `""` for
+/// the host's default tools) in `ns`, whose ipsets exist; returns the rules `iptables-save`
+/// does not print back exactly as written.
+fn not_read_back(ns: &Netns, dir: &Path, state: &DesiredState, backend: &str) -> Vec<String> {
+    let mut differ = Vec::new();
+    let suffix = if backend.is_empty() {
+        String::new()
+    } else {
+        format!("-{backend}")
+    };
+    for (family, tool) in [(IpFamily::V4, "iptables"), (IpFamily::V6, "ip6tables")] {
+        let rules = Ruleset::build(family, state);
+        let path = dir.join(format!("rules-{family}"));
+        std::fs::write(&path, rules.restore_payload()).expect("write");
+        ns.sh(&format!(
+            "{tool}{suffix}-restore --noflush < {}",
+            path.display()
+        ));
+        let saved = ns.run(&[&format!("{tool}{suffix}-save")]);
+        let saved: BTreeSet<&str> = saved.lines().collect();
+        differ.extend(
+            rules
+                .nat
+                .iter()
+                .chain(&rules.filter)
+                .filter(|r| !saved.contains(r.as_str()))
+                .map(|r| {
+                    let chain = r.split(' ').take(2).collect::<Vec<_>>().join(" ");
+                    let printed: Vec<&str> = saved
+                        .iter()
+                        .filter(|l| l.starts_with(&format!("{chain} ")))
+                        .copied()
+                        .collect();
+                    format!("{tool}{suffix}: {r}\n  {chain} as saved: {printed:#?}")
+                }),
+        );
+    }
+    differ
+}
+
+/// Every IPVS-mode rule we write reads back from `iptables-save` exactly as written, with
+/// both backends and every local-traffic detector, so a start on a node kube-proxy
+/// programmed (whose rules `iptables-save` prints in that form) finds our chains right and
+/// rewrites nothing. The ClusterCIDR masquerade rule is also compared with kube-proxy's own
+/// spelling (pkg/proxy/ipvs/README.md).
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_every_rule_reads_back_as_written_with_both_backends() {
+    use desired::LocalDetector;
+    let detectors = [
+        (LocalDetector::None, false),
+        (
+            LocalDetector::ClusterCidr(vec!["10.244.0.0/16".parse().expect("cidr")]),
+            false,
+        ),
+        (LocalDetector::BridgeInterface("cbr0".into()), false),
+        (LocalDetector::InterfaceNamePrefix("veth".into()), false),
+        (LocalDetector::None, true),
+    ];
+    let mut differ = Vec::new();
+    for backend in ["legacy", "nft"] {
+        for (local_detector, masquerade_all) in detectors.clone() {
+            let config = Config {
+                local_detector: local_detector.clone(),
+                masquerade_all,
+                ..Config::default()
+            };
+            let state = example_state_with(config, &["api.yaml"]);
+            let ns = Netns::new("readback");
+            let dir = tempfile::tempdir().expect("tempdir");
+            restore_sets(&ns, dir.path(), &state);
+            differ.extend(
+                not_read_back(&ns, dir.path(), &state, backend)
+                    .into_iter()
+                    .map(|r| format!("{local_detector:?}: {r}")),
+            );
+            let rules = Ruleset::build(IpFamily::V4, &state);
+            if matches!(local_detector, LocalDetector::ClusterCidr(_)) {
+                let kube_proxy = "-A KUBE-SERVICES ! -s 10.244.0.0/16 -m comment --comment \
+                    \"Kubernetes service cluster ip + port for masquerade purpose\" -m set \
+                    --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ";
+                assert!(
+                    rules.nat.iter().any(|r| r == kube_proxy),
+                    "{:#?}",
+                    rules.nat
+                );
+            }
+        }
+    }
+    assert!(
+        differ.is_empty(),
+        "iptables-save prints these otherwise:\n{}",
+        differ.join("\n")
+    );
+}
+
 #[test]
 #[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
 fn netns_dry_run_ipsets_and_rules_load() {
@@ -100,4 +207,14 @@ fn vm_dry_run_ipsets_and_rules_load_with_the_ipvs_match() {
         "the example has an out-filter rule"
     );
     restore_everything(&state);
+    // The out-filter rule reads back as written too (the netns test leaves it out).
+    let ns = Netns::new("readback");
+    let dir = tempfile::tempdir().expect("tempdir");
+    restore_sets(&ns, dir.path(), &state);
+    let differ = not_read_back(&ns, dir.path(), &state, "");
+    assert!(
+        differ.is_empty(),
+        "iptables-save prints these otherwise:\n{}",
+        differ.join("\n")
+    );
 }

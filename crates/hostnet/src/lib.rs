@@ -7,17 +7,27 @@
 //! - [`sysctl`]: the sysctls kube-proxy's IPVS mode sets, written only when
 //!   they differ;
 //! - [`netlink`]: the rtnetlink connection the others use;
+//! - [`conntrack`]: kube-proxy's conntrack sysctls (table size, hash size,
+//!   timeouts);
+//! - [`oom`]: the process's `oom_score_adj`, as kube-proxy sets its own;
 //! - [`modules`]: which kernel modules IPVS mode needs are loaded, built in
 //!   or missing, loading them with `modprobe`.
 
 pub mod addresses;
+pub mod conntrack;
 pub mod dummy;
 pub mod modules;
 pub mod netlink;
+pub mod oom;
 pub mod sysctl;
 
+pub use conntrack::{
+    ConntrackError, ConntrackSettings, HASHSIZE, Hashsize, conntrack_max, online_cpus,
+    sysfs_writable,
+};
 pub use dummy::{AddressChanges, DummyLink, KUBE_IPVS0, LinkError};
 pub use modules::{Missing, ModuleError, ModuleState, Modules, ipvs_modules};
+pub use oom::{OomError, set_oom_score_adj};
 pub use sysctl::{
     ARP_ANNOUNCE, ARP_IGNORE, BRIDGE_NF_CALL_IPTABLES, Check, Ensured, IP_FORWARD, KernelVersion,
     Key, OSRELEASE, ROUTE_LOCALNET, Setting, SysctlError, Sysctls, TCP_BE_LIBERAL,

@@ -1,6 +1,7 @@
 //! The dummy link, IPVS sysctls and module loading against Debian's kernel
 //! in the test VM (this host has no dummy link type and no IPVS). Everything
-//! happens inside a namespace the test creates.
+//! happens inside a namespace the test creates, but for `nf_conntrack_max` and
+//! the conntrack hash size, which only the VM's initial namespace can write.
 
 #![allow(clippy::unwrap_used)] // helpers of a test binary panic to report, like the tests
 
@@ -8,8 +9,8 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use hostnet::{
-    DummyLink, Ensured, KUBE_IPVS0, KernelVersion, LinkError, ModuleError, ModuleState, Modules,
-    Sysctls, ipvs_mode_settings, ipvs_modules,
+    ConntrackSettings, DummyLink, Ensured, KUBE_IPVS0, KernelVersion, LinkError, ModuleError,
+    ModuleState, Modules, Sysctls, ipvs_mode_settings, ipvs_modules,
 };
 use testkit::Netns;
 
@@ -154,4 +155,66 @@ fn vm_ipvs_sysctls_are_set_in_the_namespace() {
         let seen = ns.sh(&format!("cat /proc/sys/{}", s.key.0));
         assert_eq!(seen.trim(), s.value, "{}", s.key);
     }
+}
+
+/// kube-proxy's `setupConntrack` in the VM's initial network namespace, where
+/// `nf_conntrack_max` and the hash size are writable: the table size is set, the hash
+/// size raised to a quarter of it, and a second run changes nothing. Outside that
+/// namespace `nf_conntrack_max` is read-only, and the write error names it.
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_conntrack_max_and_hash_size_as_kube_proxy_sets_them() {
+    Modules::host().ensure(&["nf_conntrack"]).unwrap();
+    let sysctls = Sysctls::default();
+    let hashsize = std::path::Path::new(hostnet::HASHSIZE);
+    let before: u64 = sysctls
+        .read(hostnet::conntrack::CONNTRACK_MAX)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let max = before + 4 * 4096;
+    let settings = ConntrackSettings {
+        max: Some(max),
+        tcp_established_timeout: Some(86400),
+        ..ConntrackSettings::default()
+    };
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let (ensured, _) = settings
+        .apply(&sysctls, hashsize, || hostnet::sysfs_writable(&mounts))
+        .unwrap();
+    assert!(
+        matches!(ensured[0], (k, Ensured::Changed { .. }) if k == hostnet::conntrack::CONNTRACK_MAX),
+        "{ensured:?}"
+    );
+    assert_eq!(
+        sysctls.read(hostnet::conntrack::CONNTRACK_MAX).unwrap(),
+        max.to_string()
+    );
+    let hash: u64 = std::fs::read_to_string(hashsize)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(hash >= max / 4, "hashsize {hash} < {}", max / 4);
+    let (again, hash_again) = settings
+        .apply(&sysctls, hashsize, || hostnet::sysfs_writable(&mounts))
+        .unwrap();
+    assert!(
+        again.iter().all(|(_, e)| *e == Ensured::AlreadySet),
+        "{again:?}"
+    );
+    assert_eq!(hash_again, hostnet::Hashsize::Unchanged);
+
+    let ns = Netns::new("ctmax");
+    let other = ConntrackSettings {
+        max: Some(max + 4096),
+        ..ConntrackSettings::default()
+    };
+    let err = ns
+        .enter(|| other.apply(&sysctls, hashsize, || true))
+        .expect_err("read-only outside the initial namespace");
+    assert!(
+        err.to_string().contains("net.netfilter.nf_conntrack_max"),
+        "{err}"
+    );
 }

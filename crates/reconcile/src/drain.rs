@@ -1,6 +1,9 @@
-//! Graceful termination: a real server that leaves is first given weight 0,
-//! so it gets no new connections, and deleted once its connections are gone
-//! or after a bounded time.
+//! Graceful termination: a TCP real server that leaves is first given weight
+//! 0, so it gets no new connections, and deleted once its connections are gone
+//! or after a bounded time. UDP and SCTP real servers are deleted at once, as
+//! kube-proxy does (`IsRsGracefulTerminationNeeded` in its
+//! `pkg/proxy/ipvs/util/ipvs.go`, used by `graceful_termination.go`): with
+//! `expire_nodest_conn=1` the kernel ends their flows on the next packet.
 //!
 //! The state is mostly the kernel's own: a real server of ours with weight 0
 //! that we do not want is draining. Only the moment we first saw it so is kept
@@ -55,7 +58,7 @@ impl Draining {
         now: Instant,
     ) -> bool {
         let since = *self.since.entry(rs).or_insert(now);
-        drained(rs.0, entry) || now.duration_since(since) >= self.timeout
+        drained(entry) || now.duration_since(since) >= self.timeout
     }
 
     /// Starts the clock for a real server just set to weight 0.
@@ -74,15 +77,21 @@ impl Draining {
     }
 }
 
-/// Whether a real server has no connections left that draining protects:
-/// TCP and SCTP wait for active connections only (the inactive ones are
-/// closing); UDP has only "inactive" entries, so it waits for all of them.
-fn drained(service: ServiceKey, entry: &DestinationEntry) -> bool {
-    match service {
+/// Whether a real server of this virtual server that leaves drains first
+/// (TCP, and firewall-mark services, which kube-proxy never makes) or is deleted
+/// at once (UDP, SCTP).
+pub(crate) fn drains(service: ServiceKey) -> bool {
+    !matches!(
+        service,
         ServiceKey::Inet {
-            protocol: Protocol::Udp,
+            protocol: Protocol::Udp | Protocol::Sctp,
             ..
-        } => entry.active_connections == 0 && entry.inactive_connections == 0,
-        _ => entry.active_connections == 0,
-    }
+        }
+    )
+}
+
+/// Whether a draining real server has no active connections left (the
+/// inactive ones are closing).
+fn drained(entry: &DestinationEntry) -> bool {
+    entry.active_connections == 0
 }

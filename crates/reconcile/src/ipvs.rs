@@ -238,7 +238,8 @@ fn sync_destinations(
     }
 }
 
-/// One real server that must go: to weight 0 first, deleted once drained.
+/// One real server that must go: a TCP one to weight 0 first, deleted once
+/// drained; a UDP or SCTP one deleted at once.
 fn drain(
     key: ServiceKey,
     entry: &DestinationEntry,
@@ -249,14 +250,20 @@ fn drain(
 ) {
     let dest = entry.destination;
     let rs = (key, dest.addr, dest.port);
-    if dest.weight != 0 {
+    let delete = if !crate::drain::drains(key) {
+        true
+    } else if dest.weight != 0 {
         phases.drains.push(Change::EditDestination(
             key,
             Destination { weight: 0, ..dest },
         ));
         draining.start(rs, now);
         plan.drain_started += 1;
-    } else if draining.may_delete(rs, entry, now) {
+        false
+    } else {
+        draining.may_delete(rs, entry, now)
+    };
+    if delete {
         draining.forget(rs);
         phases.deleted_destinations.push(Change::DeleteDestination {
             service: key,

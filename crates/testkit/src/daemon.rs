@@ -203,13 +203,17 @@ pub struct Daemon<'a> {
 }
 
 impl<'a> Daemon<'a> {
-    /// Starts `bin --from-dir DIR --hostname-override node-1 EXTRA...` in `ns`
-    /// (see [`QUICK_SYNC`] for `extra`), logging without colours.
+    /// Starts `bin --from-dir DIR --hostname-override node-1
+    /// --conntrack-max-per-core=0 EXTRA...` in `ns` (see [`QUICK_SYNC`] for
+    /// `extra`), logging without colours. `nf_conntrack_max` is read-only
+    /// outside the initial network namespace, so the daemon is told to leave it
+    /// alone, as kind's kube-proxy configuration does (`conntrack.maxPerCore: 0`).
     pub fn start(ns: &'a Netns, bin: &Path, cluster: &ClusterDir, extra: &[&str]) -> Self {
         let log = std::env::temp_dir().join(format!("{}-daemon.log", ns.name()));
         let _ = std::fs::remove_file(&log);
         let command = format!(
-            "export NO_COLOR=1; exec {} --from-dir {} --hostname-override {NODE_NAME} {} >>{} 2>&1",
+            "export NO_COLOR=1; exec {} --from-dir {} --hostname-override {NODE_NAME} \
+             --conntrack-max-per-core=0 {} >>{} 2>&1",
             bin.display(),
             cluster.path().display(),
             extra.join(" "),

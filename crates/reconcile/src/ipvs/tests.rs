@@ -120,27 +120,29 @@ fn a_leaving_real_server_drains_then_goes_once_its_connections_end() {
     assert!(draining.is_empty());
 }
 
+/// kube-proxy's `IsRsGracefulTerminationNeeded` (pkg/proxy/ipvs/util/ipvs.go) is false
+/// for UDP and SCTP: `graceful_termination.go` deletes such a real server at once,
+/// whatever its connection counts and weight.
 #[test]
-fn udp_real_servers_wait_for_every_connection_and_the_timeout_bounds_the_wait() {
-    let k = key(Protocol::Udp, "10.96.0.10", 53);
-    let gone = dest("10.244.1.5", 53, 0);
-    let wanted: Wanted = [want(k, "rr", &[])].into();
-    let observed = [have(k, "rr", vec![entry(gone, 0, 2)])];
-    let mut draining = Draining::new(T);
-    let t0 = Instant::now();
-    assert!(
-        run(&wanted, &observed, &mut draining, t0).is_empty(),
-        "UDP entries still there"
-    );
-    let p = run(&wanted, &observed, &mut draining, t0 + T);
-    assert_eq!(
-        ops(&p),
-        vec![Change::DeleteDestination {
-            service: k,
-            addr: gone.addr,
-            port: gone.port
-        }]
-    );
+fn udp_and_sctp_real_servers_are_deleted_at_once() {
+    for (protocol, port) in [(Protocol::Udp, 53), (Protocol::Sctp, 3868)] {
+        let k = key(protocol, "10.96.0.10", port);
+        let gone = dest("10.244.1.5", port, 1);
+        let wanted: Wanted = [want(k, "rr", &[])].into();
+        let observed = [have(k, "rr", vec![entry(gone, 3, 2)])];
+        let mut draining = Draining::new(T);
+        let p = run(&wanted, &observed, &mut draining, Instant::now());
+        assert_eq!(
+            ops(&p),
+            vec![Change::DeleteDestination {
+                service: k,
+                addr: gone.addr,
+                port: gone.port
+            }],
+            "{protocol:?}"
+        );
+        assert_eq!((p.drain_started, draining.len()), (0, 0), "{protocol:?}");
+    }
 }
 
 #[test]
