@@ -72,7 +72,10 @@ fn netns_conntrack_oom_and_a_held_healthz_port() {
     assert_eq!(oom.trim(), "500");
     // The old proxy goes: the endpoint comes up.
     drop(holder);
-    daemon.eventually("the healthz port bound once free and answering", || {
+    daemon.eventually("the healthz port bound once free", || {
+        ns.enter(|| std::net::TcpStream::connect("127.0.0.1:10256").is_ok())
+    });
+    daemon.eventually("/healthz answering 200", || {
         daemon.healthz().contains(" 200 OK")
     });
 }
