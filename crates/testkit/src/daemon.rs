@@ -209,13 +209,24 @@ impl<'a> Daemon<'a> {
     /// outside the initial network namespace, so the daemon is told to leave it
     /// alone, as kind's kube-proxy configuration does (`conntrack.maxPerCore: 0`).
     pub fn start(ns: &'a Netns, bin: &Path, cluster: &ClusterDir, extra: &[&str]) -> Self {
+        let source = format!("--from-dir {}", cluster.path().display());
+        Self::spawn(ns, bin, &source, extra)
+    }
+
+    /// As [`Daemon::start`], with an API server for source: `--kubeconfig KUBECONFIG`
+    /// (e.g. [`crate::apiserver::FakeApiServer::kubeconfig`]).
+    pub fn against_api(ns: &'a Netns, bin: &Path, kubeconfig: &Path, extra: &[&str]) -> Self {
+        let source = format!("--kubeconfig {}", kubeconfig.display());
+        Self::spawn(ns, bin, &source, extra)
+    }
+
+    fn spawn(ns: &'a Netns, bin: &Path, source: &str, extra: &[&str]) -> Self {
         let log = std::env::temp_dir().join(format!("{}-daemon.log", ns.name()));
         let _ = std::fs::remove_file(&log);
         let command = format!(
-            "export NO_COLOR=1; exec {} --from-dir {} --hostname-override {NODE_NAME} \
+            "export NO_COLOR=1; exec {} {source} --hostname-override {NODE_NAME} \
              --conntrack-max-per-core=0 {} >>{} 2>&1",
             bin.display(),
-            cluster.path().display(),
             extra.join(" "),
             log.display()
         );

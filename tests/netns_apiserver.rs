@@ -1,0 +1,130 @@
+//! The daemon against the fake API server (`testkit::apiserver`) instead of a directory, in
+//! the iptables fallback on this host (no IPVS here): it starts while the API server fails,
+//! backs off, reports a node that has never synced on `/healthz`, syncs once the server
+//! answers, delivers the Event it could not send at start, and asks for nothing its
+//! ClusterRole does not grant. The API server listens inside the test's node namespace.
+
+use std::collections::BTreeSet;
+use std::net::TcpListener;
+use std::path::Path;
+use std::time::Duration;
+
+use manifests::Bundle;
+use manifests::rbac::granted;
+use serde_json::json;
+use testkit::Netns;
+use testkit::apiserver::{FakeApiServer, Fault};
+use testkit::daemon::Daemon;
+
+fn bin() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
+}
+
+/// What `manifests/`'s ClusterRole grants, as the fake's permissions.
+fn cluster_role_grants() -> BTreeSet<(String, String, String)> {
+    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/base");
+    let bundle = Bundle::load(&roles).unwrap_or_else(|e| panic!("{e}"));
+    granted(&bundle.cluster_role)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .into_iter()
+        .map(|p| (p.api_group, p.resource, p.verb))
+        .collect()
+}
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
+    let ns = Netns::new("apiserver");
+    ns.run(&["ip", "addr", "add", "192.168.7.1/24", "dev", "lo"]);
+    let api = FakeApiServer::start(
+        ns.enter(|| TcpListener::bind("127.0.0.1:0").expect("bind in the namespace")),
+    );
+    api.require_token("proxy-sa-token");
+    api.grant_only(cluster_role_grants());
+    api.apply(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.168.7.1"}]}}),
+    );
+    api.apply(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"clusterIP": "10.96.0.10", "ports": [{"name": "http", "port": 80,
+                 "targetPort": 8080, "protocol": "TCP"}]}}));
+    api.apply(
+        json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+        "metadata": {"name": "web-1", "namespace": "default",
+                     "labels": {"kubernetes.io/service-name": "web"}},
+        "addressType": "IPv4", "ports": [{"name": "http", "port": 8080, "protocol": "TCP"}],
+        "endpoints": [{"addresses": ["10.244.1.5"], "nodeName": "node-1",
+                       "conditions": {"ready": true}}]}),
+    );
+    api.set_fault(Fault::ServerError, true);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path(), Some("proxy-sa-token"));
+    let daemon = Daemon::against_api(
+        &ns,
+        bin(),
+        &kubeconfig,
+        &[
+            "--ipvs-sync-period",
+            "2s",
+            "--iptables-sync-period",
+            "2s",
+            "--iptables-min-sync-period",
+            "0s",
+        ],
+    );
+
+    // Failing: the three watches back off (0.8 s doubling): a handful of attempts in 6 s,
+    // one log line each; no sync, and once 2 x syncPeriod has passed, /healthz says so.
+    std::thread::sleep(Duration::from_secs(6));
+    let attempts = daemon.log().matches("watch failed; retrying").count();
+    assert!(
+        (3..=15).contains(&attempts),
+        "{attempts} failed attempts logged in 6 s"
+    );
+    assert_eq!(daemon.syncs(), 0);
+    let reply = daemon.healthz();
+    assert!(reply.contains(" 503 "), "never synced, yet: {reply}");
+    assert!(reply.contains("\"lastUpdated\":null"), "{reply}");
+    assert!(api.events().is_empty());
+
+    // Answering: the first sync programs the Service, /healthz turns 200.
+    api.set_fault(Fault::ServerError, false);
+    daemon.eventually_within(Duration::from_secs(60), "the first sync", || {
+        daemon.syncs() > 0
+    });
+    let nat = ns.run(&["iptables-save", "-t", "nat"]);
+    assert!(nat.contains("10.96.0.10/32"), "{nat}");
+    daemon.eventually("/healthz 200", || daemon.healthz().contains(" 200 OK"));
+
+    // The fallback's Event, which could not be sent at start, arrives.
+    daemon.eventually_within(
+        Duration::from_secs(60),
+        "the ProxyModeFallback Event",
+        || api.events().iter().any(|e| e.reason == "ProxyModeFallback"),
+    );
+    let event = api
+        .events()
+        .into_iter()
+        .find(|e| e.reason == "ProxyModeFallback")
+        .expect("event");
+    assert_eq!(
+        (
+            event.kind.as_str(),
+            event.object.as_str(),
+            event.event_type.as_str()
+        ),
+        ("Node", "node-1", "Warning")
+    );
+
+    // Every request was one the ClusterRole grants (the fake answers 403 otherwise) and
+    // carried the token (401 otherwise).
+    let grants = cluster_role_grants();
+    let refused: Vec<_> = api
+        .requests()
+        .into_iter()
+        .filter(|r| !grants.contains(r))
+        .collect();
+    assert!(refused.is_empty(), "outside the ClusterRole: {refused:?}");
+    assert!(!daemon.log().contains("401"), "{}", daemon.log());
+}
