@@ -12,6 +12,7 @@ mod settings;
 
 mod dataplane;
 mod health;
+mod http;
 mod iptables_mode;
 mod memory;
 mod metrics;

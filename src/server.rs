@@ -15,6 +15,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::health::HealthState;
+use crate::http;
 use crate::metrics::{Code, Metrics};
 
 /// What the endpoints read.
@@ -92,7 +93,7 @@ fn metrics_router(shared: Shared) -> Router {
 }
 
 /// Binds both addresses (failing early, naming the address, when one is
-/// taken) and returns the future that serves them.
+/// taken) and returns the future that serves them, within [`http`]'s limits.
 pub(crate) async fn bind(
     healthz: SocketAddr,
     metrics: SocketAddr,
@@ -104,10 +105,15 @@ pub(crate) async fn bind(
     let metrics_listener = TcpListener::bind(metrics)
         .await
         .with_context(|| format!("binding the metrics address {metrics}"))?;
-    let health = axum::serve(health_listener, health_router(shared.clone()));
-    let metrics = axum::serve(metrics_listener, metrics_router(shared));
+    let gate = http::Gate::shared();
+    let health = http::serve(
+        health_listener,
+        health_router(shared.clone()),
+        Arc::clone(&gate),
+    );
+    let metrics = http::serve(metrics_listener, metrics_router(shared), gate);
     Ok(async move {
-        tokio::try_join!(health.into_future(), metrics.into_future())?;
+        tokio::join!(health, metrics);
         Ok(())
     })
 }
