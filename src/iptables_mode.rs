@@ -97,6 +97,10 @@ impl Rules for IptablesRules {
         self.log_rejected();
     }
 
+    fn claims(&self) -> &desired::Claims {
+        self.generator.claims()
+    }
+
     fn log(&self, model: &Model, changes: &Changes) {
         let (services, slices) = model.len();
         tracing::info!(

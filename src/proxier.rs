@@ -27,6 +27,10 @@ pub(crate) trait Rules: Sized {
     /// Logs a summary of the state after a change (`changes`).
     fn log(&self, model: &Model, changes: &Changes);
 
+    /// Who has each address that Services claim ([`desired::claims`]: the same contest in
+    /// both modes).
+    fn claims(&self) -> &desired::Claims;
+
     /// How many kernel objects the state asks for (virtual servers, chains), for log lines.
     fn size(&self) -> usize;
 
@@ -74,13 +78,6 @@ impl Rules for DesiredState {
     }
 
     fn log(&self, model: &Model, changes: &Changes) {
-        for (key, owners) in self.conflicts() {
-            tracing::warn!(
-                ?key,
-                ?owners,
-                "several Services claim one virtual server; the first wins"
-            );
-        }
         let (services, slices) = model.len();
         tracing::info!(
             services,
@@ -89,6 +86,10 @@ impl Rules for DesiredState {
             virtual_servers = self.virtual_servers().count(),
             "desired state updated"
         );
+    }
+
+    fn claims(&self) -> &desired::Claims {
+        DesiredState::claims(self)
     }
 
     fn size(&self) -> usize {

@@ -9,6 +9,7 @@ use serde::Serialize;
 use crate::exact;
 use crate::net::{IpFamily, ObjectId, Protocol};
 use crate::scheduler::{SCHEDULER_ANNOTATION, Scheduler};
+use crate::seniority::Seniority;
 use crate::warning::Invalid;
 
 /// The default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
@@ -81,6 +82,9 @@ pub struct Service {
     pub session_affinity: SessionAffinity,
     /// The [`SCHEDULER_ANNOTATION`] override, if valid.
     pub scheduler: Option<Scheduler>,
+    /// How old the Service is: the older wins an address two Services claim.
+    #[serde(skip)]
+    pub seniority: Seniority,
 }
 
 impl Service {
@@ -203,6 +207,7 @@ impl Service {
             health_check_node_port,
             session_affinity,
             scheduler,
+            seniority: Seniority::of(meta),
         }))
     }
 }

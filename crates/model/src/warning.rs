@@ -48,12 +48,15 @@ pub enum Consequence {
     LastValidKept,
     /// Only the field is replaced by its default; the object is used.
     DefaultUsed,
+    /// The object is used, but an address it claims goes to another object that claims it
+    /// too.
+    AddressLost,
 }
 
 impl Consequence {
     /// Whether the object (this version of it) is left out of the model.
     pub fn rejects(self) -> bool {
-        self != Consequence::DefaultUsed
+        matches!(self, Consequence::Skipped | Consequence::LastValidKept)
     }
 }
 
@@ -63,6 +66,7 @@ impl fmt::Display for Consequence {
             Consequence::Skipped => "object skipped",
             Consequence::LastValidKept => "update ignored, last valid version kept",
             Consequence::DefaultUsed => "default used",
+            Consequence::AddressLost => "address left to the other Service",
         })
     }
 }
