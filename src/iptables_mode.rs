@@ -30,6 +30,10 @@ impl Rules for IptablesRules {
         IptablesRules::update(self, model, changes, node);
     }
 
+    fn claims(&self) -> &desired::Claims {
+        self.generator().claims()
+    }
+
     fn log(&self, model: &Model, changes: &Changes) {
         let (services, slices) = model.len();
         tracing::info!(

@@ -22,13 +22,6 @@ impl Rules for DesiredState {
     }
 
     fn log(&self, model: &Model, changes: &Changes) {
-        for (key, owners) in self.conflicts() {
-            tracing::warn!(
-                ?key,
-                ?owners,
-                "several Services claim one virtual server; the first wins"
-            );
-        }
         let (services, slices) = model.len();
         tracing::info!(
             services,
@@ -37,6 +30,10 @@ impl Rules for DesiredState {
             virtual_servers = self.virtual_servers().count(),
             "desired state updated"
         );
+    }
+
+    fn claims(&self) -> &desired::Claims {
+        DesiredState::claims(self)
     }
 
     fn size(&self) -> usize {

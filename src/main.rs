@@ -13,6 +13,7 @@ mod unhonoured;
 mod write_config;
 
 mod health;
+mod http;
 mod iptables_mode;
 mod ipvs_mode;
 mod memory;

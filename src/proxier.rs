@@ -24,6 +24,10 @@ pub(crate) trait Rules: Sized {
     /// Logs a summary of the state after a change (`changes`).
     fn log(&self, model: &Model, changes: &Changes);
 
+    /// Who has each address that Services claim ([`desired::claims`]: the same contest in
+    /// both modes).
+    fn claims(&self) -> &desired::Claims;
+
     /// How many kernel objects the state asks for (virtual servers, chains), for log lines.
     fn size(&self) -> usize;
 

@@ -208,8 +208,13 @@ impl<R: Rules> Pipeline<R> {
     }
 
     /// Brings the desired state up to date with the model, once the source
-    /// has delivered a complete first view. Returns the changes applied.
-    fn update(&mut self, settings: &Settings) -> Option<model::Changes> {
+    /// has delivered a complete first view, and reports the Services that lost
+    /// an address they claim by the change. Returns the changes applied.
+    fn update(
+        &mut self,
+        settings: &Settings,
+        reporter: Option<&Arc<kube_source::EventReporter>>,
+    ) -> Option<model::Changes> {
         if !self.model.is_synced() {
             return None;
         }
@@ -222,6 +227,10 @@ impl<R: Rules> Pipeline<R> {
         }
         if let Some(state) = &self.state {
             state.log(&self.model, &changes);
+            report(
+                &desired::claims::warnings(state.claims(), &changes.services),
+                reporter,
+            );
         }
         Some(changes)
     }
@@ -236,7 +245,7 @@ async fn dry_run<R: Rules>(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     loop {
-        if pipeline.update(settings).is_some()
+        if pipeline.update(settings, reporter.as_ref()).is_some()
             && let Some(state) = &pipeline.state
         {
             return print(state, output, settings);
@@ -289,7 +298,7 @@ async fn serve<D: Proxier>(
     let runner = Runner::new(settings.min_sync_period, settings.sync_period);
     let trigger = runner.trigger();
     // A directory source has delivered its complete first view already.
-    if pipeline.update(settings).is_some() {
+    if pipeline.update(settings, reporter.as_ref()).is_some() {
         health.queued(SystemTime::now());
         trigger.request();
     }
@@ -361,7 +370,7 @@ async fn follow<R: Rules>(
             Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
         }
         health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
-        if let Some(changes) = p.update(settings) {
+        if let Some(changes) = p.update(settings, reporter.as_ref()) {
             metrics
                 .service_changes
                 .inc_by(changes.services.len() as u64);

@@ -15,6 +15,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::health::HealthState;
+use crate::http;
 use crate::metrics::{Code, Metrics};
 
 /// What the endpoints read.
@@ -154,9 +155,7 @@ async fn bind_retrying(what: &'static str, address: SocketAddr) -> TcpListener {
 async fn serve_on(what: &'static str, listener: TcpListener, router: Router) {
     let address = listener.local_addr().ok();
     tracing::info!(?address, "serving the {what} endpoint");
-    if let Err(e) = axum::serve(listener, router).await {
-        tracing::error!(error = %e, "the {what} endpoint stopped");
-    }
+    http::serve(listener, router, http::Gate::shared()).await;
 }
 
 #[cfg(test)]

@@ -23,10 +23,10 @@ use desired::{HealthCheck, Listen};
 use model::source::kube::EventReporter;
 use model::{Kind, ObjectId};
 use tokio::net::TcpListener;
-use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use crate::health::HealthState;
+use crate::http::{self, Gate};
 use crate::metrics::Metrics;
 
 /// The Event reason kube-proxy uses when a health check port cannot be opened.
@@ -45,6 +45,7 @@ pub(crate) struct ServiceHealth {
     health: HealthState,
     metrics: Arc<Metrics>,
     events: Option<Arc<EventReporter>>,
+    gate: Arc<Gate>,
     servers: BTreeMap<ObjectId, Server>,
 }
 
@@ -62,6 +63,7 @@ impl ServiceHealth {
             health,
             metrics,
             events,
+            gate: Gate::shared(),
             servers: BTreeMap::new(),
         }
     }
@@ -92,7 +94,7 @@ impl ServiceHealth {
             if self.servers.contains_key(id) {
                 continue;
             }
-            match Server::open(id, check, &self.health).await {
+            match Server::open(id, check, &self.health, &self.gate).await {
                 Ok(server) => {
                     tracing::info!(service = %id, port = check.port, listen = ?check.listen,
                         "health check server open");
@@ -135,51 +137,36 @@ struct Server {
     port: u16,
     listen: Listen,
     local_endpoints: Arc<AtomicUsize>,
-    /// Dropped to tell the open connections to finish.
-    stop: watch::Sender<()>,
     tasks: Vec<JoinHandle<()>>,
 }
 
 impl Server {
-    /// Binds every address of `check` (none stays bound when one fails) and serves them.
+    /// Binds every address of `check` (none stays bound when one fails) and serves them
+    /// within the limits of `gate`.
     async fn open(
         id: &ObjectId,
         check: &HealthCheck,
         health: &HealthState,
+        gate: &Arc<Gate>,
     ) -> anyhow::Result<Self> {
         let listeners = bind(&check.listen, check.port).await?;
         let local_endpoints = Arc::new(AtomicUsize::new(check.local_endpoints));
         let app = router(id.clone(), Arc::clone(&local_endpoints), health.clone());
-        let (stop, stopped) = watch::channel(());
         let tasks = listeners
             .into_iter()
-            .map(|listener| {
-                let mut stopped = stopped.clone();
-                let serve = axum::serve(listener, app.clone()).with_graceful_shutdown(async move {
-                    // Resolves when the sender is dropped.
-                    let _ = stopped.changed().await;
-                });
-                let id = id.clone();
-                tokio::spawn(async move {
-                    if let Err(e) = serve.await {
-                        tracing::error!(service = %id, error = %e, "the health check server stopped");
-                    }
-                })
-            })
+            .map(|listener| tokio::spawn(http::serve(listener, app.clone(), Arc::clone(gate))))
             .collect();
         Ok(Server {
             port: check.port,
             listen: check.listen.clone(),
             local_endpoints,
-            stop,
             tasks,
         })
     }
 
     /// Closes the listeners before returning, so the port can be bound again at once; open
-    /// connections finish the request they are serving.
+    /// connections finish within their limits.
     async fn close(self) {
-        drop(self.stop);
         for task in self.tasks {
             task.abort();
             let _ = task.await;

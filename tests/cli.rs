@@ -315,11 +315,18 @@ fn an_unknown_proxy_mode_flag_is_named_and_exits_2() {
 }
 
 #[test]
-fn malformed_yaml_names_file_and_line() {
+fn a_malformed_file_is_named_and_the_others_still_apply() {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(
         dir.path().join("bad.yaml"),
         "apiVersion: v1\nkind: Service\nmetadata: [\n",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("worse.yaml"), b"kind: \xff\n").expect("write");
+    std::fs::write(
+        dir.path().join("good.yaml"),
+        "apiVersion: v1\nkind: Service\nmetadata: {name: good, namespace: d}\n\
+         spec: {clusterIP: 10.96.7.7, ports: [{port: 80}]}\n",
     )
     .expect("write");
     let out = daemon(&[
@@ -327,12 +334,14 @@ fn malformed_yaml_names_file_and_line() {
         dir.path().to_str().expect("utf-8"),
         "--dry-run",
     ]);
-    assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(
         err.contains("bad.yaml:") && err.contains("malformed YAML"),
         "{err}"
     );
+    assert!(err.contains("worse.yaml: not UTF-8"), "{err}");
+    assert!(stdout(&out).contains("10.96.7.7:80"), "{}", stdout(&out));
 }
 
 #[test]

@@ -418,3 +418,84 @@ fn vm_traffic_endpoints_come_and_go_under_an_open_connection_until_deleted() {
         "{table}"
     );
 }
+
+/// A Service `NS/NAME` created at `created`, with one HTTP port (80 to 8080) and `spec`'s
+/// other fields (a YAML flow mapping's inside), and its endpoint `backend` on this node.
+fn service_in(
+    cluster: &ClusterDir,
+    ns: &str,
+    name: &str,
+    created: &str,
+    spec: &str,
+    backend: &str,
+) {
+    cluster.write(
+        &format!("{ns}-{name}.yaml"),
+        &format!(
+            "apiVersion: v1\nkind: Service\n\
+             metadata: {{name: {name}, namespace: {ns}, creationTimestamp: \"{created}\"}}\n\
+             spec: {{{spec}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}\n\
+             ---\n\
+             apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: {name}-1, namespace: {ns}, labels: {{kubernetes.io/service-name: {name}}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\n\
+             endpoints: [{{addresses: [\"{backend}\"], nodeName: {}}}]\n",
+            testkit::daemon::NODE_NAME
+        ),
+    );
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_traffic_an_external_ip_does_not_take_kube_dns_address() {
+    let hosts = two_name_backends();
+    let cluster = ClusterDir::for_node("collision", &[ThreeHosts::NODE]);
+    let dns = ThreeHosts::BACKEND;
+    service_in(
+        &cluster,
+        "kube-system",
+        "kube-dns",
+        "2021-01-01T00:00:00Z",
+        &format!("clusterIP: {VIP}"),
+        dns,
+    );
+    // Older than kube-dns and first by name, declaring kube-dns's ClusterIP as its own.
+    let intruder_vip = "10.96.0.20";
+    service_in(
+        &cluster,
+        "aa",
+        "intruder",
+        "2020-01-01T00:00:00Z",
+        &format!("clusterIP: {intruder_vip}, externalIPs: [{VIP}]"),
+        SECOND,
+    );
+    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
+    daemon.synced("both virtual servers", || {
+        let table = ipvs_table(&hosts.node);
+        table.contains(&format!("-a -t {VIP}:80 -r {dns}:8080 "))
+            && table.contains(&format!("-a -t {intruder_vip}:80 -r {SECOND}:8080 "))
+    });
+    assert!(
+        !ipvs_table(&hosts.node).contains(&format!("-a -t {VIP}:80 -r {SECOND}:8080 ")),
+        "the intruder's endpoint serves kube-dns's address:\n{}",
+        ipvs_table(&hosts.node)
+    );
+    assert_eq!(
+        answers(6, || http_body(&hosts.client, VIP, 80)),
+        set(&[dns]),
+        "kube-dns's address answered by someone else"
+    );
+    assert_eq!(
+        answers(2, || http_body(&hosts.client, intruder_vip, 80)),
+        set(&[SECOND]),
+        "the intruder's own ClusterIP still works"
+    );
+    let log = daemon.log();
+    assert!(
+        log.lines().any(|l| l.contains(
+            "Service aa/intruder: spec.externalIPs: tcp 10.96.0.10:80 \
+            is not proxied for this Service: kube-system/kube-dns has it"
+        )),
+        "the loser is not named:\n{log}"
+    );
+}

@@ -30,6 +30,14 @@ impl VsKey {
     }
 }
 
+/// `tcp 10.96.0.10:80`, `udp [fd00::10]:53`.
+impl fmt::Display for VsKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let addr = std::net::SocketAddr::new(self.addr, self.port);
+        write!(f, "{} {addr}", self.protocol)
+    }
+}
+
 /// ipvsadm's listing order: family, protocol number, address, port.
 impl Ord for VsKey {
     fn cmp(&self, other: &Self) -> Ordering {

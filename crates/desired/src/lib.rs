@@ -11,8 +11,11 @@
 //! Services get kube-proxy's health check node port server and what it reports, for both
 //! proxy modes.
 //!
+//! [`claims`] decides who gets an address two Services claim, for both proxy modes.
+//!
 //! Nothing here touches the kernel: this crate knows nothing of netlink or of the `ipvs` crate.
 
+pub mod claims;
 pub mod config;
 pub mod endpoints;
 pub mod health_check;
@@ -23,6 +26,7 @@ pub mod plan;
 pub mod render;
 pub mod state;
 
+pub use claims::{Claim, Claims, Conflict, Origin};
 pub use config::{Config, LocalDetector, NodeInfo, NodePortAddresses};
 pub use health_check::{HealthCheck, Listen};
 pub use ipset::{SetEntry, SetKind};

@@ -8,11 +8,12 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use model::{Changes, IdSet, IpFamily, Model, ObjectId};
+use model::{Changes, IpFamily, Model, ObjectId};
 
+use crate::claims::{Claims, Conflict};
 use crate::config::{Config, NodeInfo};
 use crate::ipset::{SetEntry, SetKind};
-use crate::ipvs::{VirtualServer, VsKey};
+use crate::ipvs::VirtualServer;
 use crate::plan::{OutFilterDrop, ServicePlan, plan};
 
 /// A multiset: how many plans want each value.
@@ -50,9 +51,9 @@ pub struct DesiredState {
     config: Config,
     node: NodeInfo,
     plans: HashMap<ObjectId, ServicePlan>,
-    /// Which Services want each virtual server; the first (by namespace/name) wins when two
-    /// Services claim the same address and port, so the result does not depend on order.
-    claims: BTreeMap<VsKey, IdSet>,
+    /// Which Services want each virtual server, and which of them has it ([`Claims`]): the
+    /// result does not depend on the order Services arrived in.
+    claims: Claims,
     addresses: Counted<IpAddr>,
     sets: BTreeMap<(IpFamily, SetKind), Counted<SetEntry>>,
     out_filter: Counted<(IpFamily, OutFilterDrop)>,
@@ -107,21 +108,21 @@ impl DesiredState {
 
     fn recompute(&mut self, model: &Model, id: &ObjectId) {
         if let Some(old) = self.plans.remove(id) {
-            self.subtract(id, &old);
+            self.subtract(&old);
         }
         let Some(svc) = model.service(id) else {
+            self.claims.set(id, None, []);
             return;
         };
         let slices: Vec<_> = model.slices_of(id).map(AsRef::as_ref).collect();
         let new = plan(svc, &slices, &self.node, &self.config);
-        self.add(id, &new);
+        let keys = new.virtual_servers.iter().map(|vs| vs.key);
+        self.claims.set(id, Some(svc), keys);
+        self.add(&new);
         self.plans.insert(id.clone(), new);
     }
 
-    fn add(&mut self, id: &ObjectId, plan: &ServicePlan) {
-        for vs in &plan.virtual_servers {
-            self.claims.entry(vs.key).or_default().insert(id.clone());
-        }
+    fn add(&mut self, plan: &ServicePlan) {
         for a in &plan.addresses {
             self.addresses.add(*a);
         }
@@ -136,15 +137,7 @@ impl DesiredState {
         }
     }
 
-    fn subtract(&mut self, id: &ObjectId, plan: &ServicePlan) {
-        for vs in &plan.virtual_servers {
-            if let Some(owners) = self.claims.get_mut(&vs.key) {
-                owners.remove(id);
-                if owners.is_empty() {
-                    self.claims.remove(&vs.key);
-                }
-            }
-        }
+    fn subtract(&mut self, plan: &ServicePlan) {
         for a in &plan.addresses {
             self.addresses.remove(a);
         }
@@ -160,8 +153,7 @@ impl DesiredState {
 
     /// Every virtual server, in ipvsadm's order.
     pub fn virtual_servers(&self) -> impl Iterator<Item = &VirtualServer> {
-        self.claims.iter().filter_map(|(key, owners)| {
-            let owner = owners.first()?;
+        self.claims.winners().filter_map(|(key, owner)| {
             self.plans
                 .get(owner)?
                 .virtual_servers
@@ -170,9 +162,14 @@ impl DesiredState {
         })
     }
 
-    /// The virtual servers two or more Services claim, with the claimants (the first wins).
-    pub fn conflicts(&self) -> impl Iterator<Item = (&VsKey, &IdSet)> {
-        self.claims.iter().filter(|(_, owners)| owners.len() > 1)
+    /// The virtual servers two or more Services claim, with who has each.
+    pub fn conflicts(&self) -> impl Iterator<Item = Conflict<'_>> {
+        self.claims.conflicts()
+    }
+
+    /// Every Service's claims on its virtual servers.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
     }
 
     /// The addresses to bind on `kube-ipvs0`, sorted.
@@ -218,7 +215,7 @@ mod tests {
     }
 
     #[test]
-    fn a_virtual_server_two_services_claim_goes_to_the_first_by_name() {
+    fn a_virtual_server_two_services_claim_goes_to_the_first_by_name_when_neither_is_dated() {
         let mut model = Model::new(ProxyFilter::default(), None);
         // Applied in reverse name order: the result must not depend on arrival order.
         model.apply(SourceEvent::Listed(
@@ -256,6 +253,31 @@ mod tests {
         assert_eq!(shared.service.to_string(), "d/b");
         assert!(state2.addresses().any(|a| a.to_string() == "192.0.2.1"));
         assert!(!state2.addresses().any(|a| a.to_string() == "10.96.0.1"));
+    }
+
+    #[test]
+    fn a_cluster_ip_is_never_taken_by_another_services_external_ip() {
+        let mut model = Model::new(ProxyFilter::default(), None);
+        // The intruder sorts first by name; it declares kube-dns's ClusterIP.
+        model.apply(SourceEvent::Listed(
+            Kind::Service,
+            vec![
+                service("aa", "10.96.0.20", "10.96.0.10"),
+                service("kube-dns", "10.96.0.10", "192.0.2.53"),
+            ],
+        ));
+        let state = DesiredState::new(Config::default(), NodeInfo::default(), &model);
+        let owner = |addr: &str| {
+            state
+                .virtual_servers()
+                .find(|vs| vs.key.addr.to_string() == addr)
+                .map(|vs| vs.service.to_string())
+        };
+        assert_eq!(owner("10.96.0.10").as_deref(), Some("d/kube-dns"));
+        let losers: Vec<String> = (state.conflicts())
+            .flat_map(|c| c.losers.iter().map(|l| l.service.to_string()))
+            .collect();
+        assert_eq!(losers, ["d/aa"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use desired::endpoints::{self, PortEndpoint};
-use desired::{Config, NodeInfo};
+use desired::{Claims, Config, NodeInfo, VsKey};
 use iptables::{Chain, Rule, Table};
 use model::{EndpointSlice, IpFamily, Protocol, Service};
 
@@ -90,6 +90,9 @@ pub(crate) struct Context<'a> {
     pub(crate) config: &'a Config,
     /// kube-proxy's large-cluster mode: endpoint rules carry no comments.
     pub(crate) large_cluster: bool,
+    /// Who has each address: an external or load balancer IP another Service has gets no
+    /// rules here.
+    pub(crate) claims: &'a Claims,
 }
 
 impl Context<'_> {
@@ -139,6 +142,17 @@ pub(crate) fn service_part(
         let eps: Vec<PortEndpoint<'_>> =
             endpoints::of_port(slices, port, ctx.family, &ctx.node.name);
         part.endpoints += eps.len();
+        let held = |ips: &[IpAddr]| -> Vec<IpAddr> {
+            let key = |addr: IpAddr| VsKey {
+                protocol: port.protocol,
+                addr,
+                port: port.port,
+            };
+            (ips.iter().copied())
+                .filter(|ip| ctx.claims.wins(&svc.id, &key(*ip)))
+                .collect()
+        };
+        let (external_ips, lb_ips) = (held(&external_ips), held(&lb_ips));
         let input = PortInput {
             svc,
             port,

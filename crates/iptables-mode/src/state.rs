@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
-use desired::{Config, NodeInfo};
+use desired::{Claims, Config, NodeInfo, claims};
 use model::{Changes, IpFamily, Model, ObjectId};
 
 use crate::chains::Fixed;
@@ -40,7 +40,7 @@ impl FamilyParts {
 /// filter tables of each family the node proxies.
 ///
 /// ```
-/// use desired::{Config, NodeInfo};
+/// use desired::{Claims, Config, NodeInfo, claims};
 /// use iptables_mode::{Generator, Options};
 /// use model::{IpFamily, Model, ProxyFilter};
 ///
@@ -57,6 +57,8 @@ pub struct Generator {
     node: NodeInfo,
     families: BTreeMap<IpFamily, FamilyParts>,
     rejected: BTreeMap<ObjectId, Error>,
+    /// Who has each address two Services claim: the loser's rules for it are left out.
+    claims: Claims,
 }
 
 impl Generator {
@@ -68,6 +70,7 @@ impl Generator {
             node,
             families: BTreeMap::new(),
             rejected: BTreeMap::new(),
+            claims: Claims::default(),
         };
         for family in generator.node.families() {
             let mut parts = FamilyParts::default();
@@ -106,8 +109,16 @@ impl Generator {
         }
     }
 
+    /// Recomputes the Services `ids`, and those that won or lost an address by their
+    /// change.
     fn recompute_all(&mut self, model: &Model, ids: &[ObjectId]) {
+        let mut all: BTreeSet<ObjectId> = ids.iter().cloned().collect();
         for id in ids {
+            let svc = model.service(id).map(|s| &**s);
+            let keys = svc.into_iter().flat_map(claims::keys);
+            all.extend(self.claims.set(id, svc, keys));
+        }
+        for id in &all {
             self.rejected.remove(id);
             let svc = model.service(id);
             let slices: Vec<_> = model.slices_of(id).map(AsRef::as_ref).collect();
@@ -120,6 +131,7 @@ impl Generator {
                     node: &self.node,
                     config: &self.config,
                     large_cluster: parts.large_cluster,
+                    claims: &self.claims,
                 };
                 match service_part(svc, &slices, &ctx) {
                     Ok(part) => {
@@ -188,6 +200,11 @@ impl Generator {
     /// [`LARGE_CLUSTER_ENDPOINTS`] endpoints: no comments on endpoint rules).
     pub fn large_cluster(&self, family: IpFamily) -> bool {
         self.families.get(&family).is_some_and(|p| p.large_cluster)
+    }
+
+    /// Every Service's claims on its addresses.
+    pub fn claims(&self) -> &Claims {
+        &self.claims
     }
 
     /// The configuration in force.

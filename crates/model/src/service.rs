@@ -10,6 +10,7 @@ use crate::exact;
 use crate::net::{IpFamily, ObjectId, Protocol};
 use crate::scheduler::{SchedFlags, Scheduler};
 use crate::scheduling::Scheduling;
+use crate::seniority::Seniority;
 use crate::warning::Invalid;
 
 /// The default `sessionAffinityConfig.clientIP.timeoutSeconds` (3 hours).
@@ -84,6 +85,9 @@ pub struct Service {
     pub scheduler: Option<Scheduler>,
     /// The scheduler flags its annotations set, if they decide them.
     pub sched_flags: Option<SchedFlags>,
+    /// How old the Service is: the older wins an address two Services claim.
+    #[serde(skip)]
+    pub seniority: Seniority,
 }
 
 impl Service {
@@ -191,6 +195,7 @@ impl Service {
             session_affinity,
             scheduler: scheduling.scheduler,
             sched_flags: scheduling.flags,
+            seniority: Seniority::of(meta),
         }))
     }
 }

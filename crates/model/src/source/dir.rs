@@ -4,9 +4,11 @@
 //!
 //! The daemon reads the directory as a listing of every kind, file by file ([`stream`]): the
 //! objects of one file are passed on before the next is read, so no more than one file's
-//! raw objects are held at a time. A malformed file stops the read (naming file and line)
-//! before the listing completes, so nothing is removed: a half-written file never makes
-//! Services disappear (the files read before it do apply). An object of a known kind whose
+//! raw objects are held at a time. At start-up a file that cannot be read or parsed is
+//! named and left out, and the daemon starts with the others; while running, a malformed
+//! file stops a whole listing (naming file and line) before it completes, so nothing is
+//! removed: a half-written file never makes Services disappear (the files read before it do
+//! apply). Only regular files are read, within limits ([`MAX_FILE_BYTES`], [`MAX_DEPTH`]). An object of a known kind whose
 //! fields do not decode is rejected with a [`Warning`] naming the field
 //! ([`SourceEvent::Undecodable`]): a valid version read earlier stays in force.
 //!
@@ -24,6 +26,8 @@ use std::time::{Duration, SystemTime};
 use serde::Deserialize;
 use tokio::sync::mpsc;
 
+use super::file::{self, Visited};
+pub use super::file::{MAX_DEPTH, MAX_FILE_BYTES};
 use super::notify::TreeWatch;
 use crate::warning::{Consequence, Invalid, Warning};
 use crate::{Kind, Object, ObjectId, SourceEvent};
@@ -51,17 +55,83 @@ pub enum DirError {
         /// The parser's message.
         message: String,
     },
+    /// A path named like a manifest is not a regular file (nor a symbolic link to one).
+    #[error("reading {path}: not a regular file but {what}")]
+    NotRegular {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        what: &'static str,
+    },
+    /// A file is larger than [`MAX_FILE_BYTES`].
+    #[error("reading {path}: larger than {limit} bytes")]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The limit.
+        limit: u64,
+    },
+    /// A file is not UTF-8.
+    #[error("reading {path}: not UTF-8 (byte {offset})")]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Where the first invalid byte is.
+        offset: usize,
+    },
+    /// A file nests flow collections deeper than [`MAX_DEPTH`].
+    #[error("{path}:{line}:{column}: collections nested deeper than {limit} levels")]
+    TooDeep {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line where the limit is passed.
+        line: usize,
+        /// 1-based column where the limit is passed.
+        column: usize,
+        /// The limit.
+        limit: usize,
+    },
+}
+
+impl DirError {
+    /// Whether reading again may succeed with the file unchanged (an I/O error: a file
+    /// removed or replaced meanwhile, a dangling link, a full table of open files), rather
+    /// than only once the file changes.
+    pub fn may_pass(&self) -> bool {
+        matches!(self, DirError::Io { .. })
+    }
+}
+
+/// What a listing does with a file that cannot be read or parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Unreadable {
+    /// Logs it, naming it, and goes on; the listing completes without its objects: the
+    /// daemon starts with what parses.
+    Skip,
+    /// Stops, leaving the listing incomplete so that nothing is removed (a whole listing
+    /// while running: a half-written file must not delete Services).
+    Stop,
 }
 
 /// Reads `dir` as one listing of every kind, passing `each` the events of one file at a
 /// time: first [`SourceEvent::Relisting`] of every kind, then each file's objects as
 /// [`SourceEvent::Applied`] (or [`SourceEvent::Undecodable`]), then
-/// [`SourceEvent::Relisted`] of every kind. Returns what each file held, for [`watch`].
+/// [`SourceEvent::Relisted`] of every kind. A file that cannot be read or parsed is logged,
+/// naming it and why, and left out: its objects come once it is mended ([`watch`]). Returns
+/// what each file held, for [`watch`].
 ///
 /// # Errors
-/// [`DirError`] for the first file that cannot be read or parsed; the listing is then left
-/// incomplete (no `Relisted`), so nothing is removed.
-pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<Index, DirError> {
+/// [`DirError::Io`] when `dir` (or a directory under it) cannot be listed.
+pub fn stream(dir: &Path, each: impl FnMut(Vec<SourceEvent>)) -> Result<Index, DirError> {
+    list(dir, Unreadable::Skip, each)
+}
+
+/// [`stream`], with a choice of what a file that cannot be read or parsed does.
+fn list(
+    dir: &Path,
+    unreadable: Unreadable,
+    mut each: impl FnMut(Vec<SourceEvent>),
+) -> Result<Index, DirError> {
     let paths = files(dir)?;
     each(
         Kind::ALL
@@ -71,9 +141,17 @@ pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<Inde
     );
     let mut index = Index::default();
     for path in paths {
-        let (stamp, events) = read_file(&path)?;
-        each(events);
-        index.files.insert(relative(dir, &path), stamp);
+        match read_file(&path) {
+            Ok((stamp, events)) => {
+                each(events);
+                index.files.insert(relative(dir, &path), stamp);
+            }
+            Err(e) if unreadable == Unreadable::Stop => return Err(e),
+            Err(e) => {
+                tracing::error!(error = %e, "a file was not read: its objects are left out");
+                index.unread(dir, &path, &e);
+            }
+        }
     }
     each(
         Kind::ALL
@@ -90,12 +168,28 @@ pub fn stream(dir: &Path, mut each: impl FnMut(Vec<SourceEvent>)) -> Result<Inde
 /// that names other objects than before), the directory is listed again whole, which
 /// deletes what no file holds. Two stamps per file instead of the objects: at 20,000 files
 /// this is what the source keeps between changes.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Index {
     files: BTreeMap<Box<Path>, Stamp>,
     /// A whole listing was due and did not complete (a malformed file): the next look lists
     /// again, so what is gone is still deleted once the file is mended.
     relist: bool,
+    /// A listing or a read failed in a way that may pass ([`DirError::may_pass`]): look
+    /// again soon, even if nothing changes.
+    retry: bool,
+    /// Reads a file's text: [`file::read`] (tests inject errors).
+    read: fn(&Path) -> Result<String, DirError>,
+}
+
+impl Default for Index {
+    fn default() -> Self {
+        Index {
+            files: BTreeMap::new(),
+            relist: false,
+            retry: false,
+            read: file::read,
+        }
+    }
 }
 
 /// One file of an [`Index`].
@@ -132,14 +226,14 @@ fn digest(objects: &mut [(Kind, ObjectId)]) -> u64 {
     hasher.finish()
 }
 
-/// Reads one file: its stamp (the size and time looked at before reading: a write after
-/// that shows at the next look) and its events.
-fn read_file(path: &Path) -> Result<(Stamp, Vec<SourceEvent>), DirError> {
+/// Reads one file with `read`: its stamp (the size and time looked at before reading: a
+/// write after that shows at the next look) and its events.
+fn read_file_with(
+    read: fn(&Path) -> Result<String, DirError>,
+    path: &Path,
+) -> Result<(Stamp, Vec<SourceEvent>), DirError> {
     let (len, modified) = stat(path);
-    let text = std::fs::read_to_string(path).map_err(|source| DirError::Io {
-        path: path.to_owned(),
-        source,
-    })?;
+    let text = read(path)?;
     let mut file = Snapshot::default();
     parse(path, &text, &mut file)?;
     let mut ids: Vec<(Kind, ObjectId)> = (file.objects.iter().map(|o| (o.kind(), o.id())))
@@ -159,17 +253,47 @@ fn read_file(path: &Path) -> Result<(Stamp, Vec<SourceEvent>), DirError> {
     Ok((stamp, events))
 }
 
+/// [`read_file_with`] the real reader.
+fn read_file(path: &Path) -> Result<(Stamp, Vec<SourceEvent>), DirError> {
+    read_file_with(file::read, path)
+}
+
 impl Index {
+    /// Notes a file a listing could not read: one that may read at another try is not
+    /// recorded (so the next look reads it) and asks for one soon; any other is recorded
+    /// as holding nothing, read again once it changes.
+    fn unread(&mut self, dir: &Path, path: &Path, error: &DirError) {
+        if error.may_pass() {
+            self.retry = true;
+            return;
+        }
+        let (len, modified) = stat(path);
+        let stamp = Stamp {
+            len,
+            modified,
+            objects: digest(&mut []),
+        };
+        self.files.insert(relative(dir, path), stamp);
+    }
+
+    /// Whether the last look failed in a way that may pass, so another is due soon.
+    fn owes_retry(&self) -> bool {
+        self.retry
+    }
+
     /// Reads what changed in `dir` since the index was taken and passes on its events,
     /// one file per call of `send`: the objects of each new or changed file, or, when an
     /// object may be gone, a whole listing ([`stream`]). A changed file that cannot be read
-    /// or parsed is logged and keeps its objects until it changes again. Stops, returning
-    /// false, when `send` does.
+    /// or parsed is logged and keeps its objects: one whose error may pass is read again at
+    /// the next look (see [`Index::owes_retry`]), any other once it changes again. Stops,
+    /// returning false, when `send` does.
     fn changes(&mut self, dir: &Path, mut send: impl FnMut(Vec<SourceEvent>) -> bool) -> bool {
+        self.retry = false;
         let paths = match files(dir) {
             Ok(paths) => paths,
             Err(e) => {
-                tracing::warn!(error = %e, "cannot list the source directory");
+                tracing::warn!(error = %e, "cannot list the source directory; trying again");
+                self.retry = true;
                 return true;
             }
         };
@@ -189,12 +313,17 @@ impl Index {
             if old.is_some_and(|s| s.len == len && s.modified == modified) {
                 continue;
             }
-            let stamp = match read_file(path) {
+            let stamp = match read_file_with(self.read, path) {
                 Ok((stamp, events)) => {
                     if !events.is_empty() && !send(events) {
                         return false;
                     }
                     stamp
+                }
+                Err(e) if e.may_pass() => {
+                    tracing::warn!(error = %e, "a changed file was not read: its objects stay; trying again");
+                    self.retry = true;
+                    continue;
                 }
                 Err(e) => {
                     tracing::error!(error = %e, "a changed file was not read: its objects stay");
@@ -213,11 +342,17 @@ impl Index {
             return true;
         }
         let mut open = true;
-        match stream(dir, |events| open = open && send(events)) {
-            Ok(index) => *self = index,
+        match list(dir, Unreadable::Stop, |events| open = open && send(events)) {
+            Ok(index) => {
+                *self = Index {
+                    read: self.read,
+                    ..index
+                }
+            }
             Err(e) => {
                 tracing::error!(error = %e, "the directory listing stopped: nothing removed");
                 self.relist = true;
+                self.retry = e.may_pass();
             }
         }
         open
@@ -256,20 +391,32 @@ impl Snapshot {
 pub fn read(dir: &Path) -> Result<Snapshot, DirError> {
     let mut snapshot = Snapshot::default();
     for path in files(dir)? {
-        let text = std::fs::read_to_string(&path).map_err(|source| DirError::Io {
-            path: path.clone(),
-            source,
-        })?;
+        let text = file::read(&path)?;
         parse(&path, &text, &mut snapshot)?;
     }
     Ok(snapshot)
 }
 
-/// Parses one file's text into `into`.
+/// Parses one file's text into `into`: JSON documents as JSON (whose escapes YAML 1.1 does
+/// not all accept: surrogate pairs), anything else as YAML.
 ///
 /// # Errors
-/// [`DirError::Malformed`] with the line of the syntax error.
+/// [`DirError::Malformed`] with the line of the syntax error, [`DirError::TooDeep`].
 pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirError> {
+    if let Some(documents) = json_documents(text) {
+        for value in documents {
+            decode(value, into);
+        }
+        return Ok(());
+    }
+    if let Some((line, column)) = file::too_deep(text) {
+        return Err(DirError::TooDeep {
+            path: path.to_owned(),
+            line,
+            column,
+            limit: MAX_DEPTH,
+        });
+    }
     for document in serde_yaml::Deserializer::from_str(text) {
         let value = serde_yaml::Value::deserialize(document).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
@@ -283,6 +430,18 @@ pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirErro
         decode(value, into);
     }
     Ok(())
+}
+
+/// `text`'s documents when it is a sequence of JSON documents (the JSON parser has a depth
+/// limit of its own, and is linear), else `None`.
+fn json_documents(text: &str) -> Option<Vec<serde_yaml::Value>> {
+    if !text.trim_start().starts_with(['{', '[']) {
+        return None;
+    }
+    serde_json::Deserializer::from_str(text)
+        .into_iter::<serde_yaml::Value>()
+        .collect::<Result<_, _>>()
+        .ok()
 }
 
 fn decode(value: serde_yaml::Value, into: &mut Snapshot) {
@@ -336,7 +495,15 @@ fn object_id(value: &serde_yaml::Value) -> ObjectId {
     ObjectId::new(field("namespace"), field("name"))
 }
 
+/// The files named like manifests under `dir`, sorted; symbolic links to directories are
+/// followed, each directory entered once (no cycle).
 fn files(dir: &Path) -> Result<Vec<PathBuf>, DirError> {
+    let mut visited = Visited::default();
+    visited.enter(dir);
+    files_under(dir, &mut visited)
+}
+
+fn files_under(dir: &Path, visited: &mut Visited) -> Result<Vec<PathBuf>, DirError> {
     let io = |source| DirError::Io {
         path: dir.to_owned(),
         source,
@@ -353,7 +520,9 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>, DirError> {
             Err(_) => path.is_dir(),
         };
         if is_dir {
-            out.extend(files(&path)?);
+            if visited.enter(&path) {
+                out.extend(files_under(&path, visited)?);
+            }
         } else if path
             .extension()
             .and_then(|e| e.to_str())
@@ -383,17 +552,29 @@ pub async fn watch(
             None
         }
     };
+    let mut backoff = RETRY_FIRST;
     // The first look needs no event: the directory may have changed since it was read.
     while send_changes(&dir, &mut index, &tx).await {
+        let retry = index.owes_retry().then_some(backoff);
+        backoff = match retry {
+            Some(after) => (after * 2).min(RETRY_LAST),
+            None => RETRY_FIRST,
+        };
         notified = match notified.take() {
-            Some(w) => settled(w, &dir).await,
+            Some(mut w) => settled(&mut w, &dir, retry).await.then_some(w),
             None => {
-                tokio::time::sleep(period).await;
+                tokio::time::sleep(retry.map_or(period, |r| r.min(period))).await;
                 None
             }
         };
     }
 }
+
+/// The wait before looking again after a failure that may pass; doubled at each failure
+/// in a row up to [`RETRY_LAST`].
+const RETRY_FIRST: Duration = Duration::from_secs(1);
+/// The longest wait between tries.
+const RETRY_LAST: Duration = Duration::from_secs(30);
 
 /// [`Index::changes`] on a blocking thread, each message waiting for room in the channel.
 /// Returns false once the receiver is gone.
@@ -420,19 +601,26 @@ async fn send_changes(dir: &Path, index: &mut Index, tx: &mpsc::Sender<Vec<Sourc
 /// directory is read: one read for a burst of writes.
 const SETTLE: Duration = Duration::from_millis(50);
 
-/// Waits for a change under `dir` and for it to settle; watches directories created since.
-/// `None` (after a warning) when inotify stopped working: the caller polls from then on.
-async fn settled(mut watch: TreeWatch, dir: &Path) -> Option<TreeWatch> {
-    match watch.changed().await {
+/// Waits for a change under `dir` and for it to settle, or for `retry` to pass; watches
+/// directories created since. False (after a warning) when inotify stopped working: the
+/// caller polls from then on.
+async fn settled(watch: &mut TreeWatch, dir: &Path, retry: Option<Duration>) -> bool {
+    let changed = match retry {
+        Some(after) => tokio::time::timeout(after, watch.changed())
+            .await
+            .unwrap_or(Ok(())),
+        None => watch.changed().await,
+    };
+    match changed {
         Ok(()) => {
             tokio::time::sleep(SETTLE).await;
             watch.add_subdirectories(dir);
             watch.discard();
-            Some(watch)
+            true
         }
         Err(e) => {
             tracing::warn!(error = %e, "cannot watch the source directory any more; polling it");
-            None
+            false
         }
     }
 }
@@ -464,6 +652,34 @@ mod tests {
         let s = parse_str(r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"j"}}"#)
             .expect("parses");
         assert_eq!(s.objects.len(), 1);
+    }
+
+    #[test]
+    fn json_with_surrogate_pairs_is_json() {
+        let s = parse_str(
+            r#"{"apiVersion":"v1","kind":"Service","metadata":{"name":"j","annotations":{"x":"\ud83d\ude00"}}}
+               {"apiVersion":"v1","kind":"Service","metadata":{"name":"k"}}"#,
+        )
+        .expect("parses");
+        let names: Vec<String> = s.objects.iter().map(|o| o.id().name.to_string()).collect();
+        assert_eq!(names, ["j", "k"]);
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_naming_the_place() {
+        let depth = MAX_DEPTH + 1;
+        let text = format!(
+            "kind: Service\nx: {}{}\n",
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        let err = parse_str(&text).expect_err("too deep");
+        assert!(
+            matches!(err, DirError::TooDeep { line: 2, column, .. } if column == 3 + depth),
+            "{err}"
+        );
+        let json = format!("{{\"x\": {}{}}}", "[".repeat(depth), "]".repeat(depth));
+        assert!(matches!(parse_str(&json), Err(DirError::TooDeep { .. })));
     }
 
     #[test]
@@ -512,7 +728,7 @@ mod watch_tests {
     }
 
     #[test]
-    fn a_directory_streams_as_one_listing_and_a_malformed_file_leaves_it_incomplete() {
+    fn a_directory_streams_as_one_listing_and_a_malformed_file_stops_a_relist() {
         let dir = tempfile::tempdir().expect("tempdir");
         std::fs::write(dir.path().join("a.yaml"), service(80)).expect("write");
         let (events, failed) = streamed(dir.path());
@@ -530,7 +746,8 @@ mod watch_tests {
         std::fs::write(dir.path().join("b.yaml"), "kind: Service\nmetadata: [\n").expect("break");
         let mut model = Model::default();
         model.apply(SourceEvent::Listed(Kind::Service, Vec::new()));
-        let (events, failed) = streamed(dir.path());
+        let mut events = Vec::new();
+        let failed = list(dir.path(), Unreadable::Stop, |e| events.extend(e)).is_err();
         assert!(failed);
         assert_eq!(events.len(), 4, "{events:?}");
         for event in events {
@@ -559,6 +776,102 @@ mod watch_tests {
             .service(&ObjectId::new("d", "a"))
             .map(|s| s.ports[0].port);
         assert_eq!(port, Some(80), "the listing completed without removing it");
+    }
+
+    /// The ids of the Services applied in `events`.
+    fn applied(events: &[SourceEvent]) -> Vec<ObjectId> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                SourceEvent::Applied(o) => Some(o.id()),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn start_up_lists_what_parses_and_leaves_out_what_does_not() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path();
+        std::fs::write(path.join("a.yaml"), named_service("good", 80)).expect("write");
+        std::fs::write(path.join("b.yaml"), "kind: Service\nmetadata: [\n").expect("write");
+        std::fs::write(path.join("c.yaml"), b"kind: \xff\n").expect("write");
+        std::os::unix::fs::symlink("gone.yaml", path.join("d.yaml")).expect("symlink");
+        std::os::unix::fs::symlink("/dev/zero", path.join("e.yaml")).expect("symlink");
+        // A cycle of directories: each file is listed once.
+        std::os::unix::fs::symlink(".", path.join("loop")).expect("symlink");
+        let (events, failed) = streamed(path);
+        assert!(!failed);
+        assert_eq!(applied(&events), vec![ObjectId::new("d", "good")]);
+        assert_eq!(events.last(), Some(&SourceEvent::Relisted(Kind::ALL[2])));
+        let index = stream(path, drop).expect("listed");
+        assert!(index.owes_retry(), "the dangling link may resolve later");
+    }
+
+    /// A reader failing once for `flaky.yaml`, as the file system may (a file replaced
+    /// while read, no handle left).
+    fn flaky(path: &Path) -> Result<String, DirError> {
+        static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if path.ends_with("flaky.yaml") && !FAILED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            return Err(DirError::Io {
+                path: path.to_owned(),
+                source: std::io::Error::from_raw_os_error(24),
+            });
+        }
+        file::read(path)
+    }
+
+    #[test]
+    fn a_failed_read_is_tried_again_until_it_succeeds() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut index = stream(dir.path(), drop).expect("listed");
+        index.read = flaky;
+        std::fs::write(dir.path().join("flaky.yaml"), named_service("f", 80)).expect("write");
+        let mut events = Vec::new();
+        assert!(index.changes(dir.path(), |e| {
+            events.extend(e);
+            true
+        }));
+        assert!(events.is_empty(), "{events:?}");
+        assert!(index.owes_retry());
+        // Nothing changed on disk: the next look reads it all the same.
+        assert!(index.changes(dir.path(), |e| {
+            events.extend(e);
+            true
+        }));
+        assert_eq!(applied(&events), vec![ObjectId::new("d", "f")]);
+        assert!(!index.owes_retry());
+    }
+
+    #[tokio::test]
+    async fn a_failed_listing_is_tried_again_without_another_change() {
+        let parent = tempfile::tempdir().expect("tempdir");
+        let dir = parent.path().join("src");
+        std::fs::create_dir(&dir).expect("mkdir");
+        let index = stream(&dir, drop).expect("listed");
+        let (tx, mut rx) = mpsc::channel(4);
+        let task = tokio::spawn(watch(dir.clone(), Duration::from_secs(3600), index, tx));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The directory goes (an event; listing it fails), and comes back with a file in a
+        // new directory the watch does not see: only a retry finds it.
+        std::fs::rename(&dir, parent.path().join("old")).expect("move away");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let staged = parent.path().join("staged");
+        std::fs::create_dir(&staged).expect("mkdir");
+        std::fs::write(staged.join("a.yaml"), named_service("back", 80)).expect("write");
+        std::fs::rename(&staged, &dir).expect("move in");
+        let mut seen = Vec::new();
+        while let Ok(Some(events)) = tokio::time::timeout(Duration::from_secs(5), rx.recv()).await {
+            seen.extend(events);
+            if !applied(&seen).is_empty() {
+                break;
+            }
+        }
+        assert!(
+            applied(&seen).contains(&ObjectId::new("d", "back")),
+            "{seen:?}"
+        );
+        task.abort();
     }
 
     fn named_service(name: &str, port: u16) -> String {

@@ -18,6 +18,7 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 
 use crate::labels::ProxyFilter;
+use crate::warning::bounded;
 use crate::{Kind, Object, ObjectId, SourceEvent, Warning};
 
 /// What to watch.
@@ -351,13 +352,7 @@ impl EventReporter {
             name: Some(object.name.to_string()),
             ..ObjectReference::default()
         };
-        let event = KubeEvent {
-            type_: EventType::Warning,
-            reason: reason.into(),
-            note: Some(note.into()),
-            action: action.into(),
-            secondary: None,
-        };
+        let event = warning_event(reason, action, note);
         let mut wait = EVENT_RETRY_FIRST;
         loop {
             match self.recorder.publish(&event, &reference).await {
@@ -374,7 +369,7 @@ impl EventReporter {
         }
     }
 
-    /// Publishes one warning.
+    /// Publishes one warning (its note cut to [`MAX_NOTE`] bytes).
     ///
     /// # Errors
     /// The API server's refusal (missing RBAC `create` on `events.events.k8s.io`).
@@ -387,6 +382,20 @@ impl EventReporter {
         let note = warning.to_string();
         self.warning(warning.kind, &warning.object, reason, "Proxy", &note)
             .await
+    }
+}
+
+/// The API server's limit on an Event's note, in bytes: a longer note is refused.
+pub const MAX_NOTE: usize = 1024;
+
+/// A Warning Event with `reason`, `action` and `note`, the note cut to [`MAX_NOTE`] bytes.
+fn warning_event(reason: &str, action: &str, note: &str) -> KubeEvent {
+    KubeEvent {
+        type_: EventType::Warning,
+        reason: reason.into(),
+        note: Some(bounded(note.to_owned(), MAX_NOTE)),
+        action: action.into(),
+        secondary: None,
     }
 }
 
@@ -405,6 +414,17 @@ mod tests {
             },
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn an_event_note_stays_within_the_api_servers_limit() {
+        let note = "x".repeat(MAX_NOTE + 1);
+        let event = warning_event("InvalidField", "Proxy", &note);
+        let kept = event.note.expect("a note");
+        assert!(kept.len() <= MAX_NOTE, "{}", kept.len());
+        assert!(kept.ends_with("… (1025 bytes)"), "{kept}");
+        let short = warning_event("InvalidField", "Proxy", "short").note;
+        assert_eq!(short.as_deref(), Some("short"));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! the same code path.
 
 pub mod dir;
+mod file;
 pub mod kube;
 mod notify;
 

@@ -9,6 +9,7 @@ use std::os::fd::OwnedFd;
 use std::path::Path;
 use std::sync::Arc;
 
+use super::file::Visited;
 use rustix::fs::inotify::{self, CreateFlags, WatchFlags};
 use tokio::sync::mpsc;
 
@@ -56,13 +57,20 @@ impl TreeWatch {
     /// its watch), so that directories created since are covered too. A directory that
     /// vanishes meanwhile is passed over: its removal was an event already.
     pub(crate) fn add_subdirectories(&self, dir: &Path) {
+        let mut visited = Visited::default();
+        visited.enter(dir);
+        self.add_under(dir, &mut visited);
+    }
+
+    /// [`TreeWatch::add_subdirectories`] below `dir`, each directory once.
+    fn add_under(&self, dir: &Path, visited: &mut Visited) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
         };
         for entry in entries.flatten() {
             let path = entry.path();
-            if path.is_dir() && inotify::add_watch(&*self.fd, &path, EVENTS).is_ok() {
-                self.add_subdirectories(&path);
+            if visited.enter(&path) && inotify::add_watch(&*self.fd, &path, EVENTS).is_ok() {
+                self.add_under(&path, visited);
             }
         }
     }
