@@ -13,7 +13,9 @@ mod filter;
 mod format;
 mod json;
 mod names;
+mod naming;
 mod restore;
+mod reverse_lookup;
 mod run;
 mod sort;
 mod spec;
@@ -32,6 +34,12 @@ use crate::spec::UsageError;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Without arguments ipvsadm lists the table with names, as `-L` does.
+    let args = if args.is_empty() {
+        vec!["-L".to_owned()]
+    } else {
+        args
+    };
     let args = if compat::is_ipvsadm_form(&args) {
         match compat::rewrite(&args) {
             Ok(a) => a,

@@ -2,19 +2,22 @@
 //! IPVS or reads /proc.
 
 use std::io::{IsTerminal, Read, Write};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use ipvs::{Change, Client, ServiceWithDestinations};
 
 use crate::cli::{
-    Command, ConnsArgs, ListArgs, NamesArgs, RestoreArgs, TimeoutsArgs, ViewArgs, WatchArgs,
+    Command, ConnsArgs, ListArgs, NamesArgs, NamingArgs, RestoreArgs, TimeoutsArgs, ViewArgs,
+    WatchArgs,
 };
 use crate::conns::{self, ConnFilter};
 use crate::filter::Filter;
 use crate::format::list::{self, ListFormat, View};
 use crate::format::save;
 use crate::names::Names;
+use crate::naming::{self, Naming};
 use crate::restore::{self, Step};
 use crate::{json, sort, watch};
 
@@ -28,9 +31,10 @@ pub(crate) fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
     match command {
         Command::List(args) => list(&args, out),
         Command::Conns(args) => connections(&args, out),
-        Command::Save(_) => {
+        Command::Save(args) => {
             let table = sort::ipvsadm_order(connect()?.list()?);
-            Ok(out.write_all(save::render(&table).as_bytes())?)
+            let naming = naming(args.naming, || naming::table_addrs(&table));
+            Ok(out.write_all(save::render(&table, &naming).as_bytes())?)
         }
         Command::Restore(args) => restore(args, out),
         Command::Info(args) => {
@@ -126,6 +130,16 @@ fn select(
     }
 }
 
+/// Numbers, or the system's names for the addresses `addrs` gives (looked
+/// up only when `--resolve` asks for names).
+fn naming(args: NamingArgs, addrs: impl FnOnce() -> Vec<IpAddr>) -> Naming {
+    if args.resolve {
+        Naming::system(addrs())
+    } else {
+        Naming::Numeric
+    }
+}
+
 /// Reads the names `--names` asks for, before anything is printed: the user
 /// asked for them, so a source that cannot be read fails the command.
 fn names(args: &NamesArgs) -> Result<Option<Names>> {
@@ -152,7 +166,8 @@ fn list(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
         json::to_line(&json::Listing::new(&info, &table, names.as_ref()))
     } else {
         let info = filter.service.is_none().then_some(&info);
-        list::render(info, &table, view(&args.view), names.as_ref())
+        let naming = naming(args.view.naming, || naming::table_addrs(&table));
+        list::render(info, &table, view(&args.view), names.as_ref(), &naming)
     };
     Ok(out.write_all(text.as_bytes())?)
 }
@@ -182,7 +197,13 @@ fn connections(args: &ConnsArgs, out: &mut dyn Write) -> Result<()> {
     let text = if args.json.json {
         json::to_line(&json::ConnsDoc::new(&selected, names.as_ref()))
     } else {
-        conns::render(&selected, args.persistent_conn, names.as_ref())
+        let naming = naming(args.naming, || {
+            selected
+                .iter()
+                .flat_map(|c| [c.client.ip(), c.virtual_addr.ip(), c.real.ip()])
+                .collect()
+        });
+        conns::render(&selected, args.persistent_conn, names.as_ref(), &naming)
     };
     Ok(out.write_all(text.as_bytes())?)
 }
