@@ -358,6 +358,10 @@ pub(crate) struct RestoreArgs {
     /// Parse and print the changes without applying them.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Keep applying after the kernel refuses a line, as ipvsadm does,
+    /// instead of undoing everything applied from the input.
+    #[arg(long)]
+    pub(crate) no_rollback: bool,
 }
 
 /// `timeouts`.

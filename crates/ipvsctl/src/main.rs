@@ -16,6 +16,7 @@ mod names;
 mod naming;
 mod restore;
 mod reverse_lookup;
+mod rollback;
 mod run;
 mod sort;
 mod spec;

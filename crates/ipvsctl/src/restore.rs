@@ -19,18 +19,18 @@ use crate::cli::{Cli, Command, TimeoutsArgs};
 use crate::spec::UsageError;
 use crate::{compat, values};
 
-/// One thing to do, in input order.
+/// One thing to do, in input order, with the number of its line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
-    /// `-C`: delete every service.
-    Flush,
+    /// `-C`: delete every service (no line: `restore --flush`).
+    Flush(Option<usize>),
     /// Consecutive edits, applied in one pipelined batch; each with its
     /// line number.
     Changes(Vec<(usize, Change)>),
     /// `--set`.
-    SetTimeouts(Timeouts),
+    SetTimeouts(usize, Timeouts),
     /// `-Z`, for one service or all.
-    Zero(Option<ServiceKey>),
+    Zero(usize, Option<ServiceKey>),
 }
 
 /// The first bad line of the input.
@@ -60,21 +60,14 @@ pub(crate) fn parse(input: &str) -> Result<Vec<Step>, ParseError> {
         if tokens.is_empty() {
             continue;
         }
-        let step = parse_line(&mut grammar, &tokens).map_err(|e| ParseError {
+        let step = parse_line(&mut grammar, &tokens, line).map_err(|e| ParseError {
             line,
             text: text.trim().to_owned(),
             message: e.0,
         })?;
         match (steps.last_mut(), step) {
-            (Some(Step::Changes(batch)), Step::Changes(more)) => {
-                batch.extend(more.into_iter().map(|(_, c)| (line, c)));
-            }
-            (_, Step::Changes(one)) => {
-                steps.push(Step::Changes(
-                    one.into_iter().map(|(_, c)| (line, c)).collect(),
-                ));
-            }
-            (_, other) => steps.push(other),
+            (Some(Step::Changes(batch)), Step::Changes(more)) => batch.extend(more),
+            (_, step) => steps.push(step),
         }
     }
     Ok(steps)
@@ -89,7 +82,11 @@ fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
-fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, UsageError> {
+fn parse_line(
+    grammar: &mut clap::Command,
+    tokens: &[String],
+    line: usize,
+) -> Result<Step, UsageError> {
     let args = if compat::is_ipvsadm_form(tokens) {
         compat::rewrite(tokens)?
     } else {
@@ -103,7 +100,7 @@ fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, Us
     };
     let matches = grammar.try_get_matches_from_mut(argv).map_err(clap_error)?;
     let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(clap_error)?;
-    let change = |c: Change| Ok(Step::Changes(vec![(0, c)]));
+    let change = |c: Change| Ok(Step::Changes(vec![(line, c)]));
     match cli.command {
         Some(Command::AddService(a)) => change(Change::AddService(a.to_service("add-service")?)),
         Some(Command::EditService(a)) => change(Change::EditService(a.to_service("edit-service")?)),
@@ -126,14 +123,27 @@ fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, Us
                 port,
             })
         }
-        Some(Command::Flush) => Ok(Step::Flush),
-        Some(Command::Zero(vs)) => Ok(Step::Zero(vs.key()?)),
+        Some(Command::Flush) => Ok(Step::Flush(Some(line))),
+        Some(Command::Zero(vs)) => Ok(Step::Zero(line, vs.key()?)),
         Some(Command::Timeouts(TimeoutsArgs { set: Some(v), .. })) => {
-            Ok(Step::SetTimeouts(timeouts(&v)?))
+            Ok(Step::SetTimeouts(line, timeouts(&v)?))
         }
         _ => Err(UsageError(
             "not a table command (expected -A -E -D -a -e -d -C -Z or --set)".into(),
         )),
+    }
+}
+
+/// What `restore --dry-run` prints for a step.
+pub(crate) fn describe(step: &Step) -> String {
+    match step {
+        Step::Flush(_) => "flush\n".to_owned(),
+        Step::Changes(c) => c
+            .iter()
+            .map(|(line, c)| format!("line {line}: {c}\n"))
+            .collect(),
+        Step::SetTimeouts(_, t) => format!("set timeouts {} {} {}\n", t.tcp, t.tcp_fin, t.udp),
+        Step::Zero(_, k) => format!("zero {}\n", k.map(|k| k.to_string()).unwrap_or_default()),
     }
 }
 
@@ -270,16 +280,19 @@ add-service -t 10.0.0.9:80
                 port: 80
             }
         );
-        assert_eq!(steps[1], Step::Flush);
+        assert_eq!(steps[1], Step::Flush(Some(9)));
         assert_eq!(
             steps[2],
-            Step::SetTimeouts(Timeouts {
-                tcp: 900,
-                tcp_fin: 120,
-                udp: 300
-            })
+            Step::SetTimeouts(
+                10,
+                Timeouts {
+                    tcp: 900,
+                    tcp_fin: 120,
+                    udp: 300
+                }
+            )
         );
-        assert_eq!(steps[3], Step::Zero(None));
+        assert_eq!(steps[3], Step::Zero(11, None));
         let Step::Changes(last) = &steps[4] else {
             panic!()
         };

@@ -19,6 +19,7 @@ use crate::format::save;
 use crate::names::Names;
 use crate::naming::{self, Naming};
 use crate::restore::{self, Step};
+use crate::rollback::{self, Journal, Undo};
 use crate::{json, sort, watch};
 
 /// A failure that is already explained: the message is all there is to say.
@@ -233,30 +234,48 @@ fn restore(args: RestoreArgs, out: &mut dyn Write) -> Result<()> {
     let mut steps =
         restore::parse(&input).map_err(|e| Failed(format!("restore: {e}; nothing applied")))?;
     if args.flush {
-        steps.insert(0, Step::Flush);
+        steps.insert(0, Step::Flush(None));
     }
     if args.dry_run {
         for step in &steps {
-            let text = match step {
-                Step::Flush => "flush\n".to_owned(),
-                Step::Changes(c) => c
-                    .iter()
-                    .map(|(line, c)| format!("line {line}: {c}\n"))
-                    .collect(),
-                Step::SetTimeouts(t) => format!("set timeouts {} {} {}\n", t.tcp, t.tcp_fin, t.udp),
-                Step::Zero(k) => format!("zero {}\n", k.map(|k| k.to_string()).unwrap_or_default()),
-            };
-            out.write_all(text.as_bytes())?;
+            out.write_all(restore::describe(step).as_bytes())?;
         }
         return Ok(());
     }
     let mut ipvs = connect()?;
+    if args.no_rollback {
+        apply_all(&mut ipvs, steps)
+    } else {
+        apply_or_undo(&mut ipvs, steps)
+    }
+}
+
+/// Where a step comes from, for messages.
+fn place(line: Option<usize>) -> String {
+    line.map_or_else(|| "--flush".to_owned(), |l| format!("line {l}"))
+}
+
+/// ipvsadm's restore: every line is applied, whatever the kernel refuses;
+/// the refused lines are reported at the end.
+fn apply_all(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
     let mut failures = Vec::new();
     for step in steps {
         match step {
-            Step::Flush => ipvs.flush()?,
-            Step::SetTimeouts(t) => ipvs.set_timeouts(&t)?,
-            Step::Zero(k) => ipvs.zero(k.as_ref())?,
+            Step::Flush(line) => {
+                if let Err(e) = ipvs.flush() {
+                    failures.push(format!("{}: {e}", place(line)));
+                }
+            }
+            Step::SetTimeouts(line, t) => {
+                if let Err(e) = ipvs.set_timeouts(&t) {
+                    failures.push(format!("line {line}: {e}"));
+                }
+            }
+            Step::Zero(line, k) => {
+                if let Err(e) = ipvs.zero(k.as_ref()) {
+                    failures.push(format!("line {line}: {e}"));
+                }
+            }
             Step::Changes(changes) => {
                 let plain: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
                 for ((line, _), result) in changes.iter().zip(ipvs.apply(&plain)) {
@@ -275,6 +294,93 @@ fn restore(args: RestoreArgs, out: &mut dyn Write) -> Result<()> {
             failures.join("\n  ")
         ))),
     }
+}
+
+/// All or nothing: the steps are applied in order until the kernel refuses
+/// one; then every change already applied from the input is undone, newest
+/// first, and the refusal is reported (see [`crate::rollback`]).
+fn apply_or_undo(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
+    let before = if rollback::needs_table(&steps) {
+        ipvs.list()?
+    } else {
+        Vec::new()
+    };
+    let mut journal = Journal::new(before);
+    let mut refused = Vec::new();
+    let mut untracked = Vec::new();
+    for step in steps {
+        match step {
+            Step::Flush(line) => match ipvs.flush() {
+                Ok(()) => journal.flushed(),
+                Err(e) => refused.push(format!("{}: {e}", place(line))),
+            },
+            Step::SetTimeouts(line, t) => {
+                let set = ipvs.timeouts().and_then(|before| {
+                    ipvs.set_timeouts(&t)?;
+                    Ok(before)
+                });
+                match set {
+                    Ok(before) => journal.timeouts_set(before),
+                    Err(e) => refused.push(format!("line {line}: {e}")),
+                }
+            }
+            Step::Zero(line, k) => {
+                if let Err(e) = ipvs.zero(k.as_ref()) {
+                    refused.push(format!("line {line}: {e}"));
+                }
+            }
+            Step::Changes(changes) => {
+                let plain: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
+                for ((line, change), result) in changes.iter().zip(ipvs.apply(&plain)) {
+                    match result {
+                        Ok(()) => {
+                            if let Err(e) = journal.applied(change) {
+                                untracked.push(format!("line {line}: {e}"));
+                            }
+                        }
+                        Err(e) => refused.push(format!("line {line}: {e}")),
+                    }
+                }
+            }
+        }
+        if !refused.is_empty() {
+            break;
+        }
+    }
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let applied = journal.len();
+    let mut failed_undo = untracked;
+    for undo in journal.into_undo() {
+        match undo {
+            Undo::Changes(changes) => {
+                for (change, result) in changes.iter().zip(ipvs.apply(&changes)) {
+                    if let Err(e) = result {
+                        failed_undo.push(format!("undoing with \"{change}\": {e}"));
+                    }
+                }
+            }
+            Undo::Timeouts(t) => {
+                if let Err(e) = ipvs.set_timeouts(&t) {
+                    failed_undo.push(format!("setting the timeouts back: {e}"));
+                }
+            }
+        }
+    }
+    let outcome = if failed_undo.is_empty() {
+        format!("undid the {applied} change(s) applied from this input: the table is as before")
+    } else {
+        format!(
+            "undoing the {applied} change(s) applied from this input failed, the table is NOT as \
+             before:\n  {}",
+            failed_undo.join("\n  ")
+        )
+    };
+    bail!(Failed(format!(
+        "restore: {}\nrestore: {outcome}",
+        refused.join("\n  ")
+    )))
 }
 
 fn watch(args: &WatchArgs, out: &mut dyn Write) -> Result<()> {
