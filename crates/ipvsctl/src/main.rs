@@ -12,6 +12,7 @@ mod etc_services;
 mod filter;
 mod format;
 mod json;
+mod modules;
 mod names;
 mod naming;
 mod restore;

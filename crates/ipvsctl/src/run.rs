@@ -16,6 +16,7 @@ use crate::conns::{self, ConnFilter};
 use crate::filter::Filter;
 use crate::format::list::{self, ListFormat, View};
 use crate::format::save;
+use crate::modules::KernelModules;
 use crate::names::Names;
 use crate::naming::{self, Naming};
 use crate::restore::{self, Step};
@@ -227,12 +228,12 @@ fn timeouts(args: &TimeoutsArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 fn restore(args: RestoreArgs, out: &mut dyn Write) -> Result<()> {
-    let mut input = String::new();
+    let mut input = Vec::new();
     std::io::stdin()
-        .read_to_string(&mut input)
+        .read_to_end(&mut input)
         .context("reading the rules from standard input")?;
-    let mut steps =
-        restore::parse(&input).map_err(|e| Failed(format!("restore: {e}; nothing applied")))?;
+    let mut steps = restore::parse(&input, &KernelModules::system())
+        .map_err(|e| Failed(format!("restore: {e}; nothing applied")))?;
     if args.flush {
         steps.insert(0, Step::Flush(None));
     }

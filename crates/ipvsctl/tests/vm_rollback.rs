@@ -105,6 +105,27 @@ fn vm_ipvsctl_restore_rolls_back_when_the_kernel_refuses_a_line() {
         assert_eq!(state(&ns), before, "after\n{input}");
     }
 
+    // A scheduler this kernel has no module for is refused before
+    // anything is applied (the kernel would refuse it with ENOENT).
+    let (code, err) = restore(
+        &ns,
+        &["-R"],
+        "-D -u 10.0.0.5:53\n-A -t 10.0.0.9:80 -s nosuch\n",
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("line 2: unknown scheduler `nosuch' (this kernel has no module ip_vs_nosuch)")
+            && err.contains("nothing applied"),
+        "{err}"
+    );
+    assert_eq!(state(&ns), before);
+    let (code, err) = restore(
+        &ns,
+        &["-R", "--dry-run"],
+        "-A -u 10.0.0.9:5060 -s mh -p --pe sip\n",
+    );
+    assert_eq!(code, Some(0), "{err}");
+
     // --no-rollback: what ipvsadm -R leaves, line 3 refused and the rest
     // applied.
     let theirs = Netns::new("rollback-ipvsadm");
