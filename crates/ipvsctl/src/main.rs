@@ -15,6 +15,7 @@ mod json;
 mod modules;
 mod names;
 mod naming;
+mod progress;
 mod restore;
 mod reverse_lookup;
 mod rollback;

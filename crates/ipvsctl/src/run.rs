@@ -19,6 +19,7 @@ use crate::format::save;
 use crate::modules::KernelModules;
 use crate::names::Names;
 use crate::naming::{self, Naming};
+use crate::progress::Progress;
 use crate::restore::{self, Step};
 use crate::rollback::{self, Journal, Undo};
 use crate::{json, sort, watch};
@@ -34,7 +35,7 @@ pub(crate) fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
         Command::List(args) => list(&args, out),
         Command::Conns(args) => connections(&args, out),
         Command::Save(args) => {
-            let table = sort::ipvsadm_order(connect()?.list()?);
+            let table = sort::ipvsadm_order(list_table(&mut connect()?)?);
             let naming = naming(args.naming, || naming::table_addrs(&table));
             Ok(out.write_all(save::render(&table, &naming).as_bytes())?)
         }
@@ -92,6 +93,65 @@ pub(crate) fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
 /// Opens the IPVS client of this network namespace.
 fn connect() -> Result<Client> {
     Ok(Client::new()?)
+}
+
+/// The whole table, with progress on a terminal when it is large.
+fn list_table(ipvs: &mut Client) -> Result<Vec<ServiceWithDestinations>> {
+    let mut progress = Progress::stderr("listing", 0);
+    let table = ipvs.list_with_progress(|done, total| progress.update(done, total));
+    progress.finish();
+    Ok(table?)
+}
+
+/// How many changes of a restore are sent in one pipelined batch: large
+/// enough to keep the kernel busy, small enough to show progress.
+const CHUNK: usize = 1_000;
+
+/// A restore's changes, sent in pipelined chunks with progress (the
+/// changes done over all of them).
+struct Applier {
+    progress: Progress,
+    done: usize,
+    total: usize,
+}
+
+impl Applier {
+    fn new(steps: &[Step]) -> Self {
+        let total = steps
+            .iter()
+            .map(|s| match s {
+                Step::Changes(c) => c.len(),
+                _ => 0,
+            })
+            .sum();
+        Applier {
+            progress: Progress::stderr("restore", total),
+            done: 0,
+            total,
+        }
+    }
+
+    /// Applies `changes` (the kernel's answer to each, in order).
+    fn apply(
+        &mut self,
+        ipvs: &mut Client,
+        changes: &[(usize, Change)],
+    ) -> Vec<Result<(), ipvs::Error>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for chunk in changes.chunks(CHUNK) {
+            let plain: Vec<Change> = chunk.iter().map(|(_, c)| c.clone()).collect();
+            results.extend(ipvs.apply(&plain));
+            self.done += chunk.len();
+            self.progress.update(self.done, self.total);
+        }
+        results
+    }
+}
+
+impl Drop for Applier {
+    fn drop(&mut self) {
+        self.progress.finish();
+    }
 }
 
 fn apply_one(change: Change) -> Result<()> {
@@ -157,7 +217,7 @@ fn list(args: &ListArgs, out: &mut dyn Write) -> Result<()> {
     let filter = Filter::new(&args.filters)?;
     let names = names(&args.names)?;
     let mut ipvs = connect()?;
-    let table = select(ipvs.list()?, &filter, args.view.nosort);
+    let table = select(list_table(&mut ipvs)?, &filter, args.view.nosort);
     // Like `ipvsadm -L -t ...`: one service, no version line, and an
     // error when it does not exist.
     if filter.service.is_some() && table.is_empty() {
@@ -259,6 +319,7 @@ fn place(line: Option<usize>) -> String {
 /// ipvsadm's restore: every line is applied, whatever the kernel refuses;
 /// the refused lines are reported at the end.
 fn apply_all(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
+    let mut applier = Applier::new(&steps);
     let mut failures = Vec::new();
     for step in steps {
         match step {
@@ -278,8 +339,7 @@ fn apply_all(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
                 }
             }
             Step::Changes(changes) => {
-                let plain: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
-                for ((line, _), result) in changes.iter().zip(ipvs.apply(&plain)) {
+                for ((line, _), result) in changes.iter().zip(applier.apply(ipvs, &changes)) {
                     if let Err(e) = result {
                         failures.push(format!("line {line}: {e}"));
                     }
@@ -287,6 +347,7 @@ fn apply_all(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
             }
         }
     }
+    drop(applier);
     match failures.as_slice() {
         [] => Ok(()),
         _ => bail!(Failed(format!(
@@ -302,11 +363,12 @@ fn apply_all(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
 /// first, and the refusal is reported (see [`crate::rollback`]).
 fn apply_or_undo(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
     let before = if rollback::needs_table(&steps) {
-        ipvs.list()?
+        list_table(ipvs)?
     } else {
         Vec::new()
     };
     let mut journal = Journal::new(before);
+    let mut applier = Applier::new(&steps);
     let mut refused = Vec::new();
     let mut untracked = Vec::new();
     for step in steps {
@@ -331,8 +393,7 @@ fn apply_or_undo(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
                 }
             }
             Step::Changes(changes) => {
-                let plain: Vec<Change> = changes.iter().map(|(_, c)| c.clone()).collect();
-                for ((line, change), result) in changes.iter().zip(ipvs.apply(&plain)) {
+                for ((line, change), result) in changes.iter().zip(applier.apply(ipvs, &changes)) {
                     match result {
                         Ok(()) => {
                             if let Err(e) = journal.applied(change) {
@@ -348,6 +409,7 @@ fn apply_or_undo(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
             break;
         }
     }
+    drop(applier);
     if refused.is_empty() {
         return Ok(());
     }
