@@ -20,6 +20,7 @@ mod restore;
 mod reverse_lookup;
 mod rollback;
 mod run;
+mod save_lines;
 mod sort;
 mod spec;
 mod values;

@@ -20,7 +20,7 @@ use ipvs::{Change, ServiceKey, Timeouts};
 use crate::cli::{Cli, Command, TimeoutsArgs};
 use crate::modules::KernelModules;
 use crate::spec::UsageError;
-use crate::{compat, values};
+use crate::{compat, save_lines, values};
 
 /// One thing to do, in input order, with the number of its line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +142,21 @@ fn tokens(text: &str) -> Vec<String> {
         .collect()
 }
 
+/// One line's step: the save format's plain lines directly
+/// ([`crate::save_lines`]), every other form through clap.
 fn parse_line(
+    grammar: &mut clap::Command,
+    tokens: &[String],
+    line: usize,
+) -> Result<Step, UsageError> {
+    match save_lines::parse(tokens, line) {
+        Some(step) => step,
+        None => parse_with_clap(grammar, tokens, line),
+    }
+}
+
+/// One line's step, parsed by clap with the command line's grammar.
+pub(crate) fn parse_with_clap(
     grammar: &mut clap::Command,
     tokens: &[String],
     line: usize,
