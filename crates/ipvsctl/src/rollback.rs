@@ -36,7 +36,7 @@ pub(crate) enum Undo {
 
 /// The state of the table as the restore changes it, and the undo of each
 /// applied step.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Journal {
     services: HashMap<ServiceKey, Known>,
     undo: Vec<Undo>,
@@ -148,6 +148,49 @@ impl Journal {
         };
         self.undo.push(Undo::Changes(inverse));
         Ok(())
+    }
+
+    /// The errno the kernel refuses `change` with in the table as the
+    /// journal knows it, for the refusals that depend on the table alone
+    /// (what exists); `None` when it would be accepted as far as that goes.
+    pub(crate) fn refusal(&self, change: &Change) -> Option<i32> {
+        let dest = |key: &ServiceKey, addr, port| {
+            self.services.get(key).map(|k| {
+                k.destinations
+                    .iter()
+                    .any(|d| (d.addr, d.port) == (addr, port))
+            })
+        };
+        match change {
+            Change::AddService(s) => self.services.contains_key(&s.key).then_some(libc::EEXIST),
+            Change::EditService(s) => (!self.services.contains_key(&s.key)).then_some(libc::ESRCH),
+            Change::DeleteService(key) => (!self.services.contains_key(key)).then_some(libc::ESRCH),
+            Change::AddDestination(key, d) => match dest(key, d.addr, d.port) {
+                None => Some(libc::ESRCH),
+                Some(true) => Some(libc::EEXIST),
+                Some(false) => None,
+            },
+            Change::EditDestination(key, d) => match dest(key, d.addr, d.port) {
+                None => Some(libc::ESRCH),
+                Some(false) => Some(libc::ENOENT),
+                Some(true) => None,
+            },
+            Change::DeleteDestination {
+                service,
+                addr,
+                port,
+            } => match dest(service, *addr, *port) {
+                None => Some(libc::ESRCH),
+                Some(false) => Some(libc::ENOENT),
+                Some(true) => None,
+            },
+            _ => None,
+        }
+    }
+
+    /// Whether a service exists in the table as the journal knows it.
+    pub(crate) fn has(&self, key: &ServiceKey) -> bool {
+        self.services.contains_key(key)
     }
 
     /// Records a flush the kernel accepted.
@@ -342,6 +385,45 @@ mod tests {
             recreate[0],
             Change::AddService(Service::new(key(80), Scheduler::RoundRobin))
         );
+    }
+
+    #[test]
+    fn refusals_that_depend_on_the_table_are_predicted() {
+        let journal = Journal::new(table());
+        let svc = |port| Service::new(key(port), Scheduler::RoundRobin);
+        let del = |port, last| Change::DeleteDestination {
+            service: key(port),
+            addr: [10, 244, 0, last].into(),
+            port: 8080,
+        };
+        let cases = [
+            (Change::AddService(svc(80)), Some(libc::EEXIST)),
+            (Change::AddService(svc(81)), None),
+            (Change::EditService(svc(81)), Some(libc::ESRCH)),
+            (Change::EditService(svc(80)), None),
+            (Change::DeleteService(key(81)), Some(libc::ESRCH)),
+            (
+                Change::AddDestination(key(80), dest(1, 3)),
+                Some(libc::EEXIST),
+            ),
+            (
+                Change::AddDestination(key(81), dest(1, 3)),
+                Some(libc::ESRCH),
+            ),
+            (Change::AddDestination(key(80), dest(9, 3)), None),
+            (
+                Change::EditDestination(key(80), dest(9, 3)),
+                Some(libc::ENOENT),
+            ),
+            (Change::EditDestination(key(80), dest(2, 3)), None),
+            (del(80, 9), Some(libc::ENOENT)),
+            (del(81, 1), Some(libc::ESRCH)),
+            (del(80, 1), None),
+        ];
+        for (change, errno) in cases {
+            assert_eq!(journal.refusal(&change), errno, "{change}");
+        }
+        assert!(journal.has(&key(80)) && !journal.has(&key(81)));
     }
 
     #[test]

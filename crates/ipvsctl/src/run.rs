@@ -311,6 +311,46 @@ fn restore(args: RestoreArgs, out: &mut dyn Write) -> Result<()> {
     }
 }
 
+/// The first line the kernel would refuse because of what the table holds
+/// (a missing service or real server, a duplicate), found by following the
+/// steps on `journal`, the table read before them; the error is the one
+/// the kernel's refusal gives.
+fn predicted_refusal(mut journal: Journal, steps: &[Step]) -> Option<String> {
+    for step in steps {
+        match step {
+            Step::Flush(_) => journal.flushed(),
+            Step::Zero(line, Some(key)) if !journal.has(key) => {
+                let op = ipvs::Operation::Zero;
+                return Some(format!(
+                    "line {line}: {}",
+                    refusal(op, key.to_string(), libc::ESRCH)
+                ));
+            }
+            Step::Zero(..) | Step::SetTimeouts(..) => {}
+            Step::Changes(changes) => {
+                for (line, change) in changes {
+                    if let Some(errno) = journal.refusal(change) {
+                        let e = refusal(change.operation(), change.object().0, errno);
+                        return Some(format!("line {line}: {e}"));
+                    }
+                    journal.applied(change).ok()?;
+                }
+            }
+        }
+    }
+    None
+}
+
+/// The error the kernel's refusal of `op` on `object` with `errno` gives.
+fn refusal(op: ipvs::Operation, object: String, errno: i32) -> ipvs::Error {
+    ipvs::Error::Kernel {
+        op,
+        object: ipvs::Object(object),
+        kind: ipvs::ErrorKind::from_errno(op, errno),
+        errno,
+    }
+}
+
 /// Where a step comes from, for messages.
 fn place(line: Option<usize>) -> String {
     line.map_or_else(|| "--flush".to_owned(), |l| format!("line {l}"))
@@ -362,12 +402,15 @@ fn apply_all(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
 /// one; then every change already applied from the input is undone, newest
 /// first, and the refusal is reported (see [`crate::rollback`]).
 fn apply_or_undo(ipvs: &mut Client, steps: Vec<Step>) -> Result<()> {
-    let before = if rollback::needs_table(&steps) {
-        list_table(ipvs)?
-    } else {
-        Vec::new()
-    };
-    let mut journal = Journal::new(before);
+    // The table is read only when undoing needs it; then it also shows
+    // which lines the kernel would refuse, before anything is applied.
+    let mut journal = Journal::default();
+    if rollback::needs_table(&steps) {
+        journal = Journal::new(list_table(ipvs)?);
+        if let Some(refused) = predicted_refusal(journal.clone(), &steps) {
+            bail!(Failed(format!("restore: {refused}; nothing applied")));
+        }
+    }
     let mut applier = Applier::new(&steps);
     let mut refused = Vec::new();
     let mut untracked = Vec::new();

@@ -24,24 +24,33 @@ const TABLE: &str = "\
 --set 900 120 300
 ";
 
-/// Line 3 adds a real server to a service that does not exist; the lines
-/// before it edit and delete, those after it edit, delete and add.
+/// The kernel refuses line 3, a multicast real server (`EINVAL`: nothing
+/// in the table foretells it); the lines before it edit and delete, those
+/// after it edit, delete and add.
 const EDITS: &str = "\
 -E -t 10.0.0.1:80 -s wrr -p 60
 -D -u 10.0.0.5:53
--a -t 10.9.9.9:80 -r 10.0.1.7:80 -m
+-a -t 10.0.0.1:80 -r 224.0.0.1:80 -m
 -e -t 10.0.0.1:80 -r 10.0.1.2:8080 -m -w 5
 -d -t 10.0.0.1:80 -r 10.0.1.3:8080
 -A -t 10.0.0.8:80 -s rr
 -a -t 10.0.0.8:80 -r 10.0.1.8:80 -m
 ";
 
-/// New timeouts and a flush, then line 3 deletes a real server the flush
-/// took away.
+/// New timeouts, a flush and a new service, then line 4 is refused.
 const FLUSH: &str = "\
 --set 100 20 30
 -C
--d -t 10.0.0.1:80 -r 10.0.1.2:8080
+-A -t 10.0.0.1:80 -s rr
+-a -t 10.0.0.1:80 -r 224.0.0.1:80 -m
+";
+
+/// Line 3 adds a real server to a service that line 2 deleted: foretold by
+/// the table read before applying, so nothing is applied.
+const FORETOLD: &str = "\
+-E -t 10.0.0.1:80 -s wrr
+-D -u 10.0.0.5:53
+-a -u 10.0.0.5:53 -r 10.0.1.7:53 -m
 ";
 
 /// Runs the real `ipvsadm -R` on `input` in `ns`, whatever it refuses.
@@ -96,12 +105,30 @@ fn vm_ipvsctl_restore_rolls_back_when_the_kernel_refuses_a_line() {
     let before = state(&ns);
     assert!(before.contains("10.0.1.2:8080"), "{before}");
 
-    for input in [EDITS, FLUSH] {
+    for (input, refused) in [
+        (
+            EDITS,
+            "restore: line 3: add destination TCP 10.0.0.1:80 -> 224.0.0.1:80: invalid argument",
+        ),
+        (
+            FLUSH,
+            "restore: line 4: add destination TCP 10.0.0.1:80 -> 224.0.0.1:80: invalid argument",
+        ),
+        (
+            FORETOLD,
+            "restore: line 3: add destination UDP 10.0.0.5:53 -> 10.0.1.7:53: no such service",
+        ),
+    ] {
         let (code, err) = restore(&ns, &["-R"], input);
         println!("# ipvsctl-rs -R <<EOF\n{input}EOF\n{err}");
         assert_eq!(code, Some(1), "{err}");
-        assert!(err.contains("restore: line 3: "), "{err}");
-        assert!(err.contains("the table is as before"), "{err}");
+        assert!(err.contains(refused), "{err}");
+        let outcome = if input == FORETOLD {
+            "; nothing applied"
+        } else {
+            "the table is as before"
+        };
+        assert!(err.contains(outcome), "{err}");
         assert_eq!(state(&ns), before, "after\n{input}");
     }
 

@@ -3,8 +3,9 @@
 //! tool in a namespace of its own created for it: N services × 10 real
 //! servers added; the N services edited (`ipvsctl-rs` reads the table
 //! first, for a rollback); the N services edited back with a last line the
-//! kernel refuses (`ipvsctl-rs` applies and undoes it all, `ipvsadm -R`
-//! applies every line). Run with
+//! kernel refuses, a real server for a missing service (`ipvsctl-rs` sees
+//! that in the table it read and applies nothing, `ipvsadm -R` applies
+//! every line). Run with
 //! `tests/vm/run vmbench_ipvsctl`. Rate estimation is off, as in
 //! `crates/ipvs/tests/vmbench_ipvs.rs`.
 
@@ -111,7 +112,7 @@ fn bench(services: usize) {
 
     let u_ours = timed(
         &ours,
-        "ipvsctl-rs -R (edits back, refused, undone)",
+        "ipvsctl-rs -R (edits back, refused)",
         &format!("{BIN} -R < {}", back.display()),
     );
     let u_theirs = timed(
@@ -119,14 +120,14 @@ fn bench(services: usize) {
         "ipvsadm -R (edits back, refused)",
         &format!("{ipvsadm} -R < {}", back.display()),
     );
-    assert_eq!(ours.run(&[&ipvsadm, "-Sn"]), edited, "rolled back");
+    assert_eq!(ours.run(&[&ipvsadm, "-Sn"]), edited, "nothing applied");
 
     let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
     println!(
         "BENCH ipvsctl: {services:>6} services, {ops:>6} ops | restore {:.3} s / ipvsadm -R {:.3} s = {:.3} \
          | save {:.3} s / ipvsadm -Sn {:.3} s = {:.3} \
          | {services} edits {:.3} s / ipvsadm -R {:.3} s = {:.3} \
-         | {services} edits + refused line, undone {:.3} s / ipvsadm -R {:.3} s = {:.3}",
+         | {services} edits + refused line {:.3} s / ipvsadm -R {:.3} s = {:.3}",
         r_ours.as_secs_f64(),
         r_theirs.as_secs_f64(),
         ratio(r_ours, r_theirs),
