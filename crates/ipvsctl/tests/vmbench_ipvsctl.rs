@@ -77,69 +77,44 @@ fn bench(services: usize) {
     std::fs::write(&back, edits(services, "rr") + REFUSED).expect("write the edits");
     let ops = services * (DESTS_PER_SERVICE + 1);
 
-    let r_ours = timed(
-        &ours,
-        "ipvsctl-rs -R",
-        &format!("{BIN} -R < {}", adds.display()),
-    );
-    let r_theirs = timed(
-        &theirs,
-        "ipvsadm -R",
-        &format!("{ipvsadm} -R < {}", adds.display()),
-    );
-    let s_ours = timed(&ours, "ipvsctl-rs -Sn", &format!("{BIN} -Sn > /dev/null"));
-    let s_theirs = timed(
-        &theirs,
-        "ipvsadm -Sn",
-        &format!("{ipvsadm} -Sn > /dev/null"),
-    );
+    // The same arguments to both tools, each in its namespace.
+    let both = |args: &str| {
+        (
+            timed(
+                &ours,
+                &format!("ipvsctl-rs {args}"),
+                &format!("{BIN} {args}"),
+            ),
+            timed(
+                &theirs,
+                &format!("ipvsadm {args}"),
+                &format!("{ipvsadm} {args}"),
+            ),
+        )
+    };
+    let restore = both(&format!("-R < {}", adds.display()));
+    let save = both("-Sn > /dev/null");
     let saved = theirs.run(&[&ipvsadm, "-Sn"]);
     assert_eq!(saved.lines().count(), ops);
     assert_eq!(ours.run(&[BIN, "-Sn"]), saved, "both tables");
 
-    let e_ours = timed(
-        &ours,
-        "ipvsctl-rs -R (edits)",
-        &format!("{BIN} -R < {}", edit.display()),
-    );
-    let e_theirs = timed(
-        &theirs,
-        "ipvsadm -R (edits)",
-        &format!("{ipvsadm} -R < {}", edit.display()),
-    );
+    let edits = both(&format!("-R < {}", edit.display()));
     let edited = theirs.run(&[&ipvsadm, "-Sn"]);
     assert_eq!(ours.run(&[&ipvsadm, "-Sn"]), edited, "both edited");
 
-    let u_ours = timed(
-        &ours,
-        "ipvsctl-rs -R (edits back, refused)",
-        &format!("{BIN} -R < {}", back.display()),
-    );
-    let u_theirs = timed(
-        &theirs,
-        "ipvsadm -R (edits back, refused)",
-        &format!("{ipvsadm} -R < {}", back.display()),
-    );
+    let refused = both(&format!("-R < {}", back.display()));
     assert_eq!(ours.run(&[&ipvsadm, "-Sn"]), edited, "nothing applied");
 
-    let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+    let row = |what: &str, (a, b): (Duration, Duration)| {
+        let (a, b) = (a.as_secs_f64(), b.as_secs_f64());
+        format!("{what} {a:.3} s / ipvsadm {b:.3} s = {:.3}", a / b)
+    };
     println!(
-        "BENCH ipvsctl: {services:>6} services, {ops:>6} ops | restore {:.3} s / ipvsadm -R {:.3} s = {:.3} \
-         | save {:.3} s / ipvsadm -Sn {:.3} s = {:.3} \
-         | {services} edits {:.3} s / ipvsadm -R {:.3} s = {:.3} \
-         | {services} edits + refused line {:.3} s / ipvsadm -R {:.3} s = {:.3}",
-        r_ours.as_secs_f64(),
-        r_theirs.as_secs_f64(),
-        ratio(r_ours, r_theirs),
-        s_ours.as_secs_f64(),
-        s_theirs.as_secs_f64(),
-        ratio(s_ours, s_theirs),
-        e_ours.as_secs_f64(),
-        e_theirs.as_secs_f64(),
-        ratio(e_ours, e_theirs),
-        u_ours.as_secs_f64(),
-        u_theirs.as_secs_f64(),
-        ratio(u_ours, u_theirs),
+        "BENCH ipvsctl: {services:>6} services, {ops:>6} ops | {} | {} | {} | {}",
+        row("restore", restore),
+        row("save", save),
+        row(&format!("{services} edits"), edits),
+        row(&format!("{services} edits + refused line"), refused),
     );
 }
 
