@@ -326,9 +326,28 @@ impl Client {
     /// # Errors
     /// As [`Client::services`].
     pub fn list(&mut self) -> Result<Vec<ServiceWithDestinations>, Error> {
-        self.services()?
+        self.list_with_progress(|_, _| {})
+    }
+
+    /// [`Client::list`], calling `progress(done, total)` after each
+    /// service's real servers are read (`total`: the number of services).
+    ///
+    /// # Errors
+    /// As [`Client::services`].
+    pub fn list_with_progress(
+        &mut self,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<ServiceWithDestinations>, Error> {
+        let services = self.services()?;
+        let total = services.len();
+        services
             .into_iter()
-            .map(|service| self.with_destinations(service))
+            .enumerate()
+            .map(|(i, service)| {
+                let listed = self.with_destinations(service);
+                progress(i + 1, total);
+                listed
+            })
             .collect()
     }
 

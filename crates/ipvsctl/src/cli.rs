@@ -15,7 +15,9 @@ use crate::spec::UsageError;
 ///
 /// Every ipvsadm command line works as well (`ipvsctl-rs -Ln --stats`,
 /// `ipvsctl-rs -A -t 10.0.0.1:80 -s rr`, `ipvsctl-rs -Sn`, `ipvsctl-rs -R`):
-/// it is mapped onto these subcommands. Addresses are always numeric.
+/// it is mapped onto these subcommands. Subcommands print numbers
+/// (`--resolve` for names); ipvsadm's form prints names unless `-n`, as
+/// ipvsadm does.
 #[derive(Debug, Parser)]
 #[command(name = "ipvsctl-rs", version, about, long_about)]
 pub(crate) struct Cli {
@@ -255,9 +257,8 @@ pub(crate) struct ViewArgs {
     /// Exact numbers instead of K/M/G/T units.
     #[arg(short = 'X', long)]
     pub(crate) exact: bool,
-    /// Numeric output (always on; accepted for ipvsadm compatibility).
-    #[arg(short = 'n', long)]
-    pub(crate) numeric: bool,
+    #[command(flatten)]
+    pub(crate) naming: NamingArgs,
     /// Sorted output (the default; accepted for ipvsadm compatibility).
     #[arg(long, conflicts_with = "nosort")]
     pub(crate) sort: bool,
@@ -318,9 +319,8 @@ pub(crate) struct ConnsArgs {
     /// Show persistence engine columns.
     #[arg(long = "persistent-conn")]
     pub(crate) persistent_conn: bool,
-    /// Numeric output (always on; accepted for ipvsadm compatibility).
-    #[arg(short = 'n', long)]
-    pub(crate) numeric: bool,
+    #[command(flatten)]
+    pub(crate) naming: NamingArgs,
     /// Read this file instead of /proc/net/ip_vs_conn.
     #[arg(long, value_name = "PATH", hide = true)]
     pub(crate) proc_file: Option<PathBuf>,
@@ -333,9 +333,20 @@ pub(crate) struct ConnsArgs {
 /// `save`.
 #[derive(Debug, Clone, Copy, Default, Args)]
 pub(crate) struct SaveArgs {
-    /// Numeric output (always on; accepted for ipvsadm compatibility).
+    #[command(flatten)]
+    pub(crate) naming: NamingArgs,
+}
+
+/// `-n` and `--resolve`: numbers or names for addresses and ports.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub(crate) struct NamingArgs {
+    /// Numeric addresses and ports (the default of subcommands).
     #[arg(short = 'n', long)]
     pub(crate) numeric: bool,
+    /// Host and service names for addresses and ports, as ipvsadm prints
+    /// them without -n (what ipvsadm's form does unless -n is given).
+    #[arg(long, conflicts_with = "numeric")]
+    pub(crate) resolve: bool,
 }
 
 /// `restore`.
@@ -347,6 +358,10 @@ pub(crate) struct RestoreArgs {
     /// Parse and print the changes without applying them.
     #[arg(long)]
     pub(crate) dry_run: bool,
+    /// Keep applying after the kernel refuses a line, as ipvsadm does,
+    /// instead of undoing everything applied from the input.
+    #[arg(long)]
+    pub(crate) no_rollback: bool,
 }
 
 /// `timeouts`.

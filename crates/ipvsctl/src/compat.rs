@@ -6,7 +6,8 @@
 //! the arguments are rewritten: the command option becomes a subcommand in
 //! front, bundles are split, and everything else keeps its name, which the
 //! subcommands share with ipvsadm. `-Lc` becomes `conns`, `-L --timeout`
-//! `timeouts`, `--set A B C` `timeouts --set A B C`.
+//! `timeouts`, `--set A B C` `timeouts --set A B C`. Listings and saves
+//! without `-n` get `--resolve`: ipvsadm prints names unless `-n`.
 
 use crate::spec::UsageError;
 
@@ -91,7 +92,14 @@ pub(crate) fn rewrite(args: &[String]) -> Result<Vec<String>, UsageError> {
         ),
         other => (other, rest),
     };
-    Ok(std::iter::once(command.to_owned()).chain(rest).collect())
+    // ipvsadm names addresses and ports unless -n; subcommands do not.
+    let resolve = matches!(command, "list" | "conns" | "save")
+        && !rest.iter().any(|a| is(&["-n", "--numeric"], a));
+    let resolve = resolve.then(|| "--resolve".to_owned());
+    Ok(std::iter::once(command.to_owned())
+        .chain(resolve)
+        .chain(rest)
+        .collect())
 }
 
 fn tokenize(args: &[String]) -> Result<Vec<Token>, UsageError> {
@@ -169,7 +177,10 @@ mod tests {
             rw("-L -n --stats --exact").unwrap(),
             "list -n --stats --exact"
         );
-        assert_eq!(rw("-l").unwrap(), "list");
+        assert_eq!(rw("-l").unwrap(), "list --resolve");
+        assert_eq!(rw("-L --stats").unwrap(), "list --resolve --stats");
+        assert_eq!(rw("-S").unwrap(), "save --resolve");
+        assert_eq!(rw("-Lc").unwrap(), "conns --resolve");
         assert_eq!(rw("--list --numeric").unwrap(), "list --numeric");
         assert_eq!(rw("-Sn").unwrap(), "save -n");
         assert_eq!(rw("-R").unwrap(), "restore");

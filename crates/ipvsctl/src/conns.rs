@@ -14,6 +14,7 @@ use serde::Serialize;
 
 use crate::format::column;
 use crate::names::{self, Names};
+use crate::naming::Naming;
 use crate::spec::UsageError;
 use crate::values::{self, AddrPort};
 
@@ -176,8 +177,14 @@ impl ConnFilter {
 /// The `ipvsadm -Lnc` rendering (`persistent` adds the persistence
 /// engine columns, as `--persistent-conn` does; `_sync` entries get an
 /// origin column after the state); with `names`, two last columns name the
-/// virtual service's Service port and the real server's Pod.
-pub(crate) fn render(conns: &[Conn], persistent: bool, names: Option<&Names>) -> String {
+/// virtual service's Service port and the real server's Pod. Addresses and
+/// ports are written as `naming` says (`-Lc` names them, `-Lnc` does not).
+pub(crate) fn render(
+    conns: &[Conn],
+    persistent: bool,
+    names: Option<&Names>,
+    naming: &Naming,
+) -> String {
     let origin = conns.iter().any(|c| c.origin.is_some());
     let state_col = if origin {
         "state       origin"
@@ -202,11 +209,15 @@ pub(crate) fn render(conns: &[Conn], persistent: bool, names: Option<&Names>) ->
             Some(o) => format!("{:<11} {o:<6}", c.state),
             None => c.state.clone(),
         };
-        let (client, virt, real) = (
-            c.client.to_string(),
-            c.virtual_addr.to_string(),
-            c.real.to_string(),
-        );
+        // ipvsadm names ports of the protocols it knows, by exact name.
+        let protocol = match c.protocol.as_str() {
+            "TCP" => Some(ipvs::Protocol::Tcp),
+            "UDP" => Some(ipvs::Protocol::Udp),
+            "SCTP" => Some(ipvs::Protocol::Sctp),
+            _ => None,
+        };
+        let name = |a: SocketAddr| naming.addr_port(&a.ip(), a.port(), protocol);
+        let (client, virt, real) = (name(c.client), name(c.virtual_addr), name(c.real));
         lines.push(match (&c.pe_name, &c.pe_data) {
             (Some(name), Some(data)) if persistent => format!(
                 "{:<3} {expire:<6} {state:<11} {client:<18} {virt:<18} {real:<16} {name:<18} {data}",
@@ -290,8 +301,8 @@ TCP 01:01  TIME_WAIT   192.168.7.2:54323  10.96.0.10:80      10.244.1.6:8080
 UDP 05:58  NONE        192.168.7.2:0      10.96.0.10:5060    10.244.1.5:5060
 TCP 00:59  SYN_RECV    [2001:db8::2]:54321 [2001:db8::1]:80   [2001:db8::10]:80
 ";
-        assert_eq!(render(&conns, false, None), expected);
-        let pe = render(&conns[2..3], true, None);
+        assert_eq!(render(&conns, false, None, &Naming::Numeric), expected);
+        let pe = render(&conns[2..3], true, None, &Naming::Numeric);
         assert_eq!(
             pe,
             "IPVS connection entries\n\
@@ -304,7 +315,7 @@ UDP 05:58  NONE        192.168.7.2:0      10.96.0.10:5060    10.244.1.5:5060  si
     fn names_are_two_last_columns() {
         let conns = parse("c", CONN, false).unwrap();
         let names = crate::testdata::names();
-        let out = render(&conns, false, Some(&names));
+        let out = render(&conns, false, Some(&names), &Naming::Numeric);
         let expected = "\
 IPVS connection entries
 pro expire state       source             virtual            destination        service       pod

@@ -1,5 +1,6 @@
-//! Port names from `/etc/services`, for `ipvsadm -S` output (without `-n`),
-//! which names ports (`10.0.0.1:http`) the way `getservbyname` does.
+//! Port names from `/etc/services`, both ways: restore input names ports
+//! (`10.0.0.1:http`) as `getservbyname` reads them, and listings without
+//! `-n` print them as `getservbyport` finds them.
 
 use std::sync::OnceLock;
 
@@ -60,6 +61,17 @@ impl ServiceNames {
             .find(|e| e.protocol == proto && e.names.iter().any(|n| n == name))
             .map(|e| e.port)
     }
+
+    /// The name of a port for a protocol (`getservbyport`): the first
+    /// entry's own name, not an alias.
+    pub(crate) fn name(&self, port: u16, protocol: Protocol) -> Option<&str> {
+        let proto = protocol.to_string().to_ascii_lowercase();
+        self.entries
+            .iter()
+            .find(|e| e.protocol == proto && e.port == port)
+            .and_then(|e| e.names.first())
+            .map(String::as_str)
+    }
 }
 
 #[cfg(test)]
@@ -86,5 +98,9 @@ broken\t\tx/tcp
         assert_eq!(db.port("sip", Protocol::Sctp), None);
         assert_eq!(db.port("broken", Protocol::Tcp), None);
         assert_eq!(db.port("bogus", Protocol::Tcp), None);
+        assert_eq!(db.name(80, Protocol::Tcp), Some("http"));
+        assert_eq!(db.name(53, Protocol::Udp), Some("domain"));
+        assert_eq!(db.name(80, Protocol::Udp), None);
+        assert_eq!(db.name(5060, Protocol::Tcp), None);
     }
 }

@@ -12,9 +12,15 @@ mod etc_services;
 mod filter;
 mod format;
 mod json;
+mod modules;
 mod names;
+mod naming;
+mod progress;
 mod restore;
+mod reverse_lookup;
+mod rollback;
 mod run;
+mod save_lines;
 mod sort;
 mod spec;
 mod values;
@@ -32,6 +38,12 @@ use crate::spec::UsageError;
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    // Without arguments ipvsadm lists the table with names, as `-L` does.
+    let args = if args.is_empty() {
+        vec!["-L".to_owned()]
+    } else {
+        args
+    };
     let args = if compat::is_ipvsadm_form(&args) {
         match compat::rewrite(&args) {
             Ok(a) => a,

@@ -4,6 +4,8 @@
 //! Lines are read like ipvsadm's `config_stream_read`: tokens split on
 //! blanks, a leading `ipvsadm` skipped; in addition, everything from `#`
 //! on is ignored (ipvsadm passes `#` on as an argument and fails).
+//! Input is bytes: a line whose command part is not UTF-8 is refused with
+//! its number; a comment may hold any bytes.
 //! Each line is parsed with the same grammar as the command line
 //! ([`crate::compat`], [`crate::cli`], [`crate::spec`]). The whole input
 //! is parsed before anything is applied: the first bad line is reported
@@ -16,21 +18,22 @@
 use ipvs::{Change, ServiceKey, Timeouts};
 
 use crate::cli::{Cli, Command, TimeoutsArgs};
+use crate::modules::KernelModules;
 use crate::spec::UsageError;
-use crate::{compat, values};
+use crate::{compat, save_lines, values};
 
-/// One thing to do, in input order.
+/// One thing to do, in input order, with the number of its line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Step {
-    /// `-C`: delete every service.
-    Flush,
+    /// `-C`: delete every service (no line: `restore --flush`).
+    Flush(Option<usize>),
     /// Consecutive edits, applied in one pipelined batch; each with its
     /// line number.
     Changes(Vec<(usize, Change)>),
     /// `--set`.
-    SetTimeouts(Timeouts),
+    SetTimeouts(usize, Timeouts),
     /// `-Z`, for one service or all.
-    Zero(Option<ServiceKey>),
+    Zero(usize, Option<ServiceKey>),
 }
 
 /// The first bad line of the input.
@@ -45,51 +48,119 @@ pub(crate) struct ParseError {
     pub(crate) message: String,
 }
 
-/// Parses a whole restore input.
+/// The longest part of a bad line an error quotes.
+const QUOTE_MAX: usize = 120;
+
+/// Parses a whole restore input, read as bytes: everything from `#` on is
+/// ignored whatever its bytes, the rest of a line must be UTF-8. Schedulers
+/// and persistence engines must exist in the kernel (`modules`).
 ///
 /// # Errors
 /// The first line that is not a valid command.
-pub(crate) fn parse(input: &str) -> Result<Vec<Step>, ParseError> {
+pub(crate) fn parse(input: &[u8], modules: &KernelModules) -> Result<Vec<Step>, ParseError> {
     // Building clap's command costs more than parsing a line with it:
     // build it once for the whole input.
     let mut grammar = <Cli as clap::CommandFactory>::command();
     let mut steps: Vec<Step> = Vec::new();
-    for (i, text) in input.lines().enumerate() {
+    for (i, bytes) in input.split(|b| *b == b'\n').enumerate() {
         let line = i + 1;
+        let command = bytes.split(|b| *b == b'#').next().unwrap_or_default();
+        let bad = |message: String| ParseError {
+            line,
+            text: cut(&String::from_utf8_lossy(bytes)),
+            message: cut(&message),
+        };
+        let text = std::str::from_utf8(command).map_err(|e| {
+            let at = e.valid_up_to();
+            bad(format!(
+                "byte 0x{:02x} at column {} is not UTF-8",
+                command[at],
+                at + 1
+            ))
+        })?;
         let tokens = tokens(text);
         if tokens.is_empty() {
             continue;
         }
-        let step = parse_line(&mut grammar, &tokens).map_err(|e| ParseError {
-            line,
-            text: text.trim().to_owned(),
-            message: e.0,
-        })?;
+        let step = parse_line(&mut grammar, &tokens, line)
+            .and_then(|step| check_modules(&step, modules).map(|()| step))
+            .map_err(|e| bad(e.0))?;
         match (steps.last_mut(), step) {
-            (Some(Step::Changes(batch)), Step::Changes(more)) => {
-                batch.extend(more.into_iter().map(|(_, c)| (line, c)));
-            }
-            (_, Step::Changes(one)) => {
-                steps.push(Step::Changes(
-                    one.into_iter().map(|(_, c)| (line, c)).collect(),
-                ));
-            }
-            (_, other) => steps.push(other),
+            (Some(Step::Changes(batch)), Step::Changes(more)) => batch.extend(more),
+            (_, step) => steps.push(step),
         }
     }
     Ok(steps)
 }
 
-/// The tokens of a line: blank-separated, up to a `#`, without `ipvsadm`.
+/// Text as an error quotes it (a line, or a message quoting a token of
+/// it): trimmed, at most [`QUOTE_MAX`] characters, and its length when it
+/// is cut.
+fn cut(text: &str) -> String {
+    let text = text.trim();
+    match text.char_indices().nth(QUOTE_MAX) {
+        None => text.to_owned(),
+        Some((end, _)) => format!("{}... ({} bytes)", &text[..end], text.len()),
+    }
+}
+
+/// Refuses a service whose scheduler or persistence engine the kernel does
+/// not have (it would refuse the line with ENOENT).
+fn check_modules(step: &Step, modules: &KernelModules) -> Result<(), UsageError> {
+    let Step::Changes(changes) = step else {
+        return Ok(());
+    };
+    for (_, change) in changes {
+        let (Change::AddService(svc) | Change::EditService(svc)) = change else {
+            continue;
+        };
+        let scheduler = svc.scheduler.module();
+        if !modules.has(&scheduler) {
+            return Err(UsageError(format!(
+                "unknown scheduler `{}' (this kernel has no module {scheduler})",
+                svc.scheduler
+            )));
+        }
+        if let Some(pe) = &svc.persistence_engine {
+            let module = format!("ip_vs_pe_{pe}");
+            if !modules.has(&module) {
+                return Err(UsageError(format!(
+                    "unknown persistence engine `{pe}' (this kernel has no module {module})"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The tokens of a line without its comment: blank-separated, without
+/// `ipvsadm`.
 fn tokens(text: &str) -> Vec<String> {
-    let text = text.split('#').next().unwrap_or_default();
     text.split_whitespace()
         .filter(|t| *t != "ipvsadm")
         .map(str::to_owned)
         .collect()
 }
 
-fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, UsageError> {
+/// One line's step: the save format's plain lines directly
+/// ([`crate::save_lines`]), every other form through clap.
+fn parse_line(
+    grammar: &mut clap::Command,
+    tokens: &[String],
+    line: usize,
+) -> Result<Step, UsageError> {
+    match save_lines::parse(tokens, line) {
+        Some(step) => step,
+        None => parse_with_clap(grammar, tokens, line),
+    }
+}
+
+/// One line's step, parsed by clap with the command line's grammar.
+pub(crate) fn parse_with_clap(
+    grammar: &mut clap::Command,
+    tokens: &[String],
+    line: usize,
+) -> Result<Step, UsageError> {
     let args = if compat::is_ipvsadm_form(tokens) {
         compat::rewrite(tokens)?
     } else {
@@ -103,7 +174,7 @@ fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, Us
     };
     let matches = grammar.try_get_matches_from_mut(argv).map_err(clap_error)?;
     let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&matches).map_err(clap_error)?;
-    let change = |c: Change| Ok(Step::Changes(vec![(0, c)]));
+    let change = |c: Change| Ok(Step::Changes(vec![(line, c)]));
     match cli.command {
         Some(Command::AddService(a)) => change(Change::AddService(a.to_service("add-service")?)),
         Some(Command::EditService(a)) => change(Change::EditService(a.to_service("edit-service")?)),
@@ -126,14 +197,27 @@ fn parse_line(grammar: &mut clap::Command, tokens: &[String]) -> Result<Step, Us
                 port,
             })
         }
-        Some(Command::Flush) => Ok(Step::Flush),
-        Some(Command::Zero(vs)) => Ok(Step::Zero(vs.key()?)),
+        Some(Command::Flush) => Ok(Step::Flush(Some(line))),
+        Some(Command::Zero(vs)) => Ok(Step::Zero(line, vs.key()?)),
         Some(Command::Timeouts(TimeoutsArgs { set: Some(v), .. })) => {
-            Ok(Step::SetTimeouts(timeouts(&v)?))
+            Ok(Step::SetTimeouts(line, timeouts(&v)?))
         }
         _ => Err(UsageError(
             "not a table command (expected -A -E -D -a -e -d -C -Z or --set)".into(),
         )),
+    }
+}
+
+/// What `restore --dry-run` prints for a step.
+pub(crate) fn describe(step: &Step) -> String {
+    match step {
+        Step::Flush(_) => "flush\n".to_owned(),
+        Step::Changes(c) => c
+            .iter()
+            .map(|(line, c)| format!("line {line}: {c}\n"))
+            .collect(),
+        Step::SetTimeouts(_, t) => format!("set timeouts {} {} {}\n", t.tcp, t.tcp_fin, t.udp),
+        Step::Zero(_, k) => format!("zero {}\n", k.map(|k| k.to_string()).unwrap_or_default()),
     }
 }
 
@@ -159,7 +243,10 @@ mod tests {
     };
 
     fn changes(input: &str) -> Vec<Change> {
-        match parse(input).unwrap().as_slice() {
+        match parse(input.as_bytes(), &KernelModules::default())
+            .unwrap()
+            .as_slice()
+        {
             [Step::Changes(c)] => c.iter().map(|(_, c)| c.clone()).collect(),
             other => panic!("{other:?}"),
         }
@@ -246,7 +333,7 @@ ipvsadm -A -t 10.0.0.1:www -s rr   # port by name
 -Z
 add-service -t 10.0.0.9:80
 ";
-        let steps = parse(input).unwrap();
+        let steps = parse(input.as_bytes(), &KernelModules::default()).unwrap();
         assert_eq!(steps.len(), 5);
         let Step::Changes(first) = &steps[0] else {
             panic!()
@@ -270,16 +357,19 @@ add-service -t 10.0.0.9:80
                 port: 80
             }
         );
-        assert_eq!(steps[1], Step::Flush);
+        assert_eq!(steps[1], Step::Flush(Some(9)));
         assert_eq!(
             steps[2],
-            Step::SetTimeouts(Timeouts {
-                tcp: 900,
-                tcp_fin: 120,
-                udp: 300
-            })
+            Step::SetTimeouts(
+                10,
+                Timeouts {
+                    tcp: 900,
+                    tcp_fin: 120,
+                    udp: 300
+                }
+            )
         );
-        assert_eq!(steps[3], Step::Zero(None));
+        assert_eq!(steps[3], Step::Zero(11, None));
         let Step::Changes(last) = &steps[4] else {
             panic!()
         };
@@ -293,6 +383,49 @@ add-service -t 10.0.0.9:80
                 ))
             )
         );
+    }
+
+    /// `input` with each character below 256 as one byte, so that tests can
+    /// write bytes that are not UTF-8.
+    fn latin1(input: &str) -> Vec<u8> {
+        input.chars().map(|c| c as u8).collect()
+    }
+
+    #[test]
+    fn bytes_comments_long_lines_and_kernel_modules() {
+        // Any bytes in a comment; the line number of a bad byte elsewhere.
+        let input = latin1("# r\u{e9}sum\u{e9} \u{ff}\n-A -t 10.0.0.1:80 -s rr # \u{fe}\n");
+        assert_eq!(parse(&input, &KernelModules::default()).unwrap().len(), 1);
+        let err = parse(
+            &latin1("\n-A -t 10.0.0.1:80 -s \u{ff}rr\n"),
+            &KernelModules::default(),
+        )
+        .unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("0xff at column 22"), "{err}");
+        // A huge bad line is quoted in part.
+        let huge = format!("-A -t 10.0.0.1:80 -s rr {}\n", "x".repeat(1_000_000));
+        let err = parse(huge.as_bytes(), &KernelModules::default()).unwrap_err();
+        assert!(err.to_string().len() < 400, "{}", err.to_string().len());
+        assert!(err.text.ends_with("... (1000024 bytes)"), "{}", err.text);
+        // Schedulers and engines the kernel lacks are refused before anything.
+        let modules = KernelModules::from_lists(&["ip_vs_rr.ko:\nip_vs_pe_sip.ko:\n"]);
+        let rules = "-A -t 10.0.0.1:80 -s rr\n-A -u 10.0.0.1:5060 -s rr -p --pe sip\n";
+        assert!(parse(rules.as_bytes(), &modules).is_ok());
+        for (input, needle) in [
+            (
+                "-A -t 10.0.0.1:80 -s rr\n-A -t 10.0.0.2:80 -s rrr\n",
+                "unknown scheduler `rrr'",
+            ),
+            ("-A -t 10.0.0.1:80\n", "ip_vs_wlc"),
+            (
+                "-E -t 10.0.0.1:80 -s rr -p --pe sipp\n",
+                "persistence engine `sipp'",
+            ),
+        ] {
+            let err = parse(input.as_bytes(), &modules).unwrap_err();
+            assert!(err.message.contains(needle), "{input:?}: {err}");
+        }
     }
 
     #[test]
@@ -326,9 +459,12 @@ add-service -t 10.0.0.9:80
                 "vxlan",
             ),
             ("-A -t 10.0.0.1:80 extra\n", 1, "extra"),
+            ("-A -t 10.0.0.1:80 -M 255.0.255.0\n", 1, "mask"),
+            ("-A -t [2001:db8::1]:80 -M 129\n", 1, "netmask"),
+            ("# \u{ff}\n-A -t 10.0.0.1:80 -s r\u{e9}r\n", 2, "not UTF-8"),
         ];
         for (input, line, needle) in cases {
-            let err = parse(input).unwrap_err();
+            let err = parse(&latin1(input), &KernelModules::default()).unwrap_err();
             assert_eq!(err.line, line, "{input:?}: {err}");
             assert!(err.to_string().contains(needle), "{input:?}: {err}");
         }

@@ -79,13 +79,15 @@ impl ServiceArgs {
         let key = self.service.required_key(command)?;
         let scheduler: Scheduler = self.scheduler.parse().unwrap_or_else(|e| match e {});
         let mut svc = Service::new(key, scheduler);
+        // ipvsadm checks -M with or without -p; without -p the kernel keeps
+        // it unused, so it is checked and dropped.
+        let prefix_len = match (&self.netmask, key.af()) {
+            (None, af) => af.max_prefix_len(),
+            (Some(m), AddressFamily::Inet) => values::ipv4_netmask(m)?,
+            (Some(m), AddressFamily::Inet6) => values::ipv6_prefix(m)?,
+        };
         if let Some(timeout) = &self.persistent {
             let timeout = values::number(timeout, 1, MAX_TIMEOUT, "persistent timeout")?;
-            let prefix_len = match (&self.netmask, key.af()) {
-                (None, af) => af.max_prefix_len(),
-                (Some(m), AddressFamily::Inet) => values::ipv4_netmask(m)?,
-                (Some(m), AddressFamily::Inet6) => values::ipv6_prefix(m)?,
-            };
             svc.persistence = Some(Persistence {
                 timeout,
                 prefix_len,

@@ -64,7 +64,8 @@ pub(crate) fn table() -> Vec<ServiceWithDestinations> {
 /// ipvsadm's order.
 pub(crate) fn table_of(rules: &str) -> Vec<ServiceWithDestinations> {
     let mut table: Vec<ServiceWithDestinations> = Vec::new();
-    let steps = restore::parse(rules).unwrap_or_else(|e| panic!("{e}"));
+    let steps = restore::parse(rules.as_bytes(), &crate::modules::KernelModules::default())
+        .unwrap_or_else(|e| panic!("{e}"));
     for step in steps {
         let Step::Changes(changes) = step else {
             continue;

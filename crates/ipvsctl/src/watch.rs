@@ -9,6 +9,7 @@ use ipvs::{ServiceWithDestinations, Stats};
 use crate::format::column;
 use crate::format::list::{self, ListFormat, RowKey};
 use crate::names::Names;
+use crate::naming::Naming;
 
 /// Clears a terminal and moves the cursor home.
 pub(crate) const CLEAR: &str = "\x1b[H\x1b[2J";
@@ -33,7 +34,7 @@ impl Sample {
             }
         }
         Sample {
-            rows: list::rows(table, ListFormat::default()),
+            rows: list::rows(table, ListFormat::default(), &Naming::Numeric),
             stats,
         }
     }

@@ -14,8 +14,9 @@ use ipvs::{
     ServiceWithDestinations, Stats, TunnelType,
 };
 
-use super::{TunnelView, addr_port, column, persistence_mask};
+use super::{TunnelView, column, name_protocol, persistence_mask};
 use crate::names::{self, Names};
+use crate::naming::{self, Naming};
 use crate::values::{has_sched_flags, sched_flag_names};
 
 /// Which columns a listing shows.
@@ -92,17 +93,18 @@ pub(crate) const NAME_TITLES: [&str; 2] = ["Service", "Pod"];
 
 /// A whole listing: the version line (when `info` is given: ipvsadm omits
 /// it when listing one service), the titles and every row; with `names`, a
-/// last column names each row's Service port or Pod. `table` must already be
-/// in the wanted order.
+/// last column names each row's Service port or Pod. Addresses and ports are
+/// written as `naming` says. `table` must already be in the wanted order.
 pub(crate) fn render(
     info: Option<&Info>,
     table: &[ServiceWithDestinations],
     fmt: ListFormat,
     names: Option<&Names>,
+    naming: &Naming,
 ) -> String {
     let mut out = info.map(version_line).unwrap_or_default();
     let title = title(fmt.view);
-    let rows = rows(table, fmt);
+    let rows = rows(table, fmt, naming);
     let lines = match names {
         None => title
             .lines()
@@ -124,17 +126,21 @@ pub(crate) fn render(
 }
 
 /// The rows of a listing, without their newlines, with what each shows.
-pub(crate) fn rows(table: &[ServiceWithDestinations], fmt: ListFormat) -> Vec<(RowKey, String)> {
+pub(crate) fn rows(
+    table: &[ServiceWithDestinations],
+    fmt: ListFormat,
+    naming: &Naming,
+) -> Vec<(RowKey, String)> {
     table
         .iter()
         .flat_map(|s| {
             let key = s.service.service.key;
-            let service = (RowKey::Service(key), service_line(&s.service, fmt));
+            let service = (RowKey::Service(key), service_line(&s.service, fmt, naming));
             let dests = s.destinations.iter().map(move |d| {
                 let rs = &d.destination;
                 (
                     RowKey::Destination(key, rs.addr, rs.port),
-                    destination_line(d, fmt),
+                    destination_line(d, name_protocol(&key), fmt, naming),
                 )
             });
             std::iter::once(service).chain(dests)
@@ -142,14 +148,25 @@ pub(crate) fn rows(table: &[ServiceWithDestinations], fmt: ListFormat) -> Vec<(R
         .collect()
 }
 
-/// `TCP  10.0.0.1:80`, `FWM  7`, `FWM  7 IPv6`.
-pub(crate) fn service_name(key: &ServiceKey) -> String {
+/// `TCP  10.0.0.1:80`, `FWM  7`, `FWM  7 IPv6`; like ipvsadm, cut to 33
+/// bytes unless IPv6.
+pub(crate) fn service_name(key: &ServiceKey, naming: &Naming) -> String {
     match key {
         ServiceKey::Inet {
             protocol,
             addr,
             port,
-        } => format!("{:<4} {}", protocol.to_string(), addr_port(addr, *port)),
+        } => {
+            let mut name = format!(
+                "{:<4} {}",
+                protocol.to_string(),
+                naming.addr_port(addr, *port, Some(*protocol))
+            );
+            if addr.is_ipv4() {
+                naming::truncate(&mut name, 33);
+            }
+            name
+        }
         // ipvsadm prints the mark with %d.
         ServiceKey::Fwmark { af, mark } => match af {
             ipvs::AddressFamily::Inet => format!("FWM  {}", mark.get() as i32),
@@ -158,9 +175,9 @@ pub(crate) fn service_name(key: &ServiceKey) -> String {
     }
 }
 
-fn service_line(entry: &ServiceEntry, fmt: ListFormat) -> String {
+fn service_line(entry: &ServiceEntry, fmt: ListFormat, naming: &Naming) -> String {
     let svc = &entry.service;
-    let name = service_name(&svc.key);
+    let name = service_name(&svc.key, naming);
     match fmt.view {
         View::Stats => format!("{name:<33}{}", counters(&entry.stats, fmt.exact)),
         View::Rate => format!("{name:<33}{}", rates(&entry.stats.rates, fmt.exact)),
@@ -189,9 +206,19 @@ fn service_line(entry: &ServiceEntry, fmt: ListFormat) -> String {
     }
 }
 
-fn destination_line(entry: &DestinationEntry, fmt: ListFormat) -> String {
+/// A real server's row; `protocol` names its port (its service's).
+fn destination_line(
+    entry: &DestinationEntry,
+    protocol: Option<ipvs::Protocol>,
+    fmt: ListFormat,
+    naming: &Naming,
+) -> String {
     let d = &entry.destination;
-    let name = addr_port(&d.addr, d.port);
+    // Like ipvsadm, cut to 28 bytes unless IPv6.
+    let mut name = naming.addr_port(&d.addr, d.port, protocol);
+    if d.addr.is_ipv4() {
+        naming::truncate(&mut name, 28);
+    }
     let (active, inactive) = (entry.active_connections, entry.inactive_connections);
     match fmt.view {
         View::Stats => format!("  -> {name:<28}{}", counters(&entry.stats, fmt.exact)),
@@ -325,7 +352,13 @@ mod tests {
         ];
         for (view, exact, with_version, expected) in cases {
             let fmt = ListFormat { view, exact };
-            let out = render(with_version.then_some(&info), &table, fmt, None);
+            let out = render(
+                with_version.then_some(&info),
+                &table,
+                fmt,
+                None,
+                &Naming::Numeric,
+            );
             assert_eq!(out, expected, "{fmt:?}");
         }
     }
@@ -346,6 +379,7 @@ mod tests {
                     exact,
                 },
                 None,
+                &Naming::Numeric,
             )
         };
         let line = |text: String| text.lines().nth(2).unwrap_or_default().to_owned();
@@ -366,7 +400,7 @@ mod tests {
         table.truncate(1);
         table[0].destinations.truncate(1);
         table[0].destinations[0].destination.forward = ipvs::ForwardMethod::Local;
-        let out = render(None, &table, ListFormat::default(), None);
+        let out = render(None, &table, ListFormat::default(), None, &Naming::Numeric);
         let line = out.lines().nth(3).unwrap_or_default();
         assert!(
             line.ends_with(" Local   1      0          0         "),
@@ -380,10 +414,10 @@ mod tests {
         let names = testdata::names();
         let info = testdata::info();
         let fmt = ListFormat::default();
-        let named = render(Some(&info), &table, fmt, Some(&names));
+        let named = render(Some(&info), &table, fmt, Some(&names), &Naming::Numeric);
         assert_eq!(named, testdata::LIST_NAMES);
         // Without the column, every line is ipvsadm's (trailing blanks aside).
-        let plain = render(Some(&info), &table, fmt, None);
+        let plain = render(Some(&info), &table, fmt, None, &Naming::Numeric);
         let cut: Vec<String> = named
             .lines()
             .map(|l| l.get(..70).unwrap_or(l).trim_end().to_owned())
@@ -395,8 +429,11 @@ mod tests {
             view: View::Stats,
             exact: false,
         };
-        let named = render(None, &table, stats, Some(&names));
-        for (n, p) in named.lines().zip(render(None, &table, stats, None).lines()) {
+        let named = render(None, &table, stats, Some(&names), &Naming::Numeric);
+        for (n, p) in named
+            .lines()
+            .zip(render(None, &table, stats, None, &Naming::Numeric).lines())
+        {
             assert!(n.starts_with(p), "{n:?} does not extend {p:?}");
         }
         assert!(
@@ -407,7 +444,7 @@ mod tests {
 
     #[test]
     fn rows_are_keyed_by_what_they_show() {
-        let rows = rows(&testdata::table(), ListFormat::default());
+        let rows = rows(&testdata::table(), ListFormat::default(), &Naming::Numeric);
         let services = rows
             .iter()
             .filter(|(k, _)| matches!(k, RowKey::Service(_)))

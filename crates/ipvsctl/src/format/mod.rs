@@ -1,20 +1,20 @@
 //! Text renderings of the table that ipvsadm users and scripts know:
 //! `ipvsadm -Ln` and its variants ([`list`]), `ipvsadm -Sn` ([`save`]).
-//! Pure functions of the table: no socket.
+//! Pure functions of the table (and of the names looked up for it, see
+//! [`crate::naming`]): no socket.
 
 pub(crate) mod column;
 pub(crate) mod list;
 pub(crate) mod save;
 
-use std::net::IpAddr;
+use ipvs::{ForwardMethod, Protocol, ServiceKey, TunnelFlags, TunnelType};
 
-use ipvs::{ForwardMethod, TunnelFlags, TunnelType};
-
-/// `addr:port` as ipvsadm prints it with `-n`: `10.0.0.1:80`, `[2001:db8::1]:80`.
-pub(crate) fn addr_port(addr: &IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(v4) => format!("{v4}:{port}"),
-        IpAddr::V6(v6) => format!("[{v6}]:{port}"),
+/// The protocol whose port names a service and its real servers get
+/// (none for fwmark services: ipvsadm's protocol 0).
+pub(crate) fn name_protocol(key: &ServiceKey) -> Option<Protocol> {
+    match key {
+        ServiceKey::Inet { protocol, .. } => Some(*protocol),
+        ServiceKey::Fwmark { .. } => None,
     }
 }
 

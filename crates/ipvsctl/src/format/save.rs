@@ -10,18 +10,20 @@ use ipvs::{
     TunnelType,
 };
 
-use super::{TunnelView, addr_port, persistence_mask};
+use super::{TunnelView, name_protocol, persistence_mask};
+use crate::naming::Naming;
 use crate::values::{has_sched_flags, sched_flag_names};
 
-/// The rules for a table already in the wanted order.
-pub(crate) fn render(table: &[ServiceWithDestinations]) -> String {
+/// The rules for a table already in the wanted order, with addresses and
+/// ports written as `naming` says (`-S` names them, `-Sn` does not).
+pub(crate) fn render(table: &[ServiceWithDestinations], naming: &Naming) -> String {
     let mut out = String::new();
     for s in table {
         let svc = &s.service.service;
-        out.push_str(&service_rule(svc));
+        out.push_str(&service_rule(svc, naming));
         out.push('\n');
         for d in &s.destinations {
-            out.push_str(&destination_rule(&svc.key, &d.destination));
+            out.push_str(&destination_rule(&svc.key, &d.destination, naming));
             out.push('\n');
         }
     }
@@ -30,7 +32,7 @@ pub(crate) fn render(table: &[ServiceWithDestinations]) -> String {
 
 /// `-t 10.0.0.1:80`, `-u [2001:db8::1]:53`, `--sctp-service ...`, `-f 7`,
 /// `-f 7 -6`.
-pub(crate) fn service_option(key: &ServiceKey) -> String {
+pub(crate) fn service_option(key: &ServiceKey, naming: &Naming) -> String {
     match key {
         ServiceKey::Inet {
             protocol,
@@ -42,7 +44,10 @@ pub(crate) fn service_option(key: &ServiceKey) -> String {
                 ipvs::Protocol::Udp => "-u",
                 ipvs::Protocol::Sctp => "--sctp-service",
             };
-            format!("{switch} {}", addr_port(addr, *port))
+            format!(
+                "{switch} {}",
+                naming.addr_port(addr, *port, Some(*protocol))
+            )
         }
         // ipvsadm prints the mark with %d.
         ServiceKey::Fwmark { af, mark } => match af {
@@ -53,8 +58,12 @@ pub(crate) fn service_option(key: &ServiceKey) -> String {
 }
 
 /// `-A -t 10.0.0.1:80 -s rr -p 300 -M 255.255.255.0 --pe sip -o -b flag-1`.
-pub(crate) fn service_rule(svc: &Service) -> String {
-    let mut rule = format!("-A {} -s {}", service_option(&svc.key), svc.scheduler);
+pub(crate) fn service_rule(svc: &Service, naming: &Naming) -> String {
+    let mut rule = format!(
+        "-A {} -s {}",
+        service_option(&svc.key, naming),
+        svc.scheduler
+    );
     if let Some(p) = svc.persistence {
         rule.push_str(&format!(" -p {}", p.timeout));
         if let Some(mask) = persistence_mask(&svc.key, p.prefix_len) {
@@ -78,7 +87,7 @@ pub(crate) fn service_rule(svc: &Service) -> String {
 
 /// `-a -t 10.0.0.1:80 -r 10.244.1.5:8080 -m -w 1`, with the tunnel options
 /// of a tunnelled real server.
-pub(crate) fn destination_rule(service: &ServiceKey, d: &Destination) -> String {
+pub(crate) fn destination_rule(service: &ServiceKey, d: &Destination, naming: &Naming) -> String {
     const CSUM: [&str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
     let switch = match d.forward {
         ForwardMethod::Masquerade => "-m",
@@ -88,8 +97,8 @@ pub(crate) fn destination_rule(service: &ServiceKey, d: &Destination) -> String 
     };
     let mut rule = format!(
         "-a {} -r {} {switch} -w {}",
-        service_option(service),
-        addr_port(&d.addr, d.port),
+        service_option(service, naming),
+        naming.addr_port(&d.addr, d.port, name_protocol(service)),
         d.weight
     );
     if let Some(t) = TunnelView::of(&d.forward) {
@@ -112,7 +121,7 @@ mod tests {
 
     #[test]
     fn save_matches_ipvsadm() {
-        assert_eq!(render(&testdata::table()), testdata::SAVE);
+        assert_eq!(render(&testdata::table(), &Naming::Numeric), testdata::SAVE);
     }
 
     #[test]
@@ -120,7 +129,7 @@ mod tests {
         let key = ServiceKey::inet(ipvs::Protocol::Tcp, "10.0.0.1".parse().unwrap(), 80);
         let rule = |forward| {
             let d = Destination::new("127.0.0.1".parse().unwrap(), 80, forward, 1);
-            destination_rule(&key, &d)
+            destination_rule(&key, &d, &Naming::Numeric)
         };
         assert_eq!(
             rule(ForwardMethod::Local),

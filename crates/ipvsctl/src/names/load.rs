@@ -2,12 +2,13 @@
 //! `--from-dir` format, or the API server, listed once (no watch).
 
 use std::path::PathBuf;
-use std::time::Duration;
 
-use model::source::{dir, kube as kube_source};
+use model::source::dir;
 use model::{Model, ProxyFilter, SourceEvent};
 
 use super::Names;
+#[cfg(feature = "cluster")]
+pub(crate) use super::cluster::ClusterError;
 
 /// What `--names` reads.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,9 +22,6 @@ pub(crate) enum Source {
     },
 }
 
-/// How long `--names cluster` waits for a connection to the API server.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Why the names could not be read; each names the source.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum LoadError {
@@ -35,39 +33,16 @@ pub(crate) enum LoadError {
         /// The problem.
         source: dir::DirError,
     },
-    /// No usable cluster configuration.
-    #[error("--names cluster: {}", with_causes(.0))]
-    Config(kube_source::ClientError),
-    /// The API server did not answer or refused.
-    #[error("--names cluster ({server}): {}", with_causes(.source))]
-    List {
-        /// The API server's URL.
-        server: String,
-        /// The problem.
-        source: kube_source::ListError,
-    },
-    /// The node's name, which picks its Node object.
-    #[error("--names cluster: reading this node's name: {0}")]
-    NodeName(std::io::Error),
-    /// The async runtime for the API client.
-    #[error("--names cluster: starting the API client's runtime: {0}")]
-    Runtime(std::io::Error),
-}
-
-/// An error and its causes on one line, each cause said once: the API
-/// client's errors keep the useful part (`Connection refused`) in a cause.
-fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        let said = c.to_string();
-        if !text.contains(&said) {
-            text.push_str(": ");
-            text.push_str(&said);
-        }
-        cause = c.source();
-    }
-    text
+    /// The API server (see [`ClusterError`]).
+    #[cfg(feature = "cluster")]
+    #[error(transparent)]
+    Cluster(#[from] ClusterError),
+    /// `--names cluster` in a build without the `cluster` feature.
+    #[cfg(not(feature = "cluster"))]
+    #[error(
+        "--names cluster: this ipvsctl-rs is built without the API client (cargo feature `cluster`)"
+    )]
+    NoCluster,
 }
 
 /// Reads the objects and computes the names.
@@ -84,36 +59,14 @@ pub(crate) fn load(source: &Source) -> Result<Names, LoadError> {
             // As the daemon does without --hostname-override: the Node in the directory.
             Ok(names(snapshot.into_events(), None))
         }
+        #[cfg(feature = "cluster")]
         Source::Cluster { kubeconfig } => {
-            let node_name = model::node::local_name().map_err(LoadError::NodeName)?;
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(LoadError::Runtime)?;
-            let events = runtime.block_on(list(kubeconfig.as_deref(), &node_name))?;
+            let (events, node_name) = super::cluster::list(kubeconfig.as_deref())?;
             Ok(names(events, Some(node_name)))
         }
+        #[cfg(not(feature = "cluster"))]
+        Source::Cluster { .. } => Err(LoadError::NoCluster),
     }
-}
-
-async fn list(
-    kubeconfig: Option<&std::path::Path>,
-    node_name: &str,
-) -> Result<Vec<SourceEvent>, LoadError> {
-    let mut config = kube_source::config(kubeconfig)
-        .await
-        .map_err(LoadError::Config)?;
-    config.connect_timeout = Some(CONNECT_TIMEOUT);
-    let server = config.cluster_url.to_string();
-    let client = kube::Client::try_from(config)
-        .map_err(|e| LoadError::Config(kube_source::ClientError::Build(e)))?;
-    let watch = kube_source::Watch {
-        filter: ProxyFilter::default(),
-        node_name: node_name.to_owned(),
-    };
-    kube_source::list(client, &watch)
-        .await
-        .map_err(|source| LoadError::List { server, source })
 }
 
 /// The names for what a source listed. Objects the daemon would skip as
@@ -151,6 +104,7 @@ mod tests {
         assert!(message.starts_with(&prefix), "{message}");
     }
 
+    #[cfg(feature = "cluster")]
     #[test]
     fn a_missing_kubeconfig_is_named() {
         let message = error(&Source::Cluster {
@@ -162,6 +116,7 @@ mod tests {
         );
     }
 
+    #[cfg(feature = "cluster")]
     #[test]
     fn an_unreachable_api_server_is_named() {
         // Nothing listens on port 1 of the loopback address: refused at once.

@@ -9,6 +9,8 @@
 //! Pod when the EndpointSlice has a `targetRef` of kind Pod. Anything else has
 //! no name.
 
+#[cfg(feature = "cluster")]
+mod cluster;
 mod load;
 
 use std::collections::HashMap;
