@@ -9,8 +9,6 @@ use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
-use manifests::Bundle;
-use manifests::rbac::granted;
 use serde_json::json;
 use testkit::Netns;
 use testkit::apiserver::{FakeApiServer, Fault};
@@ -22,13 +20,8 @@ fn bin() -> &'static Path {
 
 /// What `manifests/`'s ClusterRole grants, as the fake's permissions.
 fn cluster_role_grants() -> BTreeSet<(String, String, String)> {
-    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests/base");
-    let bundle = Bundle::load(&roles).unwrap_or_else(|e| panic!("{e}"));
-    granted(&bundle.cluster_role)
-        .unwrap_or_else(|e| panic!("{e}"))
-        .into_iter()
-        .map(|p| (p.api_group, p.resource, p.verb))
-        .collect()
+    let shipped = manifests::rbac::shipped().unwrap_or_else(|e| panic!("{e}"));
+    shipped.into_iter().map(Into::into).collect()
 }
 
 #[test]

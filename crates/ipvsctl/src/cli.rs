@@ -209,8 +209,8 @@ pub(crate) struct NamesArgs {
     /// the API server. See docs/ipvsctl.md.
     #[arg(long, value_name = "DIR|cluster")]
     pub(crate) names: Option<PathBuf>,
-    /// kubeconfig for `--names cluster` (default: in-cluster configuration,
-    /// then $KUBECONFIG or ~/.kube/config).
+    /// kubeconfig for `--names cluster` (default: $KUBECONFIG, else
+    /// ~/.kube/config, else the in-cluster configuration).
     #[arg(long, value_name = "FILE", requires = "names")]
     pub(crate) kubeconfig: Option<PathBuf>,
 }

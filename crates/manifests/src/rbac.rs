@@ -6,6 +6,9 @@
 use k8s_openapi::api::rbac::v1::ClusterRole;
 use std::collections::BTreeSet;
 use std::fmt;
+use std::path::Path;
+
+use crate::{Bundle, ManifestError};
 
 /// One permission: `verb` on `resource` in `api_group` (`""` is the core group).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -26,6 +29,13 @@ impl Permission {
             resource: resource.to_owned(),
             verb: verb.to_owned(),
         }
+    }
+}
+
+impl From<Permission> for (String, String, String) {
+    /// `(api_group, resource, verb)`, as a fake API server records a request.
+    fn from(p: Permission) -> Self {
+        (p.api_group, p.resource, p.verb)
     }
 }
 
@@ -101,6 +111,27 @@ pub fn granted(role: &ClusterRole) -> Result<BTreeSet<Permission>, RuleError> {
         }
     }
     Ok(permissions)
+}
+
+/// Why the repository's ClusterRole could not be flattened.
+#[derive(Debug, thiserror::Error)]
+pub enum ShippedError {
+    /// The manifests did not load.
+    #[error(transparent)]
+    Load(#[from] ManifestError),
+    /// A rule of the ClusterRole (see [`granted`]).
+    #[error(transparent)]
+    Rule(#[from] RuleError),
+}
+
+/// Every permission the ClusterRole in this repository's `manifests/base` grants: what
+/// a test's fake API server allows the daemon or `ipvsctl-rs`.
+///
+/// # Errors
+/// [`ShippedError`] when the manifests do not load or a rule cannot be flattened.
+pub fn shipped() -> Result<BTreeSet<Permission>, ShippedError> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/base");
+    Ok(granted(&Bundle::load(&dir)?.cluster_role)?)
 }
 
 #[cfg(test)]

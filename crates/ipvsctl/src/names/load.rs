@@ -17,7 +17,7 @@ pub(crate) enum Source {
     Dir(PathBuf),
     /// `--names cluster [--kubeconfig FILE]`: the API server.
     Cluster {
-        /// `--kubeconfig`; else in-cluster, `$KUBECONFIG` or `~/.kube/config`.
+        /// `--kubeconfig`; else `$KUBECONFIG`, `~/.kube/config` or in-cluster.
         kubeconfig: Option<PathBuf>,
     },
 }
