@@ -223,10 +223,11 @@ fn vm_ipvsctl_many_services_sort_like_ipvsadm() {
     let ours_list = timed(&|| ours(&ns, "-Ln"));
     let ipvsadm_list = timed(&|| ns.try_run(&["ipvsadm", "-Ln"]));
     println!(
-        "{} rules: restore ipvsctl-rs {ours_restore:.2}s, ipvsadm -R {ipvsadm_restore:.2}s (ratio {:.1}); \
-         -Ln ipvsctl-rs {ours_list:.2}s, ipvsadm {ipvsadm_list:.2}s (ratio {:.1})",
+        "{} rules: restore ipvsctl-rs {ours_restore:.2}s, ipvsadm -R {ipvsadm_restore:.2}s \
+         (ipvsctl-rs/ipvsadm {:.2}); -Ln ipvsctl-rs {ours_list:.2}s, ipvsadm {ipvsadm_list:.2}s \
+         (ipvsctl-rs/ipvsadm {:.2})",
         rules.lines().count(),
-        ipvsadm_restore / ours_restore,
-        ipvsadm_list / ours_list
+        ours_restore / ipvsadm_restore,
+        ours_list / ipvsadm_list
     );
 }
