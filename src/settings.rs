@@ -507,8 +507,10 @@ impl Settings {
     /// kube-proxy's `-v` level as a tracing filter (`RUST_LOG` wins when set): klog's V(2)
     /// is still routine detail.
     pub(crate) fn log_filter(&self) -> &'static str {
+        // kube-rs' client logs every failed request at ERROR; the source already logs each
+        // failed attempt once, with its wait (`watch failed; retrying`).
         match self.verbosity {
-            0..=2 => "info",
+            0..=2 => "info,kube_client::client::builder=off",
             3..=4 => "debug",
             _ => "trace",
         }
