@@ -12,6 +12,7 @@ mod settings;
 mod unhonoured;
 mod write_config;
 
+mod drift_events;
 mod health;
 mod http;
 mod iptables_mode;

@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, mpsc};
 use std::time::{Instant, SystemTime};
 
 use crate::cli::{Cli, Output};
+use crate::drift_events::DriftEvents;
 use crate::health::HealthState;
 use crate::metrics::{Metrics, Mode};
 use crate::mode::{ProxyMode, Selection};
@@ -41,6 +42,17 @@ fn report(warnings: &[Warning], events: Option<&Arc<kube_source::EventReporter>>
             });
         }
     }
+}
+
+/// Publishes a Warning Event on the Node, on a task of its own (it is sent again until
+/// the API server takes it).
+fn node_warning(events: &Arc<kube_source::EventReporter>, reason: &'static str, note: String) {
+    let events = Arc::clone(events);
+    tokio::spawn(async move {
+        if let Err(e) = events.node_warning(reason, &note).await {
+            tracing::warn!(error = %e, "cannot publish the {reason} Event on the Node");
+        }
+    });
 }
 
 /// What the source is.
@@ -144,12 +156,7 @@ async fn run_mode<D: Proxier>(
         dry_run(pipeline, rx, events_reporter, cli.output, settings).await
     } else {
         if let (Some(line), Some(events)) = (selection.announcement(), &events_reporter) {
-            let events = Arc::clone(events);
-            tokio::spawn(async move {
-                if let Err(e) = events.node_warning("ProxyModeFallback", &line).await {
-                    tracing::warn!(error = %e, "cannot publish the fallback Event on the Node");
-                }
-            });
+            node_warning(events, "ProxyModeFallback", line);
         }
         serve::<D>(pipeline, &invalid, rx, events_reporter, settings).await
     }
@@ -310,6 +317,9 @@ async fn serve<D: Proxier>(
         metrics: &metrics,
         health: &health,
         settings,
+        drift_events: reporter
+            .clone()
+            .map(|r| (r, std::sync::Mutex::new(DriftEvents::default()))),
     };
     let source = follow(
         &pipeline, rx, reporter, &metrics, &health, &trigger, settings,
@@ -390,6 +400,11 @@ struct Syncer<'a, D: Proxier> {
     metrics: &'a Metrics,
     health: &'a HealthState,
     settings: &'a Settings,
+    /// With a cluster source: where drift Events go, and their rate limit.
+    drift_events: Option<(
+        Arc<kube_source::EventReporter>,
+        std::sync::Mutex<DriftEvents>,
+    )>,
 }
 
 impl<D: Proxier> Syncer<'_, D> {
@@ -420,6 +435,15 @@ impl<D: Proxier> Syncer<'_, D> {
             memory: crate::memory::usage(),
         };
         crate::sync_report::report(&summary, sync, self.metrics);
+        if let Some((reporter, limit)) = &self.drift_events {
+            let note = limit
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .observe(&summary.drift, Instant::now());
+            if let Some(note) = note {
+                node_warning(reporter, crate::drift_events::REASON, note);
+            }
+        }
         if summary.complete() {
             self.metrics.last_sync.set(unix_now());
             self.health.updated(SystemTime::now());
