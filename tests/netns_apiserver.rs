@@ -24,10 +24,19 @@ fn cluster_role_grants() -> BTreeSet<(String, String, String)> {
     shipped.into_iter().map(Into::into).collect()
 }
 
-#[test]
-#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
-fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
-    let ns = Netns::new("apiserver");
+/// Short sync periods, so periodic syncs come every 2 s.
+const SHORT_SYNC: [&str; 6] = [
+    "--ipvs-sync-period",
+    "2s",
+    "--iptables-sync-period",
+    "2s",
+    "--iptables-min-sync-period",
+    "0s",
+];
+
+/// The fake API server, listening in `ns`, with node `node-1` (192.168.7.1, bound to the
+/// namespace's loopback) and Service `default/web` with one ready endpoint.
+fn api_with_one_service(ns: &Netns) -> FakeApiServer {
     ns.run(&["ip", "addr", "add", "192.168.7.1/24", "dev", "lo"]);
     let api = FakeApiServer::start(
         ns.enter(|| TcpListener::bind("127.0.0.1:0").expect("bind in the namespace")),
@@ -50,22 +59,18 @@ fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
         "endpoints": [{"addresses": ["10.244.1.5"], "nodeName": "node-1",
                        "conditions": {"ready": true}}]}),
     );
+    api
+}
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
+    let ns = Netns::new("apiserver");
+    let api = api_with_one_service(&ns);
     api.set_fault(Fault::ServerError, true);
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path(), Some("proxy-sa-token"));
-    let daemon = Daemon::against_api(
-        &ns,
-        bin(),
-        &kubeconfig,
-        &[
-            "--ipvs-sync-period",
-            "2s",
-            "--iptables-sync-period",
-            "2s",
-            "--iptables-min-sync-period",
-            "0s",
-        ],
-    );
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, &SHORT_SYNC);
 
     // Failing: the three watches back off (0.8 s doubling): a handful of attempts in 6 s,
     // one log line each; no sync, and once 2 x syncPeriod has passed, /healthz says so.
@@ -120,4 +125,53 @@ fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
         .collect();
     assert!(refused.is_empty(), "outside the ClusterRole: {refused:?}");
     assert!(!daemon.log().contains("401"), "{}", daemon.log());
+}
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_apiserver_drift_repaired_gives_one_node_event_per_window() {
+    let ns = Netns::new("apidrift");
+    let api = api_with_one_service(&ns);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path(), Some("proxy-sa-token"));
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, &SHORT_SYNC);
+    daemon.eventually("the first sync", || daemon.syncs() > 0);
+    let repaired = || {
+        daemon
+            .metric(r#"kube_ipvs_proxy_drift_repaired_total{kind="iptables_chain"}"#)
+            .unwrap_or(0.0)
+    };
+    let drift_events = || {
+        api.events()
+            .into_iter()
+            .filter(|e| e.reason == "DriftRepaired")
+            .collect::<Vec<_>>()
+    };
+
+    // Behind the daemon's back: its Service dispatch chain emptied. The next periodic sync
+    // puts it back and says so on the Node.
+    ns.run(&["iptables", "-t", "nat", "-F", "KUBE-SERVICES"]);
+    daemon.eventually("the chain repaired", || repaired() >= 1.0);
+    assert!(
+        ns.run(&["iptables-save", "-t", "nat"])
+            .contains("-A KUBE-SERVICES -d 10.96.0.10/32"),
+        "KUBE-SERVICES not repaired"
+    );
+    daemon.eventually("the DriftRepaired Event", || !drift_events().is_empty());
+    let event = drift_events().remove(0);
+    assert_eq!(
+        (
+            event.kind.as_str(),
+            event.object.as_str(),
+            event.event_type.as_str()
+        ),
+        ("Node", "node-1", "Warning")
+    );
+    assert!(event.note.contains("iptables_chain 1"), "{}", event.note);
+
+    // Drift again, within the window: repaired and counted, but no second Event.
+    ns.run(&["iptables", "-t", "nat", "-F", "KUBE-SERVICES"]);
+    daemon.eventually("the chain repaired again", || repaired() >= 2.0);
+    daemon.next_sync();
+    assert_eq!(drift_events().len(), 1, "{:?}", drift_events());
 }
