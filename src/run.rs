@@ -155,8 +155,18 @@ async fn run_mode<D: Proxier>(
     if cli.dry_run {
         dry_run(pipeline, rx, events_reporter, cli.output, settings).await
     } else {
-        if let (Some(line), Some(events)) = (selection.announcement(), &events_reporter) {
-            node_warning(events, "ProxyModeFallback", line);
+        if let Some(events) = &events_reporter {
+            let (events, fallback) = (Arc::clone(events), selection.announcement());
+            tokio::spawn(async move {
+                if let Err(e) = events.node_starting().await {
+                    tracing::warn!(error = %e, "cannot publish the Starting Event on the Node");
+                }
+                if let Some(line) = fallback
+                    && let Err(e) = events.node_warning("ProxyModeFallback", &line).await
+                {
+                    tracing::warn!(error = %e, "cannot publish the fallback Event on the Node");
+                }
+            });
         }
         serve::<D>(pipeline, &invalid, rx, events_reporter, settings).await
     }

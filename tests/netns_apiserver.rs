@@ -114,6 +114,21 @@ fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
         ),
         ("Node", "node-1", "Warning")
     );
+    // kube-proxy's birth cry, before it: Normal, reason Starting, on the Node.
+    let starting: Vec<_> = api
+        .events()
+        .into_iter()
+        .filter(|e| e.reason == "Starting")
+        .collect();
+    assert_eq!(starting.len(), 1, "{starting:?}");
+    assert_eq!(
+        (
+            starting[0].kind.as_str(),
+            starting[0].object.as_str(),
+            starting[0].event_type.as_str()
+        ),
+        ("Node", "node-1", "Normal")
+    );
 
     // Every request was one the ClusterRole grants (the fake answers 403 otherwise) and
     // carried the token (401 otherwise).

@@ -324,6 +324,23 @@ impl EventReporter {
         self.warning(Kind::Node, &node, reason, "Proxy", note).await
     }
 
+    /// Publishes kube-proxy's `Starting` Event on this node (type Normal, action
+    /// `StartKubeProxy`, as its `birthCry`), retried as [`EventReporter::warning`] is.
+    ///
+    /// # Errors
+    /// The API server's final refusal.
+    pub async fn node_starting(&self) -> Result<(), kube::Error> {
+        let node = ObjectId::new("", self.node_name.as_str());
+        let event = KubeEvent {
+            type_: EventType::Normal,
+            reason: "Starting".into(),
+            note: None,
+            action: "StartKubeProxy".into(),
+            secondary: None,
+        };
+        self.send(Kind::Node, &node, &event).await
+    }
+
     /// Publishes a Warning Event on `object` (of `kind`), with `reason` (CamelCase), the
     /// `action` that failed (CamelCase, e.g. `Listen`) and a human-readable `note`. While the
     /// API server cannot take it (unreachable, 429, 5xx) it is sent again, after 1 s doubling
@@ -340,6 +357,17 @@ impl EventReporter {
         action: &str,
         note: &str,
     ) -> Result<(), kube::Error> {
+        self.send(kind, object, &warning_event(reason, action, note))
+            .await
+    }
+
+    /// Sends `event` about `object` until it is delivered or finally refused.
+    async fn send(
+        &self,
+        kind: Kind,
+        object: &ObjectId,
+        event: &KubeEvent,
+    ) -> Result<(), kube::Error> {
         let (api_version, kind) = match kind {
             Kind::Service => ("v1", "Service"),
             Kind::EndpointSlice => ("discovery.k8s.io/v1", "EndpointSlice"),
@@ -352,13 +380,12 @@ impl EventReporter {
             name: Some(object.name.to_string()),
             ..ObjectReference::default()
         };
-        let event = warning_event(reason, action, note);
         let mut wait = EVENT_RETRY_FIRST;
         loop {
-            match self.recorder.publish(&event, &reference).await {
+            match self.recorder.publish(event, &reference).await {
                 Err(e) if transient(&e) => {
                     if wait == EVENT_RETRY_FIRST {
-                        tracing::warn!(%reason, object = %object, error = %e,
+                        tracing::warn!(reason = %event.reason, object = %object, error = %e,
                             "event not delivered; retrying until it is");
                     }
                     tokio::time::sleep(wait).await;
