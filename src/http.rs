@@ -178,7 +178,11 @@ async fn connection(
     builder
         .timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        .max_buf_size(MAX_BUFFER);
+        .max_buf_size(MAX_BUFFER)
+        // A client may shut its sending side once the request is out (`printf ... | nc`,
+        // some load balancers' probes): answer it anyway, as Go's server (kube-proxy's) does,
+        // instead of dropping the answer when the EOF is read before it is ready.
+        .half_close(true);
     let conn = builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(router));
     let mut conn = std::pin::pin!(conn);
     let result = tokio::select! {
@@ -215,7 +219,13 @@ mod tests {
     async fn server(limits: Limits) -> SocketAddr {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("address");
-        let router = Router::new().route("/", get(|| async { "ok" }));
+        let router = Router::new().route("/", get(|| async { "ok" })).route(
+            "/slow",
+            get(|| async {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                "slow"
+            }),
+        );
         tokio::spawn(serve(listener, router, Gate::new(limits)));
         addr
     }
@@ -243,6 +253,21 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(2), exchange)
             .await
             .ok()
+    }
+
+    #[tokio::test]
+    async fn a_client_that_shuts_its_sending_side_still_gets_the_answer() {
+        let addr = server(limits(16, 8)).await;
+        let mut stream = connect([127, 0, 0, 1], addr).await;
+        stream
+            .write_all(b"GET /slow HTTP/1.0\r\n\r\n")
+            .await
+            .expect("request");
+        stream.shutdown().await.expect("half-close");
+        let mut out = String::new();
+        let _ = tokio::time::timeout(Duration::from_secs(2), stream.read_to_string(&mut out)).await;
+        assert!(out.starts_with("HTTP/1.0 200 OK"), "{out:?}");
+        assert!(out.ends_with("slow"), "{out:?}");
     }
 
     /// Whether the server closes `stream` (EOF or reset) within `within`.
