@@ -293,7 +293,7 @@ async fn serve<D: Proxier>(
     for kind in invalid {
         Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
     }
-    serve_endpoints(settings, &health, &metrics, D::MODE).await?;
+    serve_endpoints(settings, &health, &metrics, D::MODE, reporter.clone()).await?;
     crate::node_setup::conntrack(&settings.conntrack)?;
     crate::node_setup::oom_score_adj(settings.oom_score_adj);
     let dataplane = D::start(settings)
@@ -354,6 +354,7 @@ async fn serve_endpoints(
     health: &HealthState,
     metrics: &Arc<Metrics>,
     mode: ProxyMode,
+    reporter: Option<Arc<kube_source::EventReporter>>,
 ) -> anyhow::Result<()> {
     let shared = Shared {
         health: health.clone(),
@@ -365,6 +366,11 @@ async fn serve_endpoints(
         settings.metrics_bind_address,
         settings.bind_address_hard_fail,
         shared,
+        move |reason, note| {
+            if let Some(events) = &reporter {
+                node_warning(events, reason, note);
+            }
+        },
     )
     .await?;
     Ok(())

@@ -99,7 +99,8 @@ const BIND_RETRY_MAX: Duration = Duration::from_secs(5);
 /// Serves the endpoints whose address is set. With `hard_fail` (`bindAddressHardFail`) an
 /// address that cannot be bound is an error, as in kube-proxy; otherwise it is retried with
 /// backoff, logged each time, while the caller goes on syncing: the old proxy's Pod may
-/// still hold the port while it terminates.
+/// still hold the port while it terminates. At an endpoint's first failed bind,
+/// `on_failure` gets kube-proxy's Event reason for it ([`failure_reason`]) and a note.
 ///
 /// # Errors
 /// With `hard_fail`, the address that could not be bound.
@@ -108,6 +109,7 @@ pub(crate) async fn serve(
     metrics: Option<SocketAddr>,
     hard_fail: bool,
     shared: Shared,
+    on_failure: impl Fn(&'static str, String) + Clone + Send + 'static,
 ) -> anyhow::Result<()> {
     let endpoints = [
         ("healthz", healthz, health_router(shared.clone())),
@@ -124,8 +126,9 @@ pub(crate) async fn serve(
             })?;
             tokio::spawn(serve_on(what, listener, router));
         } else {
+            let on_failure = on_failure.clone();
             tokio::spawn(async move {
-                let listener = bind_retrying(what, address).await;
+                let listener = bind_retrying(what, address, on_failure).await;
                 serve_on(what, listener, router).await;
             });
         }
@@ -133,10 +136,23 @@ pub(crate) async fn serve(
     Ok(())
 }
 
+/// kube-proxy's Event reason for an endpoint (`healthz`, `metrics`) that cannot be served.
+pub(crate) fn failure_reason(what: &str) -> &'static str {
+    match what {
+        "healthz" => "FailedToStartProxierHealthcheck",
+        _ => "FailedToStartMetricServer",
+    }
+}
+
 /// Binds `address`, retrying with backoff (1 s doubling up to [`BIND_RETRY_MAX`]) until it
-/// is free, with a warning per failed try.
-async fn bind_retrying(what: &'static str, address: SocketAddr) -> TcpListener {
+/// is free, with a warning per failed try and `on_failure` called at the first.
+async fn bind_retrying(
+    what: &'static str,
+    address: SocketAddr,
+    on_failure: impl Fn(&'static str, String),
+) -> TcpListener {
     let mut delay = Duration::from_secs(1);
+    let mut first = true;
     loop {
         match TcpListener::bind(address).await {
             Ok(listener) => return listener,
@@ -145,6 +161,13 @@ async fn bind_retrying(what: &'static str, address: SocketAddr) -> TcpListener {
                     %address, error = %e, retry_in = ?delay,
                     "cannot bind the {what} address; retrying while syncing goes on"
                 );
+                if std::mem::take(&mut first) {
+                    // kube-proxy's note: "serving healthz on ADDRESS failed: ERROR".
+                    on_failure(
+                        failure_reason(what),
+                        format!("serving {what} on {address} failed: {e}"),
+                    );
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(BIND_RETRY_MAX);
             }
@@ -228,17 +251,36 @@ mod tests {
     async fn a_taken_address_is_served_once_freed_or_fatal_with_hard_fail() {
         let holder = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let address = holder.local_addr().unwrap();
-        let err = serve(Some(address), None, true, shared())
+        let err = serve(Some(address), None, true, shared(), |_, _| {})
             .await
             .expect_err("taken");
         assert!(
             format!("{err:#}").contains(&format!("binding the healthz address {address}")),
             "{err:#}"
         );
-        serve(Some(address), None, false, shared())
+        let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let record = {
+            let failures = Arc::clone(&failures);
+            move |reason: &'static str, note: String| {
+                failures.lock().unwrap().push((reason, note));
+            }
+        };
+        serve(Some(address), None, false, shared(), record)
             .await
             .expect("retried in the background");
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        // kube-proxy's Event for it, once however many tries fail.
+        {
+            let failures = failures.lock().unwrap();
+            assert_eq!(failures.len(), 1, "{failures:?}");
+            assert_eq!(failures[0].0, "FailedToStartProxierHealthcheck");
+            assert!(
+                failures[0]
+                    .1
+                    .starts_with(&format!("serving healthz on {address} failed: ")),
+                "{failures:?}"
+            );
+        }
         drop(holder);
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         loop {

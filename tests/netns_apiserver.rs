@@ -190,3 +190,48 @@ fn netns_apiserver_drift_repaired_gives_one_node_event_per_window() {
     daemon.next_sync();
     assert_eq!(drift_events().len(), 1, "{:?}", drift_events());
 }
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_apiserver_a_held_healthz_port_gives_kube_proxys_event() {
+    let ns = Netns::new("apiheld");
+    let api = api_with_one_service(&ns);
+    // The terminating kube-proxy still holds the healthz port.
+    let holder = ns.enter(|| TcpListener::bind("0.0.0.0:10256").expect("hold 10256"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path(), Some("proxy-sa-token"));
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, &SHORT_SYNC);
+    daemon.eventually("the first sync while the port is held", || {
+        daemon.syncs() > 0
+    });
+    let failed = || {
+        api.events()
+            .into_iter()
+            .filter(|e| e.reason == "FailedToStartProxierHealthcheck")
+            .collect::<Vec<_>>()
+    };
+    daemon.eventually("kube-proxy's FailedToStartProxierHealthcheck Event", || {
+        !failed().is_empty()
+    });
+    let event = &failed()[0];
+    assert_eq!(
+        (
+            event.kind.as_str(),
+            event.object.as_str(),
+            event.event_type.as_str()
+        ),
+        ("Node", "node-1", "Warning")
+    );
+    assert!(
+        event
+            .note
+            .starts_with("serving healthz on 0.0.0.0:10256 failed: "),
+        "{event:?}"
+    );
+    drop(holder);
+    daemon.eventually("the healthz port bound once free", || {
+        ns.enter(|| std::net::TcpStream::connect("127.0.0.1:10256").is_ok())
+    });
+    assert!(daemon.healthz().contains(" 200 OK"));
+    assert_eq!(failed().len(), 1, "one Event, however many tries failed");
+}
