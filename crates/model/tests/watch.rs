@@ -5,12 +5,10 @@
 //! proxy needs (RBAC). Faults: a failing, a hanging and a cut-off server.
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::time::Duration;
 
 use futures::StreamExt;
-use manifests::Bundle;
-use manifests::rbac::{Permission, granted};
+use manifests::rbac::Permission;
 use model::source::kube::{EventReporter, Watch, events};
 use model::{Model, ObjectId, ProxyFilter};
 use serde_json::{Value, json};
@@ -167,9 +165,7 @@ async fn the_model_follows_the_api_server() {
     );
     // RBAC, sufficient and minimal: manifests/'s ClusterRole grants exactly
     // the (group, resource, verb) the watch and the Event publisher used.
-    let roles = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/base");
-    let bundle = Bundle::load(&roles).unwrap_or_else(|e| panic!("{e}"));
-    let grants = granted(&bundle.cluster_role).unwrap_or_else(|e| panic!("{e}"));
+    let grants = manifests::rbac::shipped().unwrap_or_else(|e| panic!("{e}"));
     let requests: BTreeSet<Permission> = api
         .requests()
         .iter()

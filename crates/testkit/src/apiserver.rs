@@ -25,7 +25,7 @@ use tokio::net::TcpStream;
 use tokio::sync::broadcast;
 
 /// A way to fail, switched on and off while the server runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Fault {
     /// Every connection is closed as soon as it is accepted, before any answer (a server
     /// going down or restarting).
@@ -74,16 +74,9 @@ struct State {
     compacted: u64,
     requests: Vec<Access>,
     events: Vec<RecordedEvent>,
-    faults: BTreeSet<FaultKey>,
+    faults: BTreeSet<Fault>,
     token: Option<String>,
     granted: Option<BTreeSet<Access>>,
-}
-
-/// [`Fault`] as a set member.
-type FaultKey = u8;
-
-fn key(fault: Fault) -> FaultKey {
-    fault as u8
 }
 
 /// The fake server; it stops when dropped.
@@ -163,9 +156,9 @@ impl FakeApiServer {
     pub fn set_fault(&self, fault: Fault, on: bool) {
         self.with_state(|s| {
             if on {
-                s.faults.insert(key(fault));
+                s.faults.insert(fault);
             } else {
-                s.faults.remove(&key(fault));
+                s.faults.remove(&fault);
             }
         });
     }
@@ -449,7 +442,7 @@ impl Server {
     }
 
     fn fault(&self, fault: Fault) -> bool {
-        self.with_state(|s| s.faults.contains(&key(fault)))
+        self.with_state(|s| s.faults.contains(&fault))
     }
 
     async fn accept(self, listener: tokio::net::TcpListener) {
