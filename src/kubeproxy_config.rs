@@ -93,7 +93,7 @@ impl<'de> Deserialize<'de> for GoDuration {
 }
 
 /// Fields of a section that kube-proxy's v1alpha1 does not have, kept to be named.
-type Unknown = BTreeMap<String, serde_yaml::Value>;
+type Unknown = BTreeMap<String, serde_norway::Value>;
 
 /// `KubeProxyConfiguration` v1alpha1. Every field is read and type-checked; the ones the
 /// daemon does not honour are named by [`crate::unhonoured`].
@@ -105,7 +105,7 @@ pub(crate) struct KubeProxyConfiguration {
     pub(crate) kind: Option<String>,
     pub(crate) feature_gates: Option<BTreeMap<String, bool>>,
     pub(crate) client_connection: Option<ClientConnection>,
-    pub(crate) logging: Option<serde_yaml::Value>,
+    pub(crate) logging: Option<serde_norway::Value>,
     pub(crate) hostname_override: Option<String>,
     pub(crate) bind_address: Option<String>,
     pub(crate) healthz_bind_address: Option<String>,
@@ -117,7 +117,7 @@ pub(crate) struct KubeProxyConfiguration {
     pub(crate) iptables: Option<Iptables>,
     pub(crate) ipvs: Option<Ipvs>,
     pub(crate) nftables: Option<Nftables>,
-    pub(crate) winkernel: Option<serde_yaml::Value>,
+    pub(crate) winkernel: Option<serde_norway::Value>,
     pub(crate) detect_local_mode: Option<String>,
     pub(crate) detect_local: Option<DetectLocal>,
     #[serde(rename = "clusterCIDR")]
@@ -129,7 +129,7 @@ pub(crate) struct KubeProxyConfiguration {
     pub(crate) port_range: Option<String>,
     pub(crate) windows_run_as_service: Option<bool>,
     pub(crate) linux: Option<Linux>,
-    pub(crate) windows: Option<serde_yaml::Value>,
+    pub(crate) windows: Option<serde_norway::Value>,
     pub(crate) sync_period: Option<GoDuration>,
     pub(crate) min_sync_period: Option<GoDuration>,
     #[serde(flatten)]
@@ -264,7 +264,7 @@ impl KubeProxyConfiguration {
     /// # Errors
     /// [`ConfigError`] naming the field at fault.
     pub(crate) fn parse(path: &str, text: &str) -> Result<Decoded, ConfigError> {
-        let field_error = |e: serde_path_to_error::Error<serde_yaml::Error>| {
+        let field_error = |e: serde_path_to_error::Error<serde_norway::Error>| {
             let field = e.path().to_string();
             let inner = e.into_inner();
             let message = match inner.location() {
@@ -277,11 +277,11 @@ impl KubeProxyConfiguration {
                 message,
             }
         };
-        let strict = serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text));
+        let strict = serde_path_to_error::deserialize(serde_norway::Deserializer::from_str(text));
         let (config, duplicates): (KubeProxyConfiguration, Vec<String>) = match strict {
             Ok(config) => (config, Vec::new()),
             Err(e) if is_duplicate(e.inner()) => {
-                let loose: Loose = serde_yaml::from_str(text).map_err(|_| field_error(e))?;
+                let loose: Loose = serde_norway::from_str(text).map_err(|_| field_error(e))?;
                 let config = serde_path_to_error::deserialize(loose.value).map_err(field_error)?;
                 (config, loose.duplicates)
             }
@@ -343,8 +343,8 @@ impl KubeProxyConfiguration {
 }
 
 /// Whether strict decoding failed on a duplicate key (serde's "duplicate field" for a
-/// struct, serde_yaml's "duplicate entry" for a map).
-fn is_duplicate(e: &serde_yaml::Error) -> bool {
+/// struct, serde_norway's "duplicate entry" for a map).
+fn is_duplicate(e: &serde_norway::Error) -> bool {
     let message = e.to_string();
     message.contains("duplicate field `") || message.contains("duplicate entry with key")
 }
@@ -353,12 +353,12 @@ fn is_duplicate(e: &serde_yaml::Error) -> bool {
 /// duplicate keys wins; the duplicates are listed by path.
 #[derive(Debug)]
 struct Loose {
-    value: serde_yaml::Value,
+    value: serde_norway::Value,
     duplicates: Vec<String>,
 }
 
 impl Loose {
-    fn plain(value: impl Into<serde_yaml::Value>) -> Self {
+    fn plain(value: impl Into<serde_norway::Value>) -> Self {
         Loose {
             value: value.into(),
             duplicates: Vec::new(),
@@ -396,10 +396,10 @@ impl<'de> serde::de::Visitor<'de> for LooseVisitor {
         Ok(Loose::plain(v))
     }
     fn visit_unit<E>(self) -> Result<Loose, E> {
-        Ok(Loose::plain(serde_yaml::Value::Null))
+        Ok(Loose::plain(serde_norway::Value::Null))
     }
     fn visit_none<E>(self) -> Result<Loose, E> {
-        Ok(Loose::plain(serde_yaml::Value::Null))
+        Ok(Loose::plain(serde_norway::Value::Null))
     }
     fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Loose, D::Error> {
         Loose::deserialize(d)
@@ -417,16 +417,16 @@ impl<'de> serde::de::Visitor<'de> for LooseVisitor {
             items.push(item.value);
         }
         Ok(Loose {
-            value: serde_yaml::Value::Sequence(items),
+            value: serde_norway::Value::Sequence(items),
             duplicates,
         })
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Loose, A::Error> {
-        let mut mapping = serde_yaml::Mapping::new();
+        let mut mapping = serde_norway::Mapping::new();
         let mut duplicates = Vec::new();
-        while let Some((key, value)) = map.next_entry::<serde_yaml::Value, Loose>()? {
+        while let Some((key, value)) = map.next_entry::<serde_norway::Value, Loose>()? {
             let name = match &key {
-                serde_yaml::Value::String(s) => s.clone(),
+                serde_norway::Value::String(s) => s.clone(),
                 other => format!("{other:?}"),
             };
             duplicates.extend(value.duplicates.into_iter().map(|d| format!("{name}.{d}")));
@@ -435,7 +435,7 @@ impl<'de> serde::de::Visitor<'de> for LooseVisitor {
             }
         }
         Ok(Loose {
-            value: serde_yaml::Value::Mapping(mapping),
+            value: serde_norway::Value::Mapping(mapping),
             duplicates,
         })
     }

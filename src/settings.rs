@@ -387,7 +387,7 @@ impl Settings {
             file.logging
                 .as_ref()
                 .and_then(|l| l.get("verbosity"))
-                .and_then(serde_yaml::Value::as_u64)
+                .and_then(serde_norway::Value::as_u64)
                 .and_then(|v| u32::try_from(v).ok())
         });
         Ok(Settings {

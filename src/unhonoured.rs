@@ -154,8 +154,8 @@ pub(crate) fn warnings(
 
 /// Whether a YAML value is its type's zero (`0`, `""`, `false`, `null`, empty, or a
 /// mapping of zeros such as kubeadm's `options: {json: {infoBufferSize: "0"}}`).
-fn is_zero(value: &serde_yaml::Value) -> bool {
-    use serde_yaml::Value;
+fn is_zero(value: &serde_norway::Value) -> bool {
+    use serde_norway::Value;
     match value {
         Value::Null => true,
         Value::Bool(b) => !b,

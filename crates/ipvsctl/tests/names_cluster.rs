@@ -40,7 +40,7 @@ fn serve_testdata(api: &FakeApiServer) {
     files.sort();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("fixture");
-        for doc in serde_yaml::Deserializer::from_str(&text) {
+        for doc in serde_norway::Deserializer::from_str(&text) {
             let object: serde_json::Value = serde::Deserialize::deserialize(doc)
                 .unwrap_or_else(|e| panic!("{}: {e}", file.display()));
             api.apply(object);

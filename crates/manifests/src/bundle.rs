@@ -98,7 +98,7 @@ fn collect(dir: &Path, into: &mut Vec<Manifest>) -> Result<(), ManifestError> {
         reason,
     };
     let kustomization: Value =
-        serde_yaml::from_str(&read(&path)?).map_err(|e| refuse(format!("invalid YAML: {e}")))?;
+        serde_norway::from_str(&read(&path)?).map_err(|e| refuse(format!("invalid YAML: {e}")))?;
     let fields = kustomization
         .as_object()
         .ok_or_else(|| refuse("not a mapping".into()))?;

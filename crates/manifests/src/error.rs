@@ -22,7 +22,7 @@ pub enum ManifestError {
         /// The document's position in the stream, from 0.
         index: usize,
         /// The parser's error, with line and column.
-        source: serde_yaml::Error,
+        source: serde_norway::Error,
     },
     /// A document's `apiVersion`/`kind` is not one the manifests may contain.
     #[error("{origin}: document {index}: unexpected kind {api_version}/{kind}")]

@@ -39,7 +39,7 @@ struct Position<'a> {
 /// file name) and the document's index name it.
 pub fn parse_documents(text: &str, origin: &str) -> Result<Vec<Manifest>, ManifestError> {
     let mut manifests = Vec::new();
-    for (index, document) in serde_yaml::Deserializer::from_str(text).enumerate() {
+    for (index, document) in serde_norway::Deserializer::from_str(text).enumerate() {
         let value = Value::deserialize(document).map_err(|source| ManifestError::Yaml {
             origin: origin.to_owned(),
             index,

@@ -72,7 +72,7 @@ fn kubectl_kustomize_renders_exactly_the_strictly_parsed_base() {
 #[test]
 fn every_yaml_file_in_base_is_a_resource_of_its_kustomization() {
     let dir = manifests_dir().join("base");
-    let kustomization: Value = serde_yaml::from_str(
+    let kustomization: Value = serde_norway::from_str(
         &std::fs::read_to_string(dir.join("kustomization.yaml")).expect("readable"),
     )
     .expect("valid YAML");
@@ -142,7 +142,7 @@ fn kube_proxy_configuration(bundle: &Bundle) -> Value {
     let config = Path::new(flag(container(&bundle.daemon_set), "config"));
     let key = config.file_name().expect("a file").to_string_lossy();
     let text = &bundle.config_map.data.as_ref().expect("data")[&*key];
-    serde_yaml::from_str(text).expect("the configuration is YAML")
+    serde_norway::from_str(text).expect("the configuration is YAML")
 }
 
 fn bind_port(address: &Value) -> i32 {

@@ -417,8 +417,8 @@ pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirErro
             limit: MAX_DEPTH,
         });
     }
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let value = serde_yaml::Value::deserialize(document).map_err(|e| {
+    for document in serde_norway::Deserializer::from_str(text) {
+        let value = serde_norway::Value::deserialize(document).map_err(|e| {
             let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
             DirError::Malformed {
                 path: path.to_owned(),
@@ -434,21 +434,21 @@ pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirErro
 
 /// `text`'s documents when it is a sequence of JSON documents (the JSON parser has a depth
 /// limit of its own, and is linear), else `None`.
-fn json_documents(text: &str) -> Option<Vec<serde_yaml::Value>> {
+fn json_documents(text: &str) -> Option<Vec<serde_norway::Value>> {
     if !text.trim_start().starts_with(['{', '[']) {
         return None;
     }
     serde_json::Deserializer::from_str(text)
-        .into_iter::<serde_yaml::Value>()
+        .into_iter::<serde_norway::Value>()
         .collect::<Result<_, _>>()
         .ok()
 }
 
-fn decode(value: serde_yaml::Value, into: &mut Snapshot) {
-    let kind = value.get("kind").and_then(serde_yaml::Value::as_str);
+fn decode(value: serde_norway::Value, into: &mut Snapshot) {
+    let kind = value.get("kind").and_then(serde_norway::Value::as_str);
     let kind = match kind {
         Some("List") => {
-            if let Some(serde_yaml::Value::Sequence(items)) = value.get("items") {
+            if let Some(serde_norway::Value::Sequence(items)) = value.get("items") {
                 for item in items.clone() {
                     decode(item, into);
                 }
@@ -477,18 +477,18 @@ fn decode(value: serde_yaml::Value, into: &mut Snapshot) {
     }
 }
 
-fn typed<T: serde::de::DeserializeOwned>(value: serde_yaml::Value) -> Result<T, Invalid> {
+fn typed<T: serde::de::DeserializeOwned>(value: serde_norway::Value) -> Result<T, Invalid> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
         Invalid::new(field, e.into_inner().to_string())
     })
 }
 
-fn object_id(value: &serde_yaml::Value) -> ObjectId {
+fn object_id(value: &serde_norway::Value) -> ObjectId {
     let meta = value.get("metadata");
     let field = |name: &str| {
         meta.and_then(|m| m.get(name))
-            .and_then(serde_yaml::Value::as_str)
+            .and_then(serde_norway::Value::as_str)
             .unwrap_or_default()
             .to_owned()
     };
