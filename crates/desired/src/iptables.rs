@@ -318,16 +318,41 @@ impl Builder<'_> {
     /// `--or-mark 0x004000`, `--xor-mark 0x004000`, `--mark 0x004000/0x004000` and a bare
     /// `REJECT`; `iptables-save` prints them as below.
     fn build(mut self) -> Ruleset {
-        let mark = self.config.saved_masquerade_mark();
-        let reject_with = match self.family {
-            IpFamily::V4 => "icmp-port-unreachable",
-            IpFamily::V6 => "icmp6-port-unreachable",
-        };
         let lo = match self.family {
             IpFamily::V4 => "127.0.0.0/8",
             IpFamily::V6 => "::1/128",
         };
         self.nat.push(format!("-A KUBE-SERVICES -s {lo} -j RETURN"));
+        self.set_rules();
+        self.cluster_ip_masquerade();
+        self.external_ips();
+        self.nat
+            .push("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT".to_owned());
+        self.nat
+            .push("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ".to_owned());
+        self.filter
+            .push("-A KUBE-SOURCE-RANGES-FIREWALL -j DROP".to_owned());
+        self.out_filter();
+        for kind in [SetKind::ClusterIp, SetKind::LoadBalancer] {
+            if !self.empty(kind) {
+                self.nat.push(format!(
+                    "-A KUBE-SERVICES -m set --match-set {} dst,dst -j ACCEPT",
+                    self.set(kind)
+                ));
+            }
+        }
+        self.forward_and_filter();
+        self.masquerade();
+        Ruleset {
+            jumps: JUMPS.to_vec(),
+            nat: self.nat,
+            filter: self.filter,
+        }
+    }
+
+    /// The rules matching one of kube-proxy's ipsets (`SET_RULES`), for the sets that have
+    /// entries.
+    fn set_rules(&mut self) {
         for r in &SET_RULES {
             if self.empty(r.set) {
                 continue;
@@ -344,6 +369,11 @@ impl Builder<'_> {
                 Table::Filter => self.filter.push(rule),
             }
         }
+    }
+
+    /// Cluster IP traffic to masquerade: all of it (`masqueradeAll`), or what the local
+    /// traffic detector says comes from outside the cluster, or else node-originated traffic.
+    fn cluster_ip_masquerade(&mut self) {
         if !self.empty(SetKind::ClusterIp) {
             let rule = if self.config.masquerade_all {
                 format!(
@@ -368,6 +398,10 @@ impl Builder<'_> {
             };
             self.nat.push(rule);
         }
+    }
+
+    /// External IPs: masqueraded (unless Local), and accepted from outside or locally.
+    fn external_ips(&mut self) {
         for (kind, masquerade) in [
             (SetKind::ExternalIp, true),
             (SetKind::ExternalIpLocal, false),
@@ -385,12 +419,10 @@ impl Builder<'_> {
             self.nat
                 .push(format!("{base} -m addrtype --dst-type LOCAL -j ACCEPT"));
         }
-        self.nat
-            .push("-A KUBE-SERVICES -m addrtype --dst-type LOCAL -j KUBE-NODE-PORT".to_owned());
-        self.nat
-            .push("-A KUBE-LOAD-BALANCER -j KUBE-MARK-MASQ".to_owned());
-        self.filter
-            .push("-A KUBE-SOURCE-RANGES-FIREWALL -j DROP".to_owned());
+    }
+
+    /// `KUBE-IPVS-OUT-FILTER`: load balancer VIPs closed to the node itself.
+    fn out_filter(&mut self) {
         // kube-proxy writes `-s IP -m ipvs --vaddr IP --vproto tcp --vport P`; `iptables-save`
         // prints the source with its prefix length, `--vproto` first and as a number.
         let host = match self.family {
@@ -405,14 +437,16 @@ impl Builder<'_> {
                 ip = d.addr
             ));
         }
-        for kind in [SetKind::ClusterIp, SetKind::LoadBalancer] {
-            if !self.empty(kind) {
-                self.nat.push(format!(
-                    "-A KUBE-SERVICES -m set --match-set {} dst,dst -j ACCEPT",
-                    self.set(kind)
-                ));
-            }
-        }
+    }
+
+    /// `KUBE-FORWARD`, the health check node port rule and `KUBE-IPVS-FILTER` (which rejects
+    /// new connections to `kube-ipvs0` addresses that are not a Service's).
+    fn forward_and_filter(&mut self) {
+        let mark = self.config.saved_masquerade_mark();
+        let reject_with = match self.family {
+            IpFamily::V4 => "icmp-port-unreachable",
+            IpFamily::V6 => "icmp6-port-unreachable",
+        };
         self.filter.push(format!(
             "-A KUBE-FORWARD -m comment --comment \"kubernetes forwarding rules\" -m mark --mark {mark}/{mark} -j ACCEPT"
         ));
@@ -440,6 +474,11 @@ impl Builder<'_> {
             "-A KUBE-IPVS-FILTER -m conntrack --ctstate NEW -m set --match-set {} dst -j REJECT --reject-with {reject_with}",
             self.set(SetKind::IpvsIps)
         ));
+    }
+
+    /// `KUBE-POSTROUTING` and `KUBE-MARK-MASQ`: mark, then masquerade what is marked.
+    fn masquerade(&mut self) {
+        let mark = self.config.saved_masquerade_mark();
         self.nat.push(format!(
             "-A KUBE-POSTROUTING -m mark ! --mark {mark}/{mark} -j RETURN"
         ));
@@ -457,10 +496,5 @@ impl Builder<'_> {
         self.nat.push(format!(
             "-A KUBE-MARK-MASQ -j MARK --set-xmark {mark}/{mark}"
         ));
-        Ruleset {
-            jumps: JUMPS.to_vec(),
-            nat: self.nat,
-            filter: self.filter,
-        }
     }
 }
