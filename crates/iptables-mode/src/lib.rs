@@ -49,6 +49,7 @@
 mod args;
 mod chains;
 mod names;
+mod part;
 mod port;
 mod render;
 mod service;

@@ -8,7 +8,8 @@ use desired::{Claims, Config, NodeInfo, claims};
 use model::{Changes, IpFamily, Model, ObjectId};
 
 use crate::chains::Fixed;
-use crate::service::{Context, ServicePart, endpoint_count, service_part};
+use crate::part::{Context, ServicePart};
+use crate::service::{endpoint_count, service_part};
 use crate::tables::{Tables, assemble};
 use crate::{Error, Options};
 

@@ -5,7 +5,7 @@ use iptables::{Chain, ChainName, DesiredTable, Family, Rule, Table};
 use model::IpFamily;
 
 use crate::chains::{Fixed, KUBELET_FIREWALL, SERVICES, fixed_chains, ownership};
-use crate::service::{ServicePart, Shared};
+use crate::part::{ServicePart, Shared};
 
 /// One family's desired nat and filter tables, for the `iptables` writer.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -11,7 +11,7 @@ use model::{Service, ServicePort};
 
 use crate::args::Args;
 use crate::names::{PortChain, ServicePortName, endpoint};
-use crate::service::{Context, ServicePart, Shared};
+use crate::part::{Context, ServicePart, Shared};
 
 mod own_chains;
 
