@@ -27,23 +27,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// True inside the test VM built by `tests/vm/run` (its kernel command line
-/// carries `kipx.vm=1`).
-pub fn in_vm() -> bool {
-    std::fs::read_to_string("/proc/cmdline")
-        .is_ok_and(|c| c.split_whitespace().any(|w| w == "kipx.vm=1"))
-}
-
-/// True when running as root (needed for namespaces, ipsets, iptables, IPVS).
-pub fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|s| {
-        s.lines()
-            .find(|l| l.starts_with("Uid:"))
-            .and_then(|l| l.split_whitespace().nth(2))
-            == Some("0")
-    })
-}
-
 /// Directories searched for the real tools, in order. `ip` from busybox is a
 /// cut-down applet without `netns`, so a tool is never resolved to busybox.
 const TOOL_DIRS: &[&str] = &["/usr/sbin", "/usr/bin", "/sbin", "/bin"];
