@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 
-use crate::kubeproxy_config::GoDuration;
+use kubeproxy_config::GoDuration;
 
 /// `--version`: version, git commit and what is compiled in.
 pub(crate) const VERSION: &str = concat!(

@@ -5,7 +5,6 @@
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
 
 mod cli;
-mod kubeproxy_config;
 mod node_info;
 mod run;
 mod settings;

@@ -8,10 +8,10 @@ use std::time::Duration;
 
 use desired::{Config, LocalDetector, NodePortAddresses};
 use ipnet::IpNet;
+use kubeproxy_config::{ConfigError, GoDuration, KubeProxyConfiguration};
 use model::Scheduler;
 
 use crate::cli::{Cli, KubeProxyFlags};
-use crate::kubeproxy_config::{ConfigError, GoDuration, KubeProxyConfiguration};
 use crate::mode::ProxyMode;
 
 /// A setting that cannot be used; the daemon exits with code 2.
@@ -458,7 +458,7 @@ impl Settings {
     /// `maxPerCore` and `min`.
     fn conntrack(
         flags: &KubeProxyFlags,
-        file: Option<crate::kubeproxy_config::Conntrack>,
+        file: Option<kubeproxy_config::Conntrack>,
     ) -> Result<(hostnet::ConntrackSettings, (i32, i32)), SettingsError> {
         let file = file.unwrap_or_default();
         let max_per_core = flags

@@ -2,8 +2,9 @@
 //! naming the field or flag and saying what the daemon does instead. A setting left at
 //! its zero value (as kubeadm writes every field) changes nothing and is not named.
 
+use kubeproxy_config::KubeProxyConfiguration;
+
 use crate::cli::{AlwaysFlags, KubeProxyFlags};
-use crate::kubeproxy_config::KubeProxyConfiguration;
 
 /// The warnings for `file` and the flags (the file-setting ones already emptied when
 /// `--config` is given).

@@ -168,7 +168,7 @@ mod tests {
         ] {
             assert_eq!(go_duration(d), go);
             assert_eq!(
-                crate::kubeproxy_config::GoDuration::parse(go).map(|g| g.0),
+                kubeproxy_config::GoDuration::parse(go).map(|g| g.0),
                 Some(d)
             );
         }
@@ -198,7 +198,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("config.conf");
         std::fs::write(&path, &text).expect("write");
-        let decoded = crate::kubeproxy_config::KubeProxyConfiguration::load(&path).expect(&text);
+        let decoded = kubeproxy_config::KubeProxyConfiguration::load(&path).expect(&text);
         assert!(decoded.lenient.is_empty(), "{:?}", decoded.lenient);
         let path = path.display().to_string();
         let second = Settings::resolve(

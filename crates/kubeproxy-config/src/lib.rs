@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer};
 
 /// Why the file could not be used.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum ConfigError {
+pub enum ConfigError {
     /// The file could not be read.
     #[error("reading {path}: {source}")]
     Read {
@@ -45,11 +45,11 @@ pub(crate) enum ConfigError {
 
 /// A Go duration (`30s`, `1m30s`, `1h`, `500ms`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub(crate) struct GoDuration(pub Duration);
+pub struct GoDuration(pub Duration);
 
 impl GoDuration {
     /// Parses Go's `time.ParseDuration` syntax (without signs).
-    pub(crate) fn parse(s: &str) -> Option<GoDuration> {
+    pub fn parse(s: &str) -> Option<GoDuration> {
         let mut rest = s.trim();
         if rest == "0" {
             return Some(GoDuration(Duration::ZERO));
@@ -96,153 +96,153 @@ impl<'de> Deserialize<'de> for GoDuration {
 type Unknown = BTreeMap<String, serde_norway::Value>;
 
 /// `KubeProxyConfiguration` v1alpha1. Every field is read and type-checked; the ones the
-/// daemon does not honour are named by [`crate::unhonoured`].
+/// daemon does not honour are named by the daemon at start-up.
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct KubeProxyConfiguration {
-    pub(crate) api_version: Option<String>,
-    pub(crate) kind: Option<String>,
-    pub(crate) feature_gates: Option<BTreeMap<String, bool>>,
-    pub(crate) client_connection: Option<ClientConnection>,
-    pub(crate) logging: Option<serde_norway::Value>,
-    pub(crate) hostname_override: Option<String>,
-    pub(crate) bind_address: Option<String>,
-    pub(crate) healthz_bind_address: Option<String>,
-    pub(crate) metrics_bind_address: Option<String>,
-    pub(crate) bind_address_hard_fail: Option<bool>,
-    pub(crate) enable_profiling: Option<bool>,
-    pub(crate) show_hidden_metrics_for_version: Option<String>,
-    pub(crate) mode: Option<String>,
-    pub(crate) iptables: Option<Iptables>,
-    pub(crate) ipvs: Option<Ipvs>,
-    pub(crate) nftables: Option<Nftables>,
-    pub(crate) winkernel: Option<serde_norway::Value>,
-    pub(crate) detect_local_mode: Option<String>,
-    pub(crate) detect_local: Option<DetectLocal>,
+pub struct KubeProxyConfiguration {
+    pub api_version: Option<String>,
+    pub kind: Option<String>,
+    pub feature_gates: Option<BTreeMap<String, bool>>,
+    pub client_connection: Option<ClientConnection>,
+    pub logging: Option<serde_norway::Value>,
+    pub hostname_override: Option<String>,
+    pub bind_address: Option<String>,
+    pub healthz_bind_address: Option<String>,
+    pub metrics_bind_address: Option<String>,
+    pub bind_address_hard_fail: Option<bool>,
+    pub enable_profiling: Option<bool>,
+    pub show_hidden_metrics_for_version: Option<String>,
+    pub mode: Option<String>,
+    pub iptables: Option<Iptables>,
+    pub ipvs: Option<Ipvs>,
+    pub nftables: Option<Nftables>,
+    pub winkernel: Option<serde_norway::Value>,
+    pub detect_local_mode: Option<String>,
+    pub detect_local: Option<DetectLocal>,
     #[serde(rename = "clusterCIDR")]
-    pub(crate) cluster_cidr: Option<String>,
-    pub(crate) node_port_addresses: Option<Vec<String>>,
-    pub(crate) oom_score_adj: Option<i32>,
-    pub(crate) conntrack: Option<Conntrack>,
-    pub(crate) config_sync_period: Option<GoDuration>,
-    pub(crate) port_range: Option<String>,
-    pub(crate) windows_run_as_service: Option<bool>,
-    pub(crate) linux: Option<Linux>,
-    pub(crate) windows: Option<serde_norway::Value>,
-    pub(crate) sync_period: Option<GoDuration>,
-    pub(crate) min_sync_period: Option<GoDuration>,
+    pub cluster_cidr: Option<String>,
+    pub node_port_addresses: Option<Vec<String>>,
+    pub oom_score_adj: Option<i32>,
+    pub conntrack: Option<Conntrack>,
+    pub config_sync_period: Option<GoDuration>,
+    pub port_range: Option<String>,
+    pub windows_run_as_service: Option<bool>,
+    pub linux: Option<Linux>,
+    pub windows: Option<serde_norway::Value>,
+    pub sync_period: Option<GoDuration>,
+    pub min_sync_period: Option<GoDuration>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct ClientConnection {
-    pub(crate) kubeconfig: Option<String>,
-    pub(crate) accept_content_types: Option<String>,
-    pub(crate) content_type: Option<String>,
-    pub(crate) qps: Option<f32>,
-    pub(crate) burst: Option<i32>,
+pub struct ClientConnection {
+    pub kubeconfig: Option<String>,
+    pub accept_content_types: Option<String>,
+    pub content_type: Option<String>,
+    pub qps: Option<f32>,
+    pub burst: Option<i32>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Iptables {
-    pub(crate) masquerade_bit: Option<i32>,
-    pub(crate) masquerade_all: Option<bool>,
-    pub(crate) localhost_node_ports: Option<bool>,
+pub struct Iptables {
+    pub masquerade_bit: Option<i32>,
+    pub masquerade_all: Option<bool>,
+    pub localhost_node_ports: Option<bool>,
     #[serde(rename = "snatNodeInternalIP")]
-    pub(crate) snat_node_internal_ip: Option<bool>,
-    pub(crate) sync_period: Option<GoDuration>,
-    pub(crate) min_sync_period: Option<GoDuration>,
+    pub snat_node_internal_ip: Option<bool>,
+    pub sync_period: Option<GoDuration>,
+    pub min_sync_period: Option<GoDuration>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Ipvs {
-    pub(crate) sync_period: Option<GoDuration>,
-    pub(crate) min_sync_period: Option<GoDuration>,
-    pub(crate) scheduler: Option<String>,
+pub struct Ipvs {
+    pub sync_period: Option<GoDuration>,
+    pub min_sync_period: Option<GoDuration>,
+    pub scheduler: Option<String>,
     #[serde(rename = "excludeCIDRs")]
-    pub(crate) exclude_cidrs: Option<Vec<String>>,
+    pub exclude_cidrs: Option<Vec<String>>,
     #[serde(rename = "strictARP")]
-    pub(crate) strict_arp: Option<bool>,
-    pub(crate) tcp_timeout: Option<GoDuration>,
-    pub(crate) tcp_fin_timeout: Option<GoDuration>,
-    pub(crate) udp_timeout: Option<GoDuration>,
+    pub strict_arp: Option<bool>,
+    pub tcp_timeout: Option<GoDuration>,
+    pub tcp_fin_timeout: Option<GoDuration>,
+    pub udp_timeout: Option<GoDuration>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Nftables {
-    pub(crate) masquerade_bit: Option<i32>,
-    pub(crate) masquerade_all: Option<bool>,
-    pub(crate) sync_period: Option<GoDuration>,
-    pub(crate) min_sync_period: Option<GoDuration>,
+pub struct Nftables {
+    pub masquerade_bit: Option<i32>,
+    pub masquerade_all: Option<bool>,
+    pub sync_period: Option<GoDuration>,
+    pub min_sync_period: Option<GoDuration>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct DetectLocal {
-    pub(crate) bridge_interface: Option<String>,
-    pub(crate) interface_name_prefix: Option<String>,
+pub struct DetectLocal {
+    pub bridge_interface: Option<String>,
+    pub interface_name_prefix: Option<String>,
     #[serde(rename = "clusterCIDRs")]
-    pub(crate) cluster_cidrs: Option<Vec<String>>,
+    pub cluster_cidrs: Option<Vec<String>>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Conntrack {
-    pub(crate) max_per_core: Option<i32>,
-    pub(crate) min: Option<i32>,
-    pub(crate) tcp_established_timeout: Option<GoDuration>,
-    pub(crate) tcp_close_wait_timeout: Option<GoDuration>,
-    pub(crate) tcp_be_liberal: Option<bool>,
-    pub(crate) udp_timeout: Option<GoDuration>,
-    pub(crate) udp_stream_timeout: Option<GoDuration>,
+pub struct Conntrack {
+    pub max_per_core: Option<i32>,
+    pub min: Option<i32>,
+    pub tcp_established_timeout: Option<GoDuration>,
+    pub tcp_close_wait_timeout: Option<GoDuration>,
+    pub tcp_be_liberal: Option<bool>,
+    pub udp_timeout: Option<GoDuration>,
+    pub udp_stream_timeout: Option<GoDuration>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 #[allow(missing_docs)]
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Linux {
-    pub(crate) masquerade_all: Option<bool>,
-    pub(crate) oom_score_adj: Option<i32>,
-    pub(crate) conntrack: Option<Conntrack>,
+pub struct Linux {
+    pub masquerade_all: Option<bool>,
+    pub oom_score_adj: Option<i32>,
+    pub conntrack: Option<Conntrack>,
     #[serde(flatten)]
-    pub(crate) unknown: Unknown,
+    pub unknown: Unknown,
 }
 
 const API_VERSION: &str = "kubeproxy.config.k8s.io/v1alpha1";
 
 /// A decoded file.
 #[derive(Debug, Default)]
-pub(crate) struct Decoded {
+pub struct Decoded {
     /// The configuration.
-    pub(crate) config: KubeProxyConfiguration,
+    pub config: KubeProxyConfiguration,
     /// Fields that made strict decoding fail, by path (`ipvs.schedular`): unknown ones,
     /// which were dropped, and duplicate ones, of which the last was kept. Empty when the
     /// file decoded strictly.
-    pub(crate) lenient: Vec<String>,
+    pub lenient: Vec<String>,
 }
 
 impl KubeProxyConfiguration {
@@ -250,7 +250,7 @@ impl KubeProxyConfiguration {
     ///
     /// # Errors
     /// [`ConfigError`] naming the field at fault.
-    pub(crate) fn load(path: &Path) -> Result<Decoded, ConfigError> {
+    pub fn load(path: &Path) -> Result<Decoded, ConfigError> {
         let shown = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: shown.clone(),
@@ -263,7 +263,7 @@ impl KubeProxyConfiguration {
     ///
     /// # Errors
     /// [`ConfigError`] naming the field at fault.
-    pub(crate) fn parse(path: &str, text: &str) -> Result<Decoded, ConfigError> {
+    pub fn parse(path: &str, text: &str) -> Result<Decoded, ConfigError> {
         let field_error = |e: serde_path_to_error::Error<serde_norway::Error>| {
             let field = e.path().to_string();
             let inner = e.into_inner();
