@@ -13,7 +13,6 @@ mod write_config;
 
 mod drift_events;
 mod health;
-mod http;
 mod iptables_mode;
 mod ipvs_mode;
 mod memory;

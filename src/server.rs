@@ -15,7 +15,6 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::health::HealthState;
-use crate::http;
 use crate::metrics::{Code, Metrics};
 
 /// What the endpoints read.
@@ -178,7 +177,7 @@ async fn bind_retrying(
 async fn serve_on(what: &'static str, listener: TcpListener, router: Router) {
     let address = listener.local_addr().ok();
     tracing::info!(?address, "serving the {what} endpoint");
-    http::serve(listener, router, http::Gate::shared()).await;
+    httpd::serve(listener, router, httpd::Gate::shared()).await;
 }
 
 #[cfg(test)]

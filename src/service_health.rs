@@ -26,8 +26,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::health::HealthState;
-use crate::http::{self, Gate};
 use crate::metrics::Metrics;
+use httpd::Gate;
 
 /// The Event reason kube-proxy uses when a health check port cannot be opened.
 const FAILED_EVENT: &str = "FailedToStartServiceHealthcheck";
@@ -154,7 +154,7 @@ impl Server {
         let app = router(id.clone(), Arc::clone(&local_endpoints), health.clone());
         let tasks = listeners
             .into_iter()
-            .map(|listener| tokio::spawn(http::serve(listener, app.clone(), Arc::clone(gate))))
+            .map(|listener| tokio::spawn(httpd::serve(listener, app.clone(), Arc::clone(gate))))
             .collect();
         Ok(Server {
             port: check.port,

@@ -31,15 +31,15 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The limits of every HTTP server of the process.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Limits {
+pub struct Limits {
     /// Time to send a request's head, from the connection's start or the previous answer.
-    pub(crate) header_timeout: Duration,
+    pub header_timeout: Duration,
     /// Age at which a connection is closed after the request it serves.
-    pub(crate) lifetime: Duration,
+    pub lifetime: Duration,
     /// Connections open at once, all servers together.
-    pub(crate) connections: usize,
+    pub connections: usize,
     /// Connections open at once from one client address.
-    pub(crate) per_client: usize,
+    pub per_client: usize,
 }
 
 /// Time to send a request's head (and the idle time allowed between requests).
@@ -60,7 +60,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(5);
 impl Limits {
     /// The limits for a process whose soft `RLIMIT_NOFILE` is `nofile`: a quarter of the
     /// handles for HTTP connections, at most [`MAX_CONNECTIONS`], at least one per server.
-    pub(crate) fn for_nofile(nofile: u64) -> Self {
+    pub fn for_nofile(nofile: u64) -> Self {
         let share = usize::try_from(nofile / NOFILE_SHARE).unwrap_or(usize::MAX);
         let connections = share.clamp(1, MAX_CONNECTIONS);
         Limits {
@@ -79,7 +79,7 @@ fn nofile() -> Option<u64> {
 
 /// The budget of open connections every server of the process takes from.
 #[derive(Debug)]
-pub(crate) struct Gate {
+pub struct Gate {
     limits: Limits,
     open: Arc<Semaphore>,
     clients: Mutex<HashMap<IpAddr, usize>>,
@@ -87,7 +87,7 @@ pub(crate) struct Gate {
 
 impl Gate {
     /// A budget of `limits`.
-    pub(crate) fn new(limits: Limits) -> Arc<Self> {
+    pub fn new(limits: Limits) -> Arc<Self> {
         Arc::new(Gate {
             limits,
             open: Arc::new(Semaphore::new(limits.connections)),
@@ -96,7 +96,7 @@ impl Gate {
     }
 
     /// The process's budget, sized from its file-handle limit when first asked for.
-    pub(crate) fn shared() -> Arc<Self> {
+    pub fn shared() -> Arc<Self> {
         static SHARED: OnceLock<Arc<Gate>> = OnceLock::new();
         Arc::clone(SHARED.get_or_init(|| {
             let nofile = nofile().unwrap_or(u64::MAX);
@@ -147,7 +147,7 @@ impl Drop for Place {
 
 /// Serves `router` on `listener` within the limits of `gate`, until the future is dropped
 /// (the listener closes with it; open connections finish within their limits).
-pub(crate) async fn serve(listener: TcpListener, router: Router, gate: Arc<Gate>) {
+pub async fn serve(listener: TcpListener, router: Router, gate: Arc<Gate>) {
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(accepted) => accepted,
