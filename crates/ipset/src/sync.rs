@@ -58,6 +58,74 @@ pub fn diff(current: &[Member], desired: &[Member]) -> (Vec<Member>, Vec<Entry>)
     (add, del)
 }
 
+/// What [`Ipset::sync_listed`] does to one set, decided from what the kernel
+/// holds without sending anything: the pure half of a sync, for callers that
+/// show the operations instead of applying them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetPlan {
+    /// The set is missing: create it, then add these members.
+    Create(Vec<Member>),
+    /// The set has a compatible spec ([`SetSpec::compatible_with`]): delete
+    /// these entries, then add these members (both empty when it is right).
+    Change {
+        /// Members to add (absent, or present with another comment).
+        add: Vec<Member>,
+        /// Entries to delete.
+        del: Vec<Entry>,
+    },
+    /// The set has another spec: rebuild it ([`Ipset::rebuild`]) with these members.
+    Rebuild(Vec<Member>),
+}
+
+impl SetPlan {
+    /// The plan that makes the set named by `spec` hold exactly `desired`,
+    /// given what the kernel had (`current`; `None`: missing).
+    pub fn new(
+        spec: &SetSpec,
+        current: Option<&ListedSet>,
+        desired: impl IntoIterator<Item = Member>,
+    ) -> SetPlan {
+        let desired: Vec<Member> = desired.into_iter().collect();
+        match current.map(|c| &c.contents) {
+            None => SetPlan::Create(diff(&[], &desired).0),
+            Some(Contents::Known {
+                spec: have,
+                members,
+            }) if spec.compatible_with(have) => {
+                let (add, del) = diff(members, &desired);
+                SetPlan::Change { add, del }
+            }
+            Some(_) => SetPlan::Rebuild(diff(&[], &desired).0),
+        }
+    }
+
+    /// True when the set is already right: nothing to send.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, SetPlan::Change { add, del } if add.is_empty() && del.is_empty())
+    }
+
+    /// What applying it does, counted.
+    pub fn report(&self) -> SyncReport {
+        match self {
+            SetPlan::Create(add) => SyncReport {
+                created: true,
+                added: add.len(),
+                ..SyncReport::default()
+            },
+            SetPlan::Change { add, del } => SyncReport {
+                added: add.len(),
+                deleted: del.len(),
+                ..SyncReport::default()
+            },
+            SetPlan::Rebuild(add) => SyncReport {
+                rebuilt: true,
+                added: add.len(),
+                ..SyncReport::default()
+            },
+        }
+    }
+}
+
 impl Ipset {
     /// Makes the set named by `spec` hold exactly `desired`: reads it (one
     /// dump of that set) and calls [`Ipset::sync_listed`].
@@ -90,41 +158,19 @@ impl Ipset {
         current: Option<&ListedSet>,
         desired: impl IntoIterator<Item = Member>,
     ) -> Result<SyncReport, Error> {
-        let desired: Vec<Member> = desired.into_iter().collect();
-        match current.map(|c| &c.contents) {
-            None => {
+        let plan = SetPlan::new(spec, current, desired);
+        match &plan {
+            SetPlan::Create(add) => {
                 self.create(spec)?;
-                let (add, _) = diff(&[], &desired);
-                self.add(spec, &add)?;
-                Ok(SyncReport {
-                    created: true,
-                    added: add.len(),
-                    ..SyncReport::default()
-                })
+                self.add(spec, add)?;
             }
-            Some(Contents::Known {
-                spec: have,
-                members,
-            }) if spec.compatible_with(have) => {
-                let (add, del) = diff(members, &desired);
-                self.del(spec.name(), &del)?;
-                self.add(spec, &add)?;
-                Ok(SyncReport {
-                    added: add.len(),
-                    deleted: del.len(),
-                    ..SyncReport::default()
-                })
+            SetPlan::Change { add, del } => {
+                self.del(spec.name(), del)?;
+                self.add(spec, add)?;
             }
-            Some(_) => {
-                let (add, _) = diff(&[], &desired);
-                self.rebuild(spec, &add)?;
-                Ok(SyncReport {
-                    rebuilt: true,
-                    added: add.len(),
-                    ..SyncReport::default()
-                })
-            }
+            SetPlan::Rebuild(add) => self.rebuild(spec, add)?,
         }
+        Ok(plan.report())
     }
 
     /// Replaces the set named by `spec` with a new set of that spec holding
