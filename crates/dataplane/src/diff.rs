@@ -8,7 +8,7 @@
 //!   options spelled as `ipvsadm -Sn` spells them;
 //! - `kube-ipvs0`: `ip link add` and `ip address add`/`del` commands;
 //! - ipsets: `ipset restore` lines (`create`, `add`, `del`, `swap`, `destroy`);
-//! - iptables: the `iptables-restore --noflush` input of each table;
+//! - iptables: the `iptables-restore --noflush` (`ip6tables-restore`) input of each table;
 //! - conntrack: the UDP flows deleted, as `conntrack -L` lists them.
 
 use std::fmt::{self, Write as _};
@@ -76,14 +76,15 @@ enum Section {
 }
 
 impl Section {
-    fn heading(self) -> &'static str {
+    /// The heading line; the iptables tables head themselves (one tool per family).
+    fn heading(self) -> Option<&'static str> {
         match self {
-            Section::Sysctl => "# sysctl",
-            Section::Ipvs => "# ipvsadm",
-            Section::Address => "# ip",
-            Section::Ipset => "# ipset restore",
-            Section::Iptables => "# iptables-restore --noflush",
-            Section::Conntrack => "# conntrack -D",
+            Section::Sysctl => Some("# sysctl"),
+            Section::Ipvs => Some("# ipvsadm"),
+            Section::Address => Some("# ip"),
+            Section::Ipset => Some("# ipset restore"),
+            Section::Iptables => None,
+            Section::Conntrack => Some("# conntrack -D"),
         }
     }
 }
@@ -115,7 +116,7 @@ impl Op {
             Op::Set(spec, plan) => render_set(spec, plan, out),
             Op::DestroySet(name) => writeln!(out, "destroy {name}"),
             Op::Restore { family, text } => {
-                writeln!(out, "# {}-restore", family.command())?;
+                writeln!(out, "# {}-restore --noflush", family.command())?;
                 out.write_str(text)
             }
             Op::DeleteFlow(flow) => writeln!(out, "{flow}"),
@@ -321,7 +322,9 @@ impl fmt::Display for Diff {
         for op in &self.ops {
             if section != Some(op.section()) {
                 section = Some(op.section());
-                writeln!(out, "{}", op.section().heading())?;
+                if let Some(heading) = op.section().heading() {
+                    writeln!(out, "{heading}")?;
+                }
             }
             op.render(&mut out)?;
         }
@@ -460,7 +463,6 @@ mod tests {
              destroy KUBE-D-TMP\n\
              destroy KUBE-E\n\
              # iptables-restore --noflush\n\
-             # iptables-restore\n\
              *nat\n\
              :KUBE-SERVICES - [0:0]\n\
              COMMIT\n"

@@ -209,6 +209,61 @@ mod tests {
         }
     }
 
+    fn listed(spec: &SetSpec, members: &[Member]) -> ListedSet {
+        ListedSet {
+            name: spec.name().clone(),
+            references: 0,
+            contents: Contents::Known {
+                spec: spec.clone(),
+                members: members.to_vec(),
+            },
+        }
+    }
+
+    /// The plan is what `sync_listed` sends: creation when missing, the
+    /// minimal diff when the spec is compatible (nothing when right), a
+    /// rebuild when the type changed.
+    #[test]
+    fn a_plan_creates_changes_or_rebuilds_as_the_listing_requires() {
+        let name: crate::SetName = "KUBE-CLUSTER-IP".parse().unwrap();
+        let spec = SetSpec::hash(
+            name.clone(),
+            crate::SetType::HashIp,
+            crate::Family::Inet,
+            Default::default(),
+        )
+        .unwrap();
+        let want = [m("10.0.0.1", None), m("10.0.0.2", None)];
+        let plan = SetPlan::new(&spec, None, want.clone());
+        assert_eq!(plan, SetPlan::Create(want.to_vec()));
+        assert_eq!(plan.report().added, 2);
+        assert!(plan.report().created);
+
+        let have = listed(&spec, &[m("10.0.0.2", None), m("10.0.0.3", None)]);
+        let plan = SetPlan::new(&spec, Some(&have), want.clone());
+        assert_eq!(
+            plan,
+            SetPlan::Change {
+                add: vec![m("10.0.0.1", None)],
+                del: vec!["10.0.0.3".parse().unwrap()],
+            }
+        );
+        assert!(!plan.is_empty());
+        let right = listed(&spec, &want);
+        assert!(SetPlan::new(&spec, Some(&right), want.clone()).is_empty());
+
+        let other = SetSpec::hash(
+            name,
+            crate::SetType::HashNet,
+            crate::Family::Inet,
+            Default::default(),
+        )
+        .unwrap();
+        let plan = SetPlan::new(&spec, Some(&listed(&other, &[])), want.clone());
+        assert_eq!(plan, SetPlan::Rebuild(want.to_vec()));
+        assert!(plan.report().rebuilt);
+    }
+
     #[test]
     fn diff_is_minimal() {
         let current = [
