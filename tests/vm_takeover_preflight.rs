@@ -4,105 +4,17 @@
 //! `iptables-restore`, `ip` and sysctls. The pre-flight must find nothing to change there,
 //! list exactly the operations that undo a few changes made by hand, leave the kernel as it
 //! was (compared with the real tools' own listings), and agree with what the daemon's first
-//! sync then applies.
+//! sync then applies (on the unchanged node, nothing: `tests/vm_takeover.rs`).
 
 use std::path::Path;
 
-use testkit::daemon::{ClusterDir, Daemon, NODE_NAME, QUICK_SYNC};
+use testkit::daemon::{ClusterDir, Daemon, QUICK_SYNC};
+use testkit::kube_proxy::{Preflight, cluster, kube_proxy_node};
 use testkit::{Netns, ThreeHosts, modprobe};
 
 /// The daemon under test.
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
-}
-
-/// A fixture file without its comment lines.
-fn fixture(text: &str) -> impl Iterator<Item = &str> {
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.is_empty())
-}
-
-/// Feeds `text` (comments removed) to `tool` on its standard input, in `node`.
-fn restore(node: &Netns, tool: &str, args: &str, name: &str, text: &str) {
-    let file = std::env::temp_dir().join(format!("{}-kube-proxy.{name}", node.name()));
-    let body: String = fixture(text).map(|l| format!("{l}\n")).collect();
-    std::fs::write(&file, body).expect("write the fixture");
-    node.sh(&format!(
-        "{} {args} < {}",
-        testkit::tool(tool).display(),
-        file.display()
-    ));
-}
-
-/// Programs `node` as kube-proxy leaves it for the Services of [`cluster`].
-fn kube_proxy_node(node: &Netns) {
-    for line in fixture(include_str!("fixtures/kube-proxy-node/sysctls")) {
-        let (key, value) = line.split_once('=').expect("KEY=VALUE");
-        node.sysctl(key, value);
-    }
-    restore(
-        node,
-        "ipvsadm",
-        "-R",
-        "ipvs",
-        include_str!("fixtures/kube-proxy-node/ipvsadm.rules"),
-    );
-    node.run(&["ip", "link", "add", "kube-ipvs0", "type", "dummy"]);
-    for address in fixture(include_str!("fixtures/kube-proxy-node/addresses")) {
-        node.run(&["ip", "addr", "add", address, "dev", "kube-ipvs0"]);
-    }
-    restore(
-        node,
-        "ipset",
-        "restore",
-        "ipset",
-        include_str!("fixtures/kube-proxy-node/ipset.restore"),
-    );
-    restore(
-        node,
-        "iptables-restore",
-        "--noflush",
-        "iptables",
-        include_str!("fixtures/kube-proxy-node/iptables.restore"),
-    );
-    let iptables = testkit::tool("iptables");
-    for jump in fixture(include_str!("fixtures/kube-proxy-node/jumps")) {
-        node.sh(&format!("{} {jump}", iptables.display()));
-    }
-}
-
-/// The cluster of the fixture (its README): Services `web`, `np`, `lb` and `dns`, each with
-/// the one endpoint 10.244.1.5 on this node.
-fn cluster(tag: &str) -> ClusterDir {
-    let cluster = ClusterDir::for_node(tag, &[ThreeHosts::NODE]);
-    cluster.write(
-        "services.yaml",
-        "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\n\
-         spec: {type: ClusterIP, clusterIP: 10.96.0.10, ports: [{name: http, port: 80, targetPort: 8080}]}\n\
-         ---\napiVersion: v1\nkind: Service\nmetadata: {name: np, namespace: default}\n\
-         spec: {type: NodePort, clusterIP: 10.96.0.20, ports: [{name: http, port: 80, targetPort: 8080, nodePort: 30080}]}\n\
-         ---\napiVersion: v1\nkind: Service\nmetadata: {name: lb, namespace: default}\n\
-         spec: {type: LoadBalancer, clusterIP: 10.96.0.30, externalTrafficPolicy: Local, \
-         healthCheckNodePort: 32000, loadBalancerSourceRanges: [192.168.7.0/24], \
-         ports: [{name: https, port: 443, targetPort: 8443, nodePort: 30443}]}\n\
-         status: {loadBalancer: {ingress: [{ip: 203.0.113.7}]}}\n\
-         ---\napiVersion: v1\nkind: Service\nmetadata: {name: dns, namespace: default}\n\
-         spec: {type: ClusterIP, clusterIP: 10.96.0.53, ports: [{name: dns, port: 53, targetPort: 5353, protocol: UDP}]}\n",
-    );
-    for (service, port, target, protocol) in [
-        ("web", "http", 8080, "TCP"),
-        ("np", "http", 8080, "TCP"),
-        ("lb", "https", 8443, "TCP"),
-        ("dns", "dns", 5353, "UDP"),
-    ] {
-        let ports = [testkit::daemon::SlicePort {
-            name: port,
-            port: target,
-            protocol,
-        }];
-        cluster.local_endpoints(service, &ports, &[ThreeHosts::BACKEND]);
-    }
-    cluster
 }
 
 /// What the node's kernel holds, as the real tools list it: `ipvsadm -Sn`, `kube-ipvs0`'s
@@ -132,24 +44,15 @@ fn kernel_state(node: &Netns) -> String {
     .join("\n")
 }
 
-/// Runs the pre-flight in `node` against `cluster`: its exit code and standard output.
+/// The pre-flight's exit code (never 2: an error fails the test) and output.
 fn preflight(node: &Netns, cluster: &ClusterDir) -> (Option<i32>, String) {
-    let out = node.try_run(&[
-        &bin().display().to_string(),
-        "--from-dir",
-        &cluster.path().display().to_string(),
-        "--hostname-override",
-        NODE_NAME,
-        "--dry-run",
-        "--diff",
-    ]);
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.code() != Some(2),
-        "the pre-flight failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code(), stdout)
+    let Preflight {
+        code,
+        stdout,
+        stderr,
+    } = testkit::kube_proxy::preflight(node, bin(), cluster);
+    assert_ne!(code, Some(2), "the pre-flight failed: {stderr}");
+    (code, stdout)
 }
 
 /// The three hosts, the node programmed by kube-proxy.
@@ -168,27 +71,13 @@ fn vm_preflight_on_a_kube_proxy_node_finds_nothing_to_change() {
     let before = kernel_state(&hosts.node);
 
     let (code, out) = preflight(&hosts.node, &cluster);
+
     assert_eq!(out, "", "operations on kube-proxy's own state");
     assert_eq!(code, Some(0));
     assert_eq!(
         kernel_state(&hosts.node),
         before,
         "the pre-flight changed the node"
-    );
-
-    // The daemon's takeover agrees: its syncs apply nothing.
-    let daemon = Daemon::start(&hosts.node, bin(), &cluster, QUICK_SYNC);
-    daemon.eventually("two syncs", || daemon.syncs() >= 2);
-    for summary in daemon.sync_summaries() {
-        assert!(
-            summary.contains("applied={} failed={}"),
-            "a sync changed something: {summary}"
-        );
-    }
-    assert_eq!(
-        kernel_state(&hosts.node),
-        before,
-        "the takeover changed the node"
     );
 }
 
