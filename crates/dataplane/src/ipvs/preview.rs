@@ -277,19 +277,13 @@ impl IpvsPreview {
                 Cause::Unread(parts.join(", ")),
             ));
         }
-        let IpvsSync {
-            ipvs,
-            addresses,
-            sets,
-            rules,
-            flows,
-        } = &self.sync;
+        let sync = &self.sync;
         let mut ops = std::mem::take(&mut self.setup);
-        ops.extend(ipvs.client().take());
-        ops.extend(addresses.link().take());
-        ops.extend(sets.iter().flat_map(|s| s.client().take()));
-        ops.extend(rules.writers().flat_map(Recorder::take));
-        ops.extend(flows.client().into_iter().flat_map(Recorder::take));
+        ops.extend(sync.ipvs.client().take());
+        ops.extend(sync.addresses.link().take());
+        ops.extend(sync.sets.iter().flat_map(|s| s.client().take()));
+        ops.extend(sync.rules.writers().flat_map(Recorder::take));
+        ops.extend(sync.flows.client().into_iter().flat_map(Recorder::take));
         Ok(Diff::new(ops))
     }
 }
