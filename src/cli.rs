@@ -96,7 +96,7 @@ pub(crate) struct Cli {
     /// With --dry-run, in IPVS mode: read this node's IPVS table, kube-ipvs0, ipsets and
     /// iptables chains (nothing is written) and print the operations a takeover's first sync
     /// would apply. Exits 0 when there are none, 1 when there are, 2 when the node cannot be read.
-    #[arg(long, requires = "dry_run")]
+    #[arg(long, requires = "dry_run", conflicts_with = "output")]
     pub(crate) diff: bool,
 
     /// Remove everything this proxy programs on the node (the IPVS virtual servers it owns,

@@ -433,7 +433,7 @@ fn a_kubeadm_kube_proxy_config_is_accepted_with_kube_proxy_defaults() {
 
 /// The live pre-flight's exit code 1 means "the node differs", so what keeps it from
 /// comparing exits 2: another proxy mode (only IPVS mode adopts kube-proxy's tables), and
-/// `--diff` without `--dry-run` (clap's usage error).
+/// `--diff` without `--dry-run` or with `--output` (clap's usage errors).
 #[test]
 fn the_preflight_exits_2_when_it_cannot_compare() {
     let out = daemon(&[
@@ -456,4 +456,15 @@ fn the_preflight_exits_2_when_it_cannot_compare() {
     let out = daemon(&["--from-dir", "examples/cluster", "--diff"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--dry-run"), "{}", stderr(&out));
+    // Its output is text only.
+    let out = daemon(&[
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+        "--diff",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--output"), "{}", stderr(&out));
 }
