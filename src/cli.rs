@@ -93,6 +93,12 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub(crate) dry_run: bool,
 
+    /// With --dry-run, in IPVS mode: read this node's IPVS table, kube-ipvs0, ipsets and
+    /// iptables chains (nothing is written) and print the operations a takeover's first sync
+    /// would apply. Exits 0 when there are none, 1 when there are, 2 when the node cannot be read.
+    #[arg(long, requires = "dry_run", conflicts_with = "output")]
+    pub(crate) diff: bool,
+
     /// Remove everything this proxy programs on the node (the IPVS virtual servers it owns,
     /// kube-ipvs0, its iptables chains and jumps, kube-proxy's ipsets), then exit 0. Other IPVS
     /// services and chains are left alone; running it twice is harmless.

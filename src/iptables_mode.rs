@@ -49,6 +49,10 @@ impl Rules for IptablesRules {
         self.chains()
     }
 
+    fn ipvs(&self) -> Option<&desired::DesiredState> {
+        None
+    }
+
     fn print(&self, out: &mut dyn Write, output: Output) -> anyhow::Result<()> {
         let generator = self.generator();
         let mut families = serde_json::Map::new();

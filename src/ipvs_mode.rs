@@ -40,6 +40,10 @@ impl Rules for DesiredState {
         self.virtual_servers().count()
     }
 
+    fn ipvs(&self) -> Option<&DesiredState> {
+        Some(self)
+    }
+
     fn print(&self, out: &mut dyn Write, output: Output) -> anyhow::Result<()> {
         match output {
             Output::Text => out.write_all(desired::render::text(self).as_bytes())?,
@@ -60,17 +64,21 @@ pub(crate) fn owner(settings: &Settings) -> Owner {
     }
 }
 
+/// The IPVS dataplane's node settings, as the settings say.
+pub(crate) fn options(settings: &Settings) -> IpvsOptions {
+    IpvsOptions {
+        owner: owner(settings),
+        strict_arp: settings.strict_arp,
+        timeouts: settings.ipvs_timeouts,
+        schedulers: vec![settings.desired.scheduler.to_string()],
+    }
+}
+
 impl Proxier for IpvsDataplane {
     const MODE: ProxyMode = ProxyMode::Ipvs;
 
     async fn start(settings: &Settings) -> anyhow::Result<Self> {
-        let options = IpvsOptions {
-            owner: owner(settings),
-            strict_arp: settings.strict_arp,
-            timeouts: settings.ipvs_timeouts,
-            schedulers: vec![settings.desired.scheduler.to_string()],
-        };
-        let dataplane = IpvsDataplane::start(&options).await?;
+        let dataplane = IpvsDataplane::start(&options(settings)).await?;
         tracing::info!("IPVS dataplane ready on {}", hostnet::KUBE_IPVS0);
         Ok(dataplane)
     }

@@ -19,6 +19,7 @@ mod memory;
 mod metrics;
 mod mode;
 mod node_setup;
+mod preflight;
 mod proxier;
 mod runner;
 mod server;
@@ -86,10 +87,15 @@ fn main() -> std::process::ExitCode {
         }
     };
     match runtime.block_on(run::run(&cli, &settings)) {
-        Ok(()) => std::process::ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("kube-ipvs-proxy: {e:#}");
-            std::process::ExitCode::FAILURE
+            // The pre-flight's 1 means "differences": its errors need a code of their own.
+            if cli.diff {
+                std::process::ExitCode::from(2)
+            } else {
+                std::process::ExitCode::FAILURE
+            }
         }
     }
 }

@@ -4,6 +4,7 @@
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -63,16 +64,17 @@ enum Source<'a> {
 
 /// Chooses the proxy mode (a dry run prints the configured one's state; otherwise IPVS is
 /// detected and, when missing, replaced by the iptables mode unless `--no-fallback`), then
-/// runs until the source ends (dry run) or forever.
+/// runs until the source ends (dry run) or forever. Returns the exit code: that of the
+/// pre-flight with `--diff`, else success.
 ///
 /// # Errors
 /// Source failures that cannot be retried (unreadable directory, no cluster configuration);
-/// IPVS missing with `--no-fallback`.
-pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<()> {
+/// IPVS missing with `--no-fallback`; with `--diff`, a node that cannot be read.
+pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
     if cli.cleanup {
         let done = dataplane::cleanup(&crate::ipvs_mode::owner(settings)).await?;
         tracing::info!("cleanup done: {done}");
-        return Ok(());
+        return Ok(ExitCode::SUCCESS);
     }
     let selection = if cli.dry_run {
         Selection::configured(settings.mode)
@@ -96,7 +98,7 @@ async fn run_mode<D: Proxier>(
     cli: &Cli,
     settings: &Settings,
     selection: &Selection,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<ExitCode> {
     let source = match &cli.from_dir {
         Some(d) => Source::Dir(d),
         None => Source::Cluster,
@@ -153,7 +155,11 @@ async fn run_mode<D: Proxier>(
     }
 
     if cli.dry_run {
-        dry_run(pipeline, rx, events_reporter, cli.output, settings).await
+        let preview = match cli.diff {
+            true => Some(crate::preflight::open(settings).await?),
+            false => None,
+        };
+        dry_run(pipeline, rx, events_reporter, cli.output, settings, preview).await
     } else {
         if let Some(events) = &events_reporter {
             let (events, fallback) = (Arc::clone(events), selection.announcement());
@@ -168,7 +174,9 @@ async fn run_mode<D: Proxier>(
                 }
             });
         }
-        serve::<D>(pipeline, &invalid, rx, events_reporter, settings).await
+        serve::<D>(pipeline, &invalid, rx, events_reporter, settings)
+            .await
+            .map(|()| ExitCode::SUCCESS)
     }
 }
 
@@ -253,19 +261,29 @@ impl<R: Rules> Pipeline<R> {
     }
 }
 
-/// Prints the desired state once the source is complete, and returns.
+/// Prints the desired state once the source is complete, and returns; with a `preview`
+/// (`--diff`), prints instead what a sync would change on this node, with the node's own
+/// addresses (where NodePorts listen) read first.
 async fn dry_run<R: Rules>(
     mut pipeline: Pipeline<R>,
     mut rx: Events,
     reporter: Option<Arc<kube_source::EventReporter>>,
     output: Output,
     settings: &Settings,
-) -> anyhow::Result<()> {
+    mut preview: Option<dataplane::ipvs::IpvsPreview>,
+) -> anyhow::Result<ExitCode> {
+    if let Some(preview) = &preview {
+        pipeline.interfaces = Some(preview.node_addresses().await?);
+    }
     loop {
         if pipeline.update(settings, reporter.as_ref()).is_some()
             && let Some(state) = &pipeline.state
         {
-            return print(state, output, settings);
+            return match (preview.take(), state.ipvs()) {
+                (Some(preview), Some(state)) => crate::preflight::report(preview, state).await,
+                (Some(_), None) => anyhow::bail!("--diff needs IPVS mode's desired state"),
+                (None, _) => print(state, output, settings).map(|()| ExitCode::SUCCESS),
+            };
         }
         match rx.recv().await {
             Some(events) => {

@@ -351,6 +351,7 @@ fn help_explains_every_flag_and_version_names_the_commit() {
         "--config",
         "--from-dir",
         "--dry-run",
+        "--diff",
         "--output",
         "--hostname-override",
         "--node-ip",
@@ -428,4 +429,42 @@ fn a_kubeadm_kube_proxy_config_is_accepted_with_kube_proxy_defaults() {
     ] {
         assert!(text.contains(line), "missing {line:?} in\n{text}");
     }
+}
+
+/// The live pre-flight's exit code 1 means "the node differs", so what keeps it from
+/// comparing exits 2: another proxy mode (only IPVS mode adopts kube-proxy's tables), and
+/// `--diff` without `--dry-run` or with `--output` (clap's usage errors).
+#[test]
+fn the_preflight_exits_2_when_it_cannot_compare() {
+    let out = daemon(&[
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+        "--diff",
+        "--proxy-mode",
+        "iptables",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "--diff compares the node with IPVS mode's state, but the proxy mode is iptables"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out), "");
+    let out = daemon(&["--from-dir", "examples/cluster", "--diff"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--dry-run"), "{}", stderr(&out));
+    // Its output is text only.
+    let out = daemon(&[
+        "--from-dir",
+        "examples/cluster",
+        "--dry-run",
+        "--diff",
+        "--output",
+        "json",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--output"), "{}", stderr(&out));
 }

@@ -74,6 +74,11 @@ impl<C: FlowTable> Flows<C> {
         }
     }
 
+    /// The table, once opened.
+    pub(crate) fn client(&self) -> Option<&C> {
+        self.client.as_ref()
+    }
+
     /// Deletes stale UDP flows when the UDP destinations or their endpoints
     /// changed since the last cleanup, or on a `full` sync.
     ///

@@ -39,6 +39,9 @@ pub enum Cause {
     /// The conntrack client.
     #[error(transparent)]
     Conntrack(#[from] conntrack::Error),
+    /// Tables a read-only sync could not read (each logged with its cause).
+    #[error("could not read: {0}")]
+    Unread(String),
     /// A part of the sync that ran on a thread of its own panicked.
     #[error("it panicked")]
     Panicked,

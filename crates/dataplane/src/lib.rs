@@ -9,13 +9,16 @@
 //! - `tables`: the one way both apply iptables tables, and what a failure
 //!   there means;
 //! - `conntrack`: stale UDP flow cleanup, in both modes;
-//! - [`cleanup()`]: `--cleanup`, removing everything of ours.
+//! - [`cleanup()`]: `--cleanup`, removing everything of ours;
+//! - [`Diff`]: the operations a sync would apply, as the live pre-flight
+//!   ([`ipvs::IpvsPreview`]) prints them.
 //!
 //! The sync loop is generic over [`Dataplane`], so a mode's desired state
 //! can only ever reach its own dataplane.
 
 mod cleanup;
 mod conntrack;
+mod diff;
 mod error;
 #[cfg(test)]
 mod fake;
@@ -31,6 +34,7 @@ use std::future::Future;
 use std::net::IpAddr;
 
 pub use cleanup::cleanup;
+pub use diff::{Diff, Op};
 pub use error::{Cause, Error};
 pub use summary::{Counts, Part, SyncSummary};
 

@@ -44,4 +44,4 @@ pub use error::{Errno, Error, MemberFailure, Op};
 pub use listed::{Contents, ListedSet};
 pub use name::{MAX_NAME_LEN, NameError, SetName};
 pub use spec::{Family, HashLimits, NotAHashType, SetSpec, SetType, Storage};
-pub use sync::{SyncReport, diff};
+pub use sync::{SetPlan, SyncReport, diff};

@@ -40,7 +40,7 @@ impl SetName {
 
     /// A name for a temporary twin of this set, used while rebuilding it:
     /// the name cut to 27 bytes plus `-TMP`.
-    pub(crate) fn temporary(&self) -> SetName {
+    pub fn temporary(&self) -> SetName {
         let cut = &self.0[..self.0.len().min(MAX_NAME_LEN - 4)];
         SetName(format!("{cut}-TMP"))
     }

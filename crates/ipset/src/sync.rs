@@ -58,6 +58,74 @@ pub fn diff(current: &[Member], desired: &[Member]) -> (Vec<Member>, Vec<Entry>)
     (add, del)
 }
 
+/// What [`Ipset::sync_listed`] does to one set, decided from what the kernel
+/// holds without sending anything: the pure half of a sync, for callers that
+/// show the operations instead of applying them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SetPlan {
+    /// The set is missing: create it, then add these members.
+    Create(Vec<Member>),
+    /// The set has a compatible spec ([`SetSpec::compatible_with`]): delete
+    /// these entries, then add these members (both empty when it is right).
+    Change {
+        /// Members to add (absent, or present with another comment).
+        add: Vec<Member>,
+        /// Entries to delete.
+        del: Vec<Entry>,
+    },
+    /// The set has another spec: rebuild it ([`Ipset::rebuild`]) with these members.
+    Rebuild(Vec<Member>),
+}
+
+impl SetPlan {
+    /// The plan that makes the set named by `spec` hold exactly `desired`,
+    /// given what the kernel had (`current`; `None`: missing).
+    pub fn new(
+        spec: &SetSpec,
+        current: Option<&ListedSet>,
+        desired: impl IntoIterator<Item = Member>,
+    ) -> SetPlan {
+        let desired: Vec<Member> = desired.into_iter().collect();
+        match current.map(|c| &c.contents) {
+            None => SetPlan::Create(diff(&[], &desired).0),
+            Some(Contents::Known {
+                spec: have,
+                members,
+            }) if spec.compatible_with(have) => {
+                let (add, del) = diff(members, &desired);
+                SetPlan::Change { add, del }
+            }
+            Some(_) => SetPlan::Rebuild(diff(&[], &desired).0),
+        }
+    }
+
+    /// True when the set is already right: nothing to send.
+    pub fn is_empty(&self) -> bool {
+        matches!(self, SetPlan::Change { add, del } if add.is_empty() && del.is_empty())
+    }
+
+    /// What applying it does, counted.
+    pub fn report(&self) -> SyncReport {
+        match self {
+            SetPlan::Create(add) => SyncReport {
+                created: true,
+                added: add.len(),
+                ..SyncReport::default()
+            },
+            SetPlan::Change { add, del } => SyncReport {
+                added: add.len(),
+                deleted: del.len(),
+                ..SyncReport::default()
+            },
+            SetPlan::Rebuild(add) => SyncReport {
+                rebuilt: true,
+                added: add.len(),
+                ..SyncReport::default()
+            },
+        }
+    }
+}
+
 impl Ipset {
     /// Makes the set named by `spec` hold exactly `desired`: reads it (one
     /// dump of that set) and calls [`Ipset::sync_listed`].
@@ -90,41 +158,19 @@ impl Ipset {
         current: Option<&ListedSet>,
         desired: impl IntoIterator<Item = Member>,
     ) -> Result<SyncReport, Error> {
-        let desired: Vec<Member> = desired.into_iter().collect();
-        match current.map(|c| &c.contents) {
-            None => {
+        let plan = SetPlan::new(spec, current, desired);
+        match &plan {
+            SetPlan::Create(add) => {
                 self.create(spec)?;
-                let (add, _) = diff(&[], &desired);
-                self.add(spec, &add)?;
-                Ok(SyncReport {
-                    created: true,
-                    added: add.len(),
-                    ..SyncReport::default()
-                })
+                self.add(spec, add)?;
             }
-            Some(Contents::Known {
-                spec: have,
-                members,
-            }) if spec.compatible_with(have) => {
-                let (add, del) = diff(members, &desired);
-                self.del(spec.name(), &del)?;
-                self.add(spec, &add)?;
-                Ok(SyncReport {
-                    added: add.len(),
-                    deleted: del.len(),
-                    ..SyncReport::default()
-                })
+            SetPlan::Change { add, del } => {
+                self.del(spec.name(), del)?;
+                self.add(spec, add)?;
             }
-            Some(_) => {
-                let (add, _) = diff(&[], &desired);
-                self.rebuild(spec, &add)?;
-                Ok(SyncReport {
-                    rebuilt: true,
-                    added: add.len(),
-                    ..SyncReport::default()
-                })
-            }
+            SetPlan::Rebuild(add) => self.rebuild(spec, add)?,
         }
+        Ok(plan.report())
     }
 
     /// Replaces the set named by `spec` with a new set of that spec holding
@@ -161,6 +207,61 @@ mod tests {
             entry: text.parse().unwrap(),
             comment: comment.map(Into::into),
         }
+    }
+
+    fn listed(spec: &SetSpec, members: &[Member]) -> ListedSet {
+        ListedSet {
+            name: spec.name().clone(),
+            references: 0,
+            contents: Contents::Known {
+                spec: spec.clone(),
+                members: members.to_vec(),
+            },
+        }
+    }
+
+    /// The plan is what `sync_listed` sends: creation when missing, the
+    /// minimal diff when the spec is compatible (nothing when right), a
+    /// rebuild when the type changed.
+    #[test]
+    fn a_plan_creates_changes_or_rebuilds_as_the_listing_requires() {
+        let name: crate::SetName = "KUBE-CLUSTER-IP".parse().unwrap();
+        let spec = SetSpec::hash(
+            name.clone(),
+            crate::SetType::HashIp,
+            crate::Family::Inet,
+            Default::default(),
+        )
+        .unwrap();
+        let want = [m("10.0.0.1", None), m("10.0.0.2", None)];
+        let plan = SetPlan::new(&spec, None, want.clone());
+        assert_eq!(plan, SetPlan::Create(want.to_vec()));
+        assert_eq!(plan.report().added, 2);
+        assert!(plan.report().created);
+
+        let have = listed(&spec, &[m("10.0.0.2", None), m("10.0.0.3", None)]);
+        let plan = SetPlan::new(&spec, Some(&have), want.clone());
+        assert_eq!(
+            plan,
+            SetPlan::Change {
+                add: vec![m("10.0.0.1", None)],
+                del: vec!["10.0.0.3".parse().unwrap()],
+            }
+        );
+        assert!(!plan.is_empty());
+        let right = listed(&spec, &want);
+        assert!(SetPlan::new(&spec, Some(&right), want.clone()).is_empty());
+
+        let other = SetSpec::hash(
+            name,
+            crate::SetType::HashNet,
+            crate::Family::Inet,
+            Default::default(),
+        )
+        .unwrap();
+        let plan = SetPlan::new(&spec, Some(&listed(&other, &[])), want.clone());
+        assert_eq!(plan, SetPlan::Rebuild(want.to_vec()));
+        assert!(plan.report().rebuilt);
     }
 
     #[test]

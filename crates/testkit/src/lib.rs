@@ -16,6 +16,8 @@
 pub mod apiserver;
 pub mod cluster;
 pub mod daemon;
+pub mod kube_proxy;
+pub mod load;
 pub mod traffic;
 
 pub use traffic::{

@@ -97,6 +97,11 @@ impl<A: AddressTable> Addresses<A> {
         Addresses { link, last: None }
     }
 
+    /// The link's table.
+    pub(super) fn link(&self) -> &A {
+        &self.link
+    }
+
     /// The addresses bound now, as listed and as a set.
     ///
     /// # Errors

@@ -90,6 +90,11 @@ impl<S: SetTable> Sets<S> {
         Sets { client, last: None }
     }
 
+    /// The client of the kernel's sets.
+    pub(super) fn client(&self) -> &S {
+        &self.client
+    }
+
     /// Brings every wanted set to its members; a set that fails is logged
     /// and counted, the others go on.
     ///

@@ -6,6 +6,7 @@
 //! - [`ipsets`]: kube-proxy's ipsets;
 //! - [`rules`]: kube-proxy's IPVS-mode helper chains;
 //! - [`owner`]: which of the kernel's virtual servers are ours;
+//! - [`preview`]: the live pre-flight, a sync that records instead of applying;
 //! - [`probe`]: whether IPVS is usable here at all.
 //!
 //! A sync runs the parts in a safe order: virtual servers, then their
@@ -18,6 +19,7 @@
 mod addresses;
 mod ipsets;
 mod owner;
+mod preview;
 mod probe;
 mod rules;
 #[cfg(test)]
@@ -42,6 +44,7 @@ use crate::tables::Writer;
 pub(crate) use addresses::AddressTable;
 pub(crate) use ipsets::SetTable;
 pub use owner::Owner;
+pub use preview::IpvsPreview;
 pub use probe::IpvsProbe;
 pub(crate) use table::IpvsKernel;
 pub use table::IpvsOptions;

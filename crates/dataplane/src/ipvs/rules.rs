@@ -57,6 +57,11 @@ impl<W: Writer> Rules<W> {
         }
     }
 
+    /// The writers opened so far.
+    pub(super) fn writers(&self) -> impl Iterator<Item = &W> {
+        self.writers.values()
+    }
+
     /// Brings our chains of every family the node proxies to `state`: with
     /// a fresh read of each table when `full`, else against what was last
     /// applied. A table that fails breaks the iptables part of the sync;

@@ -169,6 +169,11 @@ impl<K: IpvsKernel> IpvsTable<K> {
         }
     }
 
+    /// The client of the kernel's table.
+    pub(super) fn client(&self) -> &K {
+        &self.client
+    }
+
     /// Which virtual servers are ours, as configured.
     pub(super) fn owner(&self) -> &Owner {
         &self.owner
