@@ -5,6 +5,7 @@
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
 
 mod cli;
+mod explain;
 mod kubeproxy_config;
 mod node_info;
 mod run;
@@ -53,6 +54,16 @@ fn main() -> std::process::ExitCode {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
+    let explain = cli
+        .command
+        .as_ref()
+        .map(|explain::Command::Explain(args)| args);
+    if explain.is_some()
+        && let Some(flag) = explain::conflicting_flag(&cli)
+    {
+        eprintln!("kube-ipvs-proxy: explain: {flag} does not apply");
+        return std::process::ExitCode::from(2);
+    }
     if let Some(path) = &cli.always.write_config_to {
         return match std::fs::write(path, write_config::render(&settings)) {
             Ok(()) => {
@@ -87,10 +98,17 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(&cli, &settings)) {
+    let (result, what) = match explain {
+        Some(args) => (
+            runtime.block_on(explain::run(&cli, &settings, args)),
+            "explain: ",
+        ),
+        None => (runtime.block_on(run::run(&cli, &settings)), ""),
+    };
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("kube-ipvs-proxy: {e:#}");
+            eprintln!("kube-ipvs-proxy: {what}{e:#}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -27,6 +27,7 @@ use crate::state::DesiredState;
 #[serde(rename_all = "camelCase")]
 pub struct Explanation {
     /// `namespace/name`.
+    #[serde(serialize_with = "as_text")]
     pub service: ObjectId,
     /// This node's name, which decides which endpoints are local.
     pub node: String,
@@ -40,6 +41,10 @@ pub struct Explanation {
     pub proxy_mode_ingress: Vec<String>,
     /// Per address family.
     pub families: Vec<FamilyExplanation>,
+}
+
+fn as_text<S: serde::Serializer>(id: &ObjectId, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.collect_str(id)
 }
 
 /// A Service-level reason, as a stable code and a sentence.
@@ -128,10 +133,13 @@ pub struct PortExplanation {
 #[serde(rename_all = "camelCase")]
 pub enum Role {
     /// The cluster IP: internal traffic.
+    #[serde(rename = "clusterIP")]
     ClusterIp,
     /// One of `spec.externalIPs`.
+    #[serde(rename = "externalIP")]
     ExternalIp,
     /// A load balancer ingress IP.
+    #[serde(rename = "loadBalancerIP")]
     LoadBalancerIp,
     /// A node address with the node port.
     NodePort,
