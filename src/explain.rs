@@ -8,7 +8,8 @@ use std::path::Path;
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use model::source::{dir, kube as kube_source};
-use model::{Admission, Model, Object, ObjectId, ProxyFilter, SourceEvent};
+use model::{Admission, Model, ObjectId, ProxyFilter, SourceEvent};
+use reconcile::inspect::Difference;
 
 use crate::cli::{Cli, Output};
 use crate::settings::Settings;
@@ -29,6 +30,22 @@ pub(crate) struct ExplainArgs {
     /// The Service, as NAMESPACE/NAME.
     #[arg(value_name = "NAMESPACE/SERVICE", value_parser = service_id)]
     pub(crate) service: ObjectId,
+
+    /// Also read this node's kernel, changing nothing (root, IPVS mode): NodePorts on the
+    /// interfaces' addresses as the daemon sees them, and every difference between the
+    /// desired state and the Service's IPVS virtual servers, kube-ipvs0 addresses and ipset
+    /// entries.
+    #[arg(long)]
+    pub(crate) live: bool,
+}
+
+/// What is printed: the explanation and, with `--live`, what the kernel has otherwise
+/// (`kernel`: `null` without `--live`, `[]` when it holds exactly what is wanted).
+#[derive(Debug, serde::Serialize)]
+struct Answer {
+    #[serde(flatten)]
+    explanation: desired::explain::Explanation,
+    kernel: Option<Vec<Difference>>,
 }
 
 fn service_id(s: &str) -> Result<ObjectId, String> {
@@ -84,16 +101,56 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings, args: &ExplainArgs) -> a
             tracing::debug!("{warning}");
         }
     }
-    let node =
-        crate::node_info::node_info(&model, read.node_name.as_deref(), &settings.node_ips, None);
-    let state = desired::DesiredState::new(settings.desired.clone(), node, &model);
-    let slices: Vec<_> = model.slices_of(id).map(AsRef::as_ref).collect();
-    let explanation = desired::explain::explain(id, &admission, &slices, &state);
+    let interfaces = if args.live {
+        Some(dataplane::inspect::addresses().await?.node)
+    } else {
+        None
+    };
+    let node = crate::node_info::node_info(
+        &model,
+        read.node_name.as_deref(),
+        &settings.node_ips,
+        interfaces.as_ref(),
+    );
+    let explanation =
+        desired::explain::of_model(id, &admission, &model, node, settings.desired.clone());
+    let kernel = if args.live {
+        let keys = reconcile::inspect::wanted_keys(&explanation);
+        let observed = dataplane::inspect::observe(&keys).await?;
+        Some(reconcile::inspect::differences(
+            &explanation,
+            observed.kernel(),
+        ))
+    } else {
+        None
+    };
+    print(
+        &Answer {
+            explanation,
+            kernel,
+        },
+        cli.output,
+    )
+}
+
+fn print(answer: &Answer, output: Output) -> anyhow::Result<()> {
     let mut stdout = std::io::stdout().lock();
-    match cli.output {
-        Output::Text => write!(stdout, "{explanation}")?,
+    match output {
+        Output::Text => {
+            write!(stdout, "{}", answer.explanation)?;
+            match &answer.kernel {
+                None => {}
+                Some(found) if found.is_empty() => writeln!(stdout, "kernel: as desired")?,
+                Some(found) => {
+                    writeln!(stdout, "kernel: differs from the desired state")?;
+                    for d in found {
+                        writeln!(stdout, "  {d}")?;
+                    }
+                }
+            }
+        }
         Output::Json => {
-            serde_json::to_writer_pretty(&mut stdout, &explanation)?;
+            serde_json::to_writer_pretty(&mut stdout, answer)?;
             writeln!(stdout)?;
         }
     }
@@ -107,10 +164,7 @@ fn from_dir(
     settings: &Settings,
 ) -> anyhow::Result<Read> {
     let snapshot = dir::read(path)?;
-    let admission = snapshot.objects.iter().find_map(|o| match o {
-        Object::Service(s) if o.id() == *id => Some(model::admit(s, filter)),
-        _ => None,
-    });
+    let admission = snapshot.service(id).map(|s| model::admit(s, filter));
     Ok(Read {
         events: snapshot.into_events(),
         admission,

@@ -9,7 +9,8 @@
 //! - `tables`: the one way both apply iptables tables, and what a failure
 //!   there means;
 //! - `conntrack`: stale UDP flow cleanup, in both modes;
-//! - [`cleanup()`]: `--cleanup`, removing everything of ours.
+//! - [`cleanup()`]: `--cleanup`, removing everything of ours;
+//! - [`inspect`]: a read-only look at some virtual servers (`explain --live`).
 //!
 //! The sync loop is generic over [`Dataplane`], so a mode's desired state
 //! can only ever reach its own dataplane.
@@ -21,6 +22,7 @@ mod error;
 mod fake;
 #[cfg(test)]
 mod fixtures;
+pub mod inspect;
 pub mod iptables;
 pub mod ipvs;
 mod summary;

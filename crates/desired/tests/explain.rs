@@ -6,10 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
-use desired::explain::{Exclusion, Explanation, Role, Use, explain};
-use desired::{Config, DesiredState, NodeInfo};
+use desired::explain::{self, Exclusion, Explanation, Role, Use};
+use desired::{Config, NodeInfo};
 use model::source::dir;
-use model::{IpFamily, Model, Object, ObjectId, ProxyFilter};
+use model::{IpFamily, Model, ObjectId, ProxyFilter};
 
 fn testdata() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
@@ -30,27 +30,19 @@ fn explain_in(objects: dir::Snapshot, service: &str) -> Explanation {
     let snapshot = snapshot(objects);
     let (ns, name) = service.split_once('/').expect("namespace/name");
     let id = ObjectId::new(ns, name);
-    let raw = snapshot
-        .objects
-        .iter()
-        .find_map(|o| match o {
-            Object::Service(s) if o.id() == id => Some(s.as_ref().clone()),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("{service} is in the objects"));
+    let admission = model::admit(
+        snapshot
+            .service(&id)
+            .unwrap_or_else(|| panic!("{service} is in the objects")),
+        &ProxyFilter::default(),
+    );
     let mut model = Model::new(ProxyFilter::default(), None);
     for event in snapshot.into_events() {
         model.apply(event);
     }
     let node = model.node().expect("the node");
-    let state = DesiredState::new(
-        Config::default(),
-        NodeInfo::from_node(&node.name, Some(node), &[]),
-        &model,
-    );
-    let admission = model::admit(&raw, &ProxyFilter::default());
-    let slices: Vec<_> = model.slices_of(&id).map(AsRef::as_ref).collect();
-    explain(&id, &admission, &slices, &state)
+    let node = NodeInfo::from_node(&node.name, Some(node), &[]);
+    explain::of_model(&id, &admission, &model, node, Config::default())
 }
 
 fn shape(name: &str, service: &str) -> Explanation {
@@ -241,6 +233,17 @@ fn service_level_reasons() {
     assert!(odd.defaults_used[0].contains("kube-ipvs-proxy.io/ipvs-scheduler"));
 }
 
+/// A port's ipset entries: (set, entry as `ipset save` prints it).
+fn sets_of(port: &desired::explain::PortExplanation) -> Vec<(String, String)> {
+    (port.ipsets.iter())
+        .map(|e| (e.set(), e.entry.to_string()))
+        .collect()
+}
+
+fn pair(set: &str, entry: &str) -> (String, String) {
+    (set.to_owned(), entry.to_owned())
+}
+
 #[test]
 fn load_balancer_source_ranges_and_ip_mode() {
     // kube-proxy's IPVS syncService: with source ranges, the LB IP goes in
@@ -250,20 +253,16 @@ fn load_balancer_source_ranges_and_ip_mode() {
     let x = shape("loadbalancer-no-node-access", "default/api");
     assert_eq!(x.proxy_mode_ingress, ["203.0.113.9"]);
     let port = port_of(&x, IpFamily::V4, "grpc");
-    let sets: Vec<(&str, &str)> = port
-        .ipsets
-        .iter()
-        .map(|e| (e.set.as_str(), e.entry.as_str()))
-        .collect();
-    assert!(sets.contains(&("KUBE-LOAD-BALANCER-FW", "203.0.113.8,tcp:8443")));
-    assert!(sets.contains(&(
+    let sets = sets_of(port);
+    assert!(sets.contains(&pair("KUBE-LOAD-BALANCER-FW", "203.0.113.8,tcp:8443")));
+    assert!(sets.contains(&pair(
         "KUBE-LOAD-BALANCER-SOURCE-CIDR",
         "203.0.113.8,tcp:8443,198.51.100.0/24"
     )));
     assert!(
         !sets
             .iter()
-            .any(|(s, _)| *s == "KUBE-LOAD-BALANCER-SOURCE-IP")
+            .any(|(s, _)| s == "KUBE-LOAD-BALANCER-SOURCE-IP")
     );
     let drops: Vec<String> = port
         .out_filter_drops
@@ -288,11 +287,7 @@ fn load_balancer_source_ranges_and_ip_mode() {
     // puts the VIP in KUBE-LOAD-BALANCER-LOCAL and the node port in KUBE-NODE-PORT-LOCAL-TCP.
     let x = shape("loadbalancer-local-source-ranges", "ingress/ingress-nginx");
     let port = port_of(&x, IpFamily::V4, "http");
-    let sets: Vec<(&str, &str)> = port
-        .ipsets
-        .iter()
-        .map(|e| (e.set.as_str(), e.entry.as_str()))
-        .collect();
+    let sets = sets_of(port);
     for expected in [
         (
             "KUBE-LOAD-BALANCER-SOURCE-IP",
@@ -302,6 +297,7 @@ fn load_balancer_source_ranges_and_ip_mode() {
         ("KUBE-NODE-PORT-LOCAL-TCP", "31080"),
         ("KUBE-HEALTH-CHECK-NODE-PORT", "32000"),
     ] {
+        let expected = pair(expected.0, expected.1);
         assert!(sets.contains(&expected), "{expected:?} in {sets:?}");
     }
     assert!(port.out_filter_drops.is_empty());

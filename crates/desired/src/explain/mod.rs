@@ -12,12 +12,13 @@ pub mod text;
 use std::net::IpAddr;
 
 use model::{
-    Admission, EndpointSlice, IpFamily, NotProxied, ObjectId, Protocol, Rejection, Service,
+    Admission, EndpointSlice, IpFamily, Model, NotProxied, ObjectId, Protocol, Rejection, Service,
     ServicePort, Unproxied,
 };
 use serde::Serialize;
 
 use crate::endpoints::{self, Categories, Policy, PortEndpoint, TopologyMode};
+use crate::ipset::{SetEntry, SetKind};
 use crate::ipvs::VirtualServer;
 use crate::plan::{self, OutFilterDrop};
 use crate::state::DesiredState;
@@ -120,6 +121,8 @@ pub struct PortExplanation {
     pub unmatched_slices: Vec<UnmatchedSlice>,
     /// The node addresses its node port listens on.
     pub node_port_addresses: Vec<IpAddr>,
+    /// The addresses it binds to `kube-ipvs0`.
+    pub bound_addresses: Vec<IpAddr>,
     /// Its ipset entries.
     pub ipsets: Vec<IpsetEntry>,
     /// Load balancer VIPs the node itself may not reach (`KUBE-IPVS-OUT-FILTER` drops).
@@ -244,16 +247,35 @@ pub struct UnmatchedSlice {
     pub endpoints: Vec<IpAddr>,
 }
 
-/// One ipset entry the port contributes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
+/// One ipset entry the port contributes; serialized as `{"set", "entry", "purpose"}`: the
+/// set's name, the entry as `ipset save` prints it, and kube-proxy's comment on the set's
+/// rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IpsetEntry {
+    /// The family of the set.
+    pub family: IpFamily,
+    /// The set.
+    pub kind: SetKind,
+    /// The entry.
+    pub entry: SetEntry,
+}
+
+impl IpsetEntry {
     /// The set's name.
-    pub set: String,
-    /// The entry as `ipset save` prints it.
-    pub entry: String,
-    /// kube-proxy's comment for the set's rule: what it is for.
-    pub purpose: &'static str,
+    pub fn set(&self) -> String {
+        self.kind.name(self.family)
+    }
+}
+
+impl Serialize for IpsetEntry {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut s = serializer.serialize_struct("IpsetEntry", 3)?;
+        s.serialize_field("set", &self.set())?;
+        s.serialize_field("entry", &self.entry.to_string())?;
+        s.serialize_field("purpose", self.kind.comment())?;
+        s.end()
+    }
 }
 
 /// Explains the Service `id`: `admission` is what [`model::admit`] made of its raw object
@@ -289,6 +311,20 @@ pub fn explain(
         }
     }
     explanation
+}
+
+/// [`explain`] over a whole model, as the daemon would see it with this node and
+/// configuration.
+pub fn of_model(
+    id: &ObjectId,
+    admission: &Admission,
+    model: &Model,
+    node: crate::NodeInfo,
+    config: crate::Config,
+) -> Explanation {
+    let state = DesiredState::new(config, node, model);
+    let slices: Vec<&EndpointSlice> = model.slices_of(id).map(AsRef::as_ref).collect();
+    explain(id, admission, &slices, &state)
 }
 
 fn explain_family(
@@ -416,14 +452,15 @@ fn explain_port(
         } else {
             Vec::new()
         },
+        bound_addresses: planned.plan.addresses.clone(),
         ipsets: planned
             .plan
             .entries
             .iter()
             .map(|(family, kind, entry)| IpsetEntry {
-                set: kind.name(*family),
-                entry: entry.to_string(),
-                purpose: kind.comment(),
+                family: *family,
+                kind: *kind,
+                entry: entry.clone(),
             })
             .collect(),
         out_filter_drops: planned.plan.out_filter.clone(),

@@ -156,10 +156,13 @@ impl fmt::Display for PortExplanation {
                 list(&s.endpoints)
             )?;
         }
+        if !self.bound_addresses.is_empty() {
+            writeln!(f, "    on kube-ipvs0: {}", list(&self.bound_addresses))?;
+        }
         if !self.ipsets.is_empty() {
             writeln!(f, "    ipsets:")?;
             for e in &self.ipsets {
-                writeln!(f, "      {} {}  # {}", e.set, e.entry, e.purpose)?;
+                writeln!(f, "      {} {}  # {}", e.set(), e.entry, e.kind.comment())?;
             }
         }
         for d in &self.out_filter_drops {
