@@ -1,7 +1,6 @@
 //! `kube-ipvs-proxy explain --live` in the VM: the daemon programs a Service in a "node"
-//! namespace and stops (its state stays, as on SIGTERM); `explain --live` finds the kernel
-//! as desired; then drift is made with the real `ipvsadm`, and `explain --live` reports
-//! exactly that drift.
+//! namespace; `explain --live` finds the kernel as desired; then drift is made with the real
+//! `ipvsadm` (and `ip`), and `explain --live` reports exactly that drift.
 
 use std::path::Path;
 
@@ -50,13 +49,18 @@ fn vm_explain_live_reports_exactly_the_drift_made_with_ipvsadm() {
         &[SlicePort::tcp("http", 8080)],
         &["10.244.1.5", "10.244.1.6"],
     );
-    let daemon = Daemon::start(&node, bin(), &cluster, &["--ipvs-min-sync-period", "0s"]);
+    // Its first sync programs the Service; the next periodic one, which would repair the
+    // drift below, is an hour away.
+    let daemon = Daemon::start(
+        &node,
+        bin(),
+        &cluster,
+        &["--ipvs-sync-period", "1h", "--ipvs-min-sync-period", "0s"],
+    );
     daemon.synced("the virtual server", || {
         node.run(&["ipvsadm", "-Sn"])
             .contains(&format!("-a -t {VIP}:80 -r 10.244.1.6:8080 -m -w 1"))
     });
-    // Stopped, the daemon leaves everything in place and repairs nothing.
-    daemon.stop();
     assert_eq!(live(&node, &cluster), json!([]), "{}", daemon.log());
 
     let vs = format!("{VIP}:80");

@@ -1,6 +1,6 @@
 //! Reads, changing nothing, what the kernel holds for some virtual servers: for
 //! `kube-ipvs-proxy explain --live`, with the clients the IPVS dataplane syncs with. Unlike
-//! the dataplane's start, nothing is created (no `kube-ipvs0`, no module loaded).
+//! the dataplane's start, it creates nothing and loads no module (no `kube-ipvs0`).
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
