@@ -111,7 +111,7 @@ pub(crate) struct Cli {
           default_missing_value = "true", default_value = "false")]
     pub(crate) init_only: bool,
 
-    /// Format of --dry-run.
+    /// Format of --dry-run and explain.
     #[arg(long, value_enum, default_value_t = Output::Text)]
     pub(crate) output: Output,
 
@@ -155,6 +155,10 @@ pub(crate) struct Cli {
     /// The long names of the [`KubeProxyFlags`] given on the command line.
     #[arg(skip)]
     pub(crate) given: Vec<String>,
+
+    /// A subcommand instead of the daemon.
+    #[command(subcommand)]
+    pub(crate) command: Option<crate::explain::Command>,
 }
 
 impl Cli {
@@ -168,7 +172,8 @@ impl Cli {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let command = Cli::command();
+        // The daemon's flags also after a subcommand: `explain NS/SVC --from-dir DIR`.
+        let command = Cli::command().mut_args(|a| a.global(true));
         let matches = command.clone().try_get_matches_from(args)?;
         let mut cli = Cli::from_arg_matches(&matches)?;
         cli.given = given(&command, &matches, "KubeProxyFlags");

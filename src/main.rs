@@ -5,6 +5,7 @@
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
 
 mod cli;
+mod explain;
 mod node_info;
 mod run;
 mod settings;
@@ -52,6 +53,16 @@ fn main() -> std::process::ExitCode {
     for warning in &settings.warnings {
         tracing::warn!("{warning}");
     }
+    let explain = cli
+        .command
+        .as_ref()
+        .map(|explain::Command::Explain(args)| args);
+    if explain.is_some()
+        && let Some(flag) = explain::conflicting_flag(&cli)
+    {
+        eprintln!("kube-ipvs-proxy: explain: {flag} does not apply");
+        return std::process::ExitCode::from(2);
+    }
     if let Some(path) = &cli.always.write_config_to {
         return match std::fs::write(path, write_config::render(&settings)) {
             Ok(()) => {
@@ -86,10 +97,19 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run::run(&cli, &settings)) {
+    let (result, what) = match explain {
+        Some(args) => (
+            runtime
+                .block_on(explain::run(&cli, &settings, args))
+                .map(|()| std::process::ExitCode::SUCCESS),
+            "explain: ",
+        ),
+        None => (runtime.block_on(run::run(&cli, &settings)), ""),
+    };
+    match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("kube-ipvs-proxy: {e:#}");
+            eprintln!("kube-ipvs-proxy: {what}{e:#}");
             // The pre-flight's 1 means "differences": its errors need a code of their own.
             if cli.diff {
                 std::process::ExitCode::from(2)

@@ -521,11 +521,11 @@ fn print<R: Rules>(state: &R, output: Output, settings: &Settings) -> anyhow::Re
     state.print(&mut stdout, output)
 }
 
-fn hostname() -> anyhow::Result<String> {
+pub(crate) fn hostname() -> anyhow::Result<String> {
     model::node::local_name().context("reading the host name (use --hostname-override)")
 }
 
-async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
+pub(crate) async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
     kube_source::client(settings.kubeconfig.as_deref())
         .await
         .map_err(|e| {

@@ -32,21 +32,10 @@ pub async fn cleanup(owner: &Owner) -> Result<String, Error> {
     let link = DummyLink::find(&netlink, KUBE_IPVS0)
         .await
         .with_context(|| format!("looking for {KUBE_IPVS0}"))?;
-    let dummy_addresses = match &link {
-        Some(l) => l
-            .addresses(&netlink)
-            .await
-            .with_context(|| format!("reading the addresses of {KUBE_IPVS0}"))?
-            .list()
-            .into_iter()
-            .map(|(ip, _)| ip)
-            .collect(),
-        None => Default::default(),
-    };
-    let node_port_addresses =
-        hostnet::addresses::node_addresses(&netlink, link.as_ref().map_or(0, DummyLink::index))
-            .await
-            .context("reading the node's addresses")?;
+    let crate::inspect::Addresses {
+        bound: dummy_addresses,
+        node: node_port_addresses,
+    } = crate::inspect::read_addresses(&netlink, link.as_ref()).await?;
     let owner = owner.ownership(dummy_addresses, node_port_addresses);
     // Without the IPVS module loaded there is no table, hence nothing of ours.
     let virtual_servers = if Path::new("/proc/net/ip_vs").exists() {

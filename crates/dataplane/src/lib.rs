@@ -11,7 +11,8 @@
 //! - `conntrack`: stale UDP flow cleanup, in both modes;
 //! - [`cleanup()`]: `--cleanup`, removing everything of ours;
 //! - [`Diff`]: the operations a sync would apply, as the live pre-flight
-//!   ([`ipvs::IpvsPreview`]) prints them.
+//!   ([`ipvs::IpvsPreview`]) prints them;
+//! - [`inspect`]: a read-only look at some virtual servers (`explain --live`).
 //!
 //! The sync loop is generic over [`Dataplane`], so a mode's desired state
 //! can only ever reach its own dataplane.
@@ -24,6 +25,7 @@ mod error;
 mod fake;
 #[cfg(test)]
 mod fixtures;
+pub mod inspect;
 pub mod iptables;
 pub mod ipvs;
 mod summary;

@@ -22,6 +22,8 @@ pub struct PortEndpoint<'a> {
     pub terminating: bool,
     /// On this node.
     pub local: bool,
+    /// The node it is on, when the slice says.
+    pub node: Option<&'a str>,
     /// Zone hints.
     pub zone_hints: &'a [String],
     /// Node hints.
@@ -71,6 +73,7 @@ pub fn of_port<'a>(
                 serving: ep.serving,
                 terminating: ep.terminating,
                 local: ep.node_name.as_deref() == Some(node_name),
+                node: ep.node_name.as_deref(),
                 zone_hints: ep.zone_hints(),
                 node_hints: ep.node_hints(),
                 pod: ep.pod.as_ref().map(|p| PodName {
@@ -163,6 +166,8 @@ pub struct Categories<'e, 'a> {
     pub local: Vec<&'e PortEndpoint<'a>>,
     /// Whether the port has a usable (ready, or serving and terminating) endpoint anywhere.
     pub has_any: bool,
+    /// The topology mode [`Categories::cluster`] was chosen with.
+    pub topology: TopologyMode,
 }
 
 impl<'e, 'a> Categories<'e, 'a> {
@@ -186,8 +191,10 @@ pub fn categorize<'e, 'a>(
 ) -> Categories<'e, 'a> {
     let mut cluster = Vec::new();
     let mut has_any = false;
+    let mut topology = TopologyMode::None;
     if policy.uses_cluster_endpoints() {
-        let mode = topology_mode(endpoints, node_name, zone);
+        topology = topology_mode(endpoints, node_name, zone);
+        let mode = topology;
         cluster = endpoints
             .iter()
             .filter(|e| e.ready && mode.admits(e, node_name, zone))
@@ -217,14 +224,19 @@ pub fn categorize<'e, 'a>(
         cluster,
         local,
         has_any,
+        topology,
     }
 }
 
-/// Topology-aware routing, from the hints the EndpointSlice controller wrote.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum TopologyMode {
+/// Topology-aware routing, from the hints the EndpointSlice controller wrote (kube-proxy's
+/// `topologyModeFromHints`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum TopologyMode {
+    /// Hints ignored: every ready endpoint is a cluster endpoint.
     None,
+    /// Only ready endpoints hinted for this node.
     PreferSameNode,
+    /// Only ready endpoints hinted for this node's zone.
     PreferSameZone,
 }
 

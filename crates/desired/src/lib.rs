@@ -11,6 +11,8 @@
 //! Services get kube-proxy's health check node port server and what it reports, for both
 //! proxy modes.
 //!
+//! [`explain`] says why a Service does or does not reach each of its endpoints.
+//!
 //! [`claims`] decides who gets an address two Services claim, for both proxy modes.
 //!
 //! Nothing here touches the kernel: this crate knows nothing of netlink or of the `ipvs` crate.
@@ -18,6 +20,7 @@
 pub mod claims;
 pub mod config;
 pub mod endpoints;
+pub mod explain;
 pub mod health_check;
 pub mod ipset;
 pub mod iptables;

@@ -7,7 +7,7 @@ use model::{EndpointSlice, IpFamily, Service, ServicePort, SessionAffinity};
 use serde::Serialize;
 
 use crate::config::{Config, NodeInfo};
-use crate::endpoints::{self, Policy, Selection};
+use crate::endpoints::{self, Policy, PortEndpoint, Selection};
 use crate::ipset::{SetEntry, SetKind};
 use crate::ipvs::{Persistence, RealServer, ServicePortName, VirtualServer, VsKey};
 
@@ -45,16 +45,8 @@ pub fn plan(
 ) -> ServicePlan {
     let mut plan = ServicePlan::default();
     for family in node.families() {
-        let Some(cluster_ip) = svc.cluster_ip(family) else {
+        let Some(ctx) = FamilyContext::new(svc, family, node, config) else {
             continue;
-        };
-        let ctx = FamilyContext {
-            svc,
-            family,
-            cluster_ip,
-            node,
-            config,
-            node_port_ips: node.node_port_ips(family, &config.node_port_addresses),
         };
         for port in &svc.ports {
             ctx.plan_port(port, slices, &mut plan);
@@ -62,6 +54,44 @@ pub fn plan(
     }
     plan.shrink_to_fit();
     plan
+}
+
+/// One Service port's share of the desired state in one family, with what chose its real
+/// servers.
+#[derive(Debug, Clone)]
+pub struct PortPlan<'a> {
+    /// What the port contributes.
+    pub plan: ServicePlan,
+    /// Its endpoints in the family ([`endpoints::of_port`]).
+    pub endpoints: Vec<PortEndpoint<'a>>,
+    /// Its traffic policies.
+    pub policy: Policy,
+    /// The node addresses its node port listens on.
+    pub node_port_ips: Vec<IpAddr>,
+}
+
+/// [`plan`] for one port in one family; `None` when the node does not proxy `family` or the
+/// Service has no cluster IP in it.
+pub fn port_plan<'a>(
+    svc: &Service,
+    slices: &[&'a EndpointSlice],
+    node: &NodeInfo,
+    config: &Config,
+    family: IpFamily,
+    port: &ServicePort,
+) -> Option<PortPlan<'a>> {
+    if !node.families().contains(&family) {
+        return None;
+    }
+    let ctx = FamilyContext::new(svc, family, node, config)?;
+    let mut plan = ServicePlan::default();
+    let (endpoints, policy) = ctx.plan_port(port, slices, &mut plan);
+    Some(PortPlan {
+        plan,
+        endpoints,
+        policy,
+        node_port_ips: ctx.node_port_ips,
+    })
 }
 
 impl ServicePlan {
@@ -84,7 +114,23 @@ struct FamilyContext<'a> {
     node_port_ips: Vec<IpAddr>,
 }
 
-impl FamilyContext<'_> {
+impl<'a> FamilyContext<'a> {
+    fn new(
+        svc: &'a Service,
+        family: IpFamily,
+        node: &'a NodeInfo,
+        config: &'a Config,
+    ) -> Option<FamilyContext<'a>> {
+        Some(FamilyContext {
+            svc,
+            family,
+            cluster_ip: svc.cluster_ip(family)?,
+            node,
+            config,
+            node_port_ips: node.node_port_ips(family, &config.node_port_addresses),
+        })
+    }
+
     fn of_family<'s>(&self, ips: &'s [IpAddr]) -> impl Iterator<Item = IpAddr> + 's {
         let family = self.family;
         ips.iter()
@@ -92,7 +138,13 @@ impl FamilyContext<'_> {
             .filter(move |ip| IpFamily::of(ip) == family)
     }
 
-    fn plan_port(&self, port: &ServicePort, slices: &[&EndpointSlice], plan: &mut ServicePlan) {
+    /// Adds the port's share to `plan`; returns its endpoints and policies.
+    fn plan_port<'s>(
+        &self,
+        port: &ServicePort,
+        slices: &[&'s EndpointSlice],
+        plan: &mut ServicePlan,
+    ) -> (Vec<PortEndpoint<'s>>, Policy) {
         let (svc, family, proto) = (self.svc, self.family, port.protocol);
         let eps = endpoints::of_port(slices, port, family, &self.node.name);
         let external_ips: Vec<IpAddr> = self.of_family(&svc.external_ips).collect();
@@ -186,6 +238,7 @@ impl FamilyContext<'_> {
         }
 
         self.virtual_servers(port, node_port, &external_ips, &lb_ips, &selection, plan);
+        (eps, policy)
     }
 
     fn virtual_servers(

@@ -9,6 +9,28 @@ pub const HEADLESS: &str = "service.kubernetes.io/headless";
 /// The label linking an EndpointSlice to its Service.
 pub const SERVICE_NAME: &str = "kubernetes.io/service-name";
 
+/// Why [`ProxyFilter`] leaves an object to someone else.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub enum Rejection {
+    /// It carries [`HEADLESS`].
+    Headless,
+    /// Its [`SERVICE_PROXY_NAME`] names another proxy.
+    OtherProxy(String),
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Rejection::Headless => write!(f, "labelled {HEADLESS}: left to no proxy"),
+            Rejection::OtherProxy(name) => write!(
+                f,
+                "labelled {SERVICE_PROXY_NAME}={name}: left to that proxy \
+                 (this one implements it only with --service-proxy-name {name})"
+            ),
+        }
+    }
+}
+
 /// The label filter kube-proxy applies to Services and EndpointSlices.
 ///
 /// kube-proxy handles objects that carry neither [`SERVICE_PROXY_NAME`] nor [`HEADLESS`].
@@ -23,15 +45,20 @@ pub struct ProxyFilter {
 impl ProxyFilter {
     /// Whether an object with these labels is ours.
     pub fn accepts(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
-        let Some(labels) = labels else {
-            return true;
-        };
+        self.rejection(labels).is_none()
+    }
+
+    /// Why an object with these labels is not ours, if it is not.
+    pub fn rejection(&self, labels: Option<&BTreeMap<String, String>>) -> Option<Rejection> {
+        let labels = labels?;
         if labels.contains_key(HEADLESS) {
-            return false;
+            return Some(Rejection::Headless);
         }
         match labels.get(SERVICE_PROXY_NAME) {
-            None => true,
-            Some(name) => self.proxy_name.as_deref() == Some(name.as_str()),
+            Some(name) if self.proxy_name.as_deref() != Some(name.as_str()) => {
+                Some(Rejection::OtherProxy(name.clone()))
+            }
+            _ => None,
         }
     }
 

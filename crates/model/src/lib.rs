@@ -9,6 +9,7 @@
 //!   [`endpoints`] and [`node`]; an invalid object is skipped with a [`Warning`]
 //!   naming the object and the field, and never reaches the later steps.
 
+pub mod admission;
 pub mod endpoints;
 pub mod idset;
 pub mod labels;
@@ -23,16 +24,17 @@ pub mod source;
 pub mod store;
 pub mod warning;
 
+pub use admission::{Admission, NotProxied, admit};
 pub use endpoints::{Endpoint, EndpointPort, EndpointSlice, Hints, PodRef};
 pub use idset::IdSet;
-pub use labels::ProxyFilter;
+pub use labels::{ProxyFilter, Rejection};
 pub use net::{IpFamily, ObjectId, Protocol};
 pub use node::Node;
 pub use object::{Kind, Object};
 pub use scheduler::{SchedFlags, Scheduler};
 pub use scheduling::{SCHED_FLAGS_ANNOTATION, SCHEDULER_ANNOTATION, Scheduling};
 pub use seniority::Seniority;
-pub use service::{Service, ServicePort, ServiceType, SessionAffinity};
+pub use service::{Service, ServicePort, ServiceType, SessionAffinity, Unproxied};
 pub use source::SourceEvent;
 pub use store::{Changes, Model};
 pub use warning::{Consequence, Invalid, Warning};

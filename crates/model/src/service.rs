@@ -1,5 +1,6 @@
 //! The validated Service: what kube-proxy's service change tracker keeps of a `v1 Service`.
 
+use std::fmt;
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -90,6 +91,28 @@ pub struct Service {
     pub seniority: Seniority,
 }
 
+/// Why a valid Service is one no proxy implements: kube-proxy's `ShouldSkipService`
+/// ("Skipping service due to Type=ExternalName", "due to cluster IP").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Unproxied {
+    /// `spec.type: ExternalName`: a DNS alias, nothing to program.
+    ExternalName,
+    /// `clusterIP: None`: clients resolve the endpoints themselves.
+    Headless,
+    /// No cluster IP allocated (`spec.clusterIP` empty or absent).
+    NoClusterIp,
+}
+
+impl fmt::Display for Unproxied {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Unproxied::ExternalName => "spec.type is ExternalName (a DNS name, not proxied)",
+            Unproxied::Headless => "headless (clusterIP: None): clients reach the Pods directly",
+            Unproxied::NoClusterIp => "no cluster IP (spec.clusterIP is empty)",
+        })
+    }
+}
+
 impl Service {
     /// The cluster IP of a family, if the Service has one.
     pub fn cluster_ip(&self, family: IpFamily) -> Option<IpAddr> {
@@ -111,6 +134,17 @@ impl Service {
         svc: &core::Service,
         soft: &mut Vec<Invalid>,
     ) -> Result<Option<Service>, Invalid> {
+        Ok(Service::admit(svc, soft)?.ok())
+    }
+
+    /// As [`Service::from_kubernetes`], saying why a valid Service is not proxied.
+    ///
+    /// # Errors
+    /// [`Invalid`] naming the first field that makes the Service unusable.
+    pub fn admit(
+        svc: &core::Service,
+        soft: &mut Vec<Invalid>,
+    ) -> Result<Result<Service, Unproxied>, Invalid> {
         let meta = &svc.metadata;
         let id = ObjectId::new(
             meta.namespace.clone().unwrap_or_default(),
@@ -126,13 +160,14 @@ impl Service {
             None | Some("ClusterIP") => ServiceType::ClusterIp,
             Some("NodePort") => ServiceType::NodePort,
             Some("LoadBalancer") => ServiceType::LoadBalancer,
-            Some("ExternalName") => return Ok(None),
+            Some("ExternalName") => return Ok(Err(Unproxied::ExternalName)),
             Some(other) => {
                 return Err(Invalid::new("spec.type", format!("unknown type {other:?}")));
             }
         };
-        let Some(cluster_ips) = cluster_ips(spec)? else {
-            return Ok(None);
+        let cluster_ips = match cluster_ips(spec)? {
+            Ok(ips) => ips,
+            Err(why) => return Ok(Err(why)),
         };
         let ports = spec
             .ports
@@ -181,7 +216,7 @@ impl Service {
             };
         let session_affinity = session_affinity(spec)?;
         let scheduling = Scheduling::from_annotations(meta.annotations.as_ref(), soft);
-        Ok(Some(Service {
+        Ok(Ok(Service {
             id,
             service_type,
             cluster_ips: exact(cluster_ips),
@@ -201,18 +236,17 @@ impl Service {
 }
 
 /// `spec.clusterIPs` (falling back to `spec.clusterIP`), checked against `spec.ipFamilies`;
-/// `None` for headless and IP-less Services.
-fn cluster_ips(spec: &core::ServiceSpec) -> Result<Option<Vec<IpAddr>>, Invalid> {
+/// [`Unproxied`] for headless and IP-less Services.
+fn cluster_ips(spec: &core::ServiceSpec) -> Result<Result<Vec<IpAddr>, Unproxied>, Invalid> {
     let (field, raw): (&str, Vec<&String>) = match (&spec.cluster_ips, &spec.cluster_ip) {
         (Some(ips), _) if !ips.is_empty() => ("spec.clusterIPs", ips.iter().collect()),
         (_, Some(ip)) => ("spec.clusterIP", vec![ip]),
-        _ => return Ok(None),
+        _ => return Ok(Err(Unproxied::NoClusterIp)),
     };
-    if raw
-        .first()
-        .is_none_or(|ip| ip.is_empty() || ip.as_str() == "None")
-    {
-        return Ok(None);
+    match raw.first().map(|ip| ip.as_str()) {
+        None | Some("") => return Ok(Err(Unproxied::NoClusterIp)),
+        Some("None") => return Ok(Err(Unproxied::Headless)),
+        Some(_) => {}
     }
     if let (Some(single), Some(first)) = (&spec.cluster_ip, raw.first())
         && !single.is_empty()
@@ -252,7 +286,7 @@ fn cluster_ips(spec: &core::ServiceSpec) -> Result<Option<Vec<IpAddr>>, Invalid>
             ));
         }
     }
-    Ok(Some(ips))
+    Ok(Ok(ips))
 }
 
 fn parse_ips<'a>(
@@ -281,20 +315,23 @@ pub(crate) fn parse_ip(field: String, raw: &str) -> Result<IpAddr, Invalid> {
         .map_err(|_| Invalid::new(field, format!("{raw:?} is not an IP address")))
 }
 
-fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
-    let ingress = svc
-        .status
+/// `status.loadBalancer.ingress`.
+fn ingress(svc: &core::Service) -> impl Iterator<Item = &core::LoadBalancerIngress> {
+    svc.status
         .as_ref()
         .and_then(|s| s.load_balancer.as_ref())
-        .and_then(|lb| lb.ingress.as_ref());
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+}
+
+fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
     let mut ips = Vec::new();
-    for (i, ing) in ingress.into_iter().flatten().enumerate() {
+    for (i, ing) in ingress(svc).enumerate() {
         let Some(raw) = ing.ip.as_deref().filter(|ip| !ip.is_empty()) else {
             continue;
         };
-        // Like kube-proxy's IsVIPMode: only an absent ipMode or "VIP" means the node must
-        // handle traffic to this address itself.
-        if ing.ip_mode.as_deref().is_some_and(|m| m != "VIP") {
+        if !vip_mode(ing) {
             continue;
         }
         ips.push(parse_ip(
@@ -303,6 +340,21 @@ fn load_balancer_ips(svc: &core::Service) -> Result<Vec<IpAddr>, Invalid> {
         )?);
     }
     Ok(ips)
+}
+
+/// Like kube-proxy's `IsVIPMode`: only an absent `ipMode` or `VIP` means the node must
+/// handle traffic to this address itself.
+fn vip_mode(ingress: &core::LoadBalancerIngress) -> bool {
+    ingress.ip_mode.as_deref().is_none_or(|m| m == "VIP")
+}
+
+/// The load balancer ingress IPs the node leaves to the load balancer (`ipMode: Proxy`, or
+/// any other mode than `VIP`): not proxied, as in kube-proxy.
+pub fn proxy_mode_ingress(svc: &core::Service) -> Vec<String> {
+    ingress(svc)
+        .filter(|ing| !vip_mode(ing))
+        .filter_map(|ing| ing.ip.clone().filter(|ip| !ip.is_empty()))
+        .collect()
 }
 
 fn service_port(i: usize, p: &core::ServicePort) -> Result<ServicePort, Invalid> {

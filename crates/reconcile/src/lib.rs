@@ -9,6 +9,7 @@
 //! - [`drain`]: the clock of real servers being drained.
 //! - [`addresses`]: the addresses bound to `kube-ipvs0`.
 //! - [`drift`]: what changed in the kernel behind our back since the last sync.
+//! - [`inspect`]: one Service's desired state against the kernel, for `explain --live`.
 //! - [`ipsets`]: kube-proxy's ipsets as `ipset` crate specs and members.
 //! - [`iptables`]: kube-proxy's IPVS-mode chains as the iptables writer's tables.
 //! - [`conntrack`]: which UDP conntrack entries are stale.
@@ -21,6 +22,7 @@ pub mod drain;
 pub mod drift;
 #[cfg(test)]
 mod fixtures;
+pub mod inspect;
 pub mod ipsets;
 pub mod iptables;
 pub mod ipvs;

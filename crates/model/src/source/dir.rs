@@ -370,6 +370,14 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The Service `id` as read, whatever the model would make of it.
+    pub fn service(&self, id: &crate::ObjectId) -> Option<&k8s_openapi::api::core::v1::Service> {
+        self.objects.iter().find_map(|o| match o {
+            Object::Service(s) if o.id() == *id => Some(s.as_ref()),
+            _ => None,
+        })
+    }
+
     /// One [`SourceEvent::Listed`] per kind: the directory is the complete truth for each.
     pub fn into_events(self) -> Vec<SourceEvent> {
         let mut by_kind: BTreeMap<Kind, Vec<Object>> =

@@ -185,6 +185,30 @@ pub async fn list(client: Client, watch: &Watch) -> Result<Vec<SourceEvent>, Lis
     ])
 }
 
+/// The Service `id` whatever its labels (the watch's label selector leaves out other
+/// proxies' and headless ones, which `explain` must still find): a list by the
+/// `metadata.name` field selector, as the shipped RBAC grants list but not get.
+///
+/// # Errors
+/// [`ListError`] when the API server refuses or does not answer.
+pub async fn service_named(
+    client: Client,
+    id: &ObjectId,
+) -> Result<Option<core::Service>, ListError> {
+    let params = ListParams::default().fields(&format!("metadata.name={}", id.name));
+    let listed = Api::<core::Service>::all(client)
+        .list(&params)
+        .await
+        .map_err(|source| ListError {
+            kind: Kind::Service,
+            source,
+        })?;
+    Ok(listed
+        .items
+        .into_iter()
+        .find(|s| s.metadata.namespace.as_deref() == Some(&*id.namespace)))
+}
+
 async fn list_kind<K>(
     api: Api<K>,
     watch: &Watch,
