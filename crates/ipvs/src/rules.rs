@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::destination::{Destination, ForwardMethod};
-use crate::overview::{OverviewKey, OverviewService};
+use crate::overview::{OverviewKey, OverviewService, UNTUNNELLED};
 use crate::service::{Service, ServiceKey};
 
 /// A real server as `ipvsadm -S` saves it.
@@ -91,57 +91,83 @@ impl Shown {
 /// The forwarding method the overview names `name`; `None` for `Tunnel`,
 /// whose settings the overview does not show.
 fn untunnelled(name: &str) -> Option<ForwardMethod> {
-    [
-        ForwardMethod::Masquerade,
-        ForwardMethod::Local,
-        ForwardMethod::DirectRoute,
-        ForwardMethod::Bypass,
-    ]
-    .into_iter()
-    .find(|m| m.name() == name)
+    UNTUNNELLED.into_iter().find(|m| m.name() == name)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::addr::{AddressFamily, Protocol};
-    use crate::overview::read_overview;
-
-    /// `/proc/net/ip_vs` as kernel 6.1 prints it: a service of each kind.
-    const OVERVIEW: &str = "\
-IP Virtual Server version 1.2.1 (size=4096)
-Prot LocalAddress:Port Scheduler Flags
-  -> RemoteAddress:Port Forward Weight ActiveConn InActConn
-TCP  0A600001:0050 rr  
-  -> 0AF40106:1F90      Masq    0      3          1         
-  -> 7F000001:1F90      Local   1      0          0         
-UDP  [fd00:0000:0000:0000:0000:0000:0000:000a]:0035 sh persistent 2700000 80000000
-  -> [fd00:0000:0000:0000:0000:0000:0001:0002]:0035      Route   2      0          7         
-TCP  0A600002:01BB wlc 
-  -> C0A80001:01BB      Tunnel  1      0          0         
-  -> C0A80002:01BB      Route   1      0          0         
-TCP  0A600003:0050 rr  
-FWM  00000007 wlc 
-  -> C0A80001:0000      Route   1      0          0         
-";
-
-    fn shown() -> Shown {
-        let mut shown = Shown::default();
-        read_overview(OVERVIEW.as_bytes(), |s| shown.add(s)).expect("parses");
-        shown
-    }
+    use crate::overview::OverviewDestination;
+    use crate::scheduler::Scheduler;
 
     fn tcp(addr: &str, port: u16) -> ServiceKey {
         ServiceKey::inet(Protocol::Tcp, addr.parse().unwrap(), port)
     }
 
-    fn rule(addr: &str, port: u16, forward: ForwardMethod, weight: u32) -> DestinationRule {
+    /// A real server as the overview shows it (the names are the kernel's).
+    fn shown_dest(addr: &str, forward: &'static str, weight: u32) -> OverviewDestination {
+        OverviewDestination {
+            addr: addr.parse().unwrap(),
+            port: 8080,
+            forward,
+            weight,
+            active_connections: 3,
+            inactive_connections: 1,
+        }
+    }
+
+    fn rule(addr: &str, forward: ForwardMethod, weight: u32) -> DestinationRule {
         DestinationRule {
             addr: addr.parse().unwrap(),
-            port,
+            port: 8080,
             forward,
             weight,
         }
+    }
+
+    /// Services as the overview shows them: plain real servers, a tunnel,
+    /// none, and a fwmark service.
+    fn shown() -> Shown {
+        let service = |key, destinations| OverviewService {
+            key,
+            scheduler: Scheduler::RoundRobin,
+            one_packet: Some(false),
+            persistence: None,
+            destinations,
+        };
+        let mut shown = Shown::default();
+        for s in [
+            service(
+                OverviewKey::Service(tcp("10.96.0.1", 80)),
+                vec![
+                    shown_dest("10.244.1.6", "Masq", 0),
+                    shown_dest("127.0.0.1", "Local", 1),
+                    shown_dest("fd00::1:2", "Route", 2),
+                    shown_dest("10.244.1.7", "Bypass", 3),
+                ],
+            ),
+            service(
+                OverviewKey::Service(tcp("10.96.0.2", 443)),
+                vec![
+                    shown_dest("192.168.0.1", "Tunnel", 1),
+                    shown_dest("192.168.0.2", "Route", 1),
+                ],
+            ),
+            service(OverviewKey::Service(tcp("10.96.0.3", 80)), vec![]),
+            service(
+                OverviewKey::Fwmark(std::num::NonZeroU32::new(7).unwrap()),
+                vec![shown_dest("192.168.0.1", "Route", 1)],
+            ),
+            // A table changing while it is read may show a service twice.
+            service(
+                OverviewKey::Service(tcp("10.96.0.3", 80)),
+                vec![shown_dest("10.244.1.6", "Masq", 0)],
+            ),
+        ] {
+            shown.add(&s);
+        }
+        shown
     }
 
     #[test]
@@ -150,16 +176,17 @@ FWM  00000007 wlc
         assert_eq!(
             shown.take(&tcp("10.96.0.1", 80)),
             Some(vec![
-                rule("10.244.1.6", 8080, ForwardMethod::Masquerade, 0),
-                rule("127.0.0.1", 8080, ForwardMethod::Local, 1),
+                rule("10.244.1.6", ForwardMethod::Masquerade, 0),
+                rule("127.0.0.1", ForwardMethod::Local, 1),
+                rule("fd00::1:2", ForwardMethod::DirectRoute, 2),
+                rule("10.244.1.7", ForwardMethod::Bypass, 3),
             ])
         );
-        let udp6 = ServiceKey::inet(Protocol::Udp, "fd00::a".parse().unwrap(), 53);
         assert_eq!(
-            shown.take(&udp6),
-            Some(vec![rule("fd00::1:2", 53, ForwardMethod::DirectRoute, 2)])
+            shown.take(&tcp("10.96.0.3", 80)),
+            Some(vec![]),
+            "the first showing"
         );
-        assert_eq!(shown.take(&tcp("10.96.0.3", 80)), Some(vec![]));
         // Taken once.
         assert_eq!(shown.take(&tcp("10.96.0.1", 80)), None);
     }
@@ -177,11 +204,11 @@ FWM  00000007 wlc
 
     #[test]
     fn a_rule_keeps_what_ipvsadm_saves() {
-        let mut d = Destination::new("10.0.0.1".parse().unwrap(), 80, ForwardMethod::Local, 3);
+        let mut d = Destination::new("10.0.0.1".parse().unwrap(), 8080, ForwardMethod::Local, 3);
         d.upper_threshold = 100;
         assert_eq!(
             DestinationRule::from(&d),
-            rule("10.0.0.1", 80, ForwardMethod::Local, 3)
+            rule("10.0.0.1", ForwardMethod::Local, 3)
         );
     }
 }
