@@ -21,8 +21,11 @@ pub(crate) fn render(table: &[ServiceRules], naming: &Naming) -> String {
         let svc = &s.service;
         out.push_str(&service_rule(svc, naming));
         out.push('\n');
+        // Written once for all of the service's real servers.
+        let service = service_option(&svc.key, naming);
         for d in &s.destinations {
-            out.push_str(&destination_rule(&svc.key, d, naming));
+            let protocol = name_protocol(&svc.key);
+            out.push_str(&destination_rule(&service, protocol, d, naming));
             out.push('\n');
         }
     }
@@ -85,9 +88,12 @@ pub(crate) fn service_rule(svc: &Service, naming: &Naming) -> String {
 }
 
 /// `-a -t 10.0.0.1:80 -r 10.244.1.5:8080 -m -w 1`, with the tunnel options
-/// of a tunnelled real server.
+/// of a tunnelled real server: `service` is the service's option
+/// ([`service_option`]), `protocol` the one its ports are named for
+/// ([`name_protocol`]).
 pub(crate) fn destination_rule(
-    service: &ServiceKey,
+    service: &str,
+    protocol: Option<ipvs::Protocol>,
     d: &DestinationRule,
     naming: &Naming,
 ) -> String {
@@ -99,9 +105,8 @@ pub(crate) fn destination_rule(
         ForwardMethod::Bypass => "(null)",
     };
     let mut rule = format!(
-        "-a {} -r {} {switch} -w {}",
-        service_option(service, naming),
-        naming.addr_port(&d.addr, d.port, name_protocol(service)),
+        "-a {service} -r {} {switch} -w {}",
+        naming.addr_port(&d.addr, d.port, protocol),
         d.weight
     );
     if let Some(t) = TunnelView::of(&d.forward) {
@@ -132,7 +137,14 @@ mod tests {
         let key = ServiceKey::inet(ipvs::Protocol::Tcp, "10.0.0.1".parse().unwrap(), 80);
         let rule = |forward| {
             let d = ipvs::Destination::new("127.0.0.1".parse().unwrap(), 80, forward, 1);
-            destination_rule(&key, &DestinationRule::from(&d), &Naming::Numeric)
+            let service = service_option(&key, &Naming::Numeric);
+            let protocol = name_protocol(&key);
+            destination_rule(
+                &service,
+                protocol,
+                &DestinationRule::from(&d),
+                &Naming::Numeric,
+            )
         };
         assert_eq!(
             rule(ForwardMethod::Local),
