@@ -15,6 +15,7 @@ use crate::error::{Error, ErrorKind, Object, Operation};
 use crate::info::Info;
 use crate::message::{self, Attrs, Body, CmdAttr, Command, IpvsMessage, Kind, Reply};
 use crate::overview::{OverviewService, read_overview};
+use crate::rules::{DestinationRule, ServiceRules, Shown};
 use crate::service::{Service, ServiceEntry, ServiceKey};
 use crate::socket::{Recv, Transport};
 
@@ -347,6 +348,50 @@ impl Client {
                 let listed = self.with_destinations(service);
                 progress(i + 1, total);
                 listed
+            })
+            .collect()
+    }
+
+    /// The table as `ipvsadm -S` saves it (see [`ServiceRules`]): one
+    /// netlink dump for the services, their real servers from
+    /// `/proc/net/ip_vs` where it shows them completely, and one netlink
+    /// dump for each other service (fwmark services, services with a
+    /// tunnelled real server; every service when the file cannot be read).
+    /// Calls `progress(done, total)` after each service (`total`: the
+    /// number of services).
+    ///
+    /// # Errors
+    /// As [`Client::services`].
+    pub fn rules_with_progress(
+        &mut self,
+        mut progress: impl FnMut(usize, usize),
+    ) -> Result<Vec<ServiceRules>, Error> {
+        let services = self.services()?;
+        let mut shown = Shown::default();
+        if let Err(e) = self.overview(|s| shown.add(s)) {
+            // Netlink alone gives the same table, one dump per service.
+            tracing::debug!(error = %e, "reading the real servers with netlink");
+            shown = Shown::default();
+        }
+        let total = services.len();
+        services
+            .into_iter()
+            .enumerate()
+            .map(|(i, entry)| {
+                let service = entry.service;
+                let destinations = match shown.take(&service.key) {
+                    Some(destinations) => destinations,
+                    None => self
+                        .destinations(&service.key)?
+                        .iter()
+                        .map(|e| DestinationRule::from(&e.destination))
+                        .collect(),
+                };
+                progress(i + 1, total);
+                Ok(ServiceRules {
+                    service,
+                    destinations,
+                })
             })
             .collect()
     }

@@ -75,6 +75,7 @@ mod info;
 mod message;
 mod nla;
 mod overview;
+mod rules;
 mod scheduler;
 mod service;
 mod socket;
@@ -93,6 +94,7 @@ pub use info::{Info, Version};
 pub use overview::{
     OverviewDestination, OverviewKey, OverviewService, ShownPersistence, read_overview,
 };
+pub use rules::{DestinationRule, ServiceRules};
 pub use scheduler::{MAX_NAME_LEN, Scheduler};
 pub use service::{Persistence, Service, ServiceEntry, ServiceFlags, ServiceKey};
 pub use stats::{Rates, Stats};

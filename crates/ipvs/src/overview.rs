@@ -282,20 +282,25 @@ fn socket_address(text: &str) -> Result<(IpAddr, u16), String> {
     Ok((addr, port))
 }
 
+/// The forwarding methods without settings: the file's name of one of
+/// them says all there is to know about it (a `Tunnel`'s settings it does
+/// not show).
+pub(crate) const UNTUNNELLED: [ForwardMethod; 4] = [
+    ForwardMethod::Masquerade,
+    ForwardMethod::Local,
+    ForwardMethod::DirectRoute,
+    ForwardMethod::Bypass,
+];
+
 /// The kernel's name of a forwarding method (`ip_vs_fwd_name`), as the
 /// static name [`ForwardMethod::name`] gives.
 fn forward_name(text: &str) -> Result<&'static str, String> {
-    [
-        ForwardMethod::Masquerade,
-        ForwardMethod::Local,
-        ForwardMethod::DirectRoute,
-        ForwardMethod::Bypass,
-    ]
-    .iter()
-    .map(|m| m.name())
-    .chain(["Tunnel"])
-    .find(|name| *name == text)
-    .ok_or_else(|| format!("unknown forwarding method {text:?}"))
+    UNTUNNELLED
+        .iter()
+        .map(|m| m.name())
+        .chain(["Tunnel"])
+        .find(|name| *name == text)
+        .ok_or_else(|| format!("unknown forwarding method {text:?}"))
 }
 
 #[cfg(test)]

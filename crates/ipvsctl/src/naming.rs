@@ -15,9 +15,10 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
-use ipvs::{Protocol, ServiceKey, ServiceWithDestinations};
+use ipvs::{Protocol, ServiceKey};
 
 use crate::etc_services::ServiceNames;
+use crate::sort::Row;
 
 /// The longest wait for all of a listing's host name lookups together.
 pub(crate) const LOOKUP_BUDGET: Duration = Duration::from_secs(5);
@@ -74,17 +75,17 @@ impl Naming {
 }
 
 /// Every address of a table: its services' and their real servers'.
-pub(crate) fn table_addrs(table: &[ServiceWithDestinations]) -> Vec<IpAddr> {
+pub(crate) fn table_addrs<R: Row>(table: &[R]) -> Vec<IpAddr> {
     table
         .iter()
         .flat_map(|s| {
-            let service = match s.service.service.key {
+            let service = match *s.key() {
                 ServiceKey::Inet { addr, .. } => Some(addr),
                 ServiceKey::Fwmark { .. } => None,
             };
             service
                 .into_iter()
-                .chain(s.destinations.iter().map(|d| d.destination.addr))
+                .chain(s.dests().iter().map(|d| R::endpoint(d).0))
         })
         .collect()
 }

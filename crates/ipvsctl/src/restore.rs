@@ -135,10 +135,9 @@ fn check_modules(step: &Step, modules: &KernelModules) -> Result<(), UsageError>
 
 /// The tokens of a line without its comment: blank-separated, without
 /// `ipvsadm`.
-fn tokens(text: &str) -> Vec<String> {
+fn tokens(text: &str) -> Vec<&str> {
     text.split_whitespace()
         .filter(|t| *t != "ipvsadm")
-        .map(str::to_owned)
         .collect()
 }
 
@@ -146,7 +145,7 @@ fn tokens(text: &str) -> Vec<String> {
 /// ([`crate::save_lines`]), every other form through clap.
 fn parse_line(
     grammar: &mut clap::Command,
-    tokens: &[String],
+    tokens: &[&str],
     line: usize,
 ) -> Result<Step, UsageError> {
     match save_lines::parse(tokens, line) {
@@ -158,13 +157,14 @@ fn parse_line(
 /// One line's step, parsed by clap with the command line's grammar.
 pub(crate) fn parse_with_clap(
     grammar: &mut clap::Command,
-    tokens: &[String],
+    tokens: &[&str],
     line: usize,
 ) -> Result<Step, UsageError> {
-    let args = if compat::is_ipvsadm_form(tokens) {
-        compat::rewrite(tokens)?
+    let tokens: Vec<String> = tokens.iter().map(|t| (*t).to_owned()).collect();
+    let args = if compat::is_ipvsadm_form(&tokens) {
+        compat::rewrite(&tokens)?
     } else {
-        tokens.to_vec()
+        tokens
     };
     let argv = std::iter::once("ipvsctl-rs".to_owned()).chain(args);
     let clap_error = |e: clap::Error| {

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
-use ipvs::{Change, Client, ServiceWithDestinations};
+use ipvs::{Change, Client, ServiceRules, ServiceWithDestinations};
 
 use crate::cli::{
     Command, ConnsArgs, ListArgs, NamesArgs, NamingArgs, RestoreArgs, TimeoutsArgs, ViewArgs,
@@ -35,7 +35,7 @@ pub(crate) fn execute(command: Command, out: &mut dyn Write) -> Result<()> {
         Command::List(args) => list(&args, out),
         Command::Conns(args) => connections(&args, out),
         Command::Save(args) => {
-            let table = sort::ipvsadm_order(list_table(&mut connect()?)?);
+            let table = sort::ipvsadm_order(rules(&mut connect()?)?);
             let naming = naming(args.naming, || naming::table_addrs(&table));
             Ok(out.write_all(save::render(&table, &naming).as_bytes())?)
         }
@@ -97,10 +97,23 @@ fn connect() -> Result<Client> {
 
 /// The whole table, with progress on a terminal when it is large.
 fn list_table(ipvs: &mut Client) -> Result<Vec<ServiceWithDestinations>> {
+    reading(|progress| ipvs.list_with_progress(progress))
+}
+
+/// The table as `ipvsadm -S` saves it, with progress on a terminal when it
+/// is large.
+fn rules(ipvs: &mut Client) -> Result<Vec<ServiceRules>> {
+    reading(|progress| ipvs.rules_with_progress(progress))
+}
+
+/// What `read` reads, showing its progress (services done, total).
+fn reading<T>(
+    read: impl FnOnce(&mut dyn FnMut(usize, usize)) -> Result<T, ipvs::Error>,
+) -> Result<T> {
     let mut progress = Progress::stderr("listing", 0);
-    let table = ipvs.list_with_progress(|done, total| progress.update(done, total));
+    let read = read(&mut |done, total| progress.update(done, total));
     progress.finish();
-    Ok(table?)
+    Ok(read?)
 }
 
 /// How many changes of a restore are sent in one pipelined batch: large

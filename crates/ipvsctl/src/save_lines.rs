@@ -42,9 +42,9 @@ struct Options<'a>(Vec<(&'a str, Option<&'a str>)>);
 
 impl<'a> Options<'a> {
     /// The options, or `None` for anything but the plain shape.
-    fn read(tokens: &'a [String]) -> Option<Self> {
-        let mut seen: Vec<(&str, Option<&str>)> = Vec::new();
-        let mut rest = tokens.iter().map(String::as_str).peekable();
+    fn read(tokens: &[&'a str]) -> Option<Self> {
+        let mut seen: Vec<(&str, Option<&str>)> = Vec::with_capacity(tokens.len());
+        let mut rest = tokens.iter().copied().peekable();
         while let Some(option) = rest.next() {
             let value = if FLAGS.contains(&option) {
                 None
@@ -101,12 +101,12 @@ impl<'a> Options<'a> {
 
 /// A `-A` or `-a` line of the plain shape, checked as clap's parse would
 /// be; `None` for any other line.
-pub(crate) fn parse(tokens: &[String], line: usize) -> Option<Result<Step, UsageError>> {
+pub(crate) fn parse(tokens: &[&str], line: usize) -> Option<Result<Step, UsageError>> {
     let (command, rest) = tokens.split_first()?;
     let opts = Options::read(rest)?;
     let step = |c: Change| Step::Changes(vec![(line, c)]);
     let service = opts.service()?;
-    match command.as_str() {
+    match *command {
         "-A" => {
             if !opts.only(&["-s", "-p", "-M", "--pe", "-b", "-o"]) {
                 return None;
@@ -168,8 +168,8 @@ mod tests {
     use crate::modules::KernelModules;
     use crate::testdata;
 
-    fn tokens(line: &str) -> Vec<String> {
-        line.split_whitespace().map(str::to_owned).collect()
+    fn tokens(line: &str) -> Vec<&str> {
+        line.split_whitespace().collect()
     }
 
     /// What clap's path makes of a line.

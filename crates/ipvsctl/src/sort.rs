@@ -9,7 +9,10 @@
 
 use std::net::IpAddr;
 
-use ipvs::{AddressFamily, DestinationEntry, ServiceKey, ServiceWithDestinations};
+use ipvs::{
+    AddressFamily, DestinationEntry, DestinationRule, ServiceKey, ServiceRules,
+    ServiceWithDestinations,
+};
 
 /// Sorts like glibc's `msort_with_tmp`: split in halves (the first one
 /// `n / 2` long), sort each, merge taking from the left on `<= 0`. Any
@@ -104,25 +107,70 @@ pub(crate) fn cmp_services(a: &ServiceKey, b: &ServiceKey) -> i32 {
     .unwrap_or(0)
 }
 
-/// libipvs `ipvs_cmp_dests`.
-pub(crate) fn cmp_dests(a: &DestinationEntry, b: &DestinationEntry) -> i32 {
-    let (a, b) = (&a.destination, &b.destination);
-    match cmp_addr(&a.addr, &b.addr) {
-        0 => i32::from(a.port) - i32::from(b.port),
+/// libipvs `ipvs_cmp_dests`, on the address and port of two real servers.
+fn cmp_dests(a: (IpAddr, u16), b: (IpAddr, u16)) -> i32 {
+    match cmp_addr(&a.0, &b.0) {
+        0 => i32::from(a.1) - i32::from(b.1),
         r => r,
+    }
+}
+
+/// A service with its real servers, as a listing or the saved rules hold
+/// it.
+pub(crate) trait Row {
+    /// What is held of a real server.
+    type Dest;
+    /// The service's key.
+    fn key(&self) -> &ServiceKey;
+    /// Its real servers.
+    fn dests(&self) -> &[Self::Dest];
+    /// Its real servers, to sort them.
+    fn dests_mut(&mut self) -> &mut Vec<Self::Dest>;
+    /// A real server's address and port.
+    fn endpoint(dest: &Self::Dest) -> (IpAddr, u16);
+}
+
+impl Row for ServiceWithDestinations {
+    type Dest = DestinationEntry;
+    fn key(&self) -> &ServiceKey {
+        &self.service.service.key
+    }
+    fn dests(&self) -> &[DestinationEntry] {
+        &self.destinations
+    }
+    fn dests_mut(&mut self) -> &mut Vec<DestinationEntry> {
+        &mut self.destinations
+    }
+    fn endpoint(d: &DestinationEntry) -> (IpAddr, u16) {
+        (d.destination.addr, d.destination.port)
+    }
+}
+
+impl Row for ServiceRules {
+    type Dest = DestinationRule;
+    fn key(&self) -> &ServiceKey {
+        &self.service.key
+    }
+    fn dests(&self) -> &[DestinationRule] {
+        &self.destinations
+    }
+    fn dests_mut(&mut self) -> &mut Vec<DestinationRule> {
+        &mut self.destinations
+    }
+    fn endpoint(d: &DestinationRule) -> (IpAddr, u16) {
+        (d.addr, d.port)
     }
 }
 
 /// The table in ipvsadm's order: services sorted, and each one's real
 /// servers sorted.
-pub(crate) fn ipvsadm_order(table: Vec<ServiceWithDestinations>) -> Vec<ServiceWithDestinations> {
-    let table = merge_sort(table, &|a: &ServiceWithDestinations, b| {
-        cmp_services(&a.service.service.key, &b.service.service.key)
-    });
+pub(crate) fn ipvsadm_order<R: Row>(table: Vec<R>) -> Vec<R> {
+    let table = merge_sort(table, &|a: &R, b: &R| cmp_services(a.key(), b.key()));
     table
         .into_iter()
         .map(|mut s| {
-            s.destinations = merge_sort(std::mem::take(&mut s.destinations), &cmp_dests);
+            let dests = std::mem::take(s.dests_mut());
+            *s.dests_mut() = merge_sort(dests, &|a, b| cmp_dests(R::endpoint(a), R::endpoint(b)));
             s
         })
         .collect()

@@ -2,7 +2,10 @@
 //! and what the real ipvsadm prints for it (`testdata/*.txt`, captured in
 //! the test VM by `tests/vm_ipvsadm_parity.rs`).
 
-use ipvs::{Change, DestinationEntry, Info, ServiceEntry, ServiceWithDestinations, Stats, Version};
+use ipvs::{
+    Change, DestinationEntry, DestinationRule, Info, ServiceEntry, ServiceRules,
+    ServiceWithDestinations, Stats, Version,
+};
 
 use crate::names::{Names, Source};
 use crate::restore::{self, Step};
@@ -58,6 +61,21 @@ pub(crate) fn names() -> Names {
 /// The table, as the kernel holds it after `TABLE`, in ipvsadm's order.
 pub(crate) fn table() -> Vec<ServiceWithDestinations> {
     table_of(TABLE)
+}
+
+/// The table as `ipvsadm -S` saves it.
+pub(crate) fn rules() -> Vec<ServiceRules> {
+    table()
+        .into_iter()
+        .map(|s| ServiceRules {
+            service: s.service.service,
+            destinations: s
+                .destinations
+                .iter()
+                .map(|d| DestinationRule::from(&d.destination))
+                .collect(),
+        })
+        .collect()
 }
 
 /// The table the kernel holds after `rules` (`-A` and `-a` lines only), in

@@ -6,8 +6,9 @@
 //! kernel refuses, a real server for a missing service (`ipvsctl-rs` sees
 //! that in the table it read and applies nothing, `ipvsadm -R` applies
 //! every line). Run with
-//! `tests/vm/run vmbench_ipvsctl`. Rate estimation is off, as in
-//! `crates/ipvs/tests/vmbench_ipvs.rs`.
+//! `tests/vm/run vmbench_ipvsctl` (1,000 services, both address shapes)
+//! and `tests/vm/run vmbench_10k_ipvsctl` (10,000, cluster IPs). Rate
+//! estimation is off, as in `crates/ipvs/tests/vmbench_ipvs.rs`.
 
 use std::time::{Duration, Instant};
 
@@ -16,15 +17,39 @@ use testkit::{Netns, modprobe, tool};
 const BIN: &str = env!("CARGO_BIN_EXE_ipvsctl-rs");
 const DESTS_PER_SERVICE: usize = 10;
 
-fn vip(i: usize) -> String {
-    format!("10.{}.{}.1:80", 100 + i / 250, i % 250)
+/// How the virtual addresses fall into the kernel's service hash table
+/// (256 buckets keyed mostly by an IPv4 address's last byte).
+#[derive(Clone, Copy)]
+enum Shape {
+    /// Cluster IPs `10.96.X.Y`, `Y` 1–250: spread over the buckets, as a
+    /// cluster's are.
+    ClusterIps,
+    /// `10.X.Y.1`: every service in one bucket, so that each lookup the
+    /// kernel makes walks them all (its worst case, whatever the tool).
+    OneBucket,
+}
+
+impl Shape {
+    fn vip(self, i: usize) -> String {
+        match self {
+            Shape::ClusterIps => format!("10.96.{}.{}:80", i / 250, i % 250 + 1),
+            Shape::OneBucket => format!("10.{}.{}.1:80", 100 + i / 250, i % 250),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Shape::ClusterIps => "cluster IPs",
+            Shape::OneBucket => "one hash bucket",
+        }
+    }
 }
 
 /// The table as `ipvsadm -Sn` writes it.
-fn additions(services: usize) -> String {
+fn additions(shape: Shape, services: usize) -> String {
     let mut s = String::new();
     for i in 0..services {
-        let vip = vip(i);
+        let vip = shape.vip(i);
         s += &format!("-A -t {vip} -s rr\n");
         for k in 0..DESTS_PER_SERVICE {
             s += &format!(
@@ -39,9 +64,9 @@ fn additions(services: usize) -> String {
 }
 
 /// Every service given `scheduler`.
-fn edits(services: usize, scheduler: &str) -> String {
+fn edits(shape: Shape, services: usize, scheduler: &str) -> String {
     (0..services)
-        .map(|i| format!("-E -t {} -s {scheduler}\n", vip(i)))
+        .map(|i| format!("-E -t {} -s {scheduler}\n", shape.vip(i)))
         .collect()
 }
 
@@ -63,7 +88,7 @@ fn namespace(tag: &str) -> Netns {
     ns
 }
 
-fn bench(services: usize) {
+fn bench(shape: Shape, services: usize) {
     let ipvsadm = tool("ipvsadm").display().to_string();
     let (ours, theirs) = (namespace("bench-ours"), namespace("bench-ipvsadm"));
     let dir = std::env::temp_dir();
@@ -72,9 +97,9 @@ fn bench(services: usize) {
         dir.join("vmbench-edits"),
         dir.join("vmbench-edits-back"),
     );
-    std::fs::write(&adds, additions(services)).expect("write the additions");
-    std::fs::write(&edit, edits(services, "wrr")).expect("write the edits");
-    std::fs::write(&back, edits(services, "rr") + REFUSED).expect("write the edits");
+    std::fs::write(&adds, additions(shape, services)).expect("write the additions");
+    std::fs::write(&edit, edits(shape, services, "wrr")).expect("write the edits");
+    std::fs::write(&back, edits(shape, services, "rr") + REFUSED).expect("write the edits");
     let ops = services * (DESTS_PER_SERVICE + 1);
 
     // The same arguments to both tools, each in its namespace.
@@ -110,7 +135,8 @@ fn bench(services: usize) {
         format!("{what} {a:.3} s / ipvsadm {b:.3} s = {:.3}", a / b)
     };
     println!(
-        "BENCH ipvsctl: {services:>6} services, {ops:>6} ops | {} | {} | {} | {}",
+        "BENCH ipvsctl: {services:>6} services ({}), {ops:>6} ops | {} | {} | {} | {}",
+        shape.name(),
         row("restore", restore),
         row("save", save),
         row(&format!("{services} edits"), edits),
@@ -122,5 +148,15 @@ fn bench(services: usize) {
 #[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
 fn vmbench_ipvsctl_restore_and_save_vs_ipvsadm() {
     modprobe(&["ip_vs", "ip_vs_rr", "ip_vs_wrr"]);
-    bench(1_000);
+    bench(Shape::ClusterIps, 1_000);
+    bench(Shape::OneBucket, 1_000);
+}
+
+/// 10,000 services: run it with a release build
+/// (`KIPX_VM_PROFILE=release tests/vm/run vmbench_10k_ipvsctl`).
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vmbench_10k_ipvsctl_restore_and_save_vs_ipvsadm() {
+    modprobe(&["ip_vs", "ip_vs_rr", "ip_vs_wrr"]);
+    bench(Shape::ClusterIps, 10_000);
 }

@@ -6,8 +6,7 @@
 //! is saved with ipvsadm's `(null)` switch, which restore refuses.
 
 use ipvs::{
-    Destination, ForwardMethod, Service, ServiceFlags, ServiceKey, ServiceWithDestinations,
-    TunnelType,
+    DestinationRule, ForwardMethod, Service, ServiceFlags, ServiceKey, ServiceRules, TunnelType,
 };
 
 use super::{TunnelView, name_protocol, persistence_mask};
@@ -16,14 +15,17 @@ use crate::values::{has_sched_flags, sched_flag_names};
 
 /// The rules for a table already in the wanted order, with addresses and
 /// ports written as `naming` says (`-S` names them, `-Sn` does not).
-pub(crate) fn render(table: &[ServiceWithDestinations], naming: &Naming) -> String {
+pub(crate) fn render(table: &[ServiceRules], naming: &Naming) -> String {
     let mut out = String::new();
     for s in table {
-        let svc = &s.service.service;
+        let svc = &s.service;
         out.push_str(&service_rule(svc, naming));
         out.push('\n');
+        // Written once for all of the service's real servers.
+        let service = service_option(&svc.key, naming);
         for d in &s.destinations {
-            out.push_str(&destination_rule(&svc.key, &d.destination, naming));
+            let protocol = name_protocol(&svc.key);
+            out.push_str(&destination_rule(&service, protocol, d, naming));
             out.push('\n');
         }
     }
@@ -86,8 +88,15 @@ pub(crate) fn service_rule(svc: &Service, naming: &Naming) -> String {
 }
 
 /// `-a -t 10.0.0.1:80 -r 10.244.1.5:8080 -m -w 1`, with the tunnel options
-/// of a tunnelled real server.
-pub(crate) fn destination_rule(service: &ServiceKey, d: &Destination, naming: &Naming) -> String {
+/// of a tunnelled real server: `service` is the service's option
+/// ([`service_option`]), `protocol` the one its ports are named for
+/// ([`name_protocol`]).
+pub(crate) fn destination_rule(
+    service: &str,
+    protocol: Option<ipvs::Protocol>,
+    d: &DestinationRule,
+    naming: &Naming,
+) -> String {
     const CSUM: [&str; 3] = ["--tun-nocsum", "--tun-csum", "--tun-remcsum"];
     let switch = match d.forward {
         ForwardMethod::Masquerade => "-m",
@@ -96,9 +105,8 @@ pub(crate) fn destination_rule(service: &ServiceKey, d: &Destination, naming: &N
         ForwardMethod::Bypass => "(null)",
     };
     let mut rule = format!(
-        "-a {} -r {} {switch} -w {}",
-        service_option(service, naming),
-        naming.addr_port(&d.addr, d.port, name_protocol(service)),
+        "-a {service} -r {} {switch} -w {}",
+        naming.addr_port(&d.addr, d.port, protocol),
         d.weight
     );
     if let Some(t) = TunnelView::of(&d.forward) {
@@ -121,15 +129,22 @@ mod tests {
 
     #[test]
     fn save_matches_ipvsadm() {
-        assert_eq!(render(&testdata::table(), &Naming::Numeric), testdata::SAVE);
+        assert_eq!(render(&testdata::rules(), &Naming::Numeric), testdata::SAVE);
     }
 
     #[test]
     fn local_and_bypass_real_servers() {
         let key = ServiceKey::inet(ipvs::Protocol::Tcp, "10.0.0.1".parse().unwrap(), 80);
         let rule = |forward| {
-            let d = Destination::new("127.0.0.1".parse().unwrap(), 80, forward, 1);
-            destination_rule(&key, &d, &Naming::Numeric)
+            let d = ipvs::Destination::new("127.0.0.1".parse().unwrap(), 80, forward, 1);
+            let service = service_option(&key, &Naming::Numeric);
+            let protocol = name_protocol(&key);
+            destination_rule(
+                &service,
+                protocol,
+                &DestinationRule::from(&d),
+                &Naming::Numeric,
+            )
         };
         assert_eq!(
             rule(ForwardMethod::Local),
