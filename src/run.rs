@@ -305,6 +305,7 @@ async fn serve<D: Proxier>(
     reporter: Option<Arc<kube_source::EventReporter>>,
     settings: &Settings,
 ) -> anyhow::Result<()> {
+    let stop = shutdown();
     let health = HealthState::new(2 * settings.sync_period);
     health.started(SystemTime::now());
     let metrics = Arc::new(Metrics::new());
@@ -356,7 +357,7 @@ async fn serve<D: Proxier>(
     tokio::select! {
         result = source => result,
         () = sync_loop => Ok(()),
-        () = shutdown() => {
+        () = stop => {
             tracing::info!("stopping; the dataplane stays in place and keeps forwarding");
             Ok(())
         }
@@ -491,19 +492,34 @@ impl<D: Proxier> Syncer<'_, D> {
     }
 }
 
-/// Resolves on SIGTERM or Ctrl-C.
-async fn shutdown() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only Ctrl-C stops the proxy");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
+/// Listens for SIGTERM and SIGINT (Ctrl-C) from this call on, and resolves when one comes.
+/// Called before the daemon does anything else, so that a signal sent while it starts (the
+/// dataplane's first read, the first sync) is kept for the moment it can stop cleanly,
+/// instead of being lost or ending the process midway.
+fn shutdown() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let listen = |kind: SignalKind, name: &'static str| {
+        signal(kind)
+            .inspect_err(|e| tracing::warn!(error = %e, signal = name, "cannot watch the signal"))
+            .ok()
     };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+    let (term, int) = (
+        listen(SignalKind::terminate(), "SIGTERM"),
+        listen(SignalKind::interrupt(), "SIGINT"),
+    );
+    async move {
+        let wait = |signal: Option<tokio::signal::unix::Signal>| async move {
+            match signal {
+                Some(mut s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            () = wait(term) => {}
+            () = wait(int) => {}
+        }
     }
 }
 
