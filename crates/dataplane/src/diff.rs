@@ -15,7 +15,8 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 
 use ipset::{Entry, Member, SetName, SetPlan, SetSpec};
-use ipvs::{Change, Destination, ForwardMethod, Scheduler, Service, ServiceFlags, ServiceKey};
+use ipvs::spelling::{self, AddrPortSpelling, Numeric};
+use ipvs::{Change, Destination, DestinationRule, ServiceKey};
 
 /// One operation a sync would apply.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -151,141 +152,38 @@ fn render_set(spec: &SetSpec, plan: &SetPlan, out: &mut String) -> fmt::Result {
     }
 }
 
-/// An IPVS change as the `ipvsadm` command that makes it, numeric.
+/// An IPVS change as the `ipvsadm` command that makes it, numeric, spelled as `ipvsadm -Sn`
+/// spells its rules ([`ipvs::spelling`]).
 struct IpvsadmCommand<'a>(&'a Change);
 
 impl fmt::Display for IpvsadmCommand<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let real_server = |key: &ServiceKey, d: &Destination| {
+            let switch = spelling::service_switch(key, &Numeric);
+            let rule = DestinationRule::from(d);
+            spelling::destination_options(&switch, spelling::name_protocol(key), &rule, &Numeric)
+        };
         match self.0 {
-            Change::AddService(s) => write!(f, "-A {}", ServiceOptions(s)),
-            Change::EditService(s) => write!(f, "-E {}", ServiceOptions(s)),
-            Change::DeleteService(key) => write!(f, "-D {}", Switch(key)),
-            Change::AddDestination(key, d) => write!(f, "-a {}", RealServer(key, d)),
-            Change::EditDestination(key, d) => write!(f, "-e {}", RealServer(key, d)),
+            Change::AddService(s) => write!(f, "-A {}", spelling::service_options(s, &Numeric)),
+            Change::EditService(s) => write!(f, "-E {}", spelling::service_options(s, &Numeric)),
+            Change::DeleteService(key) => {
+                write!(f, "-D {}", spelling::service_switch(key, &Numeric))
+            }
+            Change::AddDestination(key, d) => write!(f, "-a {}", real_server(key, d)),
+            Change::EditDestination(key, d) => write!(f, "-e {}", real_server(key, d)),
             Change::DeleteDestination {
                 service,
                 addr,
                 port,
-            } => write!(f, "-d {} -r {}", Switch(service), AddrPort(*addr, *port)),
+            } => write!(
+                f,
+                "-d {} -r {}",
+                spelling::service_switch(service, &Numeric),
+                Numeric.addr_port(addr, *port, None)
+            ),
             // A kind of change the dataplane does not plan: named as the client names it.
             other => write!(f, "# {other}"),
         }
-    }
-}
-
-/// `10.0.0.1:80`, `[2001:db8::1]:80`.
-struct AddrPort(IpAddr, u16);
-
-impl fmt::Display for AddrPort {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            IpAddr::V4(ip) => write!(f, "{ip}:{}", self.1),
-            IpAddr::V6(ip) => write!(f, "[{ip}]:{}", self.1),
-        }
-    }
-}
-
-/// The virtual service option: `-t 10.0.0.1:80`, `-u …`, `--sctp-service …`, `-f MARK [-6]`.
-struct Switch<'a>(&'a ServiceKey);
-
-impl fmt::Display for Switch<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            ServiceKey::Inet {
-                protocol,
-                addr,
-                port,
-            } => {
-                let switch = match protocol {
-                    ipvs::Protocol::Tcp => "-t",
-                    ipvs::Protocol::Udp => "-u",
-                    ipvs::Protocol::Sctp => "--sctp-service",
-                };
-                write!(f, "{switch} {}", AddrPort(*addr, *port))
-            }
-            ServiceKey::Fwmark { af, mark } => match af {
-                ipvs::AddressFamily::Inet => write!(f, "-f {mark}"),
-                ipvs::AddressFamily::Inet6 => write!(f, "-f {mark} -6"),
-            },
-        }
-    }
-}
-
-/// A service's options as `ipvsadm -Sn` writes them: `-t ADDR:PORT -s rr -p 10800 -b sh-port`.
-struct ServiceOptions<'a>(&'a Service);
-
-impl fmt::Display for ServiceOptions<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = self.0;
-        write!(f, "{} -s {}", Switch(&s.key), s.scheduler)?;
-        if let Some(p) = s.persistence {
-            write!(f, " -p {}", p.timeout)?;
-            // ipvsadm saves -M only for a network: a dotted mask for IPv4, a prefix length for IPv6.
-            match s.key.af() {
-                ipvs::AddressFamily::Inet if p.prefix_len < 32 => {
-                    let mask = u32::MAX
-                        .checked_shl(32 - u32::from(p.prefix_len))
-                        .unwrap_or(0);
-                    write!(f, " -M {}", std::net::Ipv4Addr::from(mask))?;
-                }
-                ipvs::AddressFamily::Inet6 if p.prefix_len < 128 => {
-                    write!(f, " -M {}", p.prefix_len)?;
-                }
-                _ => {}
-            }
-        }
-        if let Some(pe) = &s.persistence_engine {
-            write!(f, " --pe {pe}")?;
-        }
-        if s.flags.contains(ServiceFlags::ONE_PACKET) {
-            f.write_str(" -o")?;
-        }
-        let names = sched_flag_names(&s.scheduler, s.flags);
-        if !names.is_empty() {
-            write!(f, " -b {}", names.join(","))?;
-        }
-        Ok(())
-    }
-}
-
-/// The names ipvsadm has for the scheduler flags set: `sh-fallback`,
-/// `sh-port` (`mh-…` for mh), `flag-1` to `flag-3` for the other schedulers.
-fn sched_flag_names(scheduler: &Scheduler, flags: ServiceFlags) -> Vec<&'static str> {
-    let names = match scheduler.name() {
-        "sh" => ["sh-fallback", "sh-port", ""],
-        "mh" => ["mh-fallback", "mh-port", ""],
-        _ => ["flag-1", "flag-2", "flag-3"],
-    };
-    [
-        ServiceFlags::SCHED1,
-        ServiceFlags::SCHED2,
-        ServiceFlags::SCHED3,
-    ]
-    .into_iter()
-    .zip(names)
-    .filter(|(flag, name)| flags.contains(*flag) && !name.is_empty())
-    .map(|(_, name)| name)
-    .collect()
-}
-
-/// A real server's options: `-t VIP:PORT -r ADDR:PORT -m -w 1`.
-struct RealServer<'a>(&'a ServiceKey, &'a Destination);
-
-impl fmt::Display for RealServer<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let RealServer(key, d) = self;
-        let forward = match d.forward {
-            ForwardMethod::Masquerade => "-m",
-            ForwardMethod::Tunnel { .. } => "-i",
-            _ => "-g",
-        };
-        write!(
-            f,
-            "{} -r {} {forward} -w {}",
-            Switch(key),
-            AddrPort(d.addr, d.port),
-            d.weight
-        )
     }
 }
 
@@ -335,7 +233,7 @@ impl fmt::Display for Diff {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use ipvs::Protocol;
+    use ipvs::{ForwardMethod, Protocol, Scheduler, Service, ServiceFlags};
 
     fn key(protocol: Protocol, vip: &str, port: u16) -> ServiceKey {
         ServiceKey::inet(protocol, vip.parse().unwrap(), port)

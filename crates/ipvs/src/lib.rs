@@ -79,6 +79,7 @@ mod rules;
 mod scheduler;
 mod service;
 mod socket;
+pub mod spelling;
 mod stats;
 
 #[cfg(test)]

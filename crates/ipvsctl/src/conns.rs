@@ -10,6 +10,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use ipvs::spelling::AddrPortSpelling;
 use serde::Serialize;
 
 use crate::format::column;

@@ -5,6 +5,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use desired::VsKey;
+use ipvs::spelling::sched_flag_names;
 use ipvs::{
     DestinationEntry, ForwardMethod, Info, Rates, ServiceEntry, ServiceFlags, ServiceKey,
     ServiceWithDestinations, Stats, Timeouts, TunnelFlags, TunnelType,
@@ -13,7 +14,6 @@ use serde::Serialize;
 
 use crate::conns::Conn;
 use crate::names::{self, Names};
-use crate::values::sched_flag_names;
 
 /// `list --json` and each line of `watch --json`.
 #[derive(Debug, Serialize)]

@@ -15,6 +15,7 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
+use ipvs::spelling::AddrPortSpelling;
 use ipvs::{Protocol, ServiceKey};
 
 use crate::etc_services::ServiceNames;
@@ -50,12 +51,14 @@ impl Naming {
             services: ServiceNames::system(),
         }
     }
+}
 
+impl AddrPortSpelling for Naming {
     /// `addr:port` as ipvsadm's `addrport_to_anyname` writes it: the host
     /// name or the address (`[...]` for IPv6), `:`, then the port's service
     /// name for `protocol` or its number; at most 59 bytes. Fwmark services
     /// have no protocol, so their real servers' ports stay numbers.
-    pub(crate) fn addr_port(&self, addr: &IpAddr, port: u16, protocol: Option<Protocol>) -> String {
+    fn addr_port(&self, addr: &IpAddr, port: u16, protocol: Option<Protocol>) -> String {
         let (host, service) = match self {
             Naming::Numeric => (None, None),
             Naming::Names { hosts, services } => (

@@ -144,40 +144,10 @@ pub(crate) fn sched_flags(scheduler: &Scheduler, s: &str) -> Result<ServiceFlags
     })
 }
 
-/// The names of a service's scheduler flags, as ipvsadm prints them:
-/// `sh-fallback,sh-port` for `sh`, `mh-*` for `mh`, `flag-N` otherwise.
-pub(crate) fn sched_flag_names(scheduler: &Scheduler, flags: ServiceFlags) -> Vec<&'static str> {
-    let names: &[(ServiceFlags, &str)] = match scheduler {
-        Scheduler::SourceHashing => &[
-            (ServiceFlags::SH_FALLBACK, "sh-fallback"),
-            (ServiceFlags::SH_PORT, "sh-port"),
-        ],
-        Scheduler::Maglev => &[
-            (ServiceFlags::MH_FALLBACK, "mh-fallback"),
-            (ServiceFlags::MH_PORT, "mh-port"),
-        ],
-        _ => &[
-            (ServiceFlags::SCHED1, "flag-1"),
-            (ServiceFlags::SCHED2, "flag-2"),
-            (ServiceFlags::SCHED3, "flag-3"),
-        ],
-    };
-    names
-        .iter()
-        .filter(|(bit, _)| flags.contains(*bit))
-        .map(|(_, name)| *name)
-        .collect()
-}
-
-/// Whether any scheduler flag is set (ipvsadm then prints its flag list,
-/// even when empty for the scheduler).
-pub(crate) fn has_sched_flags(flags: ServiceFlags) -> bool {
-    flags.intersects(ServiceFlags::SCHED1 | ServiceFlags::SCHED2 | ServiceFlags::SCHED3)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ipvs::spelling::{has_sched_flags, sched_flag_names};
 
     fn parse(s: &str) -> Result<AddrPort, String> {
         let names = ServiceNames::parse("http 80/tcp www\ndomain 53/udp\n");

@@ -14,10 +14,14 @@ use ipvs::{
     ServiceWithDestinations, Stats, TunnelType,
 };
 
-use super::{TunnelView, column, name_protocol, persistence_mask};
+use ipvs::spelling::{
+    AddrPortSpelling, TunnelView, has_sched_flags, name_protocol, persistence_mask,
+    sched_flag_names,
+};
+
+use super::column;
 use crate::names::{self, Names};
 use crate::naming::{self, Naming};
-use crate::values::{has_sched_flags, sched_flag_names};
 
 /// Which columns a listing shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
