@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::ObjectId;
+use crate::{IpFamily, ObjectId};
 
 /// The EndpointSlice annotation the EndpointSlice controller sets to the time of the
 /// change (a Pod's or the Service's) that made it rewrite the slice.
@@ -23,11 +23,12 @@ pub struct Pending {
     /// EndpointSlice updates and deletions that changed what the proxy holds (kube-proxy's
     /// `EndpointChangesPending`: one per such event, however many touch one slice).
     pub endpoint_changes: u64,
-    /// The last-change trigger times of the slices updated since, by Service: only times
-    /// after the model was created (older ones say nothing about this proxy's latency), and
-    /// none for a Service one of whose slices was deleted since (kube-proxy drops them
-    /// then: a deleted slice's annotation is the time of its last update).
-    pub trigger_times: BTreeMap<ObjectId, Vec<SystemTime>>,
+    /// The last-change trigger times of the slices updated since, by Service and the
+    /// slices' family (kube-proxy tracks each family apart): only times after the model was
+    /// created (older ones say nothing about this proxy's latency), and none for a Service
+    /// one of whose slices of that family was deleted since (kube-proxy drops them then: a
+    /// deleted slice's annotation is the time of its last update).
+    pub trigger_times: BTreeMap<(ObjectId, IpFamily), Vec<SystemTime>>,
 }
 
 /// Records [`Pending`] changes, from the moment it was created.
@@ -60,22 +61,30 @@ impl Tracker {
         self.pending.services.insert(id.clone());
     }
 
-    /// A slice of `service` was created or updated, with its trigger time annotation.
-    pub(crate) fn slice_updated(&mut self, service: &ObjectId, trigger: Option<SystemTime>) {
+    /// A slice of `service` in `family` was created or updated, with its trigger time
+    /// annotation.
+    pub(crate) fn slice_updated(
+        &mut self,
+        service: &ObjectId,
+        family: IpFamily,
+        trigger: Option<SystemTime>,
+    ) {
         self.pending.endpoint_changes += 1;
         if let Some(t) = trigger.filter(|t| *t > self.started) {
             self.pending
                 .trigger_times
-                .entry(service.clone())
+                .entry((service.clone(), family))
                 .or_default()
                 .push(t);
         }
     }
 
-    /// A slice of `service` was deleted.
-    pub(crate) fn slice_deleted(&mut self, service: &ObjectId) {
+    /// A slice of `service` in `family` was deleted.
+    pub(crate) fn slice_deleted(&mut self, service: &ObjectId, family: IpFamily) {
         self.pending.endpoint_changes += 1;
-        self.pending.trigger_times.remove(service);
+        self.pending
+            .trigger_times
+            .remove(&(service.clone(), family));
     }
 }
 
@@ -115,16 +124,21 @@ mod tests {
     fn keeps_only_times_after_it_started_and_drops_them_when_a_slice_goes() {
         let mut tracker = Tracker::default();
         let svc = ObjectId::new("d", "web");
+        let (v4, v6) = ((svc.clone(), IpFamily::V4), (svc.clone(), IpFamily::V6));
         let before = tracker.started - Duration::from_secs(60);
         let after = tracker.started + Duration::from_secs(1);
-        tracker.slice_updated(&svc, Some(before));
-        tracker.slice_updated(&svc, None);
+        tracker.slice_updated(&svc, IpFamily::V4, Some(before));
+        tracker.slice_updated(&svc, IpFamily::V4, None);
         assert!(tracker.pending().trigger_times.is_empty());
-        tracker.slice_updated(&svc, Some(after));
-        assert_eq!(tracker.pending().trigger_times[&svc], vec![after]);
-        tracker.slice_deleted(&svc);
-        assert!(tracker.pending().trigger_times.is_empty());
-        assert_eq!(tracker.take().endpoint_changes, 4);
+        tracker.slice_updated(&svc, IpFamily::V4, Some(after));
+        tracker.slice_updated(&svc, IpFamily::V6, Some(after));
+        assert_eq!(tracker.pending().trigger_times[&v4], vec![after]);
+        tracker.slice_deleted(&svc, IpFamily::V4);
+        assert_eq!(
+            tracker.pending().trigger_times.keys().collect::<Vec<_>>(),
+            [&v6]
+        );
+        assert_eq!(tracker.take().endpoint_changes, 5);
         assert_eq!(tracker.pending(), &Pending::default());
     }
 }

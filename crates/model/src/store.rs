@@ -290,7 +290,8 @@ impl Model {
             self.unindex(&old_id, &old_service);
         }
         self.changes.services.insert(slice.service.clone());
-        self.tracker.slice_updated(&slice.service, trigger);
+        self.tracker
+            .slice_updated(&slice.service, slice.family, trigger);
         self.slices_by_service
             .entry(slice.service.clone())
             .or_default()
@@ -319,7 +320,7 @@ impl Model {
             Kind::EndpointSlice => {
                 if let Some(old) = self.slices.remove(id) {
                     self.unindex(id, &old.service);
-                    self.tracker.slice_deleted(&old.service);
+                    self.tracker.slice_deleted(&old.service, old.family);
                 }
             }
             Kind::Node => {
@@ -385,6 +386,40 @@ mod tests {
 
     fn id(name: &str) -> ObjectId {
         ObjectId::new("d", name)
+    }
+
+    #[test]
+    fn pending_counts_real_changes_until_a_sync_takes_them() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        let mut annotated = slice("a-1", "a");
+        if let Object::EndpointSlice(s) = &mut annotated {
+            s.metadata.annotations = Some(
+                [(
+                    crate::LAST_CHANGE_TRIGGER_TIME.to_owned(),
+                    "2100-01-01T00:00:00Z".to_owned(),
+                )]
+                .into(),
+            );
+        }
+        m.apply(SourceEvent::Applied(annotated.clone()));
+        m.apply(SourceEvent::Applied(annotated));
+        let pending = m.take_pending();
+        assert_eq!(
+            pending.services,
+            BTreeSet::from([id("a")]),
+            "same object twice"
+        );
+        assert_eq!(
+            pending.endpoint_changes, 1,
+            "an unchanged slice is no change"
+        );
+        let times: Vec<_> = pending.trigger_times.values().flatten().collect();
+        assert_eq!(times.len(), 1);
+        m.apply(SourceEvent::Deleted(slice("a-1", "a")));
+        assert_eq!(m.pending().endpoint_changes, 1);
+        assert!(m.pending().services.is_empty());
     }
 
     #[test]
