@@ -209,22 +209,41 @@ impl<'a> Daemon<'a> {
     /// outside the initial network namespace, so the daemon is told to leave it
     /// alone, as kind's kube-proxy configuration does (`conntrack.maxPerCore: 0`).
     pub fn start(ns: &'a Netns, bin: &Path, cluster: &ClusterDir, extra: &[&str]) -> Self {
+        Self::start_with_env(ns, bin, cluster, &[], extra)
+    }
+
+    /// As [`Daemon::start`], with these environment variables exported to the daemon; a
+    /// value is shell text (`PATH=/tmp/x:$PATH` extends the path).
+    pub fn start_with_env(
+        ns: &'a Netns,
+        bin: &Path,
+        cluster: &ClusterDir,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let source = format!("--from-dir {}", cluster.path().display());
-        Self::spawn(ns, bin, &source, extra)
+        Self::spawn(ns, bin, &source, env, extra)
     }
 
     /// As [`Daemon::start`], with an API server for source: `--kubeconfig KUBECONFIG`
     /// (e.g. [`crate::apiserver::FakeApiServer::kubeconfig`]).
     pub fn against_api(ns: &'a Netns, bin: &Path, kubeconfig: &Path, extra: &[&str]) -> Self {
         let source = format!("--kubeconfig {}", kubeconfig.display());
-        Self::spawn(ns, bin, &source, extra)
+        Self::spawn(ns, bin, &source, &[], extra)
     }
 
-    fn spawn(ns: &'a Netns, bin: &Path, source: &str, extra: &[&str]) -> Self {
+    fn spawn(
+        ns: &'a Netns,
+        bin: &Path,
+        source: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let log = std::env::temp_dir().join(format!("{}-daemon.log", ns.name()));
         let _ = std::fs::remove_file(&log);
+        let env: String = env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
         let command = format!(
-            "export NO_COLOR=1; exec {} {source} --hostname-override {NODE_NAME} \
+            "export NO_COLOR=1{env}; exec {} {source} --hostname-override {NODE_NAME} \
              --conntrack-max-per-core=0 {} >>{} 2>&1",
             bin.display(),
             extra.join(" "),
