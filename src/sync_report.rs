@@ -88,6 +88,27 @@ mod tests {
     use super::*;
     use dataplane::Part;
 
+    fn assert_lines(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+    }
+
+    /// A 5 ms sync of both families.
+    fn dual_stack(mode: ProxyMode, full: bool) -> Sync {
+        Sync {
+            mode,
+            full,
+            took: Duration::from_millis(5),
+            objects: 0,
+            memory: crate::memory::usage(),
+            families: vec![IpFamily::V4, IpFamily::V6],
+        }
+    }
+
     #[test]
     fn counts_reach_the_metrics_by_kind() {
         let mut s = SyncSummary::default();
@@ -95,28 +116,17 @@ mod tests {
         s.drift([("iptables_chain", 1)]);
         s.broken(Part::Address, &"binding addresses to kube-ipvs0: denied");
         let metrics = Metrics::for_mode(ProxyMode::Ipvs);
-        let sync = Sync {
-            mode: ProxyMode::Ipvs,
-            full: true,
-            took: Duration::from_millis(5),
-            objects: 0,
-            memory: crate::memory::usage(),
-            families: vec![IpFamily::V4, IpFamily::V6],
-        };
-        report(&s, sync, &metrics);
-        let text = metrics.encode();
-        for line in [
-            r#"kube_ipvs_proxy_sync_errors_total{kind="address"} 1"#,
-            r#"kube_ipvs_proxy_drift_repaired_total{kind="iptables_chain"} 1"#,
-            r#"kube_ipvs_proxy_ops_applied_total{kind="ipset_entry"} 3"#,
-            r#"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
-            r#"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv6"} 1"#,
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in:\n{text}"
-            );
-        }
+        report(&s, dual_stack(ProxyMode::Ipvs, true), &metrics);
+        assert_lines(
+            &metrics.encode(),
+            &[
+                r#"kube_ipvs_proxy_sync_errors_total{kind="address"} 1"#,
+                r#"kube_ipvs_proxy_drift_repaired_total{kind="iptables_chain"} 1"#,
+                r#"kube_ipvs_proxy_ops_applied_total{kind="ipset_entry"} 3"#,
+                r#"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
+                r#"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv6"} 1"#,
+            ],
+        );
     }
 
     #[test]
@@ -125,28 +135,18 @@ mod tests {
         for full in [false, true] {
             let mut s = SyncSummary::default();
             s.restore_failed.insert(iptables::Family::V6);
-            let sync = Sync {
-                mode: ProxyMode::Iptables,
-                full,
-                took: Duration::from_millis(5),
-                objects: 0,
-                memory: crate::memory::usage(),
-                families: vec![IpFamily::V4, IpFamily::V6],
-            };
-            report(&s, sync, &metrics);
+            report(&s, dual_stack(ProxyMode::Iptables, full), &metrics);
         }
         let text = metrics.encode();
-        for line in [
-            r#"kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv6"} 2"#,
-            r#"kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv6"} 1"#,
-            r#"kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
-            r#"kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in:\n{text}"
-            );
-        }
+        assert_lines(
+            &text,
+            &[
+                r#"kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv6"} 2"#,
+                r#"kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv6"} 1"#,
+                r#"kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
+                r#"kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
+            ],
+        );
         assert!(!text.contains(r#"restore_failures_total{ip_family="IPv4"}"#));
     }
 }

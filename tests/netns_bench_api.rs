@@ -54,11 +54,7 @@ fn bench(services: u32) {
     let dir = ClusterDir::new(&format!("bench-api-{services}"));
     cluster.write_dir(dir.path());
     let api = FakeApiServer::start(TcpListener::bind("127.0.0.1:0").expect("bind"));
-    api.apply(json(&cluster.node()));
-    for i in 0..services {
-        api.apply(json(&cluster.service(i)));
-        api.apply(json(&cluster.slice(i, 0)));
-    }
+    cluster.serve(&api);
     let config = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(config.path(), None);
     let kubeconfig = kubeconfig.display().to_string();
@@ -84,12 +80,6 @@ fn bench(services: u32) {
         api.count("list", "services"),
         api.count("list", "endpointslices")
     );
-}
-
-/// A Kubernetes object as the JSON the API server stores (k8s-openapi writes `apiVersion`
-/// and `kind`).
-fn json<T: serde::Serialize>(object: &T) -> serde_json::Value {
-    serde_json::to_value(object).expect("serialize")
 }
 
 #[test]

@@ -11,21 +11,11 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use testkit::Netns;
 use testkit::apiserver::FakeApiServer;
-use testkit::daemon::{ClusterDir, Daemon, SlicePort};
+use testkit::daemon::{ClusterDir, Daemon, SHORT_SYNC, SlicePort};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
 }
-
-/// Periodic syncs every 2 s in both modes (the fallback uses the iptables mode's period).
-const SHORT_SYNC: [&str; 6] = [
-    "--ipvs-sync-period",
-    "2s",
-    "--iptables-sync-period",
-    "2s",
-    "--iptables-min-sync-period",
-    "0s",
-];
 
 /// EndpointSlice `default/NAME-1` of Service `NAME`: one ready endpoint on `node`, and the
 /// trigger time annotation when given.
@@ -76,7 +66,7 @@ fn netns_metrics_network_programming_changes_and_no_local_endpoints() {
     api.apply(slice("local", "10.244.2.5", "node-2", None));
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path(), None);
-    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, &SHORT_SYNC);
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
     daemon.eventually_within(Duration::from_secs(60), "the first sync", || {
         daemon.syncs() > 0
     });
@@ -160,7 +150,7 @@ fn netns_metrics_restore_failures_counted_with_a_broken_restore() {
             .expect("chmod");
     }
     let path = format!("{}:$PATH", tools.path().display());
-    let daemon = Daemon::start_with_env(&ns, bin(), &cluster, &[("PATH", &path)], &SHORT_SYNC);
+    let daemon = Daemon::start_with_env(&ns, bin(), &cluster, &[("PATH", &path)], SHORT_SYNC);
     let failures =
         r#"kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv4"}"#;
     daemon.eventually_within(Duration::from_secs(60), "two failed syncs", || {

@@ -241,12 +241,6 @@ fn source_run<'n>(
     }
 }
 
-/// A Kubernetes object as the JSON the API server stores (k8s-openapi writes `apiVersion`
-/// and `kind`).
-fn json<T: serde::Serialize>(object: &T) -> serde_json::Value {
-    serde_json::to_value(object).expect("serialize")
-}
-
 fn bench_api(services: u32) {
     testkit::modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
     let cluster = Synthetic {
@@ -272,17 +266,13 @@ fn bench_api(services: u32) {
     let api = FakeApiServer::start(
         api_ns.enter(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")),
     );
-    api.apply(json(&cluster.node()));
-    for i in 0..services {
-        api.apply(json(&cluster.service(i)));
-        api.apply(json(&cluster.slice(i, 0)));
-    }
+    cluster.serve(&api);
     let config = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(config.path(), None);
     let from_api = source_run(
         &api_ns,
         |ns| Daemon::against_api(ns, bin, &kubeconfig, &periods),
-        || api.apply(json(&cluster.slice(changed, 1))),
+        || cluster.serve_slice(&api, changed, 1),
     );
     eprintln!("BENCH daemon api: API server {from_api:?}");
     let (_, v, r) = saved(&api_ns);

@@ -34,6 +34,17 @@ pub const NODE_NAME: &str = "node-1";
 /// synced at once.
 pub const QUICK_SYNC: &[&str] = &["--ipvs-sync-period", "3s", "--ipvs-min-sync-period", "0s"];
 
+/// Daemon arguments for tests in either mode (the iptables fallback syncs with the
+/// iptables mode's periods): a full sync every 2 seconds, every change synced at once.
+pub const SHORT_SYNC: &[&str] = &[
+    "--ipvs-sync-period",
+    "2s",
+    "--iptables-sync-period",
+    "2s",
+    "--iptables-min-sync-period",
+    "0s",
+];
+
 /// A directory in the daemon's `--from-dir` format, deleted when dropped.
 /// Every write is atomic (write, then rename), so the daemon never reads half
 /// a file.
