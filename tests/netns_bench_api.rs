@@ -2,8 +2,9 @@
 //! Services × 10 endpoints, read by the daemon from the fake API server
 //! (`testkit::apiserver`) and from a `--from-dir` directory, in the same run. Both with
 //! `--dry-run` in the IPVS mode, which lists the whole cluster, computes the desired state,
-//! prints it (to /dev/null) and exits: wall time from start to exit and the peak resident
-//! set (`/usr/bin/time`'s maximum RSS). No kernel state is touched, so it runs on this host.
+//! prints it (to /dev/null) and exits: wall time from start to exit, the daemon's CPU time
+//! (user + system) and its peak resident set (`/usr/bin/time`'s maximum RSS). No kernel
+//! state is touched, so it runs on this host.
 //!
 //! `tests/netns/run netns_bench_api -- --nocapture`
 
@@ -17,10 +18,11 @@ use testkit::daemon::ClusterDir;
 const ENDPOINTS: u32 = 10;
 const RUNS: usize = 3;
 
-/// One `--dry-run` of the daemon with `source` arguments: (seconds, peak RSS in MiB).
-fn dry_run(source: &[&str]) -> (f64, f64) {
+/// One `--dry-run` of the daemon with `source` arguments: (seconds, peak RSS in MiB, CPU
+/// seconds).
+fn dry_run(source: &[&str]) -> (f64, f64, f64) {
     let out = Command::new("/usr/bin/time")
-        .args(["-f", "BENCH-TIME %e %M"])
+        .args(["-f", "BENCH-TIME %e %M %U %S"])
         .arg(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
         .args(source)
         .args(["--dry-run", "--hostname-override", Synthetic::NODE])
@@ -33,11 +35,14 @@ fn dry_run(source: &[&str]) -> (f64, f64) {
         .lines()
         .find_map(|l| l.strip_prefix("BENCH-TIME "))
         .unwrap_or_else(|| panic!("no time in {stderr}"));
-    let (secs, kib) = line.split_once(' ').expect("two figures");
-    (
-        secs.parse().expect("seconds"),
-        kib.trim().parse::<f64>().expect("KiB") / 1024.0,
-    )
+    let figures: Vec<f64> = line
+        .split_whitespace()
+        .map(|f| f.parse().expect("a number"))
+        .collect();
+    let [wall, kib, user, system] = figures[..] else {
+        panic!("four figures expected: {line}")
+    };
+    (wall, kib / 1024.0, user + system)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -65,13 +70,17 @@ fn bench(services: u32) {
         api_runs.push(dry_run(&["--kubeconfig", &kubeconfig]));
         dir_runs.push(dry_run(&["--from-dir", &dir_path]));
     }
-    let secs = |runs: &[(f64, f64)]| median(runs.iter().map(|r| r.0).collect());
-    let rss = |runs: &[(f64, f64)]| median(runs.iter().map(|r| r.1).collect());
+    let secs = |runs: &[(f64, f64, f64)]| median(runs.iter().map(|r| r.0).collect());
+    let rss = |runs: &[(f64, f64, f64)]| median(runs.iter().map(|r| r.1).collect());
+    let cpu = |runs: &[(f64, f64, f64)]| median(runs.iter().map(|r| r.2).collect());
     let (a, d) = (secs(&api_runs), secs(&dir_runs));
     println!(
         "BENCH api: | {services:>6} x {ENDPOINTS} | dry run, API server {a:6.2} s, directory {d:6.2} s, \
-         ratio {:.2} | peak RSS, API server {:6.1} MiB, directory {:6.1} MiB | runs {api_runs:?} / {dir_runs:?} |",
+         ratio {:.2} | daemon CPU, API server {:6.2} s, directory {:6.2} s | peak RSS, API server \
+         {:6.1} MiB, directory {:6.1} MiB | runs (wall, RSS, CPU) {api_runs:?} / {dir_runs:?} |",
         a / d,
+        cpu(&api_runs),
+        cpu(&dir_runs),
         rss(&api_runs),
         rss(&dir_runs),
     );

@@ -146,11 +146,12 @@ impl Synthetic {
 
     /// Stores the cluster in the fake API server (generation 0 of the slices).
     pub fn serve(&self, api: &FakeApiServer) {
-        api.apply(json(&self.node()));
+        let mut objects = vec![json(&self.node())];
         for i in 0..self.services {
-            api.apply(json(&self.service(i)));
-            self.serve_slice(api, i, 0);
+            objects.push(json(&self.service(i)));
+            objects.push(json(&self.slice(i, 0)));
         }
+        api.apply_all(objects);
     }
 
     /// Replaces the EndpointSlice of Service `i` in the fake API server by its
