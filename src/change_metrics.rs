@@ -7,28 +7,33 @@ use std::collections::BTreeSet;
 use std::time::SystemTime;
 
 use desired::no_local::{NoLocal, TrafficPolicy};
-use model::{IpFamily, Kind, ObjectId, Pending, SourceEvent};
+use model::{IpFamily, Object, ObjectId, Pending, SourceEvent};
 
 use crate::metrics::{self, Metrics};
 use crate::mode::ProxyMode;
 
 /// Counts the Service and EndpointSlice events of a batch, as kube-proxy's informer
 /// handlers call its change trackers: once per object added, updated or deleted (a listing
-/// delivers each of its objects as an add or update).
+/// delivers each of its objects as an add or update); EndpointSlices only of the address
+/// types kube-proxy handles (`IPv4`, `IPv6`; not `FQDN`).
 pub(crate) fn count_events(metrics: &Metrics, events: &[SourceEvent]) {
     for event in events {
-        let (kind, n) = match event {
-            SourceEvent::Applied(o) | SourceEvent::Deleted(o) => (o.kind(), 1),
-            SourceEvent::Listed(kind, objects) => (*kind, objects.len() as u64),
+        let objects = match event {
+            SourceEvent::Applied(o) | SourceEvent::Deleted(o) => std::slice::from_ref(o),
+            SourceEvent::Listed(_, objects) => objects.as_slice(),
             SourceEvent::Relisting(_) | SourceEvent::Relisted(_) | SourceEvent::Undecodable(_) => {
                 continue;
             }
         };
-        match kind {
-            Kind::Service => metrics.service_changes.inc_by(n),
-            Kind::EndpointSlice => metrics.endpoint_changes.inc_by(n),
-            Kind::Node => 0,
-        };
+        for object in objects {
+            match object {
+                Object::Service(_) => metrics.service_changes.inc(),
+                Object::EndpointSlice(s) if matches!(s.address_type.as_str(), "IPv4" | "IPv6") => {
+                    metrics.endpoint_changes.inc()
+                }
+                Object::EndpointSlice(_) | Object::Node(_) => 0,
+            };
+        }
     }
 }
 
@@ -106,7 +111,7 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    use model::{Model, Object, ProxyFilter};
+    use model::{Kind, Model, Object, ProxyFilter};
     use serde_json::json;
 
     fn slice(trigger: &str) -> Object {
@@ -168,9 +173,15 @@ mod tests {
     #[test]
     fn events_count_once_each_and_pending_follows_the_model() {
         let metrics = Metrics::for_mode(ProxyMode::Ipvs);
+        let mut fqdn = slice("2000-01-01T00:00:00Z");
+        if let Object::EndpointSlice(s) = &mut fqdn {
+            s.address_type = "FQDN".into();
+            s.metadata.name = Some("web-fqdn".into());
+        }
         let events = vec![
             SourceEvent::Applied(slice("2000-01-01T00:00:00Z")),
             SourceEvent::Applied(slice("2000-01-01T00:00:00Z")),
+            SourceEvent::Deleted(fqdn),
             SourceEvent::Listed(Kind::Service, Vec::new()),
             SourceEvent::Relisted(Kind::EndpointSlice),
         ];
@@ -181,8 +192,8 @@ mod tests {
         }
         pending(&metrics, model.pending());
         let text = metrics.encode();
-        // kube-proxy counts every event, pending only what changed: the second, identical
-        // update of the slice is no change.
+        // kube-proxy counts every event (of an IPv4 or IPv6 slice), pending only what
+        // changed: the second, identical update of the slice is no change.
         for expected in [
             "kubeproxy_sync_proxy_rules_endpoint_changes_total 2",
             "kubeproxy_sync_proxy_rules_endpoint_changes_pending 1",
