@@ -307,21 +307,25 @@ impl FakeApiServer {
     }
 
     /// Writes a kubeconfig for this server (with `token`, if any, as a ServiceAccount's
-    /// bearer token) to `dir/kubeconfig` and returns its path.
+    /// bearer token, and a CA certificate in `dir/ca.pem`, see [`CA`]) to `dir/kubeconfig`
+    /// and returns its path.
     ///
     /// # Panics
     /// When the file cannot be written.
     pub fn kubeconfig(&self, dir: &Path, token: Option<&str>) -> PathBuf {
         let path = dir.join("kubeconfig");
         let user = token.map_or_else(|| "{}".to_owned(), |t| format!("{{token: {t}}}"));
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, CA).expect("write the CA");
         let mut file = std::fs::File::create(&path).expect("create kubeconfig");
         write!(
             file,
             "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\", certificate-authority: \"{}\"}}}}]\n\
              contexts: [{{name: fake, context: {{cluster: fake, user: proxy}}}}]\n\
              users: [{{name: proxy, user: {user}}}]\n",
-            self.url()
+            self.url(),
+            ca.display()
         )
         .expect("write kubeconfig");
         path
@@ -338,6 +342,12 @@ impl Drop for FakeApiServer {
         }
     }
 }
+
+/// A CA certificate for the kubeconfig, as a ServiceAccount's holds one: the server is
+/// plain HTTP, so it is never used to verify anything, but with it the client does not look
+/// for the system's CA certificates, which the test VM does not have (without a CA in the
+/// kubeconfig, kube-rs's rustls setup fails when the system has none).
+const CA: &str = include_str!("../testdata/fake-apiserver-ca.pem");
 
 fn gone(rv: u64) -> String {
     json!({"type": "ERROR", "object": {"apiVersion": "v1", "kind": "Status", "status": "Failure",
