@@ -12,6 +12,8 @@ mod settings;
 mod unhonoured;
 mod write_config;
 
+mod build_info;
+mod change_metrics;
 mod drift_events;
 mod health;
 mod iptables_mode;
@@ -21,6 +23,7 @@ mod metrics;
 mod mode;
 mod node_setup;
 mod preflight;
+mod process_metrics;
 mod proxier;
 mod runner;
 mod server;

@@ -17,6 +17,7 @@ use tokio::sync::{Mutex, mpsc};
 
 use std::time::{Instant, SystemTime};
 
+use crate::change_metrics;
 use crate::cli::{Cli, Output};
 use crate::drift_events::DriftEvents;
 use crate::health::HealthState;
@@ -308,7 +309,7 @@ async fn serve<D: Proxier>(
     let stop = shutdown();
     let health = HealthState::new(2 * settings.sync_period);
     health.started(SystemTime::now());
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::for_mode(D::MODE));
     for kind in invalid {
         Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
     }
@@ -325,6 +326,8 @@ async fn serve<D: Proxier>(
         })
         .set(1);
     pipeline.interfaces = Some(dataplane.node_addresses().await?);
+    // As kube-proxy's SyncLoop: a sync is as good as queued while the sources list.
+    queued(&metrics, &pipeline.node_info().families());
     let service_health = ServiceHealth::new(
         &pipeline.node_info().name,
         health.clone(),
@@ -410,16 +413,15 @@ async fn follow<R: Rules>(
     settings: &Settings,
 ) -> anyhow::Result<()> {
     while let Some(events) = rx.recv().await {
+        change_metrics::count_events(metrics, &events);
         let mut p = pipeline.lock().await;
         for kind in p.apply(events, reporter.as_ref()) {
             Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
         }
+        change_metrics::pending(metrics, p.model.pending());
         health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
-        if let Some(changes) = p.update(settings, reporter.as_ref()) {
-            metrics
-                .service_changes
-                .inc_by(changes.services.len() as u64);
-            metrics.last_queued.set(unix_now());
+        if p.update(settings, reporter.as_ref()).is_some() {
+            queued(metrics, &p.node_info().families());
             health.queued(SystemTime::now());
             trigger.request();
         }
@@ -457,6 +459,13 @@ impl<D: Proxier> Syncer<'_, D> {
                 Err(e) => tracing::error!(error = %e, "keeping the node addresses"),
             }
         }
+        if p.state.is_none() {
+            return;
+        }
+        let taken = p.model.take_pending();
+        change_metrics::pending(self.metrics, p.model.pending());
+        let node = p.node_info();
+        let families = node.families();
         let Some(state) = &p.state else { return };
         let started = Instant::now();
         let summary = dataplane.sync(state, full).await;
@@ -468,6 +477,7 @@ impl<D: Proxier> Syncer<'_, D> {
             took,
             objects: state.size(),
             memory: crate::memory::usage(),
+            families: families.clone(),
         };
         crate::sync_report::report(&summary, sync, self.metrics);
         if let Some((reporter, limit)) = &self.drift_events {
@@ -480,11 +490,18 @@ impl<D: Proxier> Syncer<'_, D> {
             }
         }
         if summary.complete() {
-            self.metrics.last_sync.set(unix_now());
-            self.health.updated(SystemTime::now());
+            let now = SystemTime::now();
+            change_metrics::programmed(self.metrics, &taken, &families, now);
+            let no_local = desired::no_local::no_local_endpoints(&p.model, &node);
+            change_metrics::no_local(self.metrics, D::MODE, &no_local, &families);
+            for family in &families {
+                let label = crate::metrics::IpFamily::from(*family);
+                self.metrics.last_sync.get_or_create(&label).set(unix_now());
+            }
+            self.health.updated(now);
             let wanted = desired::health_check::health_checks(
                 &p.model,
-                &p.node_info(),
+                &node,
                 &self.settings.desired.node_port_addresses,
             );
             self.service_health.lock().await.sync(&wanted).await;
@@ -520,6 +537,14 @@ fn shutdown() -> impl std::future::Future<Output = ()> {
             () = wait(term) => {}
             () = wait(int) => {}
         }
+    }
+}
+
+/// Sets `last_queued_timestamp_seconds` of `families` to now.
+fn queued(metrics: &Metrics, families: &[model::IpFamily]) {
+    for family in families {
+        let label = crate::metrics::IpFamily::from(*family);
+        metrics.last_queued.get_or_create(&label).set(unix_now());
     }
 }
 

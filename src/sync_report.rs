@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use dataplane::SyncSummary;
+use model::IpFamily;
 
 use crate::memory::Usage;
 use crate::metrics::Metrics;
 use crate::mode::ProxyMode;
 
 /// What one sync was, besides what its summary counted.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub(crate) struct Sync {
     /// The mode that ran it.
     pub(crate) mode: ProxyMode,
@@ -21,6 +22,9 @@ pub(crate) struct Sync {
     pub(crate) objects: usize,
     /// What the process holds after it.
     pub(crate) memory: Usage,
+    /// The families it wrote rules for (the node's): kube-proxy runs one proxier per
+    /// family, each observing its own syncs, so one sync here counts in each.
+    pub(crate) families: Vec<IpFamily>,
 }
 
 /// Adds the sync to the metrics (counts and durations) and logs the one
@@ -36,11 +40,28 @@ pub(crate) fn report(summary: &SyncSummary, sync: Sync, metrics: &Metrics) {
         Metrics::count(&metrics.drift_repaired, kind, *n);
     }
     let seconds = sync.took.as_secs_f64();
-    metrics.sync_duration.observe(seconds);
-    if sync.full {
-        metrics.sync_full_duration.observe(seconds);
-    } else {
-        metrics.sync_partial_duration.observe(seconds);
+    let iptables_mode = sync.mode == ProxyMode::Iptables;
+    for family in &sync.families {
+        let label = crate::metrics::IpFamily::from(*family);
+        metrics.sync_duration.get_or_create(&label).observe(seconds);
+        if iptables_mode {
+            let by_kind = if sync.full {
+                &metrics.sync_full_duration
+            } else {
+                &metrics.sync_partial_duration
+            };
+            by_kind.get_or_create(&label).observe(seconds);
+        }
+    }
+    for family in &summary.restore_failed {
+        let label = crate::metrics::IpFamily::from(match family {
+            iptables::Family::V4 => IpFamily::V4,
+            iptables::Family::V6 => IpFamily::V6,
+        });
+        metrics.restore_failures.get_or_create(&label).inc();
+        if iptables_mode && !sync.full {
+            metrics.partial_restore_failures.get_or_create(&label).inc();
+        }
     }
     let broken: Vec<&str> = summary.broken.iter().map(|p| p.as_str()).collect();
     tracing::info!(
@@ -67,32 +88,65 @@ mod tests {
     use super::*;
     use dataplane::Part;
 
+    fn assert_lines(text: &str, lines: &[&str]) {
+        for line in lines {
+            assert!(
+                text.lines().any(|l| l == *line),
+                "missing {line:?} in:\n{text}"
+            );
+        }
+    }
+
+    /// A 5 ms sync of both families.
+    fn dual_stack(mode: ProxyMode, full: bool) -> Sync {
+        Sync {
+            mode,
+            full,
+            took: Duration::from_millis(5),
+            objects: 0,
+            memory: crate::memory::usage(),
+            families: vec![IpFamily::V4, IpFamily::V6],
+        }
+    }
+
     #[test]
     fn counts_reach_the_metrics_by_kind() {
         let mut s = SyncSummary::default();
         s.applied("ipset_entry", 3);
         s.drift([("iptables_chain", 1)]);
         s.broken(Part::Address, &"binding addresses to kube-ipvs0: denied");
-        let metrics = Metrics::new();
-        let sync = Sync {
-            mode: ProxyMode::Ipvs,
-            full: true,
-            took: Duration::from_millis(5),
-            objects: 0,
-            memory: crate::memory::usage(),
-        };
-        report(&s, sync, &metrics);
-        let text = metrics.encode();
-        for line in [
-            r#"kube_ipvs_proxy_sync_errors_total{kind="address"} 1"#,
-            r#"kube_ipvs_proxy_drift_repaired_total{kind="iptables_chain"} 1"#,
-            r#"kube_ipvs_proxy_ops_applied_total{kind="ipset_entry"} 3"#,
-            "kubeproxy_sync_full_proxy_rules_duration_seconds_count 1",
-        ] {
-            assert!(
-                text.lines().any(|l| l == line),
-                "missing {line:?} in:\n{text}"
-            );
+        let metrics = Metrics::for_mode(ProxyMode::Ipvs);
+        report(&s, dual_stack(ProxyMode::Ipvs, true), &metrics);
+        assert_lines(
+            &metrics.encode(),
+            &[
+                r#"kube_ipvs_proxy_sync_errors_total{kind="address"} 1"#,
+                r#"kube_ipvs_proxy_drift_repaired_total{kind="iptables_chain"} 1"#,
+                r#"kube_ipvs_proxy_ops_applied_total{kind="ipset_entry"} 3"#,
+                r#"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
+                r#"kubeproxy_sync_proxy_rules_duration_seconds_count{ip_family="IPv6"} 1"#,
+            ],
+        );
+    }
+
+    #[test]
+    fn restore_failures_count_per_family_and_partial_ones_in_the_iptables_mode() {
+        let metrics = Metrics::for_mode(ProxyMode::Iptables);
+        for full in [false, true] {
+            let mut s = SyncSummary::default();
+            s.restore_failed.insert(iptables::Family::V6);
+            report(&s, dual_stack(ProxyMode::Iptables, full), &metrics);
         }
+        let text = metrics.encode();
+        assert_lines(
+            &text,
+            &[
+                r#"kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family="IPv6"} 2"#,
+                r#"kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family="IPv6"} 1"#,
+                r#"kubeproxy_sync_full_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
+                r#"kubeproxy_sync_partial_proxy_rules_duration_seconds_count{ip_family="IPv4"} 1"#,
+            ],
+        );
+        assert!(!text.contains(r#"restore_failures_total{ip_family="IPv4"}"#));
     }
 }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use serde_json::json;
 use testkit::Netns;
 use testkit::apiserver::{FakeApiServer, Fault};
-use testkit::daemon::Daemon;
+use testkit::daemon::{Daemon, SHORT_SYNC};
 
 fn bin() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
@@ -23,16 +23,6 @@ fn cluster_role_grants() -> BTreeSet<(String, String, String)> {
     let shipped = manifests::rbac::shipped().unwrap_or_else(|e| panic!("{e}"));
     shipped.into_iter().map(Into::into).collect()
 }
-
-/// Short sync periods, so periodic syncs come every 2 s.
-const SHORT_SYNC: [&str; 6] = [
-    "--ipvs-sync-period",
-    "2s",
-    "--iptables-sync-period",
-    "2s",
-    "--iptables-min-sync-period",
-    "0s",
-];
 
 /// The fake API server, listening in `ns`, with node `node-1` (192.168.7.1, bound to the
 /// namespace's loopback) and Service `default/web` with one ready endpoint.
@@ -70,7 +60,7 @@ fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
     api.set_fault(Fault::ServerError, true);
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path(), Some("proxy-sa-token"));
-    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, &SHORT_SYNC);
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
 
     // Failing: the three watches back off (0.8 s doubling): a handful of attempts in 6 s,
     // one log line each; no sync, and once 2 x syncPeriod has passed, /healthz says so.
@@ -149,7 +139,7 @@ fn netns_apiserver_drift_repaired_gives_one_node_event_per_window() {
     let api = api_with_one_service(&ns);
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path(), Some("proxy-sa-token"));
-    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, &SHORT_SYNC);
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
     daemon.eventually("the first sync", || daemon.syncs() > 0);
     let repaired = || {
         daemon
@@ -200,7 +190,7 @@ fn netns_apiserver_a_held_healthz_port_gives_kube_proxys_event() {
     let holder = ns.enter(|| TcpListener::bind("0.0.0.0:10256").expect("hold 10256"));
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path(), Some("proxy-sa-token"));
-    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, &SHORT_SYNC);
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
     daemon.eventually("the first sync while the port is held", || {
         daemon.syncs() > 0
     });

@@ -10,7 +10,12 @@
 //! 4. the daemon's memory (`VmHWM`, `VmRSS`) at that scale.
 //!
 //! `tests/vm/run vmbench_daemon` runs N = 1,000 then 10,000 in one boot;
-//! `tests/vm/run vmbench_daemon_1k` only the first. The table is checked
+//! `tests/vm/run vmbench_daemon_1k` only the first.
+//!
+//! `vmbench_api_*` (`tests/vm/run vmbench_api_10k`) measure the same cluster served by the fake API server
+//! (`testkit::apiserver`, listening in the daemon's namespace) beside the directory, in
+//! the same boot: start to the first `sync done`, memory, and one EndpointSlice change to
+//! the sync that applied it. The table is checked
 //! to be complete after each step. Rate estimation is off in both
 //! namespaces (`net.ipv4.vs.run_estimation=0`), as in `vmbench_ipvs`:
 //! Linux 6.1's estimator timer walks every real server every 2 s, which
@@ -20,6 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use testkit::Netns;
+use testkit::apiserver::FakeApiServer;
 use testkit::cluster::Synthetic;
 use testkit::daemon::{ClusterDir, Daemon, SyncDone};
 
@@ -192,6 +198,118 @@ fn bench(services: u32) {
         kernel_overview.as_secs_f64(),
         ipvsadm_save.as_secs_f64(),
     );
+}
+
+/// What one source cost the daemon: start to the first sync, that sync, memory after it,
+/// one EndpointSlice change (wall time from the change to the sync that applied it, and
+/// that sync) and memory after it.
+#[derive(Debug)]
+struct SourceRun {
+    startup: Duration,
+    full: SyncDone,
+    after_full: (f64, f64),
+    change_wall: Duration,
+    change: SyncDone,
+    after_change: (f64, f64),
+}
+
+/// Runs the daemon in a fresh namespace with `start`, waits for the first sync, then makes
+/// one endpoint change with `change` and waits for its sync.
+fn source_run<'n>(
+    node: &'n Netns,
+    start: impl FnOnce(&'n Netns) -> Daemon<'n>,
+    change: impl FnOnce(),
+) -> SourceRun {
+    let started = Instant::now();
+    let daemon = start(node);
+    let (first_i, full) = wait_sync(&daemon, "the first sync", 0, |_| true);
+    let startup = started.elapsed();
+    let after_full = daemon.memory_mib();
+    let changed_at = Instant::now();
+    change();
+    let (_, change) = wait_sync(&daemon, "the change's sync", first_i + 1, |s| s.ops() > 0);
+    let change_wall = changed_at.elapsed();
+    let after_change = daemon.memory_mib();
+    daemon.stop();
+    SourceRun {
+        startup,
+        full,
+        after_full,
+        change_wall,
+        change,
+        after_change,
+    }
+}
+
+fn bench_api(services: u32) {
+    testkit::modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
+    let cluster = Synthetic {
+        services,
+        endpoints_per_service: ENDPOINTS,
+        node_port_every: None,
+    };
+    let bin = Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"));
+    let periods = ["--ipvs-sync-period", "60s", "--ipvs-min-sync-period", "0s"];
+    let changed = services / 2;
+
+    let dir = ClusterDir::new(&format!("bench-api-{services}"));
+    cluster.write_dir(dir.path());
+    let dir_ns = namespace("bench-dir");
+    let from_dir = source_run(
+        &dir_ns,
+        |ns| Daemon::start(ns, bin, &dir, &periods),
+        || cluster.write_slice(dir.path(), changed, 1),
+    );
+    eprintln!("BENCH daemon api: directory {from_dir:?}");
+
+    let api_ns = namespace("bench-api");
+    let api = FakeApiServer::start(
+        api_ns.enter(|| std::net::TcpListener::bind("127.0.0.1:0").expect("bind")),
+    );
+    cluster.serve(&api);
+    let config = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(config.path(), None);
+    let from_api = source_run(
+        &api_ns,
+        |ns| Daemon::against_api(ns, bin, &kubeconfig, &periods),
+        || cluster.serve_slice(&api, changed, 1),
+    );
+    eprintln!("BENCH daemon api: API server {from_api:?}");
+    let (_, v, r) = saved(&api_ns);
+    assert_eq!(
+        (v, r),
+        (services as usize, (services * ENDPOINTS) as usize + 1)
+    );
+
+    for (source, run) in [("directory", &from_dir), ("API server", &from_api)] {
+        println!(
+            "BENCH daemon api: | {services:>6} | {source:<10} | start to first sync done {:7.2} s \
+             (its took_ms {:7.2} s) | VmHWM, VmRSS after it {:.1?} MiB | one endpoint: seen \
+             and applied after {:6.2} s (sync {:5.2} s) | after it {:.1?} MiB |",
+            run.startup.as_secs_f64(),
+            secs(run.full.took_ms),
+            run.after_full,
+            run.change_wall.as_secs_f64(),
+            secs(run.change.took_ms),
+            run.after_change,
+        );
+    }
+    println!(
+        "BENCH daemon api: | {services:>6} | API server / directory: start to first sync {:.2} |",
+        from_api.startup.as_secs_f64() / from_dir.startup.as_secs_f64()
+    );
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vmbench_api_1k_services() {
+    bench_api(1_000);
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vmbench_api_10k_services() {
+    bench_api(10_000);
 }
 
 #[test]

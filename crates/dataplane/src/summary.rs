@@ -1,7 +1,7 @@
 //! What one sync did, counted in one place for the summary log line and the
 //! metrics.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::time::Instant;
 
@@ -58,6 +58,10 @@ pub struct SyncSummary {
     pub broken: Vec<Part>,
     /// Time spent in each part, in milliseconds (a part timed twice adds up).
     pub parts_ms: Counts,
+    /// The families whose `iptables-restore` failed or could not run in this sync: once
+    /// each, however many of its tables failed (kube-proxy restores a family's tables in
+    /// one `iptables-restore`).
+    pub restore_failed: BTreeSet<iptables::Family>,
 }
 
 fn bump(map: &mut Counts, kind: &'static str, n: u64) {
@@ -106,6 +110,7 @@ impl SyncSummary {
             draining,
             mut broken,
             parts_ms,
+            mut restore_failed,
         } = other;
         for (mine, theirs) in [
             (&mut self.applied, applied),
@@ -119,6 +124,7 @@ impl SyncSummary {
         }
         self.draining += draining;
         self.broken.append(&mut broken);
+        self.restore_failed.append(&mut restore_failed);
     }
 
     /// Whether every part of the dataplane was synced (some operations may
@@ -158,6 +164,7 @@ mod tests {
         netfilter.applied("ipset_entry", 4);
         netfilter.drift([("ipset", 1)]);
         netfilter.broken(Part::Iptables, &"restore failed");
+        netfilter.restore_failed.insert(iptables::Family::V6);
         netfilter.parts_ms.insert("ipset", 3);
         ipvs.merge(netfilter);
         assert_eq!(
@@ -168,6 +175,7 @@ mod tests {
         assert_eq!(ipvs.drift, [("ipset", 1)].into());
         assert_eq!(ipvs.parts_ms, [("ipset", 3), ("ipvs", 7)].into());
         assert_eq!(ipvs.draining, 1);
+        assert_eq!(ipvs.restore_failed, [iptables::Family::V6].into());
         assert!(!ipvs.complete());
     }
 }

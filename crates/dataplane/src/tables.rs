@@ -123,6 +123,9 @@ impl<'a> IptablesPart<'a> {
             }
             Ok(None) => true,
             Err(e) => {
+                if e.is_restore() {
+                    self.summary.restore_failed.insert(family);
+                }
                 let op = format!("applying the {} {} table", family.command(), table.table);
                 self.fail(Error::new(op, e));
                 false

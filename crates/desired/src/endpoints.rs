@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::net::IpAddr;
 
-use model::{EndpointSlice, IpFamily, ServicePort};
+use model::{EndpointSlice, IpFamily, Service, ServicePort};
 
 /// One endpoint of one Service port, merged over the Service's slices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +106,19 @@ pub struct Policy {
 }
 
 impl Policy {
+    /// The policies of `port` of `svc` in `family`: externally accessible when the port has
+    /// a node port, or the Service external or load balancer IPs of that family.
+    pub fn of(svc: &Service, port: &ServicePort, family: IpFamily) -> Policy {
+        let in_family = |ips: &[IpAddr]| ips.iter().any(|ip| IpFamily::of(ip) == family);
+        Policy {
+            internal_local: svc.internal_policy_local,
+            external_local: svc.external_policy_local,
+            externally_accessible: port.node_port.is_some()
+                || in_family(&svc.external_ips)
+                || in_family(&svc.load_balancer_ips),
+        }
+    }
+
     /// Whether any traffic goes to cluster-wide endpoints: internal traffic with `Cluster`
     /// policy, or external traffic at all (even `Local` external policy needs them for the
     /// short-circuit of pod and node traffic). kube-proxy's `UsesClusterEndpoints`.

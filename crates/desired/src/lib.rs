@@ -25,6 +25,7 @@ pub mod health_check;
 pub mod ipset;
 pub mod iptables;
 pub mod ipvs;
+pub mod no_local;
 pub mod plan;
 pub mod render;
 pub mod state;

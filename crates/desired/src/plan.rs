@@ -150,13 +150,7 @@ impl<'a> FamilyContext<'a> {
         let external_ips: Vec<IpAddr> = self.of_family(&svc.external_ips).collect();
         let lb_ips: Vec<IpAddr> = self.of_family(&svc.load_balancer_ips).collect();
         let node_port = port.node_port.filter(|_| !self.node_port_ips.is_empty());
-        let policy = Policy {
-            internal_local: svc.internal_policy_local,
-            external_local: svc.external_policy_local,
-            externally_accessible: port.node_port.is_some()
-                || !external_ips.is_empty()
-                || !lb_ips.is_empty(),
-        };
+        let policy = Policy::of(svc, port, family);
         let selection = endpoints::select(&eps, policy, &self.node.name, self.node.zone.as_deref());
         let mut entry = |kind: SetKind, e: SetEntry| plan.entries.push((family, kind, e));
 

@@ -108,3 +108,35 @@ impl std::fmt::Display for LineOrigin {
         }
     }
 }
+
+impl Error {
+    /// Whether `iptables-restore` failed or could not be run: what kube-proxy counts in
+    /// `kubeproxy_sync_proxy_rules_iptables_restore_failures_total` (any error of its
+    /// `RestoreAll`), as opposed to reading or planning a table.
+    pub fn is_restore(&self) -> bool {
+        match self {
+            Error::Restore { .. } => true,
+            Error::Spawn { command, .. } => command.ends_with(crate::runner::RESTORE_ARGS),
+            _ => false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod restore_tests {
+    use super::*;
+
+    fn spawn(command: &str) -> Error {
+        Error::Spawn {
+            command: command.to_owned(),
+            source: std::io::Error::from(std::io::ErrorKind::NotFound),
+        }
+    }
+
+    #[test]
+    fn only_a_restore_that_failed_or_did_not_start_is_a_restore_failure() {
+        assert!(spawn("iptables-nft-restore --noflush --wait").is_restore());
+        assert!(!spawn("iptables-nft-save -t nat").is_restore());
+        assert!(!Error::UnknownTable("raw2".into()).is_restore());
+    }
+}

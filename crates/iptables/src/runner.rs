@@ -161,19 +161,19 @@ impl Iptables {
         crate::plan(current, desired, &learned)
     }
 
-    /// Runs one `iptables-restore --noflush --wait` with the plan's text.
+    /// Runs one `iptables-restore --noflush --wait` ([`RESTORE_ARGS`]) with the plan's text.
     ///
     /// # Errors
     /// [`Error::Spawn`], or [`Error::Restore`] naming the failing line and
     /// what it was for.
     pub fn restore(&self, plan: &Plan) -> Result<(), Error> {
-        let command = format!("{} --noflush --wait", self.tools.restore);
+        let command = format!("{} {RESTORE_ARGS}", self.tools.restore);
         let spawn_err = |source| Error::Spawn {
             command: command.clone(),
             source,
         };
         let mut child = Command::new(&self.tools.restore)
-            .args(["--noflush", "--wait"])
+            .args(RESTORE_ARGS.split(' '))
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
@@ -289,6 +289,9 @@ impl Iptables {
 /// an apply; more take one `iptables-save` (a one-chain listing costs
 /// milliseconds, a save of 10,000 chains seconds on nf_tables).
 const READ_BACK_CHAIN_BY_CHAIN: usize = 16;
+
+/// The arguments of every restore: keep the chains we do not write, wait for the xtables lock.
+pub(crate) const RESTORE_ARGS: &str = "--noflush --wait";
 
 /// Runs a tool that must succeed and returns its standard output.
 fn run(program: &str, args: &[&str]) -> Result<String, Error> {

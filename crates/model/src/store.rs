@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 
 use crate::labels::ProxyFilter;
+use crate::pending::{self, Pending, Tracker};
 use crate::warning::{Consequence, Invalid, Warning};
 use crate::{EndpointSlice, IdSet, Kind, Node, Object, ObjectId, Service, SourceEvent};
 
@@ -41,6 +42,8 @@ pub struct Model {
     /// Whether endpoints keep no Pod ([`Model::without_pods`]).
     forget_pods: bool,
     changes: Changes,
+    /// The changes no sync has taken yet, for kube-proxy's metrics.
+    tracker: Tracker,
 }
 
 impl Model {
@@ -120,6 +123,17 @@ impl Model {
     /// Returns and clears the record of changes.
     pub fn take_changes(&mut self) -> Changes {
         std::mem::take(&mut self.changes)
+    }
+
+    /// The changes since [`Model::take_pending`] was last called (since the model was
+    /// created, before): what kube-proxy's metrics call pending.
+    pub fn pending(&self) -> &Pending {
+        self.tracker.pending()
+    }
+
+    /// Returns and clears the pending changes: a sync takes them when it begins.
+    pub fn take_pending(&mut self) -> Pending {
+        self.tracker.take()
     }
 
     /// Every Service, by namespace and name.
@@ -203,7 +217,15 @@ impl Model {
         );
         match result {
             Ok(Some(Validated::Service(svc))) => self.put_service(svc),
-            Ok(Some(Validated::Slice(slice))) => self.put_slice(slice),
+            Ok(Some(Validated::Slice(slice))) => {
+                let trigger = match &object {
+                    Object::EndpointSlice(s) => {
+                        pending::trigger_time(s.metadata.annotations.as_ref())
+                    }
+                    _ => None,
+                };
+                self.put_slice(slice, trigger)
+            }
             Ok(Some(Validated::Node(node))) => {
                 if self.node.as_ref() != Some(&node) {
                     self.node = Some(node);
@@ -240,10 +262,11 @@ impl Model {
             return;
         }
         self.changes.services.insert(svc.id.clone());
+        self.tracker.service(&svc.id);
         self.services.insert(svc.id.clone(), Arc::new(svc));
     }
 
-    fn put_slice(&mut self, mut slice: EndpointSlice) {
+    fn put_slice(&mut self, mut slice: EndpointSlice, trigger: Option<std::time::SystemTime>) {
         for ep in &mut slice.endpoints {
             if self.forget_pods {
                 ep.pod = None;
@@ -267,6 +290,8 @@ impl Model {
             self.unindex(&old_id, &old_service);
         }
         self.changes.services.insert(slice.service.clone());
+        self.tracker
+            .slice_updated(&slice.service, slice.family, trigger);
         self.slices_by_service
             .entry(slice.service.clone())
             .or_default()
@@ -289,11 +314,13 @@ impl Model {
             Kind::Service => {
                 if self.services.remove(id).is_some() {
                     self.changes.services.insert(id.clone());
+                    self.tracker.service(id);
                 }
             }
             Kind::EndpointSlice => {
                 if let Some(old) = self.slices.remove(id) {
                     self.unindex(id, &old.service);
+                    self.tracker.slice_deleted(&old.service, old.family);
                 }
             }
             Kind::Node => {
@@ -359,6 +386,40 @@ mod tests {
 
     fn id(name: &str) -> ObjectId {
         ObjectId::new("d", name)
+    }
+
+    #[test]
+    fn pending_counts_real_changes_until_a_sync_takes_them() {
+        let mut m = Model::default();
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        m.apply(SourceEvent::Applied(service("a", "10.96.0.1")));
+        let mut annotated = slice("a-1", "a");
+        if let Object::EndpointSlice(s) = &mut annotated {
+            s.metadata.annotations = Some(
+                [(
+                    crate::LAST_CHANGE_TRIGGER_TIME.to_owned(),
+                    "2100-01-01T00:00:00Z".to_owned(),
+                )]
+                .into(),
+            );
+        }
+        m.apply(SourceEvent::Applied(annotated.clone()));
+        m.apply(SourceEvent::Applied(annotated));
+        let pending = m.take_pending();
+        assert_eq!(
+            pending.services,
+            BTreeSet::from([id("a")]),
+            "same object twice"
+        );
+        assert_eq!(
+            pending.endpoint_changes, 1,
+            "an unchanged slice is no change"
+        );
+        let times: Vec<_> = pending.trigger_times.values().flatten().collect();
+        assert_eq!(times.len(), 1);
+        m.apply(SourceEvent::Deleted(slice("a-1", "a")));
+        assert_eq!(m.pending().endpoint_changes, 1);
+        assert!(m.pending().services.is_empty());
     }
 
     #[test]

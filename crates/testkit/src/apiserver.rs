@@ -12,7 +12,7 @@
 //!
 //! Not covered: TLS, and set-based selectors (`in`, `notin`), which get 400.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashSet};
 use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -189,39 +189,71 @@ impl FakeApiServer {
         self.change(object, true, true);
     }
 
-    fn change(&self, mut object: Value, delete: bool, notify: bool) {
-        let resource = match object["kind"].as_str() {
+    /// Stores `objects` (each at most once) like [`FakeApiServer::apply`], one after the
+    /// other, in one pass over what is held: for loading a large cluster (applying objects
+    /// one by one costs a pass each).
+    ///
+    /// # Panics
+    /// For another kind.
+    pub fn apply_all(&self, objects: Vec<Value>) {
+        self.change_all(objects, false, true);
+    }
+
+    fn change(&self, object: Value, delete: bool, notify: bool) {
+        self.change_all(vec![object], delete, notify);
+    }
+
+    /// Stores or deletes `objects` in order, each with a new resourceVersion, and tells
+    /// watchers when `notify`.
+    fn change_all(&self, objects: Vec<Value>, delete: bool, notify: bool) {
+        let resource_of = |object: &Value| match object["kind"].as_str() {
             Some("Service") => 0,
             Some("EndpointSlice") => 1,
             Some("Node") => 2,
             other => panic!("the fake API server does not serve {other:?}"),
         };
-        let event = self.with_state(|s| {
-            s.rv += 1;
-            object["metadata"]["resourceVersion"] = json!(s.rv.to_string());
-            let list = &mut s.objects[resource];
-            let id = |o: &Value| {
-                (
-                    o["metadata"]["namespace"].clone(),
-                    o["metadata"]["name"].clone(),
-                )
-            };
-            let before = list.len();
-            list.retain(|o| id(o) != id(&object));
-            let kind = match (delete, list.len() < before) {
-                (true, _) => "DELETED",
-                (false, true) => "MODIFIED",
-                (false, false) => "ADDED",
-            };
-            if !delete {
-                list.push(object.clone());
+        let id = |o: &Value| {
+            let part = |key: &str| o["metadata"][key].as_str().unwrap_or_default().to_owned();
+            (part("namespace"), part("name"))
+        };
+        let events = self.with_state(|s| {
+            let changed: HashSet<(usize, (String, String))> =
+                objects.iter().map(|o| (resource_of(o), id(o))).collect();
+            let mut held = HashSet::new();
+            for (resource, list) in s.objects.iter_mut().enumerate() {
+                list.retain(|o| {
+                    let key = (resource, id(o));
+                    let stays = !changed.contains(&key);
+                    if !stays {
+                        held.insert(key);
+                    }
+                    stays
+                });
             }
-            let line = json!({"type": kind, "object": object}).to_string();
-            s.log.push((resource, s.rv, line.clone()));
-            (resource, s.rv, line)
+            let mut events = Vec::with_capacity(objects.len());
+            for mut object in objects {
+                let resource = resource_of(&object);
+                s.rv += 1;
+                object["metadata"]["resourceVersion"] = json!(s.rv.to_string());
+                let kind = match (delete, held.contains(&(resource, id(&object)))) {
+                    (true, _) => "DELETED",
+                    (false, true) => "MODIFIED",
+                    (false, false) => "ADDED",
+                };
+                let line = json!({"type": kind, "object": object}).to_string();
+                if !delete {
+                    held.insert((resource, id(&object)));
+                    s.objects[resource].push(object);
+                }
+                s.log.push((resource, s.rv, line.clone()));
+                events.push((resource, s.rv, line));
+            }
+            events
         });
         if notify {
-            let _ = self.feed.send(event);
+            for event in events {
+                let _ = self.feed.send(event);
+            }
         }
     }
 
@@ -275,21 +307,25 @@ impl FakeApiServer {
     }
 
     /// Writes a kubeconfig for this server (with `token`, if any, as a ServiceAccount's
-    /// bearer token) to `dir/kubeconfig` and returns its path.
+    /// bearer token, and a CA certificate in `dir/ca.pem`, see [`CA`]) to `dir/kubeconfig`
+    /// and returns its path.
     ///
     /// # Panics
     /// When the file cannot be written.
     pub fn kubeconfig(&self, dir: &Path, token: Option<&str>) -> PathBuf {
         let path = dir.join("kubeconfig");
         let user = token.map_or_else(|| "{}".to_owned(), |t| format!("{{token: {t}}}"));
+        let ca = dir.join("ca.pem");
+        std::fs::write(&ca, CA).expect("write the CA");
         let mut file = std::fs::File::create(&path).expect("create kubeconfig");
         write!(
             file,
             "apiVersion: v1\nkind: Config\ncurrent-context: fake\n\
-             clusters: [{{name: fake, cluster: {{server: \"{}\"}}}}]\n\
+             clusters: [{{name: fake, cluster: {{server: \"{}\", certificate-authority: \"{}\"}}}}]\n\
              contexts: [{{name: fake, context: {{cluster: fake, user: proxy}}}}]\n\
              users: [{{name: proxy, user: {user}}}]\n",
-            self.url()
+            self.url(),
+            ca.display()
         )
         .expect("write kubeconfig");
         path
@@ -306,6 +342,12 @@ impl Drop for FakeApiServer {
         }
     }
 }
+
+/// A CA certificate for the kubeconfig, as a ServiceAccount's holds one: the server is
+/// plain HTTP, so it is never used to verify anything, but with it the client does not look
+/// for the system's CA certificates, which the test VM does not have (without a CA in the
+/// kubeconfig, kube-rs's rustls setup fails when the system has none).
+const CA: &str = include_str!("../testdata/fake-apiserver-ca.pem");
 
 fn gone(rv: u64) -> String {
     json!({"type": "ERROR", "object": {"apiVersion": "v1", "kind": "Status", "status": "Failure",
@@ -610,16 +652,23 @@ impl Server {
             .filter(|l| *l > 0)
             .unwrap_or(usize::MAX);
         self.with_state(|s| {
-            let mut items = Vec::new();
+            // Only the page's objects are copied: a large list is read in many pages.
+            let (mut page, mut matched, mut more) = (Vec::new(), 0, false);
             for o in &s.objects[resource] {
                 let named = name.is_none_or(|n| o["metadata"]["name"] == n);
-                if named && selected(&o["metadata"]["labels"], labels)? {
-                    items.push(o.clone());
+                if !(named && selected(&o["metadata"]["labels"], labels)?) {
+                    continue;
                 }
+                matched += 1;
+                if matched <= offset {
+                    continue;
+                }
+                if page.len() == limit {
+                    more = true;
+                    break;
+                }
+                page.push(o.clone());
             }
-            let rest = items.split_off(offset.min(items.len()));
-            let more = rest.len() > limit;
-            let page: Vec<Value> = rest.into_iter().take(limit).collect();
             let next = if more {
                 json!((offset + limit).to_string())
             } else {

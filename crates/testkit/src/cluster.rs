@@ -16,6 +16,8 @@ use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::discovery::v1 as discovery;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
+use crate::apiserver::FakeApiServer;
+
 /// The namespace every generated object is in.
 pub const NAMESPACE: &str = "bench";
 
@@ -142,6 +144,22 @@ impl Synthetic {
         }
     }
 
+    /// Stores the cluster in the fake API server (generation 0 of the slices).
+    pub fn serve(&self, api: &FakeApiServer) {
+        let mut objects = vec![json(&self.node())];
+        for i in 0..self.services {
+            objects.push(json(&self.service(i)));
+            objects.push(json(&self.slice(i, 0)));
+        }
+        api.apply_all(objects);
+    }
+
+    /// Replaces the EndpointSlice of Service `i` in the fake API server by its
+    /// `generation`.
+    pub fn serve_slice(&self, api: &FakeApiServer, i: u32, generation: u32) {
+        api.apply(json(&self.slice(i, generation)));
+    }
+
     /// Replaces the EndpointSlice of Service `i` in a directory written by
     /// [`Synthetic::write_dir`] by its `generation` (written aside, then
     /// renamed, so a reader never sees half a file).
@@ -155,6 +173,11 @@ impl Synthetic {
         std::fs::rename(&tmp, &path)
             .unwrap_or_else(|e| panic!("cannot rename {}: {e}", tmp.display()));
     }
+}
+
+/// An object as the JSON the API server stores (k8s-openapi writes `apiVersion` and `kind`).
+fn json<T: serde::Serialize>(object: &T) -> serde_json::Value {
+    serde_json::to_value(object).expect("serialize a Kubernetes object")
 }
 
 fn service_name(i: u32) -> String {

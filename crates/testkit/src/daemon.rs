@@ -34,6 +34,17 @@ pub const NODE_NAME: &str = "node-1";
 /// synced at once.
 pub const QUICK_SYNC: &[&str] = &["--ipvs-sync-period", "3s", "--ipvs-min-sync-period", "0s"];
 
+/// Daemon arguments for tests in either mode (the iptables fallback syncs with the
+/// iptables mode's periods): a full sync every 2 seconds, every change synced at once.
+pub const SHORT_SYNC: &[&str] = &[
+    "--ipvs-sync-period",
+    "2s",
+    "--iptables-sync-period",
+    "2s",
+    "--iptables-min-sync-period",
+    "0s",
+];
+
 /// A directory in the daemon's `--from-dir` format, deleted when dropped.
 /// Every write is atomic (write, then rename), so the daemon never reads half
 /// a file.
@@ -209,22 +220,41 @@ impl<'a> Daemon<'a> {
     /// outside the initial network namespace, so the daemon is told to leave it
     /// alone, as kind's kube-proxy configuration does (`conntrack.maxPerCore: 0`).
     pub fn start(ns: &'a Netns, bin: &Path, cluster: &ClusterDir, extra: &[&str]) -> Self {
+        Self::start_with_env(ns, bin, cluster, &[], extra)
+    }
+
+    /// As [`Daemon::start`], with these environment variables exported to the daemon; a
+    /// value is shell text (`PATH=/tmp/x:$PATH` extends the path).
+    pub fn start_with_env(
+        ns: &'a Netns,
+        bin: &Path,
+        cluster: &ClusterDir,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let source = format!("--from-dir {}", cluster.path().display());
-        Self::spawn(ns, bin, &source, extra)
+        Self::spawn(ns, bin, &source, env, extra)
     }
 
     /// As [`Daemon::start`], with an API server for source: `--kubeconfig KUBECONFIG`
     /// (e.g. [`crate::apiserver::FakeApiServer::kubeconfig`]).
     pub fn against_api(ns: &'a Netns, bin: &Path, kubeconfig: &Path, extra: &[&str]) -> Self {
         let source = format!("--kubeconfig {}", kubeconfig.display());
-        Self::spawn(ns, bin, &source, extra)
+        Self::spawn(ns, bin, &source, &[], extra)
     }
 
-    fn spawn(ns: &'a Netns, bin: &Path, source: &str, extra: &[&str]) -> Self {
+    fn spawn(
+        ns: &'a Netns,
+        bin: &Path,
+        source: &str,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Self {
         let log = std::env::temp_dir().join(format!("{}-daemon.log", ns.name()));
         let _ = std::fs::remove_file(&log);
+        let env: String = env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
         let command = format!(
-            "export NO_COLOR=1; exec {} {source} --hostname-override {NODE_NAME} \
+            "export NO_COLOR=1{env}; exec {} {source} --hostname-override {NODE_NAME} \
              --conntrack-max-per-core=0 {} >>{} 2>&1",
             bin.display(),
             extra.join(" "),

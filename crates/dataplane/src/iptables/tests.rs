@@ -186,9 +186,16 @@ fn a_refused_restore_leaves_the_table_as_it_was_and_the_part_broken() {
     lock(&kernel).fail(Family::V4, Some(Failure::Restore));
     let summary = dp.sync(&rules, false);
     assert_eq!(summary.broken, [Part::Iptables]);
+    assert_eq!(
+        summary.restore_failed,
+        [Family::V4].into(),
+        "counted once per family"
+    );
     assert_eq!(nat(&kernel), empty, "a failed restore changed the table");
     lock(&kernel).fail(Family::V4, None);
-    assert!(dp.sync(&rules, false).complete());
+    let summary = dp.sync(&rules, false);
+    assert!(summary.complete());
+    assert!(summary.restore_failed.is_empty());
     assert_ne!(nat(&kernel), empty);
 }
 
