@@ -40,6 +40,10 @@ impl Rules for DesiredState {
         self.virtual_servers().count()
     }
 
+    fn ipvs(&self) -> Option<&DesiredState> {
+        Some(self)
+    }
+
     fn print(&self, out: &mut dyn Write, output: Output) -> anyhow::Result<()> {
         match output {
             Output::Text => out.write_all(desired::render::text(self).as_bytes())?,

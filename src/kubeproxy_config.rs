@@ -178,6 +178,8 @@ pub(crate) struct Ipvs {
     pub(crate) tcp_timeout: Option<GoDuration>,
     pub(crate) tcp_fin_timeout: Option<GoDuration>,
     pub(crate) udp_timeout: Option<GoDuration>,
+    /// Ours (`--ipvs-stats`): `services` or `backends`.
+    pub(crate) stats: Option<String>,
     #[serde(flatten)]
     pub(crate) unknown: Unknown,
 }

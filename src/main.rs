@@ -17,6 +17,7 @@ mod health;
 mod http;
 mod iptables_mode;
 mod ipvs_mode;
+mod ipvs_stats;
 mod memory;
 mod metrics;
 mod mode;

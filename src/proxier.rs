@@ -31,6 +31,12 @@ pub(crate) trait Rules: Sized {
     /// How many kernel objects the state asks for (virtual servers, chains), for log lines.
     fn size(&self) -> usize;
 
+    /// The state as IPVS virtual servers, which the IPVS statistics are named after; `None`
+    /// in a mode without them.
+    fn ipvs(&self) -> Option<&desired::DesiredState> {
+        None
+    }
+
     /// Writes the state for `--dry-run`.
     ///
     /// # Errors

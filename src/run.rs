@@ -19,6 +19,7 @@ use std::time::{Instant, SystemTime};
 use crate::cli::{Cli, Output};
 use crate::drift_events::DriftEvents;
 use crate::health::HealthState;
+use crate::ipvs_stats::IpvsStatsCollector;
 use crate::metrics::{Metrics, Mode};
 use crate::mode::{ProxyMode, Selection};
 use crate::node_info::node_info;
@@ -289,7 +290,13 @@ async fn serve<D: Proxier>(
 ) -> anyhow::Result<()> {
     let health = HealthState::new(2 * settings.sync_period);
     health.started(SystemTime::now());
-    let metrics = Arc::new(Metrics::new());
+    let stats = (D::MODE == ProxyMode::Ipvs)
+        .then(|| Arc::new(IpvsStatsCollector::kernel(settings.ipvs_stats)));
+    let metrics = match &stats {
+        Some(stats) => Metrics::new().with_collector(Box::new(Arc::clone(stats))),
+        None => Metrics::new(),
+    };
+    let metrics = Arc::new(metrics);
     for kind in invalid {
         Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
     }
@@ -325,6 +332,7 @@ async fn serve<D: Proxier>(
         dataplane: Mutex::new(dataplane),
         service_health: Mutex::new(service_health),
         metrics: &metrics,
+        stats,
         health: &health,
         settings,
         drift_events: reporter
@@ -414,6 +422,8 @@ struct Syncer<'a, D: Proxier> {
     dataplane: Mutex<D>,
     service_health: Mutex<ServiceHealth>,
     metrics: &'a Metrics,
+    /// In IPVS mode: the statistics in `/metrics`, named after the state synced.
+    stats: Option<Arc<IpvsStatsCollector>>,
     health: &'a HealthState,
     settings: &'a Settings,
     /// With a cluster source: where drift Events go, and their rate limit.
@@ -451,6 +461,9 @@ impl<D: Proxier> Syncer<'_, D> {
             memory: crate::memory::usage(),
         };
         crate::sync_report::report(&summary, sync, self.metrics);
+        if let (Some(stats), Some(state)) = (&self.stats, state.ipvs()) {
+            stats.follow(state);
+        }
         if let Some((reporter, limit)) = &self.drift_events {
             let note = limit
                 .lock()

@@ -6,7 +6,8 @@
 //! - [`ipsets`]: kube-proxy's ipsets;
 //! - [`rules`]: kube-proxy's IPVS-mode helper chains;
 //! - [`owner`]: which of the kernel's virtual servers are ours;
-//! - [`probe`]: whether IPVS is usable here at all.
+//! - [`probe`]: whether IPVS is usable here at all;
+//! - [`stats`]: the traffic counters of the Services' virtual servers.
 //!
 //! A sync runs the parts in a safe order: virtual servers, then their
 //! addresses; sets, then the rules that reference them, then the sets no
@@ -20,6 +21,7 @@ mod ipsets;
 mod owner;
 mod probe;
 mod rules;
+mod stats;
 #[cfg(test)]
 mod sync_tests;
 mod table;
@@ -43,6 +45,9 @@ pub(crate) use addresses::AddressTable;
 pub(crate) use ipsets::SetTable;
 pub use owner::Owner;
 pub use probe::IpvsProbe;
+pub use stats::{
+    BackendStats, IpvsStats, ServiceNames, StatsDetail, StatsNames, VirtualServerStats,
+};
 pub(crate) use table::IpvsKernel;
 pub use table::IpvsOptions;
 

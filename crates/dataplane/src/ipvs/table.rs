@@ -46,6 +46,12 @@ pub(crate) trait IpvsKernel {
     /// When the table cannot be read.
     fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error>;
 
+    /// Every virtual server with its counters, without its real servers.
+    ///
+    /// # Errors
+    /// When the table cannot be read.
+    fn services(&mut self) -> Result<Vec<ipvs::ServiceEntry>, ipvs::Error>;
+
     /// The virtual servers with these keys (those missing left out).
     ///
     /// # Errors
@@ -76,6 +82,10 @@ impl IpvsKernel for ipvs::Client {
 
     fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error> {
         ipvs::Client::list(self)
+    }
+
+    fn services(&mut self) -> Result<Vec<ipvs::ServiceEntry>, ipvs::Error> {
+        ipvs::Client::services(self)
     }
 
     fn list_only(
