@@ -5,6 +5,8 @@
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
 
 mod cli;
+#[cfg(test)]
+mod dashboard_tests;
 mod kubeproxy_config;
 mod node_info;
 mod run;
