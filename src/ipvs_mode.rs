@@ -73,6 +73,7 @@ impl Proxier for IpvsDataplane {
             strict_arp: settings.strict_arp,
             timeouts: settings.ipvs_timeouts,
             schedulers: vec![settings.desired.scheduler.to_string()],
+            drain_timeout: settings.drain_timeout,
         };
         let dataplane = IpvsDataplane::start(&options).await?;
         tracing::info!("IPVS dataplane ready on {}", hostnet::KUBE_IPVS0);

@@ -180,6 +180,8 @@ pub(crate) struct Ipvs {
     pub(crate) udp_timeout: Option<GoDuration>,
     /// Ours (`--ipvs-stats`): `services` or `backends`.
     pub(crate) stats: Option<String>,
+    /// Ours (`--ipvs-drain-timeout`).
+    pub(crate) drain_timeout: Option<GoDuration>,
     #[serde(flatten)]
     pub(crate) unknown: Unknown,
 }

@@ -86,6 +86,9 @@ pub(crate) struct Settings {
     pub(crate) verbosity: u32,
     /// `--ipvs-stats` / `ipvs.stats` (ours): how much of the IPVS counters `/metrics` shows.
     pub(crate) ipvs_stats: StatsDetail,
+    /// `--ipvs-drain-timeout` / `ipvs.drainTimeout` (ours): how long a leaving TCP real
+    /// server may drain with connections left.
+    pub(crate) drain_timeout: Duration,
     /// `--service-proxy-name`.
     pub(crate) service_proxy_name: Option<String>,
     /// What the daemon logs as warnings at start: settings accepted but not honoured,
@@ -466,6 +469,10 @@ impl Settings {
             oom_score_adj,
             verbosity: verbosity.unwrap_or(0),
             ipvs_stats,
+            drain_timeout: cli
+                .ipvs_drain_timeout
+                .or(ipvs.drain_timeout.map(|d| d.0))
+                .unwrap_or(reconcile::Draining::DEFAULT_TIMEOUT),
             service_proxy_name: cli.service_proxy_name.clone(),
             warnings,
         })
@@ -620,16 +627,23 @@ mod tests {
         Settings::resolve(&Cli::try_parse_args(args).expect("flags"))
     }
 
-    /// `--ipvs-stats` and `ipvs.stats` are ours: the flag applies with a file too (as
-    /// `--hostname-override`), and a wrong value names the setting.
+    /// `--ipvs-stats` / `ipvs.stats` and `--ipvs-drain-timeout` / `ipvs.drainTimeout` are
+    /// ours: the flag applies with a file too (as `--hostname-override`), and a wrong value
+    /// names the setting.
     #[test]
-    fn ipvs_stats_from_the_flag_or_the_file_services_by_default() {
+    fn ours_from_the_flag_or_the_file_per_service_stats_and_a_minutes_drain_by_default() {
         let detail = |body: &str, flags: &[&str]| resolve(body, flags).map(|s| s.ipvs_stats);
         assert_eq!(detail("", &[]).expect("valid"), StatsDetail::Services);
         let file = "ipvs:\n  stats: backends\n";
         assert_eq!(detail(file, &[]).expect("valid"), StatsDetail::Backends);
         let flag = detail(file, &["--ipvs-stats=services"]).expect("valid");
         assert_eq!(flag, StatsDetail::Services);
+        let drain = |body: &str, flags: &[&str]| resolve(body, flags).map(|s| s.drain_timeout);
+        assert_eq!(drain("", &[]).expect("valid"), Duration::from_secs(60));
+        let file = "ipvs:\n  drainTimeout: 5m0s\n";
+        assert_eq!(drain(file, &[]).expect("valid"), Duration::from_secs(300));
+        let flagged = drain(file, &["--ipvs-drain-timeout=15s"]).expect("valid");
+        assert_eq!(flagged, Duration::from_secs(15));
         let wrong = detail("ipvs:\n  stats: pods\n", &[])
             .unwrap_err()
             .to_string();

@@ -267,6 +267,7 @@ impl FamilyContext<'_> {
                 service: self.svc.id.clone(),
                 port: port.name.clone(),
             },
+            drain_timeout: self.svc.drain_timeout,
         }
     }
 }

@@ -9,6 +9,7 @@
 //!   [`endpoints`] and [`node`]; an invalid object is skipped with a [`Warning`]
 //!   naming the object and the field, and never reaches the later steps.
 
+pub mod drain;
 pub mod endpoints;
 pub mod idset;
 pub mod labels;
@@ -23,6 +24,7 @@ pub mod source;
 pub mod store;
 pub mod warning;
 
+pub use drain::DRAIN_TIMEOUT_ANNOTATION;
 pub use endpoints::{Endpoint, EndpointPort, EndpointSlice, Hints, PodRef};
 pub use idset::IdSet;
 pub use labels::ProxyFilter;
