@@ -88,11 +88,12 @@ impl IpvsStatsCollector {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes the names of `state`'s virtual servers, when they changed.
-    pub(crate) fn follow(&self, state: &DesiredState) {
+    /// Takes the names of `state`'s virtual servers, when they changed, with
+    /// the Pods of `pods_from` (the model) when given.
+    pub(crate) fn follow(&self, state: &DesiredState, pods_from: Option<&model::Model>) {
         let mut inner = self.inner();
         if !inner.names.is_of(state) {
-            inner.names = StatsNames::of(state);
+            inner.names = StatsNames::of(state, pods_from);
             inner.last = None;
         }
     }
@@ -172,6 +173,14 @@ fn service_labels(vs: &VirtualServerStats) -> [(&'static str, &str); 6] {
     ]
 }
 
+/// The labels a real server adds: its endpoint, and its Pod (empty when not known).
+fn backend_labels(b: &BackendStats) -> [(&'static str, String); 2] {
+    [
+        ("endpoint", b.endpoint.to_string()),
+        ("pod", b.pod.as_deref().unwrap_or_default().to_owned()),
+    ]
+}
+
 /// Writes the metric families of `read`; the backend families only when a
 /// virtual server has backends read.
 fn encode(
@@ -193,13 +202,9 @@ fn encode(
     let backends: Vec<_> = read
         .iter()
         .flat_map(|vs| {
-            vs.backends.iter().map(move |b| {
-                (
-                    service_labels(vs),
-                    [("endpoint", b.endpoint.to_string())],
-                    b,
-                )
-            })
+            vs.backends
+                .iter()
+                .map(move |b| (service_labels(vs), backend_labels(b), b))
         })
         .collect();
     if backends.is_empty() {
@@ -277,6 +282,7 @@ pub(crate) mod tests {
     pub(crate) fn backend() -> BackendStats {
         BackendStats {
             endpoint: "10.244.1.5:8080".parse().expect("endpoint"),
+            pod: Some("web-7d4b9-abcde".into()),
             active_connections: 2,
             inactive_connections: 1,
             stats: ipvs::Stats {
@@ -330,7 +336,7 @@ pub(crate) mod tests {
     fn backends_add_the_endpoint_and_its_connections() {
         let (collector, _) = collector(vec![web(vec![backend()])]);
         let text = scrape(&collector);
-        let labels = format!("{WEB},endpoint=\"10.244.1.5:8080\"");
+        let labels = format!("{WEB},endpoint=\"10.244.1.5:8080\",pod=\"web-7d4b9-abcde\"");
         for line in [
             format!("kube_ipvs_proxy_backend_connections_total{{{labels}}} 3"),
             format!("kube_ipvs_proxy_backend_bytes_out_total{{{labels}}} 1500"),

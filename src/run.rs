@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dataplane::iptables::IptablesDataplane;
-use dataplane::ipvs::IpvsDataplane;
+use dataplane::ipvs::{IpvsDataplane, StatsDetail};
 use futures::StreamExt;
 use model::source::{dir, kube as kube_source};
 use model::{Model, ProxyFilter, SourceEvent, Warning};
@@ -54,6 +54,22 @@ fn node_warning(events: &Arc<kube_source::EventReporter>, reason: &'static str, 
             tracing::warn!(error = %e, "cannot publish the {reason} Event on the Node");
         }
     });
+}
+
+/// The model: without the endpoints' Pods (the daemon decides nothing by them) unless
+/// the IPVS statistics name them (`--ipvs-stats=backends` in IPVS mode).
+fn model(
+    filter: ProxyFilter,
+    node_name: Option<String>,
+    mode: ProxyMode,
+    stats: StatsDetail,
+) -> Model {
+    let model = Model::new(filter, node_name);
+    if mode == ProxyMode::Ipvs && stats == StatsDetail::Backends {
+        model
+    } else {
+        model.without_pods()
+    }
 }
 
 /// What the source is.
@@ -113,7 +129,12 @@ async fn run_mode<D: Proxier>(
         }),
     };
     let mut pipeline = Pipeline::<D::State> {
-        model: Model::new(filter.clone(), node_name.clone()).without_pods(),
+        model: model(
+            filter.clone(),
+            node_name.clone(),
+            D::MODE,
+            settings.ipvs_stats,
+        ),
         state: None,
         node_name: node_name.clone(),
         node_ips: settings.node_ips.clone(),
@@ -462,7 +483,8 @@ impl<D: Proxier> Syncer<'_, D> {
         };
         crate::sync_report::report(&summary, sync, self.metrics);
         if let (Some(stats), Some(state)) = (&self.stats, state.ipvs()) {
-            stats.follow(state);
+            let pods = self.settings.ipvs_stats == StatsDetail::Backends;
+            stats.follow(state, pods.then_some(&p.model));
         }
         if let Some((reporter, limit)) = &self.drift_events {
             let note = limit

@@ -2,29 +2,37 @@
 //! client namespace through a ClusterIP show up in the Service's and the
 //! backend's counters, labelled with the Kubernetes names, with the values
 //! the real `ipvsadm -Ln --stats --exact` shows for the same virtual and
-//! real server, and as many connections as requests were sent.
+//! real server, and as many connections as requests were sent; the backend's
+//! series name the Pod its EndpointSlice names.
 
 use std::path::Path;
 use std::time::Duration;
 
-use testkit::daemon::{ClusterDir, Daemon, SlicePort};
+use testkit::daemon::{ClusterDir, Daemon, NODE_NAME};
 use testkit::{Netns, ThreeHosts, http_get, modprobe, serve_http};
 
 const VIP: &str = "10.96.0.10";
 const REQUESTS: u64 = 5;
 
-/// `default/web`, port `http` 80→8080, one endpoint (the backend) on this node.
+/// `default/web`, port `http` 80→8080, one endpoint (the backend, Pod
+/// `web-0`) on this node.
 fn cluster() -> ClusterDir {
     let cluster = ClusterDir::new("stats");
-    cluster.node("node-1", &[ThreeHosts::NODE]);
+    cluster.node(NODE_NAME, &[ThreeHosts::NODE]);
     cluster.service(
         "web",
         &format!("{{clusterIP: {VIP}, ports: [{{name: http, port: 80, targetPort: 8080}}]}}"),
     );
-    cluster.local_endpoints(
-        "web",
-        &[SlicePort::tcp("http", 8080)],
-        &[ThreeHosts::BACKEND],
+    cluster.write(
+        "slice-web.yaml",
+        &format!(
+            "apiVersion: discovery.k8s.io/v1\nkind: EndpointSlice\n\
+             metadata: {{name: web-1, namespace: default, labels: {{kubernetes.io/service-name: web}}}}\n\
+             addressType: IPv4\nports: [{{name: http, port: 8080, protocol: TCP}}]\n\
+             endpoints:\n- addresses: [\"{}\"]\n  nodeName: {NODE_NAME}\n  \
+             targetRef: {{kind: Pod, namespace: default, name: web-0}}\n",
+            ThreeHosts::BACKEND
+        ),
     );
     cluster
 }
@@ -90,7 +98,10 @@ fn vm_stats_traffic_shows_in_the_services_and_the_backends_counters() {
         "namespace=\"default\",service=\"web\",port=\"http\",protocol=\"tcp\",ip_family=\"IPv4\",\
          virtual_server=\"{VIP}:80\""
     );
-    let endpoint = format!("{labels},endpoint=\"{}:8080\"", ThreeHosts::BACKEND);
+    let endpoint = format!(
+        "{labels},endpoint=\"{}:8080\",pod=\"web-0\"",
+        ThreeHosts::BACKEND
+    );
     let metrics = daemon.metrics();
     let value = |series: String| -> u64 {
         metrics

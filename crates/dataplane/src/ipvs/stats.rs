@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use desired::DesiredState;
 use ipvs::{ServiceKey, Stats};
+use model::Model;
 
 use super::IpvsKernel;
 use crate::error::{Context as _, Error};
@@ -49,16 +50,20 @@ pub struct ServiceNames {
     pub virtual_server: String,
 }
 
-/// The Kubernetes names of every virtual server of a desired state.
+/// The Kubernetes names of every virtual server of a desired state, and of
+/// the Pods behind their real servers when asked for.
 #[derive(Debug, Clone, Default)]
 pub struct StatsNames {
     by_key: HashMap<ServiceKey, Arc<ServiceNames>>,
+    pods: HashMap<(ServiceKey, SocketAddr), Arc<str>>,
     generation: Option<u64>,
 }
 
 impl StatsNames {
-    /// The names of `state`'s virtual servers.
-    pub fn of(state: &DesiredState) -> StatsNames {
+    /// The names of `state`'s virtual servers; with `pods_from`, the model
+    /// `state` was computed from, also the Pods its EndpointSlices name.
+    pub fn of(state: &DesiredState, pods_from: Option<&Model>) -> StatsNames {
+        let mut pods = HashMap::new();
         let by_key = state
             .virtual_servers()
             .map(|vs| {
@@ -75,11 +80,20 @@ impl StatsNames {
                     ip_family: vs.key.family().to_string(),
                     virtual_server: SocketAddr::new(vs.key.addr, vs.key.port).to_string(),
                 };
+                if let Some(model) = pods_from {
+                    let node = &state.node().name;
+                    pods.extend(
+                        desired::endpoints::pods(model, vs, node)
+                            .into_iter()
+                            .map(|(endpoint, pod)| ((key, endpoint), Arc::from(pod.name))),
+                    );
+                }
                 (key, Arc::new(names))
             })
             .collect();
         StatsNames {
             by_key,
+            pods,
             generation: Some(state.generation()),
         }
     }
@@ -102,10 +116,13 @@ pub struct VirtualServerStats {
 }
 
 /// The counters and connections of one real server.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BackendStats {
     /// The endpoint's address and port.
     pub endpoint: SocketAddr,
+    /// The name of the Pod behind it, when its EndpointSlice names one (in
+    /// the Service's namespace, as its `targetRef` almost always is).
+    pub pod: Option<Arc<str>>,
     /// Connections in an active state (TCP `ESTABLISHED`).
     pub active_connections: u32,
     /// Other connections (TCP `TIME_WAIT`..., UDP).
@@ -169,7 +186,11 @@ fn read<K: IpvsKernel>(
                     Some(VirtualServerStats {
                         names: named(&s.service.service.key)?,
                         stats: s.service.stats,
-                        backends: s.destinations.iter().map(backend).collect(),
+                        backends: s
+                            .destinations
+                            .iter()
+                            .map(|d| backend(names, s.service.service.key, d))
+                            .collect(),
                     })
                 })
                 .collect()
@@ -178,9 +199,11 @@ fn read<K: IpvsKernel>(
     read.context("reading the IPVS statistics")
 }
 
-fn backend(d: &ipvs::DestinationEntry) -> BackendStats {
+fn backend(names: &StatsNames, key: ServiceKey, d: &ipvs::DestinationEntry) -> BackendStats {
+    let endpoint = SocketAddr::new(d.destination.addr, d.destination.port);
     BackendStats {
-        endpoint: SocketAddr::new(d.destination.addr, d.destination.port),
+        endpoint,
+        pod: names.pods.get(&(key, endpoint)).map(Arc::clone),
         active_connections: d.active_connections,
         inactive_connections: d.inactive_connections,
         stats: d.stats,
@@ -196,7 +219,9 @@ mod tests {
 
     use super::*;
     use crate::fake::ipvs::FakeIpvs;
-    use crate::fixtures::{model, node, service, slice};
+    use model::Object;
+
+    use crate::fixtures::{model, node, service};
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("address")
@@ -213,18 +238,30 @@ mod tests {
         }
     }
 
+    /// The EndpointSlice of `default/web`: 10.244.1.5 is Pod `web-0`.
+    fn slice_naming_its_pod() -> Object {
+        Object::EndpointSlice(Box::new(
+            serde_json::from_value(serde_json::json!({
+                "metadata": {"name": "web-abcde", "namespace": "default",
+                             "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "endpoints": [{"addresses": ["10.244.1.5"], "conditions": {"ready": true},
+                               "targetRef": {"kind": "Pod", "name": "web-0"}}],
+                "ports": [{"name": "p", "port": 8080, "protocol": "TCP"}],
+            }))
+            .expect("an EndpointSlice"),
+        ))
+    }
+
     /// `default/web` (TCP, port `p`, 10.96.0.10:80) with endpoint 10.244.1.5:8080
-    /// programmed in the fake, plus a virtual server no Service wants, and both
-    /// with traffic counted.
+    /// (Pod `web-0`) programmed in the fake, plus a virtual server no Service
+    /// wants, and both with traffic counted; its names with Pods.
     fn programmed() -> (FakeIpvs, StatsNames) {
-        let state = DesiredState::new(
-            Config::default(),
-            node(),
-            &model(vec![
-                service("web", "10.96.0.10", "TCP", 80),
-                slice("web", "TCP", &["10.244.1.5"]),
-            ]),
-        );
+        let model = model(vec![
+            service("web", "10.96.0.10", "TCP", 80),
+            slice_naming_its_pod(),
+        ]);
+        let state = DesiredState::new(Config::default(), node(), &model);
         let kernel = FakeIpvs::default();
         let web = ServiceKey::inet(Protocol::Tcp, ip("10.96.0.10"), 80);
         let foreign = ServiceKey::inet(Protocol::Tcp, ip("10.0.0.1"), 80);
@@ -242,7 +279,7 @@ mod tests {
             }
             table.connections(&web, ip("10.244.1.5"), 8080, 2);
         }
-        (kernel, StatsNames::of(&state))
+        (kernel, StatsNames::of(&state, Some(&model)))
     }
 
     fn web_names() -> ServiceNames {
@@ -281,6 +318,7 @@ mod tests {
                 stats: counted(3),
                 backends: vec![BackendStats {
                     endpoint: "10.244.1.5:8080".parse().expect("endpoint"),
+                    pod: Some("web-0".into()),
                     active_connections: 2,
                     inactive_connections: 0,
                     stats: counted(3),
@@ -316,8 +354,19 @@ mod tests {
 
     #[test]
     fn names_follow_the_states_generation() {
-        let state = DesiredState::new(Config::default(), node(), &model(vec![]));
-        assert!(StatsNames::of(&state).is_of(&state));
+        let state = DesiredState::new(Config::default(), node(), &model(Vec::new()));
+        assert!(StatsNames::of(&state, None).is_of(&state));
         assert!(!StatsNames::default().is_of(&state));
+    }
+
+    #[test]
+    fn without_the_model_no_pod_is_named() {
+        let model = model(vec![
+            service("web", "10.96.0.10", "TCP", 80),
+            slice_naming_its_pod(),
+        ]);
+        let state = DesiredState::new(Config::default(), node(), &model);
+        assert_eq!(StatsNames::of(&state, Some(&model)).pods.len(), 1);
+        assert!(StatsNames::of(&state, None).pods.is_empty());
     }
 }
