@@ -136,6 +136,20 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "RANGE", value_parser = port_range)]
     pub(crate) service_node_port_range: Option<RangeInclusive<u16>>,
 
+    /// IPVS traffic counters in /metrics (IPVS mode): `services`, per virtual server of each
+    /// Service port, or `backends`, also per real server with its active and inactive
+    /// connections (one more kernel read per virtual server, and a series per endpoint).
+    /// Ours, not kube-proxy's; the file's field is `ipvs.stats`. Default: services.
+    #[arg(long, value_name = "DETAIL", value_parser = crate::settings::stats_detail)]
+    pub(crate) ipvs_stats: Option<dataplane::ipvs::StatsDetail>,
+
+    /// How long a leaving TCP real server drains (weight 0, no new connections) before it is
+    /// deleted with connections left; it goes as soon as it has no active connection. A
+    /// Service's annotation kube-ipvs-proxy.io/drain-timeout-seconds overrides it. Ours; the
+    /// file's field is `ipvs.drainTimeout`. Default: 1m.
+    #[arg(long, value_name = "DURATION", value_parser = duration)]
+    pub(crate) ipvs_drain_timeout: Option<std::time::Duration>,
+
     /// Also implement Services labelled service.kubernetes.io/service-proxy-name=NAME (without
     /// this flag, Services carrying that label are left to the proxy they name).
     #[arg(long, value_name = "NAME")]

@@ -71,6 +71,7 @@ pub(crate) fn options(settings: &Settings) -> IpvsOptions {
         strict_arp: settings.strict_arp,
         timeouts: settings.ipvs_timeouts,
         schedulers: vec![settings.desired.scheduler.to_string()],
+        drain_timeout: settings.drain_timeout,
     }
 }
 

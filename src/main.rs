@@ -5,6 +5,8 @@
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
 
 mod cli;
+#[cfg(test)]
+mod dashboard_tests;
 mod explain;
 mod node_info;
 mod run;
@@ -18,6 +20,7 @@ mod drift_events;
 mod health;
 mod iptables_mode;
 mod ipvs_mode;
+mod ipvs_stats;
 mod memory;
 mod metrics;
 mod mode;

@@ -31,8 +31,8 @@ pub(crate) trait Rules: Sized {
     /// How many kernel objects the state asks for (virtual servers, chains), for log lines.
     fn size(&self) -> usize;
 
-    /// The state as IPVS mode's, for the live pre-flight (`--dry-run --diff`); `None` in
-    /// another mode.
+    /// The state as IPVS mode's, for the live pre-flight (`--dry-run --diff`) and the names
+    /// of the IPVS statistics; `None` in another mode.
     fn ipvs(&self) -> Option<&desired::DesiredState>;
 
     /// Writes the state for `--dry-run`.

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dataplane::iptables::IptablesDataplane;
-use dataplane::ipvs::IpvsDataplane;
+use dataplane::ipvs::{IpvsDataplane, StatsDetail};
 use futures::StreamExt;
 use model::source::{dir, kube as kube_source};
 use model::{Model, ProxyFilter, SourceEvent, Warning};
@@ -21,6 +21,7 @@ use crate::change_metrics;
 use crate::cli::{Cli, Output};
 use crate::drift_events::DriftEvents;
 use crate::health::HealthState;
+use crate::ipvs_stats::IpvsStatsCollector;
 use crate::metrics::{Metrics, Mode};
 use crate::mode::{ProxyMode, Selection};
 use crate::node_info::node_info;
@@ -55,6 +56,22 @@ fn node_warning(events: &Arc<kube_source::EventReporter>, reason: &'static str, 
             tracing::warn!(error = %e, "cannot publish the {reason} Event on the Node");
         }
     });
+}
+
+/// The model: without the endpoints' Pods (the daemon decides nothing by them) unless
+/// the IPVS statistics name them (`--ipvs-stats=backends` in IPVS mode).
+fn model(
+    filter: ProxyFilter,
+    node_name: Option<String>,
+    mode: ProxyMode,
+    stats: StatsDetail,
+) -> Model {
+    let model = Model::new(filter, node_name);
+    if mode == ProxyMode::Ipvs && stats == StatsDetail::Backends {
+        model
+    } else {
+        model.without_pods()
+    }
 }
 
 /// What the source is.
@@ -115,7 +132,12 @@ async fn run_mode<D: Proxier>(
         }),
     };
     let mut pipeline = Pipeline::<D::State> {
-        model: Model::new(filter.clone(), node_name.clone()).without_pods(),
+        model: model(
+            filter.clone(),
+            node_name.clone(),
+            D::MODE,
+            settings.ipvs_stats,
+        ),
         state: None,
         node_name: node_name.clone(),
         node_ips: settings.node_ips.clone(),
@@ -309,7 +331,13 @@ async fn serve<D: Proxier>(
     let stop = shutdown();
     let health = HealthState::new(2 * settings.sync_period);
     health.started(SystemTime::now());
-    let metrics = Arc::new(Metrics::for_mode(D::MODE));
+    let stats = (D::MODE == ProxyMode::Ipvs)
+        .then(|| Arc::new(IpvsStatsCollector::kernel(settings.ipvs_stats)));
+    let metrics = match &stats {
+        Some(stats) => Metrics::for_mode(D::MODE).with_collector(Box::new(Arc::clone(stats))),
+        None => Metrics::for_mode(D::MODE),
+    };
+    let metrics = Arc::new(metrics);
     for kind in invalid {
         Metrics::count(&metrics.invalid_objects, &kind.to_string(), 1);
     }
@@ -347,6 +375,7 @@ async fn serve<D: Proxier>(
         dataplane: Mutex::new(dataplane),
         service_health: Mutex::new(service_health),
         metrics: &metrics,
+        stats,
         health: &health,
         settings,
         drift_events: reporter
@@ -435,6 +464,8 @@ struct Syncer<'a, D: Proxier> {
     dataplane: Mutex<D>,
     service_health: Mutex<ServiceHealth>,
     metrics: &'a Metrics,
+    /// In IPVS mode: the statistics in `/metrics`, named after the state synced.
+    stats: Option<Arc<IpvsStatsCollector>>,
     health: &'a HealthState,
     settings: &'a Settings,
     /// With a cluster source: where drift Events go, and their rate limit.
@@ -480,6 +511,10 @@ impl<D: Proxier> Syncer<'_, D> {
             families: families.clone(),
         };
         crate::sync_report::report(&summary, sync, self.metrics);
+        if let (Some(stats), Some(state)) = (&self.stats, state.ipvs()) {
+            let pods = self.settings.ipvs_stats == StatsDetail::Backends;
+            stats.follow(state, pods.then_some(&p.model));
+        }
         if let Some((reporter, limit)) = &self.drift_events {
             let note = limit
                 .lock()

@@ -6,6 +6,7 @@ use std::ops::RangeInclusive;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use dataplane::ipvs::StatsDetail;
 use desired::{Config, LocalDetector, NodePortAddresses};
 use ipnet::IpNet;
 use kubeproxy_config::{ConfigError, GoDuration, KubeProxyConfiguration};
@@ -83,6 +84,11 @@ pub(crate) struct Settings {
     pub(crate) oom_score_adj: i32,
     /// `-v` / `logging.verbosity`.
     pub(crate) verbosity: u32,
+    /// `--ipvs-stats` / `ipvs.stats` (ours): how much of the IPVS counters `/metrics` shows.
+    pub(crate) ipvs_stats: StatsDetail,
+    /// `--ipvs-drain-timeout` / `ipvs.drainTimeout` (ours): how long a leaving TCP real
+    /// server may drain with connections left.
+    pub(crate) drain_timeout: Duration,
     /// `--service-proxy-name`.
     pub(crate) service_proxy_name: Option<String>,
     /// What the daemon logs as warnings at start: settings accepted but not honoured,
@@ -101,6 +107,15 @@ fn cidrs(setting: &'static str, items: &[String]) -> Result<Vec<IpNet>, Settings
                 .map_err(|_| invalid(setting, format!("{s:?} is not a CIDR")))
         })
         .collect()
+}
+
+/// `--ipvs-stats` / `ipvs.stats`: `services` or `backends`.
+pub(crate) fn stats_detail(s: &str) -> Result<StatsDetail, String> {
+    match s {
+        "services" => Ok(StatsDetail::Services),
+        "backends" => Ok(StatsDetail::Backends),
+        _ => Err(format!("{s:?} is neither services nor backends")),
+    }
 }
 
 fn split(list: &str) -> Vec<String> {
@@ -185,6 +200,11 @@ impl Settings {
         let ipvs = file.ipvs.unwrap_or_default();
         let iptables = file.iptables.unwrap_or_default();
         let linux = file.linux.unwrap_or_default();
+        let ipvs_stats = match (cli.ipvs_stats, &ipvs.stats) {
+            (Some(detail), _) => detail,
+            (None, Some(field)) => stats_detail(field).map_err(|e| invalid("ipvs.stats", e))?,
+            (None, None) => StatsDetail::default(),
+        };
 
         let mode = match (&flags.proxy_mode, &file.mode) {
             (Some(flag), _) => ProxyMode::parse(flag).map_err(|e| invalid("--proxy-mode", e))?,
@@ -448,6 +468,11 @@ impl Settings {
             conntrack_per_core,
             oom_score_adj,
             verbosity: verbosity.unwrap_or(0),
+            ipvs_stats,
+            drain_timeout: cli
+                .ipvs_drain_timeout
+                .or(ipvs.drain_timeout.map(|d| d.0))
+                .unwrap_or(reconcile::Draining::DEFAULT_TIMEOUT),
             service_proxy_name: cli.service_proxy_name.clone(),
             warnings,
         })
@@ -600,6 +625,33 @@ mod tests {
         let path = file.path().display().to_string();
         let args = [&["kube-ipvs-proxy", "--config", path.as_str()], flags].concat();
         Settings::resolve(&Cli::try_parse_args(args).expect("flags"))
+    }
+
+    /// `--ipvs-stats` / `ipvs.stats` and `--ipvs-drain-timeout` / `ipvs.drainTimeout` are
+    /// ours: the flag applies with a file too (as `--hostname-override`), and a wrong value
+    /// names the setting.
+    #[test]
+    fn ours_from_the_flag_or_the_file_per_service_stats_and_a_minutes_drain_by_default() {
+        let detail = |body: &str, flags: &[&str]| resolve(body, flags).map(|s| s.ipvs_stats);
+        assert_eq!(detail("", &[]).expect("valid"), StatsDetail::Services);
+        let file = "ipvs:\n  stats: backends\n";
+        assert_eq!(detail(file, &[]).expect("valid"), StatsDetail::Backends);
+        let flag = detail(file, &["--ipvs-stats=services"]).expect("valid");
+        assert_eq!(flag, StatsDetail::Services);
+        let drain = |body: &str, flags: &[&str]| resolve(body, flags).map(|s| s.drain_timeout);
+        assert_eq!(drain("", &[]).expect("valid"), Duration::from_secs(60));
+        let file = "ipvs:\n  drainTimeout: 5m0s\n";
+        assert_eq!(drain(file, &[]).expect("valid"), Duration::from_secs(300));
+        let flagged = drain(file, &["--ipvs-drain-timeout=15s"]).expect("valid");
+        assert_eq!(flagged, Duration::from_secs(15));
+        let wrong = detail("ipvs:\n  stats: pods\n", &[])
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            wrong,
+            "ipvs.stats: \"pods\" is neither services nor backends"
+        );
+        assert!(Cli::try_parse_args(["kube-ipvs-proxy", "--ipvs-stats=all"]).is_err());
     }
 
     /// kube-proxy's `Options.Complete`: with `--config`, the file replaces every flag that

@@ -7,7 +7,11 @@
 //!    the daemon's namespace) into another fresh namespace;
 //! 2. a no-op resync (the first periodic sync, nothing to do);
 //! 3. one endpoint of one Service replaced: operations issued and sync time;
-//! 4. the daemon's memory (`VmHWM`, `VmRSS`) at that scale.
+//! 4. the daemon's memory (`VmHWM`, `VmRSS`) at that scale;
+//! 5. `/metrics` with the IPVS statistics per Service (the default): the
+//!    time and size of a scrape that reads the kernel and of one right after
+//!    it that shares that read; then, after the table reads below, the same
+//!    with a daemon started with `--ipvs-stats=backends` on the same table.
 //!
 //! `tests/vm/run vmbench_daemon` runs N = 1,000 then 10,000 in one boot;
 //! `tests/vm/run vmbench_daemon_1k` only the first.
@@ -67,6 +71,47 @@ fn saved(ns: &Netns) -> (String, usize, usize) {
     let virtual_servers = text.lines().filter(|l| l.starts_with("-A ")).count();
     let real_servers = text.lines().filter(|l| l.starts_with("-a ")).count();
     (text, virtual_servers, real_servers)
+}
+
+/// `GET /metrics` from the daemon in `node`, waiting up to 10 minutes for
+/// the answer (a scrape that reads 100,000 real servers takes seconds).
+fn scrape(node: &Netns) -> String {
+    node.sh(&format!(
+        "printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' | {} nc -w 600 127.0.0.1 10249",
+        testkit::busybox().display()
+    ))
+}
+
+/// Two scrapes of `/metrics` back to back (the first reads the kernel's
+/// statistics, the second shares that read): their times, the first's body
+/// size, and its number of IPVS statistics series.
+fn scrapes(node: &Netns) -> (Duration, Duration, usize, usize) {
+    let t = Instant::now();
+    let first = scrape(node);
+    let reading = t.elapsed();
+    let t = Instant::now();
+    scrape(node);
+    let sharing = t.elapsed();
+    let body = first.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    let series = body
+        .lines()
+        .filter(|l| {
+            l.starts_with("kube_ipvs_proxy_service_") || l.starts_with("kube_ipvs_proxy_backend_")
+        })
+        .count();
+    (reading, sharing, body.len(), series)
+}
+
+fn scrape_line(
+    detail: &str,
+    (reading, sharing, bytes, series): (Duration, Duration, usize, usize),
+) -> String {
+    format!(
+        "{detail}: {:.2} s reading, {:.3} s sharing, {:.1} MiB, {series} series",
+        reading.as_secs_f64(),
+        sharing.as_secs_f64(),
+        bytes as f64 / (1024.0 * 1024.0)
+    )
 }
 
 fn secs(ms: u64) -> f64 {
@@ -142,6 +187,10 @@ fn bench(services: u32) {
         noop.heap_mib,
         change.heap_mib,
     );
+
+    // 5. Scrapes with the statistics per Service.
+    let per_service = scrapes(&node);
+    assert_eq!(per_service.3, 5 * vs, "five counters per virtual server");
     daemon.stop();
 
     // Reading the whole table without the daemon: every virtual server
@@ -166,6 +215,24 @@ fn bench(services: u32) {
     let ipvsadm_save = t.elapsed();
     assert_eq!(v, vs);
 
+    // 5. The same table taken over by a daemon exporting every backend.
+    let daemon = Daemon::start(
+        &node,
+        Path::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy")),
+        &dir,
+        &["--ipvs-sync-period", "600s", "--ipvs-stats=backends"],
+    );
+    wait_sync(&daemon, "the takeover's sync", 0, |_| true);
+    let per_backend = scrapes(&node);
+    let (_, v, r) = saved(&node);
+    assert_eq!(v, vs);
+    assert_eq!(
+        per_backend.3,
+        5 * vs + 7 * r,
+        "five counters and two gauges per backend"
+    );
+    daemon.stop();
+
     // The same table with ipvsadm -R into a fresh namespace.
     let restore = dir.path().join("table.restore");
     std::fs::write(&restore, &table).expect("write the restore input");
@@ -184,7 +251,8 @@ fn bench(services: u32) {
         "BENCH daemon: | {services:>6} | full sync {:8.2} s | ipvsadm -R {:8.2} s | ratio {ratio:.2} \
          | no-op resync {:7.2} s ({:.1}% of full) | one endpoint: {} ops {:?} in {:6.2} s \
          | VmHWM {hwm:.1} MiB, VmRSS {rss:.1} MiB | daemon start to first sync done {:.1} s \
-         | table read: crate list {:.2} s, overview {:.2} s (cat: {:.2} s), ipvsadm -Sn {:.2} s |",
+         | table read: crate list {:.2} s, overview {:.2} s (cat: {:.2} s), ipvsadm -Sn {:.2} s \
+         | scrape {}; {} |",
         secs(full.took_ms),
         ipvsadm.as_secs_f64(),
         secs(noop.took_ms),
@@ -197,6 +265,8 @@ fn bench(services: u32) {
         crate_overview.as_secs_f64(),
         kernel_overview.as_secs_f64(),
         ipvsadm_save.as_secs_f64(),
+        scrape_line("services", per_service),
+        scrape_line("backends", per_backend),
     );
 }
 

@@ -1,11 +1,13 @@
 //! Which endpoints of a Service port become real servers: kube-proxy's
 //! `CategorizeEndpoints` (readiness, terminating fallback, topology hints, traffic policies).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
-use model::{EndpointSlice, IpFamily, Service, ServicePort};
+use model::{EndpointSlice, IpFamily, Model, Service, ServicePort};
+
+use crate::VirtualServer;
 
 /// One endpoint of one Service port, merged over the Service's slices.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -46,6 +48,29 @@ impl fmt::Display for PodName<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}/{}", self.namespace, self.name)
     }
+}
+
+/// The Pod behind each endpoint of the Service port that `vs` implements, by address and
+/// port, where its EndpointSlice names one (`targetRef` of kind Pod); none for a model that
+/// keeps no Pods ([`model::Model::without_pods`]).
+pub fn pods<'a>(
+    model: &'a Model,
+    vs: &VirtualServer,
+    node_name: &str,
+) -> HashMap<SocketAddr, PodName<'a>> {
+    let name = &vs.service;
+    let Some(port) = model.service(&name.service).and_then(|svc| {
+        svc.ports
+            .iter()
+            .find(|p| p.name == name.port && p.protocol == vs.key.protocol)
+    }) else {
+        return HashMap::new();
+    };
+    let slices: Vec<&EndpointSlice> = model.slices_of(&name.service).map(AsRef::as_ref).collect();
+    of_port(&slices, port, vs.key.family(), node_name)
+        .into_iter()
+        .filter_map(|e| Some((SocketAddr::new(e.addr, e.port), e.pod?)))
+        .collect()
 }
 
 /// The endpoints of `port` in `family`: slice ports are matched by name and protocol; an

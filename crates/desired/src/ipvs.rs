@@ -117,6 +117,10 @@ pub struct VirtualServer {
     pub real_servers: Vec<RealServer>,
     /// The Service port it implements (for humans and logs).
     pub service: ServicePortName,
+    /// How long its leaving TCP real servers may drain, when the Service's annotation sets
+    /// it (not kernel state: the dry run does not show it).
+    #[serde(skip)]
+    pub drain_timeout: Option<std::time::Duration>,
 }
 
 /// A Service port by name, as kube-proxy names it: `namespace/name:port`, or `namespace/name`

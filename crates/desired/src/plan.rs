@@ -314,6 +314,7 @@ impl<'a> FamilyContext<'a> {
                 service: self.svc.id.clone(),
                 port: port.name.clone(),
             },
+            drain_timeout: self.svc.drain_timeout,
         }
     }
 }

@@ -214,6 +214,7 @@ mod tests {
                 service: ObjectId::new("d", "web"),
                 port: String::new(),
             },
+            drain_timeout: None,
         };
         let mut out = String::new();
         ipvsadm_save(&vs, &mut out);

@@ -178,6 +178,10 @@ pub struct Ipvs {
     pub tcp_timeout: Option<GoDuration>,
     pub tcp_fin_timeout: Option<GoDuration>,
     pub udp_timeout: Option<GoDuration>,
+    /// Ours (`--ipvs-stats`): `services` or `backends`.
+    pub stats: Option<String>,
+    /// Ours (`--ipvs-drain-timeout`).
+    pub drain_timeout: Option<GoDuration>,
     #[serde(flatten)]
     pub unknown: Unknown,
 }

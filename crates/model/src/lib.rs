@@ -10,6 +10,7 @@
 //!   naming the object and the field, and never reaches the later steps.
 
 pub mod admission;
+pub mod drain;
 pub mod endpoints;
 pub mod idset;
 pub mod labels;
@@ -26,6 +27,7 @@ pub mod store;
 pub mod warning;
 
 pub use admission::{Admission, NotProxied, admit};
+pub use drain::DRAIN_TIMEOUT_ANNOTATION;
 pub use endpoints::{Endpoint, EndpointPort, EndpointSlice, Hints, PodRef};
 pub use idset::IdSet;
 pub use labels::{ProxyFilter, Rejection};

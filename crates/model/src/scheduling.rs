@@ -89,7 +89,11 @@ impl Scheduling {
 }
 
 /// `Some(value)`, or `None` with the problem pushed to `soft` under the annotation's field.
-fn checked<T>(annotation: &str, value: Result<T, String>, soft: &mut Vec<Invalid>) -> Option<T> {
+pub(crate) fn checked<T>(
+    annotation: &str,
+    value: Result<T, String>,
+    soft: &mut Vec<Invalid>,
+) -> Option<T> {
     value
         .map_err(|reason| soft.push(Invalid::new(field(annotation), reason)))
         .ok()

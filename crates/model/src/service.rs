@@ -86,6 +86,9 @@ pub struct Service {
     pub scheduler: Option<Scheduler>,
     /// The scheduler flags its annotations set, if they decide them.
     pub sched_flags: Option<SchedFlags>,
+    /// How long its leaving TCP real servers may drain, when its annotation
+    /// ([`crate::drain`]) sets it; otherwise the daemon-wide bound applies.
+    pub drain_timeout: Option<std::time::Duration>,
     /// How old the Service is: the older wins an address two Services claim.
     #[serde(skip)]
     pub seniority: Seniority,
@@ -230,6 +233,7 @@ impl Service {
             session_affinity,
             scheduler: scheduling.scheduler,
             sched_flags: scheduling.flags,
+            drain_timeout: crate::drain::drain_timeout(meta.annotations.as_ref(), soft),
             seniority: Seniority::of(meta),
         }))
     }

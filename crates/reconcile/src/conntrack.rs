@@ -77,6 +77,7 @@ mod tests {
                 },
                 port: "dns".into(),
             },
+            drain_timeout: None,
         }
     }
 

@@ -18,15 +18,19 @@ use ipvs::{DestinationEntry, Protocol, ServiceKey};
 /// A real server of a virtual server.
 pub type RealServerKey = (ServiceKey, IpAddr, u16);
 
-/// When each draining real server started draining.
+/// When each draining real server started draining, and for how long it may.
 #[derive(Debug, Clone)]
 pub struct Draining {
     timeout: Duration,
-    since: HashMap<RealServerKey, Instant>,
+    since: HashMap<RealServerKey, (Instant, Duration)>,
 }
 
 impl Draining {
-    /// Real servers are deleted at the latest `timeout` after draining started.
+    /// The default bound: a minute.
+    pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
+
+    /// Real servers are deleted at the latest `timeout` after draining started,
+    /// unless their virtual server sets a bound of its own.
     pub fn new(timeout: Duration) -> Self {
         Draining {
             timeout,
@@ -49,21 +53,33 @@ impl Draining {
         self.since.keys().map(|(service, _, _)| *service)
     }
 
-    /// Records that `rs` is draining (if not already) and tells whether it may
-    /// be deleted now: no connections left, or the timeout passed.
+    /// Records that `rs` is draining (if not already; with `timeout`, its
+    /// virtual server's own bound, or the default) and tells whether it may be
+    /// deleted now: no connections left, or its bound passed.
     pub(crate) fn may_delete(
         &mut self,
         rs: RealServerKey,
         entry: &DestinationEntry,
+        timeout: Option<Duration>,
         now: Instant,
     ) -> bool {
-        let since = *self.since.entry(rs).or_insert(now);
-        drained(entry) || now.duration_since(since) >= self.timeout
+        let (since, bound) = self.start(rs, timeout, now);
+        drained(entry) || now.duration_since(since) >= bound
     }
 
-    /// Starts the clock for a real server just set to weight 0.
-    pub(crate) fn start(&mut self, rs: RealServerKey, now: Instant) {
-        self.since.entry(rs).or_insert(now);
+    /// Starts the clock for a real server set to weight 0 (if not started),
+    /// with `timeout`, its virtual server's own bound, or the default; returns
+    /// when it started and its bound.
+    pub(crate) fn start(
+        &mut self,
+        rs: RealServerKey,
+        timeout: Option<Duration>,
+        now: Instant,
+    ) -> (Instant, Duration) {
+        *self
+            .since
+            .entry(rs)
+            .or_insert((now, timeout.unwrap_or(self.timeout)))
     }
 
     /// Forgets a real server (deleted).

@@ -175,6 +175,7 @@ mod tests {
                         service: s,
                         destinations,
                         origin: String::new(),
+                        drain_timeout: None,
                     }
                     .into(),
                 )

@@ -37,6 +37,7 @@ pub(crate) fn want(
             service,
             destinations,
             origin: "ns/svc:port".into(),
+            drain_timeout: None,
         }
         .into(),
     )

@@ -8,7 +8,7 @@
 //! virtual server disappears only once nothing uses it.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use ipvs::{Change, Destination, DestinationEntry, Service, ServiceKey, ServiceWithDestinations};
 
@@ -171,7 +171,7 @@ impl<'a> Planner<'a> {
             (None, Some(have)) if self.owner.owns(key) => {
                 let before = phases.deleted_destinations.len();
                 for entry in &have.destinations {
-                    drain(*key, entry, draining, now, phases, plan);
+                    drain(*key, entry, None, draining, now, phases, plan);
                 }
                 if phases.deleted_destinations.len() - before == have.destinations.len() {
                     phases.deleted_services.push(Change::DeleteService(*key));
@@ -233,16 +233,18 @@ fn sync_destinations(
     }
     for (addr_port, entry) in &present {
         if !want.destinations.contains(addr_port.0, addr_port.1) {
-            drain(key, entry, draining, now, phases, plan);
+            drain(key, entry, want.drain_timeout, draining, now, phases, plan);
         }
     }
 }
 
 /// One real server that must go: a TCP one to weight 0 first, deleted once
-/// drained; a UDP or SCTP one deleted at once.
+/// drained or after `timeout` (its virtual server's own bound; the default when
+/// `None`); a UDP or SCTP one deleted at once.
 fn drain(
     key: ServiceKey,
     entry: &DestinationEntry,
+    timeout: Option<Duration>,
     draining: &mut Draining,
     now: Instant,
     phases: &mut Phases,
@@ -257,11 +259,11 @@ fn drain(
             key,
             Destination { weight: 0, ..dest },
         ));
-        draining.start(rs, now);
+        draining.start(rs, timeout, now);
         plan.drain_started += 1;
         false
     } else {
-        draining.may_delete(rs, entry, now)
+        draining.may_delete(rs, entry, timeout, now)
     };
     if delete {
         draining.forget(rs);

@@ -108,6 +108,7 @@ mod tests {
         let mut draining = Draining::new(Duration::from_secs(60));
         draining.start(
             (key(4), IpAddr::from([10, 244, 0, 9]), 8080),
+            None,
             Instant::now(),
         );
 

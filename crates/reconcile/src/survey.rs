@@ -400,7 +400,7 @@ mod tests {
             have(b, "rr", vec![entry(rs, 0, 0)]),
         ];
         let mut draining = no_draining();
-        draining.start((a, ip("10.244.0.2"), 80), Instant::now());
+        draining.start((a, ip("10.244.0.2"), 80), None, Instant::now());
         let scope = survey(&wanted, &kernel, &[], Some(&wanted), &draining);
         assert_eq!(keys(&scope), (vec![a], vec![a]));
     }

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use ipvs::{
     Destination, ForwardMethod, Persistence, Protocol, Scheduler, Service, ServiceFlags, ServiceKey,
@@ -76,6 +77,9 @@ pub struct WantedService {
     pub destinations: RealServers,
     /// The Service it comes from (`namespace/name:port`), for logs.
     pub origin: String,
+    /// How long its leaving TCP real servers may drain, when its Service sets it
+    /// ([`crate::Draining`]'s bound otherwise).
+    pub drain_timeout: Option<Duration>,
 }
 
 /// Every virtual server we want, by key. Shared, so that the table a sync
@@ -116,6 +120,7 @@ pub fn service(vs: &desired::VirtualServer) -> WantedService {
         service,
         destinations,
         origin: vs.service.to_string(),
+        drain_timeout: vs.drain_timeout,
     }
 }
 
@@ -160,6 +165,7 @@ mod tests {
                 service: model::ObjectId::new("d", "a"),
                 port: String::new(),
             },
+            drain_timeout: None,
         };
         let before = wanted(
             &[vs(80, "10.244.0.1"), vs(81, "10.244.0.1")],

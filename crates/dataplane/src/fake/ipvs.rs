@@ -22,6 +22,8 @@ use crate::ipvs::IpvsKernel;
 pub(crate) struct Table {
     services: BTreeMap<ServiceKey, (Service, Vec<DestinationEntry>)>,
     trash: Vec<(ServiceKey, DestinationEntry)>,
+    /// The virtual servers' counters (those never counted are zero).
+    counters: BTreeMap<ServiceKey, Stats>,
     /// Whether reading the table fails.
     pub(crate) unreadable: bool,
     /// Operations applied successfully.
@@ -61,13 +63,35 @@ impl Table {
         self.services
             .values()
             .map(|(service, destinations)| ServiceWithDestinations {
-                service: ServiceEntry {
-                    service: service.clone(),
-                    stats: Stats::default(),
-                },
+                service: self.entry(service),
                 destinations: destinations.clone(),
             })
             .collect()
+    }
+
+    fn entry(&self, service: &Service) -> ServiceEntry {
+        ServiceEntry {
+            service: service.clone(),
+            stats: self.counters.get(&service.key).copied().unwrap_or_default(),
+        }
+    }
+
+    /// Sets the counters of a virtual server, or of its real server at
+    /// `dest` (traffic counted).
+    pub(crate) fn count(&mut self, key: &ServiceKey, dest: Option<(IpAddr, u16)>, stats: Stats) {
+        match dest {
+            None if self.services.contains_key(key) => {
+                self.counters.insert(*key, stats);
+            }
+            None => {}
+            Some((addr, port)) => {
+                if let Some((_, dests)) = self.services.get_mut(key)
+                    && let Some(d) = dests.iter_mut().find(|d| at(addr, port)(d))
+                {
+                    d.stats = stats;
+                }
+            }
+        }
     }
 
     /// Sets the connection counts of a real server (traffic flowing).
@@ -116,6 +140,7 @@ impl Table {
                 self.services
                     .remove(key)
                     .ok_or_else(|| missing(Operation::DeleteService))?;
+                self.counters.remove(key);
             }
             Change::AddDestination(key, d) => {
                 let (_, dests) = self
@@ -195,6 +220,15 @@ impl IpvsKernel for FakeIpvs {
 
     fn list(&mut self) -> Result<Vec<ServiceWithDestinations>, ipvs::Error> {
         Ok(self.read()?.listing())
+    }
+
+    fn services(&mut self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
+        let table = self.read()?;
+        Ok(table
+            .services
+            .values()
+            .map(|(s, _)| table.entry(s))
+            .collect())
     }
 
     fn list_only(

@@ -7,7 +7,8 @@
 //! - [`rules`]: kube-proxy's IPVS-mode helper chains;
 //! - [`owner`]: which of the kernel's virtual servers are ours;
 //! - [`preview`]: the live pre-flight, a sync that records instead of applying;
-//! - [`probe`]: whether IPVS is usable here at all.
+//! - [`probe`]: whether IPVS is usable here at all;
+//! - [`stats`]: the traffic counters of the Services' virtual servers.
 //!
 //! A sync runs the parts in a safe order: virtual servers, then their
 //! addresses; sets, then the rules that reference them, then the sets no
@@ -22,6 +23,7 @@ mod owner;
 mod preview;
 mod probe;
 mod rules;
+mod stats;
 #[cfg(test)]
 mod sync_tests;
 mod table;
@@ -46,6 +48,9 @@ pub(crate) use ipsets::SetTable;
 pub use owner::Owner;
 pub use preview::IpvsPreview;
 pub use probe::IpvsProbe;
+pub use stats::{
+    BackendStats, IpvsStats, ServiceNames, StatsDetail, StatsNames, VirtualServerStats,
+};
 pub(crate) use table::IpvsKernel;
 pub use table::IpvsOptions;
 

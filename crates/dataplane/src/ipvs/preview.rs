@@ -78,6 +78,10 @@ impl IpvsKernel for Recorder<ipvs::Client> {
         self.client.list()
     }
 
+    fn services(&mut self) -> Result<Vec<ipvs::ServiceEntry>, ipvs::Error> {
+        self.client.services()
+    }
+
     fn list_only(
         &mut self,
         keys: &BTreeSet<ipvs::ServiceKey>,
@@ -239,7 +243,11 @@ impl IpvsPreview {
             .map(|client| ipsets::Sets::over(Recorder::over(client)));
         Ok(IpvsPreview {
             sync: IpvsSync {
-                ipvs: table::IpvsTable::over(Recorder::over(ipvs), options.owner.clone()),
+                ipvs: table::IpvsTable::over(
+                    Recorder::over(ipvs),
+                    options.owner.clone(),
+                    options.drain_timeout,
+                ),
                 addresses: addresses::Addresses::over(Recorder::over(Link { netlink, link })),
                 sets,
                 rules: rules::Rules::default(),

@@ -20,6 +20,7 @@ use crate::fixtures::{model, node, service, slice};
 use crate::summary::Part;
 use desired::DesiredState;
 use model::IpFamily;
+use reconcile::Draining;
 
 #[derive(Debug)]
 struct Fake;
@@ -53,7 +54,7 @@ impl Node {
             node_port_range: 30000..=32767,
         };
         IpvsSync {
-            ipvs: IpvsTable::over(self.ipvs.clone(), owner),
+            ipvs: IpvsTable::over(self.ipvs.clone(), owner, Draining::DEFAULT_TIMEOUT),
             addresses: Addresses::over(self.link.clone()),
             sets: Some(Sets::over(sets.clone())),
             rules: Rules::with([(IpFamily::V4, FakeWriter::new(Family::V4, &self.rules))].into()),

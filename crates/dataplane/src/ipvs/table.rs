@@ -16,9 +16,6 @@ use super::Owner;
 use crate::error::{Context as _, Error};
 use crate::summary::SyncSummary;
 
-/// How long a leaving real server may drain before it is deleted anyway.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(60);
-
 /// Operations sent to the kernel in one pipelined batch, at most.
 const APPLY_BATCH: usize = 8192;
 
@@ -33,6 +30,9 @@ pub struct IpvsOptions {
     pub timeouts: [Duration; 3],
     /// Schedulers whose modules must be loaded.
     pub schedulers: Vec<String>,
+    /// How long a leaving TCP real server may drain before it is deleted with
+    /// connections left, unless its Service sets its own bound.
+    pub drain_timeout: Duration,
 }
 
 /// The kernel's IPVS table, as the dataplane uses it.
@@ -45,6 +45,12 @@ pub(crate) trait IpvsKernel {
     /// # Errors
     /// When the table cannot be read.
     fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error>;
+
+    /// Every virtual server with its counters, without its real servers.
+    ///
+    /// # Errors
+    /// When the table cannot be read.
+    fn services(&mut self) -> Result<Vec<ipvs::ServiceEntry>, ipvs::Error>;
 
     /// The virtual servers with these keys (those missing left out).
     ///
@@ -76,6 +82,10 @@ impl IpvsKernel for ipvs::Client {
 
     fn list(&mut self) -> Result<Vec<ipvs::ServiceWithDestinations>, ipvs::Error> {
         ipvs::Client::list(self)
+    }
+
+    fn services(&mut self) -> Result<Vec<ipvs::ServiceEntry>, ipvs::Error> {
+        ipvs::Client::services(self)
     }
 
     fn list_only(
@@ -150,16 +160,21 @@ impl IpvsTable {
                 .set_timeouts(&ipvs::Timeouts { tcp, tcp_fin, udp })
                 .context("setting the IPVS timeouts")?;
         }
-        Ok(IpvsTable::over(client, options.owner.clone()))
+        Ok(IpvsTable::over(
+            client,
+            options.owner.clone(),
+            options.drain_timeout,
+        ))
     }
 }
 
 impl<K: IpvsKernel> IpvsTable<K> {
-    /// The table over `client`, nothing learnt yet.
-    pub(super) fn over(client: K, owner: Owner) -> Self {
+    /// The table over `client`, nothing learnt yet; leaving TCP real servers
+    /// drain for at most `drain_timeout` unless their Service says otherwise.
+    pub(super) fn over(client: K, owner: Owner, drain_timeout: Duration) -> Self {
         IpvsTable {
             client,
-            draining: Draining::new(DRAIN_TIMEOUT),
+            draining: Draining::new(drain_timeout),
             owner,
             last: None,
             schedulers: BTreeSet::new(),

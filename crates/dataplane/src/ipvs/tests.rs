@@ -13,6 +13,7 @@ use desired::DesiredState;
 use ipvs::{Change, Destination, ForwardMethod, Protocol, Service, ServiceKey};
 use model::{Object, SourceEvent};
 use proptest::prelude::*;
+use reconcile::Draining;
 
 use super::Owner;
 use super::table::IpvsTable;
@@ -40,7 +41,7 @@ fn table(kernel: &FakeIpvs) -> Table {
         node_port_range: 30000..=32767,
     };
     Table {
-        ipvs: IpvsTable::over(kernel.clone(), owner),
+        ipvs: IpvsTable::over(kernel.clone(), owner, Draining::DEFAULT_TIMEOUT),
         bound: BTreeSet::new(),
     }
 }
@@ -208,6 +209,55 @@ fn a_leaving_endpoint_drains_at_weight_zero_and_keeps_its_address_until_idle() {
     assert_eq!(summary.draining, 0);
     assert!(shown(&kernel).is_empty(), "{:?}", shown(&kernel));
     assert!(table.bound.is_empty());
+}
+
+/// Service `web` with annotation `kube-ipvs-proxy.io/drain-timeout-seconds: seconds`.
+fn web_draining_for(seconds: &str) -> Object {
+    Object::Service(Box::new(
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "web", "namespace": "default",
+                         "annotations": {model::DRAIN_TIMEOUT_ANNOTATION: seconds}},
+            "spec": {"clusterIP": "10.96.0.10",
+                     "ports": [{"name": "p", "port": 80, "protocol": "TCP", "targetPort": 8080}]},
+        }))
+        .expect("a Service"),
+    ))
+}
+
+/// A leaving endpoint with a connection open, two syncs later: with the
+/// annotation's bound of 0 s it is gone at the second sync; with the
+/// daemon-wide minute, or an invalid annotation (skipped), it still drains.
+#[test]
+fn a_services_drain_bound_annotation_overrides_the_daemons() {
+    let vs = key("10.96.0.10", 80);
+    let leaving = |service: Object| {
+        let kernel = FakeIpvs::default();
+        let mut table = table(&kernel);
+        let two = slice("web", "TCP", &["10.244.1.5", "10.244.1.6"]);
+        let mut model = model(vec![service, two]);
+        let mut state = DesiredState::new(Default::default(), node(), &model);
+        sync(&mut table, &state, false);
+        kernel.table().connections(&vs, ip("10.244.1.5"), 8080, 1);
+        model.apply(SourceEvent::Applied(slice("web", "TCP", &["10.244.1.6"])));
+        let changes = model.take_changes();
+        state.update(&model, &changes, &node());
+        assert_eq!(
+            sync(&mut table, &state, false).draining,
+            1,
+            "weight 0 first"
+        );
+        sync(&mut table, &state, false);
+        shown(&kernel)
+    };
+    let drained = [(vs, "rr".to_owned(), vec![(ip("10.244.1.6"), 8080, 1)])];
+    let draining = [(
+        vs,
+        "rr".to_owned(),
+        vec![(ip("10.244.1.5"), 8080, 0), (ip("10.244.1.6"), 8080, 1)],
+    )];
+    assert_eq!(leaving(web_draining_for("0")), drained);
+    assert_eq!(leaving(service("web", "10.96.0.10", "TCP", 80)), draining);
+    assert_eq!(leaving(web_draining_for("soon")), draining);
 }
 
 #[test]

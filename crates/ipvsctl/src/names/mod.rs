@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 
 use desired::{Config, DesiredState, NodeInfo, VirtualServer, VsKey, endpoints};
-use model::{EndpointSlice, Model, Protocol};
+use model::{Model, Protocol};
 
 use crate::format::list::RowKey;
 
@@ -76,21 +76,12 @@ impl Names {
 }
 
 fn owner(model: &Model, state: &DesiredState, vs: &VirtualServer) -> Owner {
-    let name = &vs.service;
-    let port = model.service(&name.service).and_then(|svc| {
-        svc.ports
-            .iter()
-            .find(|p| p.name == name.port && p.protocol == vs.key.protocol)
-    });
-    let slices: Vec<&EndpointSlice> = model.slices_of(&name.service).map(AsRef::as_ref).collect();
-    let pods = port
-        .map(|port| endpoints::of_port(&slices, port, vs.key.family(), &state.node().name))
-        .unwrap_or_default()
+    let pods = endpoints::pods(model, vs, &state.node().name)
         .into_iter()
-        .filter_map(|e| Some((SocketAddr::new(e.addr, e.port), e.pod?.to_string())))
+        .map(|(endpoint, pod)| (endpoint, pod.to_string()))
         .collect();
     Owner {
-        service: name.to_string(),
+        service: vs.service.to_string(),
         pods,
     }
 }

@@ -1,5 +1,6 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipvs::{Protocol, ServiceEntry, Stats};
@@ -118,6 +119,81 @@ fn a_leaving_real_server_drains_then_goes_once_its_connections_end() {
         }]
     );
     assert!(draining.is_empty());
+}
+
+/// A virtual server's own bound (its Service's annotation) replaces the default for its
+/// real servers: one with connections left goes when its bound has passed, and one whose
+/// connections end goes earlier.
+#[test]
+fn a_virtual_servers_own_drain_bound_replaces_the_default() {
+    let k = key(Protocol::Tcp, "10.96.0.10", 80);
+    let (old, new) = (dest("10.244.1.5", 8080, 1), dest("10.244.2.5", 8080, 1));
+    let bound = Duration::from_secs(5);
+    let (_, plain) = want(k, "rr", &[new]);
+    let wanted: Wanted = [(
+        k,
+        Arc::new(WantedService {
+            drain_timeout: Some(bound),
+            ..(*plain).clone()
+        }),
+    )]
+    .into();
+    let drained_old = Destination { weight: 0, ..old };
+    let busy = [have(
+        k,
+        "rr",
+        vec![entry(new, 0, 0), entry(drained_old, 2, 0)],
+    )];
+    let deleted = vec![Change::DeleteDestination {
+        service: k,
+        addr: old.addr,
+        port: old.port,
+    }];
+    let t0 = Instant::now();
+
+    let mut draining = Draining::new(T);
+    let p = run(
+        &wanted,
+        &[have(k, "rr", vec![entry(old, 2, 0)])],
+        &mut draining,
+        t0,
+    );
+    assert_eq!(p.drain_started, 1);
+    assert!(run(&wanted, &busy, &mut draining, t0 + bound / 2).is_empty());
+    assert_eq!(
+        ops(&run(&wanted, &busy, &mut draining, t0 + bound)),
+        deleted
+    );
+    assert!(draining.is_empty());
+
+    // Without its own bound the default (T) still holds it at that moment.
+    let defaulted: Wanted = [(k, plain)].into();
+    let mut draining = Draining::new(T);
+    run(
+        &defaulted,
+        &[have(k, "rr", vec![entry(old, 2, 0)])],
+        &mut draining,
+        t0,
+    );
+    assert!(run(&defaulted, &busy, &mut draining, t0 + bound).is_empty());
+
+    // Its connections ended before the bound: deleted at once.
+    let mut draining = Draining::new(T);
+    run(
+        &wanted,
+        &[have(k, "rr", vec![entry(old, 2, 0)])],
+        &mut draining,
+        t0,
+    );
+    let idle = [have(
+        k,
+        "rr",
+        vec![entry(new, 0, 0), entry(drained_old, 0, 3)],
+    )];
+    assert_eq!(
+        ops(&run(&wanted, &idle, &mut draining, t0 + bound / 5)),
+        deleted
+    );
 }
 
 /// kube-proxy's `IsRsGracefulTerminationNeeded` (pkg/proxy/ipvs/util/ipvs.go) is false
