@@ -7,6 +7,7 @@
 use std::fmt::Write as _;
 use std::time::Duration;
 
+use dataplane::ipvs::StatsDetail;
 use desired::{LocalDetector, NodePortAddresses};
 
 use crate::mode::ProxyMode;
@@ -85,6 +86,17 @@ pub(crate) fn render(s: &Settings) -> String {
         ProxyMode::Ipvs => "ipvs",
         ProxyMode::Iptables => "iptables",
     };
+    // Our own fields (`ipvs.drainTimeout`, `ipvs.stats`) only when they differ from the
+    // default, so that the file is kube-proxy's own unless the settings are not.
+    let drain = if s.drain_timeout == reconcile::Draining::DEFAULT_TIMEOUT {
+        String::new()
+    } else {
+        format!("drainTimeout: {}\n  ", go_duration(s.drain_timeout))
+    };
+    let stats = match s.ipvs_stats {
+        StatsDetail::Services => "",
+        StatsDetail::Backends => "stats: backends\n  ",
+    };
     let mut out = String::new();
     let _ = write!(
         out,
@@ -101,8 +113,8 @@ pub(crate) fn render(s: &Settings) -> String {
          hostnameOverride: {hostname}\n\
          iptables:\n  localhostNodePorts: {localhost}\n  masqueradeAll: {masquerade_all}\n  \
          masqueradeBit: {bit}\n  minSyncPeriod: {min_sync}\n  syncPeriod: {sync}\n\
-         ipvs:\n  excludeCIDRs:{exclude}\n  minSyncPeriod: {min_sync}\n  scheduler: {scheduler}\n  \
-         strictARP: {strict_arp}\n  syncPeriod: {sync}\n  tcpFinTimeout: {tcpfin}\n  \
+         ipvs:\n  {drain}excludeCIDRs:{exclude}\n  minSyncPeriod: {min_sync}\n  scheduler: {scheduler}\n  \
+         {stats}strictARP: {strict_arp}\n  syncPeriod: {sync}\n  tcpFinTimeout: {tcpfin}\n  \
          tcpTimeout: {tcp}\n  udpTimeout: {udp}\n\
          kind: KubeProxyConfiguration\n\
          logging:\n  verbosity: {verbosity}\n\
@@ -192,6 +204,8 @@ mod tests {
             "--oom-score-adj=-500",
             "--hostname-override=worker-1",
             "--v=4",
+            "--ipvs-stats=backends",
+            "--ipvs-drain-timeout=2m",
         ];
         let first = Settings::resolve(&Cli::try_parse_args(flags).expect("flags")).expect("valid");
         let text = render(&first);
@@ -208,5 +222,7 @@ mod tests {
         assert_eq!(first.summary(), second.summary(), "{text}");
         assert_eq!(second.hostname_override.as_deref(), Some("worker-1"));
         assert_eq!(second.log_filter(), "debug");
+        assert_eq!(second.ipvs_stats, StatsDetail::Backends);
+        assert_eq!(second.drain_timeout, Duration::from_secs(120));
     }
 }
