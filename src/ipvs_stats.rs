@@ -30,26 +30,29 @@ type Reader =
     Box<dyn FnMut(&StatsNames) -> Result<Vec<VirtualServerStats>, dataplane::Error> + Send>;
 
 /// The statistics collector registered in the metrics registry.
-#[derive(Debug)]
+///
+/// Two locks: the reader's, held by the one scrape that reads the kernel (others wait for
+/// its result), and the state's, held only for moments, so that the sync loop taking new
+/// names ([`IpvsStatsCollector::follow`]) never waits for a kernel read.
 pub(crate) struct IpvsStatsCollector {
-    inner: Mutex<Inner>,
+    read: Mutex<Reader>,
+    state: Mutex<State>,
 }
 
-struct Inner {
-    read: Reader,
-    names: StatsNames,
+/// What the collector knows between scrapes.
+#[derive(Debug, Default)]
+struct State {
+    names: Arc<StatsNames>,
     /// The last read, and when it was made; `None` when it failed.
     last: Option<(Instant, Arc<Vec<VirtualServerStats>>)>,
     /// Whether the last read failed (and was logged).
     failing: bool,
 }
 
-impl std::fmt::Debug for Inner {
+impl std::fmt::Debug for IpvsStatsCollector {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Inner")
-            .field("names", &self.names)
-            .field("last", &self.last)
-            .field("failing", &self.failing)
+        f.debug_struct("IpvsStatsCollector")
+            .field("state", &self.state)
             .finish_non_exhaustive()
     }
 }
@@ -75,60 +78,68 @@ impl IpvsStatsCollector {
     /// Reads through `read`.
     pub(crate) fn reading(read: Reader) -> Self {
         IpvsStatsCollector {
-            inner: Mutex::new(Inner {
-                read,
-                names: StatsNames::default(),
-                last: None,
-                failing: false,
-            }),
+            read: Mutex::new(read),
+            state: Mutex::new(State::default()),
         }
     }
 
-    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Takes the names of `state`'s virtual servers, when they changed, with
     /// the Pods of `pods_from` (the model) when given.
     pub(crate) fn follow(&self, state: &DesiredState, pods_from: Option<&model::Model>) {
-        let mut inner = self.inner();
-        if !inner.names.is_of(state) {
-            inner.names = StatsNames::of(state, pods_from);
-            inner.last = None;
+        if self.state().names.is_of(state) {
+            return;
         }
+        let names = Arc::new(StatsNames::of(state, pods_from));
+        let mut known = self.state();
+        known.names = names;
+        known.last = None;
+    }
+
+    /// The last read when it is younger than [`MAX_AGE`].
+    fn fresh(&self, now: Instant) -> Option<Arc<Vec<VirtualServerStats>>> {
+        let state = self.state();
+        let (at, read) = state.last.as_ref()?;
+        (now.duration_since(*at) < MAX_AGE).then(|| Arc::clone(read))
     }
 
     /// The counters, read again when older than [`MAX_AGE`]; none when the
     /// table cannot be read.
     fn current(&self, now: Instant) -> Arc<Vec<VirtualServerStats>> {
-        let mut inner = self.inner();
-        if let Some((at, read)) = &inner.last
-            && now.duration_since(*at) < MAX_AGE
-        {
-            return Arc::clone(read);
+        if let Some(read) = self.fresh(now) {
+            return read;
         }
-        let Inner {
-            read,
-            names,
-            last,
-            failing,
-        } = &mut *inner;
-        match tokio::task::block_in_place(|| read(names)) {
+        let mut reader = self.read.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another scrape may have read while this one waited.
+        if let Some(read) = self.fresh(now) {
+            return read;
+        }
+        let names = Arc::clone(&self.state().names);
+        let result = tokio::task::block_in_place(|| reader(&names));
+        let mut state = self.state();
+        // Names taken during the read: the read is shown, but not kept for later scrapes.
+        let current = Arc::ptr_eq(&names, &state.names);
+        match result {
             Ok(read) => {
-                if *failing {
+                if state.failing {
                     tracing::info!("the IPVS statistics can be read again");
                 }
-                *failing = false;
+                state.failing = false;
                 let read = Arc::new(read);
-                *last = Some((now, Arc::clone(&read)));
+                if current {
+                    state.last = Some((now, Arc::clone(&read)));
+                }
                 read
             }
             Err(e) => {
-                if !*failing {
+                if !state.failing {
                     tracing::warn!(error = %e, "no IPVS statistics in /metrics until the table can be read");
                 }
-                *failing = true;
-                *last = None;
+                state.failing = true;
+                state.last = None;
                 Arc::default()
             }
         }
