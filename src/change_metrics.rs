@@ -10,7 +10,7 @@ use desired::no_local::{NoLocal, TrafficPolicy};
 use model::{IpFamily, Object, ObjectId, Pending, SourceEvent};
 
 use crate::metrics::{self, Metrics};
-use crate::mode::ProxyMode;
+use dataplane::ProxyMode;
 
 /// Counts the Service and EndpointSlice events of a batch, as kube-proxy's informer
 /// handlers call its change trackers: once per object added, updated or deleted (a listing

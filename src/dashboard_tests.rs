@@ -10,7 +10,7 @@ use std::sync::Arc;
 use crate::ipvs_stats::IpvsStatsCollector;
 use crate::ipvs_stats::tests::{backend, web};
 use crate::metrics::{Code, IpFamily, Metrics, Mode, NoLocal};
-use crate::mode::ProxyMode;
+use dataplane::ProxyMode;
 
 const DASHBOARD: &str = include_str!("../docs/dashboards/kube-ipvs-proxy.json");
 

@@ -10,9 +10,9 @@ use iptables_mode::render;
 use model::{Changes, Model};
 
 use crate::cli::Output;
-use crate::mode::ProxyMode;
 use crate::proxier::{Proxier, Rules};
 use crate::settings::Settings;
+use dataplane::ProxyMode;
 
 /// Whether the rules let IPv4 NodePorts answer on 127.0.0.0/8 (kube-proxy's
 /// `localhostNodePorts && nodePortAddresses.ContainsIPv4Loopback()`).

@@ -8,9 +8,9 @@ use desired::{DesiredState, NodeInfo};
 use model::{Changes, Model};
 
 use crate::cli::Output;
-use crate::mode::ProxyMode;
 use crate::proxier::{Proxier, Rules};
 use crate::settings::Settings;
+use dataplane::ProxyMode;
 
 impl Rules for DesiredState {
     fn new(settings: &Settings, node: NodeInfo, model: &Model) -> Self {

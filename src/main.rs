@@ -23,7 +23,6 @@ mod ipvs_mode;
 mod ipvs_stats;
 mod memory;
 mod metrics;
-mod mode;
 mod node_setup;
 mod preflight;
 mod process_metrics;

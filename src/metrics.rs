@@ -16,7 +16,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::mode::ProxyMode;
+use dataplane::ProxyMode;
 
 /// A `kind` label: the kind of operation, drift or error.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]

@@ -10,8 +10,8 @@ use desired::NodeInfo;
 use model::{Changes, Model};
 
 use crate::cli::Output;
-use crate::mode::ProxyMode;
 use crate::settings::Settings;
+use dataplane::ProxyMode;
 
 /// A mode's desired state, kept up to date with the model.
 pub(crate) trait Rules: Sized {

@@ -23,14 +23,15 @@ use crate::drift_events::DriftEvents;
 use crate::health::HealthState;
 use crate::ipvs_stats::IpvsStatsCollector;
 use crate::metrics::{Metrics, Mode};
-use crate::mode::{ProxyMode, Selection};
 use crate::node_info::node_info;
 use crate::proxier::{Proxier, Rules};
 use crate::runner::{Reason, Runner, Trigger};
 use crate::server::{self, Shared};
 use crate::service_health::ServiceHealth;
 use crate::settings::Settings;
+use dataplane::ProxyMode;
 use dataplane::ipvs::IpvsProbe;
+use dataplane::mode::Selection;
 
 /// Logs warnings and, with a cluster source, publishes them as Events on their objects.
 fn report(warnings: &[Warning], events: Option<&Arc<kube_source::EventReporter>>) {
@@ -98,7 +99,7 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<ExitCo
         Selection::configured(settings.mode)
     } else {
         let scheduler = settings.desired.scheduler.to_string();
-        crate::mode::select(settings.mode, settings.no_fallback, || {
+        dataplane::mode::select(settings.mode, settings.no_fallback, || {
             IpvsProbe::detect(&[scheduler.as_str()])
         })?
     };

@@ -13,7 +13,7 @@ use kubeproxy_config::{ConfigError, GoDuration, KubeProxyConfiguration};
 use model::Scheduler;
 
 use crate::cli::{Cli, KubeProxyFlags};
-use crate::mode::ProxyMode;
+use dataplane::ProxyMode;
 
 /// A setting that cannot be used; the daemon exits with code 2.
 #[derive(Debug, thiserror::Error)]

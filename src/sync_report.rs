@@ -7,7 +7,7 @@ use model::IpFamily;
 
 use crate::memory::Usage;
 use crate::metrics::Metrics;
-use crate::mode::ProxyMode;
+use dataplane::ProxyMode;
 
 /// What one sync was, besides what its summary counted.
 #[derive(Debug, Clone)]

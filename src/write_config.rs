@@ -10,8 +10,8 @@ use std::time::Duration;
 use dataplane::ipvs::StatsDetail;
 use desired::{LocalDetector, NodePortAddresses};
 
-use crate::mode::ProxyMode;
 use crate::settings::Settings;
+use dataplane::ProxyMode;
 
 /// A duration as Go's `time.Duration.String` prints whole and fractional seconds
 /// (`0s`, `500ms`, `30s`, `1m30s`, `24h0m0s`).

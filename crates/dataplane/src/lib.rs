@@ -28,6 +28,7 @@ mod fixtures;
 pub mod inspect;
 pub mod iptables;
 pub mod ipvs;
+pub mod mode;
 mod summary;
 mod tables;
 
@@ -38,6 +39,7 @@ use std::net::IpAddr;
 pub use cleanup::cleanup;
 pub use diff::{Diff, Op};
 pub use error::{Cause, Error};
+pub use mode::ProxyMode;
 pub use summary::{Counts, Part, SyncSummary};
 
 /// A mode's dataplane: what the sync loop calls.

@@ -4,11 +4,11 @@
 
 use std::fmt;
 
-use dataplane::ipvs::IpvsProbe;
+use crate::ipvs::IpvsProbe;
 
 /// A proxy mode this daemon implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(crate) enum ProxyMode {
+pub enum ProxyMode {
     /// kube-proxy's IPVS mode (the default).
     Ipvs,
     /// kube-proxy's iptables mode: configured, or the fallback when IPVS is missing.
@@ -17,7 +17,7 @@ pub(crate) enum ProxyMode {
 
 impl ProxyMode {
     /// The name used in the configuration, on `/proxyMode` and in the metric's label.
-    pub(crate) fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             ProxyMode::Ipvs => "ipvs",
             ProxyMode::Iptables => "iptables",
@@ -28,7 +28,7 @@ impl ProxyMode {
     ///
     /// # Errors
     /// Any other mode, with the modes accepted.
-    pub(crate) fn parse(s: &str) -> Result<ProxyMode, String> {
+    pub fn parse(s: &str) -> Result<ProxyMode, String> {
         match s {
             "" | "ipvs" => Ok(ProxyMode::Ipvs),
             "iptables" => Ok(ProxyMode::Iptables),
@@ -47,16 +47,16 @@ impl fmt::Display for ProxyMode {
 
 /// The mode that runs, and why it is not the configured one.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Selection {
+pub struct Selection {
     /// The dataplane to run.
-    pub(crate) mode: ProxyMode,
+    pub mode: ProxyMode,
     /// Set when IPVS was configured but is missing: what is missing.
-    pub(crate) fallback: Option<String>,
+    pub fallback: Option<String>,
 }
 
 impl Selection {
     /// The configured mode, without detection (dry runs touch no kernel).
-    pub(crate) fn configured(mode: ProxyMode) -> Selection {
+    pub fn configured(mode: ProxyMode) -> Selection {
         Selection {
             mode,
             fallback: None,
@@ -64,7 +64,7 @@ impl Selection {
     }
 
     /// The WARN line (and Event note) announcing a fallback.
-    pub(crate) fn announcement(&self) -> Option<String> {
+    pub fn announcement(&self) -> Option<String> {
         self.fallback.as_ref().map(|missing| {
             format!(
                 "IPVS is not usable on this node ({missing}): falling back to kube-proxy's \
@@ -82,9 +82,9 @@ impl Selection {
     "proxy mode ipvs: IPVS is not usable on this node ({missing}) and --no-fallback forbids \
      the iptables fallback"
 )]
-pub(crate) struct NoFallback {
+pub struct NoFallback {
     /// What is missing.
-    pub(crate) missing: String,
+    pub missing: String,
 }
 
 /// Chooses the dataplane: the configured one, except that a configured `ipvs` whose checks
@@ -92,7 +92,7 @@ pub(crate) struct NoFallback {
 ///
 /// # Errors
 /// [`NoFallback`] when IPVS is missing and the fallback is forbidden.
-pub(crate) fn select(
+pub fn select(
     configured: ProxyMode,
     no_fallback: bool,
     detect: impl FnOnce() -> IpvsProbe,
