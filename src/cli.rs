@@ -10,12 +10,14 @@ use clap::{ArgMatches, Args, CommandFactory, FromArgMatches, Parser, ValueEnum};
 use kubeproxy_config::GoDuration;
 
 /// `--version`: version, git commit and what is compiled in.
-pub(crate) const VERSION: &str = concat!(
-    env!("CARGO_PKG_VERSION"),
-    " (commit ",
-    env!("GIT_COMMIT"),
-    "; Kubernetes API v1_33 and newer; sources: kubernetes, directory; proxy modes: ipvs, iptables)"
-);
+pub(crate) static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "{} (commit {}; Kubernetes API v1_33 and newer; sources: kubernetes, directory; proxy \
+         modes: ipvs, iptables)",
+        build_info::VERSION,
+        build_info::COMMIT
+    )
+});
 
 /// Output format of `--dry-run`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -71,7 +73,7 @@ pub(crate) fn duration(s: &str) -> Result<std::time::Duration, String> {
 /// field of the file are ignored (with a warning naming them); --hostname-override and the
 /// logging flags still apply.
 #[derive(Debug, Parser)]
-#[command(name = "kube-ipvs-proxy", version = VERSION, about, max_term_width = 100)]
+#[command(name = "kube-ipvs-proxy", version = VERSION.as_str(), about, max_term_width = 100)]
 // As with kube-proxy's flags (pflag), a flag given twice takes its last value.
 #[command(args_override_self = true)]
 pub(crate) struct Cli {

@@ -5,8 +5,6 @@
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
 
 mod cli;
-#[cfg(test)]
-mod dashboard_tests;
 mod explain;
 mod node_info;
 mod run;
@@ -14,18 +12,13 @@ mod settings;
 mod unhonoured;
 mod write_config;
 
-mod build_info;
-mod change_metrics;
 mod drift_events;
 mod health;
 mod iptables_mode;
 mod ipvs_mode;
-mod ipvs_stats;
 mod memory;
-mod metrics;
 mod node_setup;
 mod preflight;
-mod process_metrics;
 mod proxier;
 mod runner;
 mod server;

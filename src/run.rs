@@ -17,12 +17,9 @@ use tokio::sync::{Mutex, mpsc};
 
 use std::time::{Instant, SystemTime};
 
-use crate::change_metrics;
 use crate::cli::{Cli, Output};
 use crate::drift_events::DriftEvents;
 use crate::health::HealthState;
-use crate::ipvs_stats::IpvsStatsCollector;
-use crate::metrics::{Metrics, Mode};
 use crate::node_info::node_info;
 use crate::proxier::{Proxier, Rules};
 use crate::runner::{Reason, Runner, Trigger};
@@ -32,6 +29,9 @@ use crate::settings::Settings;
 use dataplane::ProxyMode;
 use dataplane::ipvs::IpvsProbe;
 use dataplane::mode::Selection;
+use proxy_metrics::changes as change_metrics;
+use proxy_metrics::ipvs_stats::IpvsStatsCollector;
+use proxy_metrics::{Metrics, Mode};
 
 /// Logs warnings and, with a cluster source, publishes them as Events on their objects.
 fn report(warnings: &[Warning], events: Option<&Arc<kube_source::EventReporter>>) {
@@ -531,7 +531,7 @@ impl<D: Proxier> Syncer<'_, D> {
             let no_local = desired::no_local::no_local_endpoints(&p.model, &node);
             change_metrics::no_local(self.metrics, D::MODE, &no_local, &families);
             for family in &families {
-                let label = crate::metrics::IpFamily::from(*family);
+                let label = proxy_metrics::IpFamily::from(*family);
                 self.metrics.last_sync.get_or_create(&label).set(unix_now());
             }
             self.health.updated(now);
@@ -579,7 +579,7 @@ fn shutdown() -> impl std::future::Future<Output = ()> {
 /// Sets `last_queued_timestamp_seconds` of `families` to now.
 fn queued(metrics: &Metrics, families: &[model::IpFamily]) {
     for family in families {
-        let label = crate::metrics::IpFamily::from(*family);
+        let label = proxy_metrics::IpFamily::from(*family);
         metrics.last_queued.get_or_create(&label).set(unix_now());
     }
 }

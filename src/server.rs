@@ -15,7 +15,7 @@ use axum::routing::get;
 use tokio::net::TcpListener;
 
 use crate::health::HealthState;
-use crate::metrics::{Code, Metrics};
+use proxy_metrics::{Code, Metrics};
 
 /// What the endpoints read.
 #[derive(Debug, Clone)]

@@ -26,8 +26,8 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
 use crate::health::HealthState;
-use crate::metrics::Metrics;
 use httpd::Gate;
+use proxy_metrics::Metrics;
 
 /// The Event reason kube-proxy uses when a health check port cannot be opened.
 const FAILED_EVENT: &str = "FailedToStartServiceHealthcheck";

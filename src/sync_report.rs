@@ -6,8 +6,8 @@ use dataplane::SyncSummary;
 use model::IpFamily;
 
 use crate::memory::Usage;
-use crate::metrics::Metrics;
 use dataplane::ProxyMode;
+use proxy_metrics::Metrics;
 
 /// What one sync was, besides what its summary counted.
 #[derive(Debug, Clone)]
@@ -42,7 +42,7 @@ pub(crate) fn report(summary: &SyncSummary, sync: Sync, metrics: &Metrics) {
     let seconds = sync.took.as_secs_f64();
     let iptables_mode = sync.mode == ProxyMode::Iptables;
     for family in &sync.families {
-        let label = crate::metrics::IpFamily::from(*family);
+        let label = proxy_metrics::IpFamily::from(*family);
         metrics.sync_duration.get_or_create(&label).observe(seconds);
         if iptables_mode {
             let by_kind = if sync.full {
@@ -54,7 +54,7 @@ pub(crate) fn report(summary: &SyncSummary, sync: Sync, metrics: &Metrics) {
         }
     }
     for family in &summary.restore_failed {
-        let label = crate::metrics::IpFamily::from(match family {
+        let label = proxy_metrics::IpFamily::from(match family {
             iptables::Family::V4 => IpFamily::V4,
             iptables::Family::V6 => IpFamily::V6,
         });

@@ -33,10 +33,10 @@ fn labels() -> BuildLabels {
         other => other,
     };
     BuildLabels {
-        major: env!("CARGO_PKG_VERSION_MAJOR").into(),
-        minor: env!("CARGO_PKG_VERSION_MINOR").into(),
-        git_version: concat!("v", env!("CARGO_PKG_VERSION")).into(),
-        git_commit: env!("GIT_COMMIT").into(),
+        major: build_info::MAJOR.into(),
+        minor: build_info::MINOR.into(),
+        git_version: format!("v{}", build_info::VERSION),
+        git_commit: build_info::COMMIT.into(),
         git_tree_state: String::new(),
         build_date: String::new(),
         go_version: String::new(),

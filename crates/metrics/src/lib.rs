@@ -6,6 +6,14 @@
 //! its types, labels and buckets, registered per mode as its `RegisterMetrics(mode)` does;
 //! plus `kubernetes_build_info` (component-base) and the Go client's `process_*`.
 
+mod build_labels;
+pub mod changes;
+pub mod ipvs_stats;
+mod process;
+
+#[cfg(test)]
+mod dashboard_tests;
+
 use std::sync::atomic::AtomicU64;
 
 use prometheus_client::collector::Collector;
@@ -20,33 +28,33 @@ use dataplane::ProxyMode;
 
 /// A `kind` label: the kind of operation, drift or error.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct Kind {
+pub struct Kind {
     /// The kind, e.g. `virtual_server`, `real_server`, `address`, `ipset_entry`.
-    pub(crate) kind: String,
+    pub kind: String,
 }
 
 /// A `code` label: the HTTP status a health endpoint answered.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct Code {
+pub struct Code {
     /// The HTTP status code.
-    pub(crate) code: String,
+    pub code: String,
 }
 
 /// A `mode` label: the dataplane in use.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct Mode {
+pub struct Mode {
     /// `ipvs` or `iptables`.
-    pub(crate) mode: String,
+    pub mode: String,
 }
 
 /// Seconds as a float gauge.
-pub(crate) type Seconds = Gauge<f64, AtomicU64>;
+pub type Seconds = Gauge<f64, AtomicU64>;
 
 /// kube-proxy's `ip_family` label: `IPv4` or `IPv6`, the family of the rules a sync wrote.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct IpFamily {
+pub struct IpFamily {
     /// Kubernetes' spelling of the family.
-    pub(crate) ip_family: String,
+    pub ip_family: String,
 }
 
 impl From<model::IpFamily> for IpFamily {
@@ -59,15 +67,15 @@ impl From<model::IpFamily> for IpFamily {
 
 /// The labels of `kubeproxy_sync_proxy_rules_no_local_endpoints_total`.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub(crate) struct NoLocal {
+pub struct NoLocal {
     /// `internal` or `external`.
-    pub(crate) traffic_policy: String,
+    pub traffic_policy: String,
     /// `IPv4` or `IPv6`.
-    pub(crate) ip_family: String,
+    pub ip_family: String,
 }
 
 /// A histogram per family, all with the same buckets.
-pub(crate) type ByFamily<M> = Family<IpFamily, M, fn() -> M>;
+pub type ByFamily<M> = Family<IpFamily, M, fn() -> M>;
 
 /// kube-proxy's sync duration buckets: 1 ms to ~16 s (`ExponentialBuckets(0.001, 2, 15)`).
 fn sync_buckets() -> Histogram {
@@ -91,67 +99,67 @@ fn network_programming_buckets() -> Histogram {
 
 /// Every metric the daemon exports, and the registry that encodes them.
 #[derive(Debug)]
-pub(crate) struct Metrics {
+pub struct Metrics {
     registry: Registry,
     /// `kubeproxy_sync_proxy_rules_duration_seconds{ip_family}`: every sync.
-    pub(crate) sync_duration: ByFamily<Histogram>,
+    pub sync_duration: ByFamily<Histogram>,
     /// `kubeproxy_sync_full_proxy_rules_duration_seconds{ip_family}`: periodic full
     /// resyncs (registered in the iptables mode only, as kube-proxy).
-    pub(crate) sync_full_duration: ByFamily<Histogram>,
+    pub sync_full_duration: ByFamily<Histogram>,
     /// `kubeproxy_sync_partial_proxy_rules_duration_seconds{ip_family}`: syncs on a change
     /// (iptables mode only).
-    pub(crate) sync_partial_duration: ByFamily<Histogram>,
+    pub sync_partial_duration: ByFamily<Histogram>,
     /// `kubeproxy_sync_proxy_rules_last_timestamp_seconds{ip_family}`: end of the last
     /// successful sync.
-    pub(crate) last_sync: Family<IpFamily, Seconds>,
+    pub last_sync: Family<IpFamily, Seconds>,
     /// `kubeproxy_sync_proxy_rules_last_queued_timestamp_seconds{ip_family}`: the last
     /// time a sync was asked for (a change, or the start).
-    pub(crate) last_queued: Family<IpFamily, Seconds>,
+    pub last_queued: Family<IpFamily, Seconds>,
     /// `kubeproxy_sync_proxy_rules_service_changes_total`: Service add, update and
     /// delete events received (kube-proxy's `ServiceChangeTracker.Update` calls).
-    pub(crate) service_changes: Counter,
+    pub service_changes: Counter,
     /// `kubeproxy_proxy_healthz_total{code}`.
-    pub(crate) healthz: Family<Code, Counter>,
+    pub healthz: Family<Code, Counter>,
     /// `kubeproxy_proxy_livez_total{code}`.
-    pub(crate) livez: Family<Code, Counter>,
+    pub livez: Family<Code, Counter>,
     /// `kube_ipvs_proxy_ops_applied_total{kind}`: kernel operations that succeeded.
-    pub(crate) ops_applied: Family<Kind, Counter>,
+    pub ops_applied: Family<Kind, Counter>,
     /// `kube_ipvs_proxy_drift_repaired_total{kind}`: kernel state found wrong
     /// on a sync although we had programmed it (changed by hand or by others).
-    pub(crate) drift_repaired: Family<Kind, Counter>,
+    pub drift_repaired: Family<Kind, Counter>,
     /// `kube_ipvs_proxy_sync_errors_total{kind}`: operations or steps that failed.
-    pub(crate) sync_errors: Family<Kind, Counter>,
+    pub sync_errors: Family<Kind, Counter>,
     /// `kube_ipvs_proxy_proxy_mode{mode}`: 1 for the dataplane in use.
-    pub(crate) proxy_mode: Family<Mode, Gauge>,
+    pub proxy_mode: Family<Mode, Gauge>,
     /// `kube_ipvs_proxy_invalid_objects_total{kind}`: problems found in
     /// Kubernetes objects (the object or the field skipped), by object kind.
-    pub(crate) invalid_objects: Family<Kind, Counter>,
+    pub invalid_objects: Family<Kind, Counter>,
     /// `kubeproxy_network_programming_duration_seconds{ip_family}`: from an EndpointSlice's
     /// last-change trigger time to the sync that programmed it.
-    pub(crate) network_programming: ByFamily<Histogram>,
+    pub network_programming: ByFamily<Histogram>,
     /// `kubeproxy_sync_proxy_rules_endpoint_changes_pending`: EndpointSlice changes no
     /// sync has taken yet.
-    pub(crate) endpoint_changes_pending: Gauge,
+    pub endpoint_changes_pending: Gauge,
     /// `kubeproxy_sync_proxy_rules_endpoint_changes_total`: EndpointSlice add, update and
     /// delete events received.
-    pub(crate) endpoint_changes: Counter,
+    pub endpoint_changes: Counter,
     /// `kubeproxy_sync_proxy_rules_service_changes_pending`: Services changed that no
     /// sync has taken yet.
-    pub(crate) service_changes_pending: Gauge,
+    pub service_changes_pending: Gauge,
     /// `kubeproxy_sync_proxy_rules_no_local_endpoints_total{traffic_policy,ip_family}`:
     /// Services (IPVS mode; Service ports in the iptables mode) with a `Local` policy and
     /// endpoints, none on this node, as of the last complete sync.
-    pub(crate) no_local_endpoints: Family<NoLocal, Gauge>,
+    pub no_local_endpoints: Family<NoLocal, Gauge>,
     /// `kubeproxy_sync_proxy_rules_iptables_restore_failures_total{ip_family}`.
-    pub(crate) restore_failures: Family<IpFamily, Counter>,
+    pub restore_failures: Family<IpFamily, Counter>,
     /// `kubeproxy_sync_proxy_rules_iptables_partial_restore_failures_total{ip_family}`:
     /// the restore failures of syncs on a change (iptables mode only).
-    pub(crate) partial_restore_failures: Family<IpFamily, Counter>,
+    pub partial_restore_failures: Family<IpFamily, Counter>,
 }
 
 impl Metrics {
     /// Creates and registers every metric.
-    pub(crate) fn new() -> Self {
+    pub fn new() -> Self {
         let mut registry = Registry::default();
         let by_family: fn(fn() -> Histogram) -> ByFamily<Histogram> = Family::new_with_constructor;
         let metrics = Metrics {
@@ -261,9 +269,9 @@ impl Metrics {
         registry.register(
             "kubernetes_build_info",
             "A metric with a constant '1' value labeled by major, minor, git version, git commit, git tree state, build date, Go version, and compiler from which Kubernetes was built, and platform on which it is running.",
-            crate::build_info::build_info(),
+            build_labels::build_info(),
         );
-        registry.register_collector(Box::new(crate::process_metrics::ProcessCollector));
+        registry.register_collector(Box::new(process::ProcessCollector));
         Metrics {
             registry,
             ..metrics
@@ -272,7 +280,7 @@ impl Metrics {
 
     /// The metrics of the `mode` dataplane: those every mode has ([`Metrics::new`]) and
     /// the ones kube-proxy's `RegisterMetrics` adds for that mode.
-    pub(crate) fn for_mode(mode: ProxyMode) -> Self {
+    pub fn for_mode(mode: ProxyMode) -> Self {
         let mut metrics = Self::new();
         let registry = &mut metrics.registry;
         registry.register(
@@ -301,7 +309,7 @@ impl Metrics {
     }
 
     /// The metrics in the OpenMetrics text format that Prometheus scrapes.
-    pub(crate) fn encode(&self) -> String {
+    pub fn encode(&self) -> String {
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
@@ -309,13 +317,13 @@ impl Metrics {
     }
 
     /// Adds the metrics `collector` writes at each scrape.
-    pub(crate) fn with_collector(mut self, collector: Box<dyn Collector>) -> Self {
+    pub fn with_collector(mut self, collector: Box<dyn Collector>) -> Self {
         self.registry.register_collector(collector);
         self
     }
 
     /// Counts `n` operations of `kind` into `family`.
-    pub(crate) fn count(family: &Family<Kind, Counter>, kind: &str, n: u64) {
+    pub fn count(family: &Family<Kind, Counter>, kind: &str, n: u64) {
         if n > 0 {
             family
                 .get_or_create(&Kind {

@@ -9,14 +9,14 @@ use std::time::SystemTime;
 use desired::no_local::{NoLocal, TrafficPolicy};
 use model::{IpFamily, Object, ObjectId, Pending, SourceEvent};
 
-use crate::metrics::{self, Metrics};
+use crate::{self as metrics, Metrics};
 use dataplane::ProxyMode;
 
 /// Counts the Service and EndpointSlice events of a batch, as kube-proxy's informer
 /// handlers call its change trackers: once per object added, updated or deleted (a listing
 /// delivers each of its objects as an add or update); EndpointSlices only of the address
 /// types kube-proxy handles (`IPv4`, `IPv6`; not `FQDN`).
-pub(crate) fn count_events(metrics: &Metrics, events: &[SourceEvent]) {
+pub fn count_events(metrics: &Metrics, events: &[SourceEvent]) {
     for event in events {
         let objects = match event {
             SourceEvent::Applied(o) | SourceEvent::Deleted(o) => std::slice::from_ref(o),
@@ -39,7 +39,7 @@ pub(crate) fn count_events(metrics: &Metrics, events: &[SourceEvent]) {
 
 /// Sets the pending gauges to what the model holds: after events, and to zero when a sync
 /// takes them.
-pub(crate) fn pending(metrics: &Metrics, pending: &Pending) {
+pub fn pending(metrics: &Metrics, pending: &Pending) {
     metrics
         .service_changes_pending
         .set(pending.services.len() as i64);
@@ -51,12 +51,7 @@ pub(crate) fn pending(metrics: &Metrics, pending: &Pending) {
 /// After a sync that programmed `taken` completely: observes, for every trigger time of a
 /// slice in a family the node proxies, the time from it to `now` (negative when the
 /// controller's clock is ahead, as kube-proxy's `time.Since`).
-pub(crate) fn programmed(
-    metrics: &Metrics,
-    taken: &Pending,
-    families: &[IpFamily],
-    now: SystemTime,
-) {
+pub fn programmed(metrics: &Metrics, taken: &Pending, families: &[IpFamily], now: SystemTime) {
     for ((_, family), times) in &taken.trigger_times {
         if !families.contains(family) {
             continue;
@@ -77,12 +72,7 @@ pub(crate) fn programmed(
 /// Sets `no_local_endpoints_total` for every family the node proxies and both policies:
 /// the Services found (IPVS mode, kube-proxy's sets of Service names) or the Service ports
 /// (iptables mode, its per-port counters).
-pub(crate) fn no_local(
-    metrics: &Metrics,
-    mode: ProxyMode,
-    found: &[NoLocal],
-    families: &[IpFamily],
-) {
+pub fn no_local(metrics: &Metrics, mode: ProxyMode, found: &[NoLocal], families: &[IpFamily]) {
     for family in families {
         for policy in TrafficPolicy::ALL {
             let matching = found

@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use crate::ipvs_stats::IpvsStatsCollector;
 use crate::ipvs_stats::tests::{backend, web};
-use crate::metrics::{Code, IpFamily, Metrics, Mode, NoLocal};
+use crate::{Code, IpFamily, Metrics, Mode, NoLocal};
 use dataplane::ProxyMode;
 
-const DASHBOARD: &str = include_str!("../docs/dashboards/kube-ipvs-proxy.json");
+const DASHBOARD: &str = include_str!("../../../docs/dashboards/kube-ipvs-proxy.json");
 
 /// PromQL words that are not metric names when not followed by `(`: binary
 /// operators and modifiers, and the aggregations, which may be followed by

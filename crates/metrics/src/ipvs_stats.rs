@@ -23,7 +23,7 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 
 /// The longest a scrape shows counters read earlier.
-pub(crate) const MAX_AGE: Duration = Duration::from_secs(5);
+pub const MAX_AGE: Duration = Duration::from_secs(5);
 
 /// What reads the counters of the virtual servers `names` knows.
 type Reader =
@@ -34,7 +34,7 @@ type Reader =
 /// Two locks: the reader's, held by the one scrape that reads the kernel (others wait for
 /// its result), and the state's, held only for moments, so that the sync loop taking new
 /// names ([`IpvsStatsCollector::follow`]) never waits for a kernel read.
-pub(crate) struct IpvsStatsCollector {
+pub struct IpvsStatsCollector {
     read: Mutex<Reader>,
     state: Mutex<State>,
 }
@@ -60,7 +60,7 @@ impl std::fmt::Debug for IpvsStatsCollector {
 impl IpvsStatsCollector {
     /// Reads the kernel's table with the detail configured; the connection
     /// to IPVS is opened at the first scrape (and again after a failure).
-    pub(crate) fn kernel(detail: StatsDetail) -> Self {
+    pub fn kernel(detail: StatsDetail) -> Self {
         let mut client: Option<IpvsStats> = None;
         Self::reading(Box::new(move |names| {
             let stats = match &mut client {
@@ -76,7 +76,7 @@ impl IpvsStatsCollector {
     }
 
     /// Reads through `read`.
-    pub(crate) fn reading(read: Reader) -> Self {
+    pub fn reading(read: Reader) -> Self {
         IpvsStatsCollector {
             read: Mutex::new(read),
             state: Mutex::new(State::default()),
@@ -89,7 +89,7 @@ impl IpvsStatsCollector {
 
     /// Takes the names of `state`'s virtual servers, when they changed, with
     /// the Pods of `pods_from` (the model) when given.
-    pub(crate) fn follow(&self, state: &DesiredState, pods_from: Option<&model::Model>) {
+    pub fn follow(&self, state: &DesiredState, pods_from: Option<&model::Model>) {
         if self.state().names.is_of(state) {
             return;
         }

@@ -1,4 +1,4 @@
-//! Records the git commit the daemon is built from, for `--version`.
+//! Records the git commit the binaries are built from, for `--version` and `kubernetes_build_info`.
 
 use std::process::Command;
 
