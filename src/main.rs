@@ -13,7 +13,6 @@ mod unhonoured;
 mod write_config;
 
 mod drift_events;
-mod health;
 mod iptables_mode;
 mod ipvs_mode;
 mod memory;
@@ -22,7 +21,6 @@ mod preflight;
 mod proxier;
 mod runner;
 mod server;
-mod service_health;
 mod sync_report;
 
 fn main() -> std::process::ExitCode {

@@ -19,16 +19,16 @@ use std::time::{Instant, SystemTime};
 
 use crate::cli::{Cli, Output};
 use crate::drift_events::DriftEvents;
-use crate::health::HealthState;
 use crate::node_info::node_info;
 use crate::proxier::{Proxier, Rules};
 use crate::runner::{Reason, Runner, Trigger};
 use crate::server::{self, Shared};
-use crate::service_health::ServiceHealth;
 use crate::settings::Settings;
 use dataplane::ProxyMode;
 use dataplane::ipvs::IpvsProbe;
 use dataplane::mode::Selection;
+use healthcheck::HealthState;
+use healthcheck::ServiceHealth;
 use proxy_metrics::changes as change_metrics;
 use proxy_metrics::ipvs_stats::IpvsStatsCollector;
 use proxy_metrics::{Metrics, Mode};
@@ -357,12 +357,8 @@ async fn serve<D: Proxier>(
     pipeline.interfaces = Some(dataplane.node_addresses().await?);
     // As kube-proxy's SyncLoop: a sync is as good as queued while the sources list.
     queued(&metrics, &pipeline.node_info().families());
-    let service_health = ServiceHealth::new(
-        &pipeline.node_info().name,
-        health.clone(),
-        Arc::clone(&metrics),
-        reporter.clone(),
-    );
+    let service_health =
+        ServiceHealth::new(&pipeline.node_info().name, health.clone(), reporter.clone());
     let runner = Runner::new(settings.min_sync_period, settings.sync_period);
     let trigger = runner.trigger();
     // A directory source has delivered its complete first view already.
@@ -540,7 +536,8 @@ impl<D: Proxier> Syncer<'_, D> {
                 &node,
                 &self.settings.desired.node_port_addresses,
             );
-            self.service_health.lock().await.sync(&wanted).await;
+            let failed = self.service_health.lock().await.sync(&wanted).await;
+            Metrics::count(&self.metrics.sync_errors, healthcheck::ERROR_KIND, failed);
         }
     }
 }

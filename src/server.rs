@@ -14,7 +14,7 @@ use axum::response::IntoResponse;
 use axum::routing::get;
 use tokio::net::TcpListener;
 
-use crate::health::HealthState;
+use healthcheck::HealthState;
 use proxy_metrics::{Code, Metrics};
 
 /// What the endpoints read.

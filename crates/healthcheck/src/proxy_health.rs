@@ -18,24 +18,24 @@ use serde::Serialize;
 /// What the health endpoints report, serialised as their JSON body.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
-pub(crate) struct Health {
+pub struct Health {
     /// Whether syncs keep up (the `/livez` verdict).
-    pub(crate) healthy: bool,
+    pub healthy: bool,
     /// False while this node is being deleted or drained by the autoscaler.
-    pub(crate) node_eligible: bool,
+    pub node_eligible: bool,
     /// When the last successful sync finished (RFC 3339), if any.
-    pub(crate) last_updated: Option<String>,
+    pub last_updated: Option<String>,
     /// When this report was made (RFC 3339).
-    pub(crate) current_time: String,
+    pub current_time: String,
     /// Whether the proxy started longer than the health timeout ago and has never completed
     /// a sync (not in the body, which is kube-proxy's; `lastUpdated` is null then).
     #[serde(skip)]
-    pub(crate) first_sync_overdue: bool,
+    pub first_sync_overdue: bool,
 }
 
 impl Health {
     /// The `/healthz` verdict: healthy, eligible and synced at least once in time.
-    pub(crate) fn ready(&self) -> bool {
+    pub fn ready(&self) -> bool {
         self.healthy && self.node_eligible && !self.first_sync_overdue
     }
 }
@@ -50,14 +50,14 @@ struct Inner {
 
 /// Shared health state: the sync loop records into it, the HTTP server reads.
 #[derive(Debug, Clone)]
-pub(crate) struct HealthState {
+pub struct HealthState {
     timeout: Duration,
     inner: Arc<Mutex<Inner>>,
 }
 
 impl HealthState {
     /// A state whose pending changes turn unhealthy after `timeout`.
-    pub(crate) fn new(timeout: Duration) -> Self {
+    pub fn new(timeout: Duration) -> Self {
         let inner = Inner {
             started: None,
             oldest_pending: None,
@@ -76,29 +76,29 @@ impl HealthState {
     }
 
     /// The proxy started at `at`: `/healthz` fails if no sync completes within the timeout.
-    pub(crate) fn started(&self, at: SystemTime) {
+    pub fn started(&self, at: SystemTime) {
         self.lock().started = Some(at);
     }
 
     /// A change arrived that the next sync must program.
-    pub(crate) fn queued(&self, at: SystemTime) {
+    pub fn queued(&self, at: SystemTime) {
         self.lock().oldest_pending.get_or_insert(at);
     }
 
     /// A sync finished and programmed everything queued before it started.
-    pub(crate) fn updated(&self, at: SystemTime) {
+    pub fn updated(&self, at: SystemTime) {
         let mut inner = self.lock();
         inner.oldest_pending = None;
         inner.last_updated = Some(at);
     }
 
     /// Whether this node may receive external traffic (not being deleted).
-    pub(crate) fn set_node_eligible(&self, eligible: bool) {
+    pub fn set_node_eligible(&self, eligible: bool) {
         self.lock().node_eligible = eligible;
     }
 
     /// The report at time `now`.
-    pub(crate) fn health(&self, now: SystemTime) -> Health {
+    pub fn health(&self, now: SystemTime) -> Health {
         let inner = self.lock();
         let late = |since: Option<SystemTime>| {
             since.is_some_and(|t| {

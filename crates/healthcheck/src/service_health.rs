@@ -25,43 +25,35 @@ use model::{Kind, ObjectId};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::health::HealthState;
+use crate::proxy_health::HealthState;
 use httpd::Gate;
-use proxy_metrics::Metrics;
 
 /// The Event reason kube-proxy uses when a health check port cannot be opened.
 const FAILED_EVENT: &str = "FailedToStartServiceHealthcheck";
 
 /// The `sync_errors` kind counting health check servers that could not be started.
-pub(crate) const ERROR_KIND: &str = "health_check_node_port";
+pub const ERROR_KIND: &str = "health_check_node_port";
 
 /// kube-proxy's header with the number of local endpoints, for load balancers that weigh
 /// nodes by it.
 const WEIGHT: HeaderName = HeaderName::from_static("x-load-balancing-endpoint-weight");
 
 /// The running health check servers, by Service.
-pub(crate) struct ServiceHealth {
+pub struct ServiceHealth {
     node_name: String,
     health: HealthState,
-    metrics: Arc<Metrics>,
     events: Option<Arc<EventReporter>>,
     gate: Arc<Gate>,
     servers: BTreeMap<ObjectId, Server>,
 }
 
 impl ServiceHealth {
-    /// No servers yet. `health` gives `serviceProxyHealthy`; a failed start is counted in
-    /// `metrics` and, with a cluster source, published through `events`.
-    pub(crate) fn new(
-        node_name: &str,
-        health: HealthState,
-        metrics: Arc<Metrics>,
-        events: Option<Arc<EventReporter>>,
-    ) -> Self {
+    /// No servers yet. `health` gives `serviceProxyHealthy`; a failed start is logged and,
+    /// with a cluster source, published through `events`.
+    pub fn new(node_name: &str, health: HealthState, events: Option<Arc<EventReporter>>) -> Self {
         ServiceHealth {
             node_name: node_name.to_owned(),
             health,
-            metrics,
             events,
             gate: Gate::shared(),
             servers: BTreeMap::new(),
@@ -70,10 +62,13 @@ impl ServiceHealth {
 
     /// Makes the servers those of `wanted`, as kube-proxy's `SyncServices` then
     /// `SyncEndpoints`: closes those no longer wanted or wanted on another port or addresses,
-    /// opens the missing ones (a port that cannot be bound is logged, counted and reported,
-    /// and tried again at the next sync; the others are not affected), and sets every
-    /// server's count of local endpoints.
-    pub(crate) async fn sync(&mut self, wanted: &BTreeMap<ObjectId, HealthCheck>) {
+    /// opens the missing ones (a port that cannot be bound is logged and reported, and tried
+    /// again at the next sync; the others are not affected), and sets every server's count
+    /// of local endpoints. Returns how many servers could not be started, for the caller to
+    /// count as [`ERROR_KIND`] errors.
+    #[must_use = "the servers that failed to start are counted by the caller"]
+    pub async fn sync(&mut self, wanted: &BTreeMap<ObjectId, HealthCheck>) -> u64 {
+        let mut failed = 0;
         let stale: Vec<ObjectId> = self
             .servers
             .iter()
@@ -100,20 +95,23 @@ impl ServiceHealth {
                         "health check server open");
                     self.servers.insert(id.clone(), server);
                 }
-                Err(e) => self.failed(id, check.port, &e),
+                Err(e) => {
+                    failed += 1;
+                    self.failed(id, check.port, &e);
+                }
             }
         }
         for (id, server) in &self.servers {
             let count = wanted.get(id).map_or(0, |w| w.local_endpoints);
             server.local_endpoints.store(count, Ordering::Relaxed);
         }
+        failed
     }
 
     /// Reports a server that could not be started.
     fn failed(&self, id: &ObjectId, port: u16, error: &anyhow::Error) {
         tracing::error!(service = %id, port, error = format!("{error:#}"),
             "failed to start the health check server");
-        Metrics::count(&self.metrics.sync_errors, ERROR_KIND, 1);
         if let Some(events) = &self.events {
             let note = format!(
                 "node {} failed to start healthcheck \"{id}\" on port {port}: {error:#}",
@@ -318,10 +316,9 @@ mod tests {
     #[tokio::test]
     async fn serves_counts_follows_syncs_and_survives_a_taken_port() {
         let health = HealthState::new(Duration::from_secs(60));
-        let metrics = Arc::new(Metrics::new());
-        let mut servers = ServiceHealth::new("node-1", health.clone(), Arc::clone(&metrics), None);
+        let mut servers = ServiceHealth::new("node-1", health.clone(), None);
         let port = free_port();
-        servers.sync(&check(port, 1)).await;
+        assert_eq!(servers.sync(&check(port, 1)).await, 0);
         let ok = get(port, "/any/path").await.expect("an answer");
         assert!(ok.starts_with("HTTP/1.0 200"), "{ok}");
         for header in [
@@ -333,13 +330,13 @@ mod tests {
         }
         assert!(ok.ends_with("\"localEndpoints\": 1,\n\t\"serviceProxyHealthy\": true\n}"));
 
-        servers.sync(&check(port, 0)).await;
+        assert_eq!(servers.sync(&check(port, 0)).await, 0);
         let none = get(port, "/").await.expect("an answer");
         assert!(none.starts_with("HTTP/1.0 503"), "{none}");
         assert!(none.contains("\"localEndpoints\": 0"), "{none}");
 
         // An unhealthy proxy fails the check even with local endpoints.
-        servers.sync(&check(port, 3)).await;
+        assert_eq!(servers.sync(&check(port, 3)).await, 0);
         health.queued(SystemTime::now() - Duration::from_secs(120));
         let stalled = get(port, "/").await.expect("an answer");
         assert!(stalled.starts_with("HTTP/1.0 503"), "{stalled}");
@@ -351,7 +348,7 @@ mod tests {
 
         // Another port: the old one is closed before the sync returns.
         let moved = free_port();
-        servers.sync(&check(moved, 1)).await;
+        assert_eq!(servers.sync(&check(moved, 1)).await, 0);
         assert_eq!(get(port, "/").await, None, "the old port still answers");
         assert!(
             get(moved, "/")
@@ -359,24 +356,19 @@ mod tests {
                 .is_some_and(|r| r.starts_with("HTTP/1.0 200"))
         );
 
-        // A port someone else holds: counted, and tried again at the next sync.
+        // A port someone else holds: returned as failed, and tried again at the next sync.
         let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
         let taken_port = taken.local_addr().expect("address").port();
-        servers.sync(&check(taken_port, 1)).await;
-        assert!(
-            metrics
-                .encode()
-                .contains("kube_ipvs_proxy_sync_errors_total{kind=\"health_check_node_port\"} 1")
-        );
+        assert_eq!(servers.sync(&check(taken_port, 1)).await, 1);
         drop(taken);
-        servers.sync(&check(taken_port, 1)).await;
+        assert_eq!(servers.sync(&check(taken_port, 1)).await, 0);
         assert!(
             get(taken_port, "/")
                 .await
                 .is_some_and(|r| r.starts_with("HTTP/1.0 200"))
         );
 
-        servers.sync(&BTreeMap::new()).await;
+        assert_eq!(servers.sync(&BTreeMap::new()).await, 0);
         assert_eq!(
             get(taken_port, "/").await,
             None,
