@@ -6,38 +6,12 @@ use std::io::Write as _;
 use std::path::Path;
 
 use anyhow::Context as _;
-use clap::{Args, Subcommand};
 use model::source::{dir, kube as kube_source};
 use model::{Admission, Model, ObjectId, ProxyFilter, SourceEvent};
 use reconcile::inspect::Difference;
 
-use crate::cli::{Cli, Output};
-use crate::settings::Settings;
-
-/// The daemon's subcommands.
-#[derive(Debug, Clone, Subcommand)]
-pub(crate) enum Command {
-    /// Why a Service does (not) reach its endpoints: per family and port, its virtual servers
-    /// and real servers, every endpoint left out with kube-proxy's reason, and the ipsets and
-    /// rules that admit or drop traffic. Reads --from-dir DIR, else the cluster (kubeconfig
-    /// or in-cluster), with the daemon's other flags and --config; --output json for scripts.
-    Explain(ExplainArgs),
-}
-
-/// `explain`'s own arguments; the source, node and configuration flags are the daemon's.
-#[derive(Debug, Clone, Args)]
-pub(crate) struct ExplainArgs {
-    /// The Service, as NAMESPACE/NAME.
-    #[arg(value_name = "NAMESPACE/SERVICE", value_parser = service_id)]
-    pub(crate) service: ObjectId,
-
-    /// Also read this node's kernel, changing nothing (root, IPVS mode): NodePorts on the
-    /// interfaces' addresses as the daemon sees them, and every difference between the
-    /// desired state and the Service's IPVS virtual servers, kube-ipvs0 addresses and ipset
-    /// entries.
-    #[arg(long)]
-    pub(crate) live: bool,
-}
+use settings::Settings;
+use settings::cli::{Cli, ExplainArgs, Output};
 
 /// What is printed: the explanation and, with `--live`, what the kernel has otherwise
 /// (`kernel`: `null` without `--live`, `[]` when it holds exactly what is wanted).
@@ -46,27 +20,6 @@ struct Answer {
     #[serde(flatten)]
     explanation: desired::explain::Explanation,
     kernel: Option<Vec<Difference>>,
-}
-
-fn service_id(s: &str) -> Result<ObjectId, String> {
-    match s.split_once('/') {
-        Some((ns, name)) if !ns.is_empty() && !name.is_empty() && !name.contains('/') => {
-            Ok(ObjectId::new(ns, name))
-        }
-        _ => Err(format!("{s:?} is not NAMESPACE/SERVICE")),
-    }
-}
-
-/// The daemon's flags that make no sense with `explain`.
-pub(crate) fn conflicting_flag(cli: &Cli) -> Option<&'static str> {
-    [
-        (cli.dry_run, "--dry-run"),
-        (cli.cleanup, "--cleanup"),
-        (cli.init_only, "--init-only"),
-        (cli.always.write_config_to.is_some(), "--write-config-to"),
-    ]
-    .into_iter()
-    .find_map(|(given, flag)| given.then_some(flag))
 }
 
 /// What a source gave: its objects for the model, and what the model makes of the Service

@@ -9,10 +9,10 @@ use desired::{NodeInfo, NodePortAddresses};
 use iptables_mode::render;
 use model::{Changes, Model};
 
-use crate::cli::Output;
 use crate::proxier::{Proxier, Rules};
-use crate::settings::Settings;
 use dataplane::ProxyMode;
+use settings::Settings;
+use settings::cli::Output;
 
 /// Whether the rules let IPv4 NodePorts answer on 127.0.0.0/8 (kube-proxy's
 /// `localhostNodePorts && nodePortAddresses.ContainsIPv4Loopback()`).
@@ -103,8 +103,8 @@ mod tests {
     use clap::Parser;
 
     fn settings(args: &[&str]) -> Settings {
-        let cli =
-            crate::cli::Cli::try_parse_from([&["kube-ipvs-proxy"], args].concat()).expect("flags");
+        let cli = settings::cli::Cli::try_parse_from([&["kube-ipvs-proxy"], args].concat())
+            .expect("flags");
         Settings::resolve(&cli).expect("settings")
     }
 

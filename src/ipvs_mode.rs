@@ -7,10 +7,10 @@ use dataplane::ipvs::{IpvsDataplane, IpvsOptions, Owner};
 use desired::{DesiredState, NodeInfo};
 use model::{Changes, Model};
 
-use crate::cli::Output;
 use crate::proxier::{Proxier, Rules};
-use crate::settings::Settings;
 use dataplane::ProxyMode;
+use settings::Settings;
+use settings::cli::Output;
 
 impl Rules for DesiredState {
     fn new(settings: &Settings, node: NodeInfo, model: &Model) -> Self {

@@ -4,13 +4,9 @@
 //! The pipeline: sources → model (crate `model`) → desired state (crate `desired`) → diff →
 //! kernel. This binary parses its settings, builds the source and runs the loop ([`run`]).
 
-mod cli;
 mod explain;
 mod node_info;
 mod run;
-mod settings;
-mod unhonoured;
-mod write_config;
 
 mod drift_events;
 mod iptables_mode;
@@ -25,7 +21,7 @@ mod sync_report;
 
 fn main() -> std::process::ExitCode {
     memory::one_arena();
-    let cli = match cli::Cli::try_parse_args(std::env::args_os()) {
+    let cli = match settings::cli::Cli::try_parse_args(std::env::args_os()) {
         Ok(cli) => cli,
         Err(e) => e.exit(),
     };
@@ -52,15 +48,15 @@ fn main() -> std::process::ExitCode {
     let explain = cli
         .command
         .as_ref()
-        .map(|explain::Command::Explain(args)| args);
+        .map(|settings::cli::Command::Explain(args)| args);
     if explain.is_some()
-        && let Some(flag) = explain::conflicting_flag(&cli)
+        && let Some(flag) = settings::cli::conflicting_flag(&cli)
     {
         eprintln!("kube-ipvs-proxy: explain: {flag} does not apply");
         return std::process::ExitCode::from(2);
     }
     if let Some(path) = &cli.always.write_config_to {
-        return match std::fs::write(path, write_config::render(&settings)) {
+        return match std::fs::write(path, settings::write_config::render(&settings)) {
             Ok(()) => {
                 tracing::info!(file = %path.display(), "wrote the configuration");
                 std::process::ExitCode::SUCCESS

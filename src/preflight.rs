@@ -9,8 +9,8 @@ use anyhow::Context;
 use dataplane::ipvs::IpvsPreview;
 use desired::DesiredState;
 
-use crate::settings::Settings;
 use dataplane::ProxyMode;
+use settings::Settings;
 
 /// The exit code when the node differs from what a sync would leave.
 const DIFFERS: u8 = 1;

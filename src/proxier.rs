@@ -9,9 +9,9 @@ use dataplane::Dataplane;
 use desired::NodeInfo;
 use model::{Changes, Model};
 
-use crate::cli::Output;
-use crate::settings::Settings;
 use dataplane::ProxyMode;
+use settings::Settings;
+use settings::cli::Output;
 
 /// A mode's desired state, kept up to date with the model.
 pub(crate) trait Rules: Sized {

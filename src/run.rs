@@ -17,13 +17,11 @@ use tokio::sync::{Mutex, mpsc};
 
 use std::time::{Instant, SystemTime};
 
-use crate::cli::{Cli, Output};
 use crate::drift_events::DriftEvents;
 use crate::node_info::node_info;
 use crate::proxier::{Proxier, Rules};
 use crate::runner::{Reason, Runner, Trigger};
 use crate::server::{self, Shared};
-use crate::settings::Settings;
 use dataplane::ProxyMode;
 use dataplane::ipvs::IpvsProbe;
 use dataplane::mode::Selection;
@@ -32,6 +30,8 @@ use healthcheck::ServiceHealth;
 use proxy_metrics::changes as change_metrics;
 use proxy_metrics::ipvs_stats::IpvsStatsCollector;
 use proxy_metrics::{Metrics, Mode};
+use settings::Settings;
+use settings::cli::{Cli, Output};
 
 /// Logs warnings and, with a cluster source, publishes them as Events on their objects.
 fn report(warnings: &[Warning], events: Option<&Arc<kube_source::EventReporter>>) {

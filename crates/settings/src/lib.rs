@@ -1,5 +1,10 @@
 //! The effective settings: built-in defaults, overridden by the configuration file, overridden
-//! by command-line flags; validated once, here.
+//! by command-line flags; validated once, here. [`cli`] holds the flags and
+//! [`write_config`] the file `--write-config-to` writes.
+
+pub mod cli;
+mod unhonoured;
+pub mod write_config;
 
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
@@ -17,7 +22,7 @@ use dataplane::ProxyMode;
 
 /// A setting that cannot be used; the daemon exits with code 2.
 #[derive(Debug, thiserror::Error)]
-pub(crate) enum SettingsError {
+pub enum SettingsError {
     /// The configuration file is unusable.
     #[error(transparent)]
     File(#[from] ConfigError),
@@ -40,60 +45,60 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> SettingsError {
 
 /// Everything the daemon runs with.
 #[derive(Debug, Clone)]
-pub(crate) struct Settings {
+pub struct Settings {
     /// `--proxy-mode` / `mode`: the configured mode (IPVS may still fall back to iptables).
-    pub(crate) mode: ProxyMode,
+    pub mode: ProxyMode,
     /// `--no-fallback`: exit instead of falling back from IPVS to iptables.
-    pub(crate) no_fallback: bool,
+    pub no_fallback: bool,
     /// `iptables.localhostNodePorts` (default true): in iptables mode, IPv4 NodePorts also
     /// answer on 127.0.0.0/8.
-    pub(crate) localhost_node_ports: bool,
+    pub localhost_node_ports: bool,
     /// The desired-state configuration.
-    pub(crate) desired: Config,
+    pub desired: Config,
     /// `--hostname-override` / `hostnameOverride`.
-    pub(crate) hostname_override: Option<String>,
+    pub hostname_override: Option<String>,
     /// `--node-ip`, then `--bind-address` / `bindAddress` when it names an address.
-    pub(crate) node_ips: Vec<IpAddr>,
+    pub node_ips: Vec<IpAddr>,
     /// `--kubeconfig` / `clientConnection.kubeconfig`.
-    pub(crate) kubeconfig: Option<PathBuf>,
+    pub kubeconfig: Option<PathBuf>,
     /// `--ipvs-sync-period` / `ipvs.syncPeriod`.
-    pub(crate) sync_period: Duration,
+    pub sync_period: Duration,
     /// `--ipvs-min-sync-period` / `ipvs.minSyncPeriod`.
-    pub(crate) min_sync_period: Duration,
+    pub min_sync_period: Duration,
     /// `--ipvs-exclude-cidrs` / `ipvs.excludeCIDRs`.
-    pub(crate) exclude_cidrs: Vec<IpNet>,
+    pub exclude_cidrs: Vec<IpNet>,
     /// `--ipvs-strict-arp` / `ipvs.strictARP`.
-    pub(crate) strict_arp: bool,
+    pub strict_arp: bool,
     /// `--service-node-port-range`: which virtual servers on node addresses are ours.
-    pub(crate) node_port_range: RangeInclusive<u16>,
+    pub node_port_range: RangeInclusive<u16>,
     /// `--ipvs-tcp-timeout`, `--ipvs-tcpfin-timeout`, `--ipvs-udp-timeout` (zero: keep the
     /// kernel's).
-    pub(crate) ipvs_timeouts: [Duration; 3],
+    pub ipvs_timeouts: [Duration; 3],
     /// `--healthz-bind-address` / `healthzBindAddress`; `None`: not served.
-    pub(crate) healthz_bind_address: Option<SocketAddr>,
+    pub healthz_bind_address: Option<SocketAddr>,
     /// `--metrics-bind-address` / `metricsBindAddress`; `None`: not served.
-    pub(crate) metrics_bind_address: Option<SocketAddr>,
+    pub metrics_bind_address: Option<SocketAddr>,
     /// `--bind-address-hard-fail` / `bindAddressHardFail`: exit when an endpoint's address
     /// cannot be bound, instead of retrying it.
-    pub(crate) bind_address_hard_fail: bool,
+    pub bind_address_hard_fail: bool,
     /// `--conntrack-*` / `conntrack.*`.
-    pub(crate) conntrack: hostnet::ConntrackSettings,
+    pub conntrack: hostnet::ConntrackSettings,
     /// `conntrack.maxPerCore` and `conntrack.min`, which gave `conntrack.max`.
-    pub(crate) conntrack_per_core: (i32, i32),
+    pub conntrack_per_core: (i32, i32),
     /// `--oom-score-adj` / `oomScoreAdj`.
-    pub(crate) oom_score_adj: i32,
+    pub oom_score_adj: i32,
     /// `-v` / `logging.verbosity`.
-    pub(crate) verbosity: u32,
+    pub verbosity: u32,
     /// `--ipvs-stats` / `ipvs.stats` (ours): how much of the IPVS counters `/metrics` shows.
-    pub(crate) ipvs_stats: StatsDetail,
+    pub ipvs_stats: StatsDetail,
     /// `--ipvs-drain-timeout` / `ipvs.drainTimeout` (ours): how long a leaving TCP real
     /// server may drain with connections left.
-    pub(crate) drain_timeout: Duration,
+    pub drain_timeout: Duration,
     /// `--service-proxy-name`.
-    pub(crate) service_proxy_name: Option<String>,
+    pub service_proxy_name: Option<String>,
     /// What the daemon logs as warnings at start: settings accepted but not honoured,
     /// flags ignored because of `--config`, fields dropped by lenient decoding.
-    pub(crate) warnings: Vec<String>,
+    pub warnings: Vec<String>,
 }
 
 fn cidrs(setting: &'static str, items: &[String]) -> Result<Vec<IpNet>, SettingsError> {
@@ -110,7 +115,7 @@ fn cidrs(setting: &'static str, items: &[String]) -> Result<Vec<IpNet>, Settings
 }
 
 /// `--ipvs-stats` / `ipvs.stats`: `services` or `backends`.
-pub(crate) fn stats_detail(s: &str) -> Result<StatsDetail, String> {
+pub fn stats_detail(s: &str) -> Result<StatsDetail, String> {
     match s {
         "services" => Ok(StatsDetail::Services),
         "backends" => Ok(StatsDetail::Backends),
@@ -173,7 +178,7 @@ impl Settings {
     ///
     /// # Errors
     /// [`SettingsError`] naming the setting.
-    pub(crate) fn resolve(cli: &Cli) -> Result<Settings, SettingsError> {
+    pub fn resolve(cli: &Cli) -> Result<Settings, SettingsError> {
         let mut warnings = Vec::new();
         let (file, flags) = match &cli.config {
             Some(path) => {
@@ -531,7 +536,7 @@ impl Settings {
 impl Settings {
     /// kube-proxy's `-v` level as a tracing filter (`RUST_LOG` wins when set): klog's V(2)
     /// is still routine detail.
-    pub(crate) fn log_filter(&self) -> &'static str {
+    pub fn log_filter(&self) -> &'static str {
         // kube-rs' client logs every failed request at ERROR; the source already logs each
         // failed attempt once, with its wait (`watch failed; retrying`).
         match self.verbosity {
@@ -543,7 +548,7 @@ impl Settings {
 
     /// The effective settings as `# key: value` comment lines, printed at the top of a text
     /// dry run so operators see what the merged configuration amounted to.
-    pub(crate) fn summary(&self) -> String {
+    pub fn summary(&self) -> String {
         let list = |v: &[IpNet]| {
             if v.is_empty() {
                 "none".to_owned()

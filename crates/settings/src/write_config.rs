@@ -10,7 +10,7 @@ use std::time::Duration;
 use dataplane::ipvs::StatsDetail;
 use desired::{LocalDetector, NodePortAddresses};
 
-use crate::settings::Settings;
+use crate::Settings;
 use dataplane::ProxyMode;
 
 /// A duration as Go's `time.Duration.String` prints whole and fractional seconds
@@ -46,7 +46,7 @@ fn quoted(s: &str) -> String {
 }
 
 /// The file's text.
-pub(crate) fn render(s: &Settings) -> String {
+pub fn render(s: &Settings) -> String {
     let d = &s.desired;
     let list = |indent: &str, items: Vec<String>| {
         if items.is_empty() {
