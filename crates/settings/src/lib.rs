@@ -164,6 +164,257 @@ fn conntrack_timeout(
     Some(d.as_secs()).filter(|s| *s > 0)
 }
 
+/// The desired state's settings: the scheduler, the local-traffic detector,
+/// `nodePortAddresses` and masquerading.
+fn desired_config(
+    flags: &KubeProxyFlags,
+    file: &KubeProxyConfiguration,
+    warnings: &mut Vec<String>,
+) -> Result<Config, SettingsError> {
+    let (ipvs, iptables, linux) = (
+        file.ipvs.as_ref(),
+        file.iptables.as_ref(),
+        file.linux.as_ref(),
+    );
+    let scheduler = match flags
+        .ipvs_scheduler
+        .clone()
+        .or_else(|| ipvs.and_then(|i| i.scheduler.clone()))
+        .filter(|s| !s.is_empty())
+    {
+        None => Scheduler::Rr,
+        Some(s) => s.parse().map_err(|e: model::scheduler::UnknownScheduler| {
+            invalid("ipvs.scheduler", e.to_string())
+        })?,
+    };
+    let masquerade_bit = flags
+        .iptables_masquerade_bit
+        .or_else(|| iptables.and_then(|t| t.masquerade_bit))
+        .unwrap_or(14);
+    let masquerade_bit = u8::try_from(masquerade_bit)
+        .ok()
+        .filter(|b| *b <= 31)
+        .ok_or_else(|| {
+            invalid(
+                "iptables.masqueradeBit",
+                format!("{masquerade_bit} is not in 0-31"),
+            )
+        })?;
+    let masquerade_all = flags
+        .masquerade_all
+        .or_else(|| linux.and_then(|l| l.masquerade_all))
+        .or_else(|| iptables.and_then(|t| t.masquerade_all))
+        .unwrap_or(false);
+    Ok(Config {
+        scheduler,
+        masquerade_all,
+        local_detector: local_detector(flags, file, warnings)?,
+        node_port_addresses: node_port_addresses(flags, file)?,
+        masquerade_bit,
+        random_fully: true,
+    })
+}
+
+/// `syncPeriod` and `minSyncPeriod`: the running mode's flags, else its section of the
+/// file, else the top-level fields, else kube-proxy's defaults (30 s and 0).
+fn sync_periods(
+    mode: ProxyMode,
+    flags: &KubeProxyFlags,
+    file: &KubeProxyConfiguration,
+) -> Result<(Duration, Duration), SettingsError> {
+    let (section, flag_sync, flag_min_sync) = match mode {
+        ProxyMode::Ipvs => (
+            file.ipvs
+                .as_ref()
+                .map(|i| (i.sync_period, i.min_sync_period)),
+            flags.ipvs_sync_period,
+            flags.ipvs_min_sync_period,
+        ),
+        ProxyMode::Iptables => (
+            file.iptables
+                .as_ref()
+                .map(|i| (i.sync_period, i.min_sync_period)),
+            flags.iptables_sync_period,
+            flags.iptables_min_sync_period,
+        ),
+    };
+    let (mode_sync_period, mode_min_sync_period) = section.unwrap_or_default();
+    let sync_period = period(
+        flag_sync,
+        mode_sync_period.or(file.sync_period),
+        Duration::from_secs(30),
+    );
+    if sync_period.is_zero() {
+        return Err(invalid("ipvs.syncPeriod", "must be greater than 0"));
+    }
+    let min_sync_period = period(
+        flag_min_sync,
+        mode_min_sync_period.or(file.min_sync_period),
+        Duration::ZERO,
+    );
+    Ok((sync_period, min_sync_period))
+}
+
+/// kube-proxy's local-traffic detector: `detectLocalMode` with the CIDRs or interface it
+/// needs (`NodeCIDR` is not honoured, and says so in `warnings`).
+fn local_detector(
+    flags: &KubeProxyFlags,
+    file: &KubeProxyConfiguration,
+    warnings: &mut Vec<String>,
+) -> Result<LocalDetector, SettingsError> {
+    let detect = file.detect_local.as_ref();
+    let cluster_cidrs = match (&flags.cluster_cidr, &file.cluster_cidr) {
+        (Some(list), _) => cidrs("clusterCIDR", &split(list))?,
+        (None, Some(list)) if !list.is_empty() => cidrs("clusterCIDR", &split(list))?,
+        (None, _) => cidrs(
+            "detectLocal.clusterCIDRs",
+            detect
+                .and_then(|d| d.cluster_cidrs.as_deref())
+                .unwrap_or_default(),
+        )?,
+    };
+    let bridge = flags
+        .pod_bridge_interface
+        .clone()
+        .or_else(|| detect.and_then(|d| d.bridge_interface.clone()))
+        .filter(|s| !s.is_empty());
+    let prefix = flags
+        .pod_interface_name_prefix
+        .clone()
+        .or_else(|| detect.and_then(|d| d.interface_name_prefix.clone()))
+        .filter(|s| !s.is_empty());
+    let detect_mode = flags
+        .detect_local_mode
+        .clone()
+        .or(file.detect_local_mode.clone())
+        .unwrap_or_default();
+    Ok(match detect_mode.as_str() {
+        "" | "ClusterCIDR" if cluster_cidrs.is_empty() => LocalDetector::None,
+        "" | "ClusterCIDR" => LocalDetector::ClusterCidr(cluster_cidrs),
+        "NodeCIDR" => {
+            warnings.push(
+                "detectLocalMode NodeCIDR is not honoured: no traffic is told apart as \
+                 local (as ClusterCIDR without clusterCIDR)"
+                    .to_owned(),
+            );
+            LocalDetector::None
+        }
+        "BridgeInterface" => LocalDetector::BridgeInterface(bridge.ok_or_else(|| {
+            invalid(
+                "detectLocal.bridgeInterface",
+                "required by detectLocalMode BridgeInterface",
+            )
+        })?),
+        "InterfaceNamePrefix" => LocalDetector::InterfaceNamePrefix(prefix.ok_or_else(|| {
+            invalid(
+                "detectLocal.interfaceNamePrefix",
+                "required by detectLocalMode InterfaceNamePrefix",
+            )
+        })?),
+        other => {
+            return Err(invalid(
+                "detectLocalMode",
+                format!(
+                    "{other:?} is not a mode (ClusterCIDR, NodeCIDR, BridgeInterface, \
+                     InterfaceNamePrefix)"
+                ),
+            ));
+        }
+    })
+}
+
+/// `nodePortAddresses`: every address, or those in the CIDRs and/or the node's primary IPs.
+fn node_port_addresses(
+    flags: &KubeProxyFlags,
+    file: &KubeProxyConfiguration,
+) -> Result<NodePortAddresses, SettingsError> {
+    let node_port_list = match &flags.nodeport_addresses {
+        Some(list) => split(list),
+        None => file.node_port_addresses.clone().unwrap_or_default(),
+    };
+    let primary = node_port_list.iter().any(|s| s.trim() == "primary");
+    let npa_cidrs: Vec<String> = node_port_list
+        .into_iter()
+        .filter(|s| s.trim() != "primary")
+        .collect();
+    let npa_cidrs = cidrs("nodePortAddresses", &npa_cidrs)?;
+    Ok(if npa_cidrs.is_empty() && !primary {
+        NodePortAddresses::All
+    } else {
+        NodePortAddresses::Select {
+            cidrs: npa_cidrs,
+            primary,
+        }
+    })
+}
+
+/// The node's IPs and the addresses the daemon serves on.
+struct Endpoints {
+    node_ips: Vec<IpAddr>,
+    healthz: Option<SocketAddr>,
+    metrics: Option<SocketAddr>,
+}
+
+/// The node's IPs (`--node-ip`, and `bindAddress` when it names one of a family not given),
+/// and the healthz and metrics addresses, whose defaults follow `bindAddress`'s family.
+fn endpoints(
+    cli: &Cli,
+    flags: &KubeProxyFlags,
+    file: &KubeProxyConfiguration,
+) -> Result<Endpoints, SettingsError> {
+    // bindAddress is the node's primary IP; "0.0.0.0" or "::" says nothing.
+    let bind_ip = match flags.bind_address {
+        Some(ip) => Some(ip),
+        None => match file.bind_address.as_deref().filter(|s| !s.is_empty()) {
+            Some(s) => Some(
+                s.parse::<IpAddr>()
+                    .map_err(|_| invalid("bindAddress", format!("{s:?} is not an IP address")))?,
+            ),
+            None => None,
+        },
+    };
+    let ipv6 = bind_ip.is_some_and(|ip| ip.is_ipv6());
+    let mut node_ips = cli.node_ips.clone();
+    if let Some(ip) = bind_ip
+        .filter(|ip| !ip.is_unspecified() && !node_ips.iter().any(|n| n.is_ipv4() == ip.is_ipv4()))
+    {
+        node_ips.push(ip);
+    }
+    let endpoint = |setting,
+                    flag: &Option<String>,
+                    field: Option<String>,
+                    port: Option<u16>,
+                    all: &str,
+                    default_port| {
+        let value = flag
+            .clone()
+            .or(field.filter(|s| !s.is_empty()))
+            .unwrap_or_else(|| format!("{all}:{default_port}"));
+        bind_address(setting, &value, port.unwrap_or(default_port))
+    };
+    let healthz = endpoint(
+        "healthzBindAddress",
+        &flags.healthz_bind_address,
+        file.healthz_bind_address.clone(),
+        flags.healthz_port,
+        if ipv6 { "[::]" } else { "0.0.0.0" },
+        10256,
+    )?;
+    let metrics = endpoint(
+        "metricsBindAddress",
+        &flags.metrics_bind_address,
+        file.metrics_bind_address.clone(),
+        flags.metrics_port,
+        if ipv6 { "[::1]" } else { "127.0.0.1" },
+        10249,
+    )?;
+    Ok(Endpoints {
+        node_ips,
+        healthz,
+        metrics,
+    })
+}
+
 fn cpus() -> usize {
     std::fs::read_to_string("/sys/devices/system/cpu/online")
         .ok()
@@ -179,29 +430,20 @@ impl Settings {
     /// # Errors
     /// [`SettingsError`] naming the setting.
     pub fn resolve(cli: &Cli) -> Result<Settings, SettingsError> {
-        let mut warnings = Vec::new();
-        let (file, flags) = match &cli.config {
-            Some(path) => {
-                let decoded = KubeProxyConfiguration::load(path)?;
-                if !decoded.lenient.is_empty() {
-                    warnings.push(format!(
-                        "{}: using lenient decoding as strict decoding failed: unknown or duplicate \
-                         field(s) {} (unknown fields are ignored, the last of duplicates is used)",
-                        path.display(),
-                        decoded.lenient.join(", ")
-                    ));
-                }
-                if !cli.given.is_empty() {
-                    warnings.push(format!(
-                        "{} ignored: as in kube-proxy, these settings come from --config only",
-                        cli.given.join(", ")
-                    ));
-                }
-                (decoded.config, KubeProxyFlags::default())
-            }
-            None => (KubeProxyConfiguration::default(), cli.kube_proxy.clone()),
-        };
+        let (file, flags, mut warnings) = Self::sources(cli)?;
         warnings.extend(crate::unhonoured::warnings(&file, &flags, &cli.always));
+        let desired = desired_config(&flags, &file, &mut warnings)?;
+        let Endpoints {
+            node_ips,
+            healthz,
+            metrics,
+        } = endpoints(cli, &flags, &file)?;
+        let mode = match (&flags.proxy_mode, &file.mode) {
+            (Some(flag), _) => ProxyMode::parse(flag).map_err(|e| invalid("--proxy-mode", e))?,
+            (None, Some(field)) => ProxyMode::parse(field).map_err(|e| invalid("mode", e))?,
+            (None, None) => ProxyMode::Ipvs,
+        };
+        let (sync_period, min_sync_period) = sync_periods(mode, &flags, &file)?;
         let ipvs = file.ipvs.unwrap_or_default();
         let iptables = file.iptables.unwrap_or_default();
         let linux = file.linux.unwrap_or_default();
@@ -211,190 +453,10 @@ impl Settings {
             (None, None) => StatsDetail::default(),
         };
 
-        let mode = match (&flags.proxy_mode, &file.mode) {
-            (Some(flag), _) => ProxyMode::parse(flag).map_err(|e| invalid("--proxy-mode", e))?,
-            (None, Some(field)) => ProxyMode::parse(field).map_err(|e| invalid("mode", e))?,
-            (None, None) => ProxyMode::Ipvs,
-        };
-        let scheduler = match flags
-            .ipvs_scheduler
-            .clone()
-            .or(ipvs.scheduler)
-            .filter(|s| !s.is_empty())
-        {
-            None => Scheduler::Rr,
-            Some(s) => s.parse().map_err(|e: model::scheduler::UnknownScheduler| {
-                invalid("ipvs.scheduler", e.to_string())
-            })?,
-        };
-        let detect = file.detect_local.unwrap_or_default();
-        let cluster_cidrs = match (&flags.cluster_cidr, &file.cluster_cidr) {
-            (Some(list), _) => cidrs("clusterCIDR", &split(list))?,
-            (None, Some(list)) if !list.is_empty() => cidrs("clusterCIDR", &split(list))?,
-            (None, _) => cidrs(
-                "detectLocal.clusterCIDRs",
-                &detect.cluster_cidrs.clone().unwrap_or_default(),
-            )?,
-        };
-        let bridge = flags
-            .pod_bridge_interface
-            .clone()
-            .or(detect.bridge_interface)
-            .filter(|s| !s.is_empty());
-        let prefix = flags
-            .pod_interface_name_prefix
-            .clone()
-            .or(detect.interface_name_prefix)
-            .filter(|s| !s.is_empty());
-        let detect_mode = flags
-            .detect_local_mode
-            .clone()
-            .or(file.detect_local_mode)
-            .unwrap_or_default();
-        let local_detector = match detect_mode.as_str() {
-            "" | "ClusterCIDR" if cluster_cidrs.is_empty() => LocalDetector::None,
-            "" | "ClusterCIDR" => LocalDetector::ClusterCidr(cluster_cidrs),
-            "NodeCIDR" => {
-                warnings.push(
-                    "detectLocalMode NodeCIDR is not honoured: no traffic is told apart as \
-                     local (as ClusterCIDR without clusterCIDR)"
-                        .to_owned(),
-                );
-                LocalDetector::None
-            }
-            "BridgeInterface" => LocalDetector::BridgeInterface(bridge.ok_or_else(|| {
-                invalid(
-                    "detectLocal.bridgeInterface",
-                    "required by detectLocalMode BridgeInterface",
-                )
-            })?),
-            "InterfaceNamePrefix" => {
-                LocalDetector::InterfaceNamePrefix(prefix.ok_or_else(|| {
-                    invalid(
-                        "detectLocal.interfaceNamePrefix",
-                        "required by detectLocalMode InterfaceNamePrefix",
-                    )
-                })?)
-            }
-            other => {
-                return Err(invalid(
-                    "detectLocalMode",
-                    format!(
-                        "{other:?} is not a mode (ClusterCIDR, NodeCIDR, BridgeInterface, \
-                         InterfaceNamePrefix)"
-                    ),
-                ));
-            }
-        };
-        let node_port_list = match &flags.nodeport_addresses {
-            Some(list) => split(list),
-            None => file.node_port_addresses.unwrap_or_default(),
-        };
-        let primary = node_port_list.iter().any(|s| s.trim() == "primary");
-        let npa_cidrs: Vec<String> = node_port_list
-            .into_iter()
-            .filter(|s| s.trim() != "primary")
-            .collect();
-        let npa_cidrs = cidrs("nodePortAddresses", &npa_cidrs)?;
-        let node_port_addresses = if npa_cidrs.is_empty() && !primary {
-            NodePortAddresses::All
-        } else {
-            NodePortAddresses::Select {
-                cidrs: npa_cidrs,
-                primary,
-            }
-        };
-        let masquerade_bit = flags
-            .iptables_masquerade_bit
-            .or(iptables.masquerade_bit)
-            .unwrap_or(14);
-        let masquerade_bit = u8::try_from(masquerade_bit)
-            .ok()
-            .filter(|b| *b <= 31)
-            .ok_or_else(|| {
-                invalid(
-                    "iptables.masqueradeBit",
-                    format!("{masquerade_bit} is not in 0-31"),
-                )
-            })?;
-        let masquerade_all = flags
-            .masquerade_all
-            .or(linux.masquerade_all)
-            .or(iptables.masquerade_all)
-            .unwrap_or(false);
         let exclude = match &flags.ipvs_exclude_cidrs {
             Some(list) => split(list),
             None => ipvs.exclude_cidrs.unwrap_or_default(),
         };
-        // bindAddress is the node's primary IP; "0.0.0.0" or "::" says nothing.
-        let bind_ip =
-            match flags.bind_address {
-                Some(ip) => Some(ip),
-                None => match file.bind_address.as_deref().filter(|s| !s.is_empty()) {
-                    Some(s) => Some(s.parse::<IpAddr>().map_err(|_| {
-                        invalid("bindAddress", format!("{s:?} is not an IP address"))
-                    })?),
-                    None => None,
-                },
-            };
-        let ipv6 = bind_ip.is_some_and(|ip| ip.is_ipv6());
-        let mut node_ips = cli.node_ips.clone();
-        if let Some(ip) = bind_ip.filter(|ip| {
-            !ip.is_unspecified() && !node_ips.iter().any(|n| n.is_ipv4() == ip.is_ipv4())
-        }) {
-            node_ips.push(ip);
-        }
-        let endpoint = |setting,
-                        flag: &Option<String>,
-                        field: Option<String>,
-                        port: Option<u16>,
-                        all: &str,
-                        default_port| {
-            let value = flag
-                .clone()
-                .or(field.filter(|s| !s.is_empty()))
-                .unwrap_or_else(|| format!("{all}:{default_port}"));
-            bind_address(setting, &value, port.unwrap_or(default_port))
-        };
-        let healthz = endpoint(
-            "healthzBindAddress",
-            &flags.healthz_bind_address,
-            file.healthz_bind_address,
-            flags.healthz_port,
-            if ipv6 { "[::]" } else { "0.0.0.0" },
-            10256,
-        )?;
-        let metrics = endpoint(
-            "metricsBindAddress",
-            &flags.metrics_bind_address,
-            file.metrics_bind_address,
-            flags.metrics_port,
-            if ipv6 { "[::1]" } else { "127.0.0.1" },
-            10249,
-        )?;
-        // The configured mode's section, then the top-level fields.
-        let (mode_sync_period, mode_min_sync_period, flag_sync, flag_min_sync) = match mode {
-            ProxyMode::Ipvs => (
-                ipvs.sync_period,
-                ipvs.min_sync_period,
-                flags.ipvs_sync_period,
-                flags.ipvs_min_sync_period,
-            ),
-            ProxyMode::Iptables => (
-                iptables.sync_period,
-                iptables.min_sync_period,
-                flags.iptables_sync_period,
-                flags.iptables_min_sync_period,
-            ),
-        };
-        let sync_period = period(
-            flag_sync,
-            mode_sync_period.or(file.sync_period),
-            Duration::from_secs(30),
-        );
-        if sync_period.is_zero() {
-            return Err(invalid("ipvs.syncPeriod", "must be greater than 0"));
-        }
         let oom_score_adj = flags
             .oom_score_adj
             .or(file.oom_score_adj)
@@ -422,14 +484,7 @@ impl Settings {
                 .iptables_localhost_nodeports
                 .or(iptables.localhost_node_ports)
                 .unwrap_or(true),
-            desired: Config {
-                scheduler,
-                masquerade_all,
-                local_detector,
-                node_port_addresses,
-                masquerade_bit,
-                random_fully: true,
-            },
+            desired,
             hostname_override: cli
                 .hostname_override
                 .clone()
@@ -443,11 +498,7 @@ impl Settings {
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from)),
             sync_period,
-            min_sync_period: period(
-                flag_min_sync,
-                mode_min_sync_period.or(file.min_sync_period),
-                Duration::ZERO,
-            ),
+            min_sync_period,
             exclude_cidrs: cidrs("ipvs.excludeCIDRs", &exclude)?,
             strict_arp: flags.ipvs_strict_arp.or(ipvs.strict_arp).unwrap_or(false),
             node_port_range: cli
@@ -481,6 +532,37 @@ impl Settings {
             service_proxy_name: cli.service_proxy_name.clone(),
             warnings,
         })
+    }
+
+    /// The configuration file and the kube-proxy flags that count, with kube-proxy's
+    /// precedence: with `--config`, the file (decoded strictly, else leniently with a
+    /// warning) and none of the file-setting flags (named in a warning); without, the flags.
+    fn sources(
+        cli: &Cli,
+    ) -> Result<(KubeProxyConfiguration, KubeProxyFlags, Vec<String>), SettingsError> {
+        let mut warnings = Vec::new();
+        let (file, flags) = match &cli.config {
+            Some(path) => {
+                let decoded = KubeProxyConfiguration::load(path)?;
+                if !decoded.lenient.is_empty() {
+                    warnings.push(format!(
+                        "{}: using lenient decoding as strict decoding failed: unknown or duplicate \
+                         field(s) {} (unknown fields are ignored, the last of duplicates is used)",
+                        path.display(),
+                        decoded.lenient.join(", ")
+                    ));
+                }
+                if !cli.given.is_empty() {
+                    warnings.push(format!(
+                        "{} ignored: as in kube-proxy, these settings come from --config only",
+                        cli.given.join(", ")
+                    ));
+                }
+                (decoded.config, KubeProxyFlags::default())
+            }
+            None => (KubeProxyConfiguration::default(), cli.kube_proxy.clone()),
+        };
+        Ok((file, flags, warnings))
     }
 
     /// kube-proxy's conntrack settings and defaults (`maxPerCore` 32768, `min` 131072,
