@@ -3,7 +3,10 @@
 //! deleting one that does not (`ESRCH` for a virtual server, `ENOENT` for a
 //! real server). A real server deleted while it still has connections goes
 //! to the kernel's trash, unlisted, and adding it again brings it back with
-//! its connections. There is no `/proc/net/ip_vs`: full syncs read the table
+//! its connections. With a tick rate set ([`Table::proc_hz`]) the table
+//! also shows itself as `/proc/net/ip_vs` does (persistence timeouts in
+//! ticks, the one-packet flag only for IPv4, fwmark services without their
+//! family); without, there is no such file and full syncs read the table
 //! through netlink.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -11,8 +14,9 @@ use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use ipvs::{
-    Change, Destination, DestinationEntry, ErrorKind, Object, Operation, Service, ServiceEntry,
-    ServiceKey, ServiceWithDestinations, Stats,
+    AddressFamily, Change, Destination, DestinationEntry, ErrorKind, Object, Operation,
+    OverviewDestination, OverviewKey, OverviewService, Service, ServiceEntry, ServiceFlags,
+    ServiceKey, ServiceWithDestinations, ShownPersistence, Stats,
 };
 
 use crate::ipvs::IpvsKernel;
@@ -28,6 +32,10 @@ pub(crate) struct Table {
     pub(crate) unreadable: bool,
     /// Operations applied successfully.
     pub(crate) applied: usize,
+    /// The kernel's tick rate (`HZ`) when `/proc/net/ip_vs` exists.
+    pub(crate) proc_hz: Option<u32>,
+    /// Virtual servers read exactly (through netlink), every read counted.
+    pub(crate) exact_reads: usize,
 }
 
 /// A handle on the shared table.
@@ -67,6 +75,37 @@ impl Table {
                 destinations: destinations.clone(),
             })
             .collect()
+    }
+
+    /// The virtual servers as `/proc/net/ip_vs` shows them on a kernel ticking
+    /// `hz` times a second (kernel `ip_vs_info_seq_show`).
+    fn overview(&self, hz: u32) -> impl Iterator<Item = OverviewService> + '_ {
+        self.services.values().map(move |(service, destinations)| {
+            let ipv4 = service.key.af() == AddressFamily::Inet;
+            OverviewService {
+                key: match service.key {
+                    ServiceKey::Fwmark { mark, .. } => OverviewKey::Fwmark(mark),
+                    key @ ServiceKey::Inet { .. } => OverviewKey::Service(key),
+                },
+                scheduler: service.scheduler.clone(),
+                one_packet: ipv4.then(|| service.flags.contains(ServiceFlags::ONE_PACKET)),
+                persistence: service.persistence.map(|p| ShownPersistence {
+                    timeout_ticks: p.timeout * hz,
+                    prefix_len: p.prefix_len,
+                }),
+                destinations: destinations
+                    .iter()
+                    .map(|d| OverviewDestination {
+                        addr: d.destination.addr,
+                        port: d.destination.port,
+                        forward: d.destination.forward.name(),
+                        weight: d.destination.weight,
+                        active_connections: d.active_connections,
+                        inactive_connections: d.inactive_connections,
+                    })
+                    .collect(),
+            }
+        })
     }
 
     fn entry(&self, service: &Service) -> ServiceEntry {
@@ -219,7 +258,9 @@ impl IpvsKernel for FakeIpvs {
     }
 
     fn list(&mut self) -> Result<Vec<ServiceWithDestinations>, ipvs::Error> {
-        Ok(self.read()?.listing())
+        let mut table = self.read()?;
+        table.exact_reads += table.services.len();
+        Ok(table.listing())
     }
 
     fn services(&mut self) -> Result<Vec<ServiceEntry>, ipvs::Error> {
@@ -235,21 +276,24 @@ impl IpvsKernel for FakeIpvs {
         &mut self,
         keys: &BTreeSet<ServiceKey>,
     ) -> Result<Vec<ServiceWithDestinations>, ipvs::Error> {
-        let listing = self.read()?.listing();
-        Ok(listing
+        let mut table = self.read()?;
+        let listing: Vec<_> = table
+            .listing()
             .into_iter()
             .filter(|s| keys.contains(&s.service.service.key))
-            .collect())
+            .collect();
+        table.exact_reads += listing.len();
+        Ok(listing)
     }
 
-    fn overview(
-        &mut self,
-        _each: &mut dyn FnMut(&ipvs::OverviewService),
-    ) -> Result<(), ipvs::Error> {
-        Err(ipvs::Error::Io {
+    fn overview(&mut self, each: &mut dyn FnMut(&OverviewService)) -> Result<(), ipvs::Error> {
+        let table = self.read()?;
+        let hz = table.proc_hz.ok_or_else(|| ipvs::Error::Io {
             op: Operation::ReadOverview,
             source: std::io::ErrorKind::NotFound.into(),
-        })
+        })?;
+        table.overview(hz).for_each(|s| each(&s));
+        Ok(())
     }
 
     fn load_scheduler(&mut self, _name: &str) -> Result<(), hostnet::ModuleError> {

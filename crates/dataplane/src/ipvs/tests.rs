@@ -173,6 +173,119 @@ fn drift_is_repaired_by_a_full_sync_and_counted_by_kind() {
     assert_eq!(shown(&kernel), right);
 }
 
+/// A kernel that shows its table in `/proc/net/ip_vs`, ticking 250 times a second.
+fn with_overview() -> FakeIpvs {
+    let kernel = FakeIpvs::default();
+    kernel.table().proc_hz = Some(250);
+    kernel
+}
+
+/// Virtual servers the kernel was asked for exactly (netlink) during `f`.
+fn exact_reads<T>(kernel: &FakeIpvs, f: impl FnOnce() -> T) -> (T, usize) {
+    let before = kernel.table().exact_reads;
+    let out = f();
+    (out, kernel.table().exact_reads - before)
+}
+
+#[test]
+fn a_full_sync_surveys_the_overview_and_reads_exactly_only_what_differs() {
+    let kernel = with_overview();
+    let mut table = table(&kernel);
+    let mut objects = Vec::new();
+    for (name, vip) in [("a", "10.96.0.1"), ("b", "10.96.0.2"), ("c", "10.96.0.3")] {
+        objects.push(service(name, vip, "TCP", 80));
+        objects.push(slice(name, "TCP", &["10.244.1.5"]));
+    }
+    let state = state(objects);
+    sync(&mut table, &state, false);
+    let right = shown(&kernel);
+
+    let (quiet, read) = exact_reads(&kernel, || sync(&mut table, &state, true));
+    assert!(
+        quiet.applied.is_empty() && quiet.drift.is_empty(),
+        "{quiet:?}"
+    );
+    assert_eq!(read, 0, "a table as wanted is surveyed, not read");
+
+    let b = key("10.96.0.2", 80);
+    let heavier = Destination::new(ip("10.244.1.5"), 8080, ForwardMethod::Masquerade, 5);
+    kernel.table().by_hand(&Change::EditDestination(b, heavier));
+    let stray = Service::new(key("10.96.0.3", 81), "rr".parse().expect("scheduler"));
+    kernel.table().by_hand(&Change::AddService(stray));
+    let (full, read) = exact_reads(&kernel, || sync(&mut table, &state, true));
+    // The stray serves nothing, so it is removed without counting as drift.
+    assert_eq!(full.drift, [("real_server", 1)].into(), "{full:?}");
+    assert_eq!(
+        full.applied,
+        [("real_server", 1), ("virtual_server", 1)].into()
+    );
+    assert_eq!(read, 2, "the virtual server that differs and the stray one");
+    assert_eq!(shown(&kernel), right);
+
+    // Without the file, a full sync reads every virtual server exactly.
+    kernel.table().proc_hz = None;
+    let (blind, read) = exact_reads(&kernel, || sync(&mut table, &state, true));
+    assert!(
+        blind.applied.is_empty() && blind.drift.is_empty(),
+        "{blind:?}"
+    );
+    assert_eq!(read, 3);
+}
+
+#[test]
+fn persistence_shown_in_ticks_is_read_exactly_until_the_tick_rate_is_known() {
+    let kernel = with_overview();
+    let mut table = table(&kernel);
+    // kube-proxy: sessionAffinity ClientIP is IPVS persistence of timeoutSeconds, /32.
+    let sticky = Object::Service(Box::new(
+        serde_json::from_value(serde_json::json!({
+            "metadata": {"name": "sticky", "namespace": "default"},
+            "spec": {"clusterIP": "10.96.0.7", "sessionAffinity": "ClientIP",
+                     "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 10800}},
+                     "ports": [{"name": "p", "port": 80, "protocol": "TCP", "targetPort": 8080}]},
+        }))
+        .expect("a Service"),
+    ));
+    let state = state(vec![sticky, slice("sticky", "TCP", &["10.244.1.5"])]);
+    sync(&mut table, &state, false);
+    let vs = key("10.96.0.7", 80);
+    let persistence = kernel.table().listing()[0].service.service.persistence;
+    assert_eq!(
+        persistence,
+        Some(ipvs::Persistence {
+            timeout: 10800,
+            prefix_len: 32
+        })
+    );
+
+    let (_, learning) = exact_reads(&kernel, || sync(&mut table, &state, true));
+    assert_eq!(
+        learning, 1,
+        "2,700,000 ticks are 10,800 s only at a known HZ"
+    );
+    let (quiet, known) = exact_reads(&kernel, || sync(&mut table, &state, true));
+    assert!(
+        quiet.applied.is_empty() && quiet.drift.is_empty(),
+        "{quiet:?}"
+    );
+    assert_eq!(known, 0, "the tick rate was learned from the exact read");
+
+    let mut shorter = kernel.table().listing()[0].service.service.clone();
+    shorter.persistence = Some(ipvs::Persistence {
+        timeout: 60,
+        prefix_len: 32,
+    });
+    kernel.table().by_hand(&Change::EditService(shorter));
+    let (full, read) = exact_reads(&kernel, || sync(&mut table, &state, true));
+    assert_eq!(full.drift, [("virtual_server", 1)].into(), "{full:?}");
+    assert_eq!(read, 1);
+    assert_eq!(
+        kernel.table().listing()[0].service.service.persistence,
+        persistence
+    );
+    assert_eq!(kernel.table().listing()[0].service.service.key, vs);
+}
+
 #[test]
 fn a_leaving_endpoint_drains_at_weight_zero_and_keeps_its_address_until_idle() {
     let kernel = FakeIpvs::default();
@@ -344,13 +457,17 @@ fn live(mut shown: Shown) -> Shown {
 }
 
 proptest! {
-    /// Whatever the model did and whatever was changed by hand, one full sync leaves
+    /// Whatever the model did and whatever was changed by hand, with or without the
+    /// overview to survey, one full sync leaves
     /// every virtual server taking new connections exactly as the desired state asks; a
     /// real server that should not be there is set to weight 0 by that sync and, having
     /// no connections, deleted by the next (kube-proxy deletes an idle one at once).
     #[test]
-    fn one_full_sync_converges(steps in proptest::collection::vec(step(), 1..20)) {
-        let kernel = FakeIpvs::default();
+    fn one_full_sync_converges(
+        steps in proptest::collection::vec(step(), 1..20),
+        overview in any::<bool>(),
+    ) {
+        let kernel = if overview { with_overview() } else { FakeIpvs::default() };
         let mut table = table(&kernel);
         let mut model = model(Vec::new());
         let mut state = DesiredState::new(Default::default(), node(), &model);
