@@ -117,7 +117,7 @@ fn vm_preflight_lists_exactly_the_operations_that_undo_changes_by_hand() {
     assert_eq!(
         out,
         "# ipvsadm\n\
-         -e -t 10.96.0.10:80 -r 10.244.1.7:8080 -m -w 0\n\
+         -d -t 10.96.0.10:80 -r 10.244.1.7:8080\n\
          # ip\n\
          ip address add 10.96.0.53/32 dev kube-ipvs0\n\
          # ipset restore\n\

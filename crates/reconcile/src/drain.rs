@@ -1,7 +1,8 @@
-//! Graceful termination: a TCP real server that leaves is first given weight
-//! 0, so it gets no new connections, and deleted once its connections are gone
-//! or after a bounded time. UDP and SCTP real servers are deleted at once, as
-//! kube-proxy does (`IsRsGracefulTerminationNeeded` in its
+//! Graceful termination: a TCP real server that leaves with connections is
+//! first given weight 0, so it gets no new connections, and deleted once its
+//! active connections are gone or after a bounded time; one with no connection
+//! at all is deleted at once, as kube-proxy's `GracefulDeleteRS` does. UDP and
+//! SCTP real servers are deleted at once, as kube-proxy does (`IsRsGracefulTerminationNeeded` in its
 //! `pkg/proxy/ipvs/util/ipvs.go`, used by `graceful_termination.go`): with
 //! `expire_nodest_conn=1` the kernel ends their flows on the next packet.
 //!
@@ -110,4 +111,11 @@ pub(crate) fn drains(service: ServiceKey) -> bool {
 /// inactive ones are closing).
 fn drained(entry: &DestinationEntry) -> bool {
     entry.active_connections == 0
+}
+
+/// Whether a real server has no connection at all, active or inactive: one that
+/// leaves so is deleted at once (kube-proxy's `deleteRsFunc`, which
+/// `GracefulDeleteRS` tries before it sets the weight to 0).
+pub(crate) fn idle(entry: &DestinationEntry) -> bool {
+    entry.active_connections == 0 && entry.inactive_connections == 0
 }

@@ -238,9 +238,10 @@ fn sync_destinations(
     }
 }
 
-/// One real server that must go: a TCP one to weight 0 first, deleted once
-/// drained or after `timeout` (its virtual server's own bound; the default when
-/// `None`); a UDP or SCTP one deleted at once.
+/// One real server that must go, as kube-proxy's `GracefulDeleteRS`: deleted at
+/// once when it has no connection at all, or is UDP or SCTP; otherwise (TCP) to
+/// weight 0 first, deleted once drained or after `timeout` (its virtual server's
+/// own bound; the default when `None`).
 fn drain(
     key: ServiceKey,
     entry: &DestinationEntry,
@@ -252,7 +253,7 @@ fn drain(
 ) {
     let dest = entry.destination;
     let rs = (key, dest.addr, dest.port);
-    let delete = if !crate::drain::drains(key) {
+    let delete = if !crate::drain::drains(key) || crate::drain::idle(entry) {
         true
     } else if dest.weight != 0 {
         phases.drains.push(Change::EditDestination(

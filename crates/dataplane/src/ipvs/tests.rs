@@ -460,8 +460,8 @@ proptest! {
     /// Whatever the model did and whatever was changed by hand, with or without the
     /// overview to survey, one full sync leaves
     /// every virtual server taking new connections exactly as the desired state asks; a
-    /// real server that should not be there is set to weight 0 by that sync and, having
-    /// no connections, deleted by the next (kube-proxy deletes an idle one at once).
+    /// real server that should not be there, having no connections, is deleted by that
+    /// sync, as kube-proxy deletes an idle one.
     #[test]
     fn one_full_sync_converges(
         steps in proptest::collection::vec(step(), 1..20),

@@ -121,6 +121,54 @@ fn a_leaving_real_server_drains_then_goes_once_its_connections_end() {
     assert!(draining.is_empty());
 }
 
+/// kube-proxy's `GracefulDeleteRS` (`pkg/proxy/ipvs/graceful_termination.go`) and its
+/// test cases: a real server that leaves with no connection at all is deleted at once
+/// ("no connections results in deleting the real server immediately"); one with only
+/// inactive connections is set to weight 0 and kept ("real server has in-active
+/// connections, weight should be 0 but don't delete").
+#[test]
+fn a_leaving_real_server_without_connections_is_deleted_at_once() {
+    let k = key(Protocol::Tcp, "10.96.0.10", 80);
+    let (old, new) = (dest("10.244.1.5", 8080, 1), dest("10.244.2.5", 8080, 1));
+    let wanted: Wanted = [want(k, "rr", &[new])].into();
+    let mut draining = Draining::new(T);
+    let now = Instant::now();
+
+    let p = run(
+        &wanted,
+        &[have(k, "rr", vec![entry(old, 0, 0)])],
+        &mut draining,
+        now,
+    );
+    assert_eq!(
+        ops(&p),
+        vec![
+            Change::AddDestination(k, new),
+            Change::DeleteDestination {
+                service: k,
+                addr: old.addr,
+                port: old.port
+            }
+        ]
+    );
+    assert_eq!((p.drain_started, draining.len()), (0, 0));
+
+    let p = run(
+        &wanted,
+        &[have(k, "rr", vec![entry(old, 0, 2)])],
+        &mut draining,
+        now,
+    );
+    assert_eq!(
+        ops(&p),
+        vec![
+            Change::AddDestination(k, new),
+            Change::EditDestination(k, Destination { weight: 0, ..old })
+        ]
+    );
+    assert_eq!((p.drain_started, draining.len()), (1, 1));
+}
+
 /// A virtual server's own bound (its Service's annotation) replaces the default for its
 /// real servers: one with connections left goes when its bound has passed, and one whose
 /// connections end goes earlier.
