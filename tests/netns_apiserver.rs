@@ -227,8 +227,12 @@ fn netns_apiserver_a_held_healthz_port_gives_kube_proxys_event() {
     assert_eq!(failed().len(), 1, "one Event, however many tries failed");
 }
 
-/// The `watch failed; retrying` lines of the daemon's log.
-fn failures(daemon: &Daemon<'_>) -> Vec<String> {
+/// Waits 8 s while the daemon's requests are refused, checks that it still runs and has
+/// never synced, and returns its `watch failed; retrying` lines.
+fn refused_for_a_while(daemon: &Daemon<'_>) -> Vec<String> {
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(daemon.running(), "exited:\n{}", daemon.log());
+    assert_eq!(daemon.syncs(), 0);
     daemon
         .log()
         .lines()
@@ -246,9 +250,7 @@ fn netns_apiserver_a_kubeconfig_naming_another_ca_is_refused_and_retried() {
     let kubeconfig = api.kubeconfig_with_other_ca(dir.path(), Some("proxy-sa-token"));
     let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
 
-    std::thread::sleep(Duration::from_secs(8));
-    assert!(daemon.running(), "exited:\n{}", daemon.log());
-    assert_eq!(daemon.syncs(), 0);
+    let failed = refused_for_a_while(&daemon);
     // Which server, from which kubeconfig, once; then why, once per attempt, with backoff.
     let log = daemon.log();
     let named = log
@@ -260,7 +262,6 @@ fn netns_apiserver_a_kubeconfig_naming_another_ca_is_refused_and_retried() {
         named[0].contains(&kubeconfig.display().to_string()),
         "{log}"
     );
-    let failed = failures(&daemon);
     assert!((3..=18).contains(&failed.len()), "{log}");
     assert!(
         failed.iter().all(|l| l.contains("UnknownIssuer")),
@@ -280,11 +281,8 @@ fn netns_apiserver_a_wrong_token_gets_401_logged_and_retried() {
     let kubeconfig = api.kubeconfig(dir.path(), Some("not-the-sa-token"));
     let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
 
-    std::thread::sleep(Duration::from_secs(8));
-    assert!(daemon.running(), "exited:\n{}", daemon.log());
-    assert_eq!(daemon.syncs(), 0);
+    let failed = refused_for_a_while(&daemon);
     // One line per refused attempt, saying 401, each a list the fake refused.
-    let failed = failures(&daemon);
     let lists: usize = ["services", "endpointslices", "nodes"]
         .iter()
         .map(|r| api.count("list", r))
