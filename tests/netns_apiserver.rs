@@ -2,7 +2,8 @@
 //! the iptables fallback on this host (no IPVS here): it starts while the API server fails,
 //! backs off, reports a node that has never synced on `/healthz`, syncs once the server
 //! answers, delivers the Event it could not send at start, and asks for nothing its
-//! ClusterRole does not grant. The API server listens inside the test's node namespace.
+//! ClusterRole does not grant. The API server listens inside the test's node namespace and
+//! serves TLS; a kubeconfig naming another CA, or a wrong token, is refused and retried.
 
 use std::collections::BTreeSet;
 use std::net::TcpListener;
@@ -224,4 +225,80 @@ fn netns_apiserver_a_held_healthz_port_gives_kube_proxys_event() {
     });
     assert!(daemon.healthz().contains(" 200 OK"));
     assert_eq!(failed().len(), 1, "one Event, however many tries failed");
+}
+
+/// Waits 8 s while the daemon's requests are refused, checks that it still runs and has
+/// never synced, and returns its `watch failed; retrying` lines.
+fn refused_for_a_while(daemon: &Daemon<'_>) -> Vec<String> {
+    std::thread::sleep(Duration::from_secs(8));
+    assert!(daemon.running(), "exited:\n{}", daemon.log());
+    assert_eq!(daemon.syncs(), 0);
+    daemon
+        .log()
+        .lines()
+        .filter(|l| l.contains("watch failed; retrying"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_apiserver_a_kubeconfig_naming_another_ca_is_refused_and_retried() {
+    let ns = Netns::new("apica");
+    let api = api_with_one_service(&ns);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig_with_other_ca(dir.path(), Some("proxy-sa-token"));
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
+
+    let failed = refused_for_a_while(&daemon);
+    // Which server, from which kubeconfig, once; then why, once per attempt, with backoff.
+    let log = daemon.log();
+    let named = log
+        .lines()
+        .filter(|l| l.contains("API server") && l.contains(&api.url()))
+        .collect::<Vec<_>>();
+    assert_eq!(named.len(), 1, "{log}");
+    assert!(
+        named[0].contains(&kubeconfig.display().to_string()),
+        "{log}"
+    );
+    assert!((3..=18).contains(&failed.len()), "{log}");
+    assert!(
+        failed.iter().all(|l| l.contains("UnknownIssuer")),
+        "{failed:#?}"
+    );
+    // Nothing reached the HTTP layer: no request was made.
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+    assert!(daemon.healthz().contains(" 503 "));
+}
+
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_apiserver_a_wrong_token_gets_401_logged_and_retried() {
+    let ns = Netns::new("apitoken");
+    let api = api_with_one_service(&ns);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path(), Some("not-the-sa-token"));
+    let daemon = Daemon::against_api(&ns, bin(), &kubeconfig, SHORT_SYNC);
+
+    let failed = refused_for_a_while(&daemon);
+    // One line per refused attempt, saying 401, each a list the fake refused.
+    let lists: usize = ["services", "endpointslices", "nodes"]
+        .iter()
+        .map(|r| api.count("list", r))
+        .sum();
+    assert_eq!(failed.len(), lists, "{failed:#?}");
+    assert!((3..=18).contains(&lists), "{lists} refused lists in 8 s");
+    assert!(
+        failed
+            .iter()
+            .all(|l| l.contains("Unauthorized") && l.contains("code: 401")),
+        "{failed:#?}"
+    );
+
+    // The right token (the kubeconfig is read at start): synced.
+    api.kubeconfig(dir.path(), Some("proxy-sa-token"));
+    let mut daemon = daemon;
+    daemon.restart();
+    daemon.eventually("a sync with the right token", || daemon.syncs() > 0);
 }

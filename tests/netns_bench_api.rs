@@ -6,6 +6,11 @@
 //! (user + system) and its peak resident set (`/usr/bin/time`'s maximum RSS). No kernel
 //! state is touched, so it runs on this host.
 //!
+//! Also the dry run of one JSON List file in `kubectl get svc,endpointslices -A -o json`'s
+//! shape, its peak RSS against the file's size; with `KIPX_BASELINE_BIN=PATH` (another
+//! build of the daemon) the same file is read by that build too, alternated, for a
+//! before/after in one run.
+//!
 //! `tests/netns/run netns_bench_api -- --nocapture`
 
 use std::net::TcpListener;
@@ -18,15 +23,21 @@ use testkit::daemon::ClusterDir;
 const ENDPOINTS: u32 = 10;
 const RUNS: usize = 3;
 
-/// One `--dry-run` of the daemon with `source` arguments: (seconds, peak RSS in MiB, CPU
-/// seconds).
-fn dry_run(source: &[&str]) -> (f64, f64, f64) {
+const DAEMON: &str = env!("CARGO_BIN_EXE_kube-ipvs-proxy");
+
+/// One `--dry-run` of the daemon with `source` arguments, which must program one virtual
+/// server per Service: (seconds, peak RSS in MiB, CPU seconds).
+fn dry_run(source: &[&str], services: u32) -> (f64, f64, f64) {
+    dry_run_of(DAEMON, source, services)
+}
+
+/// [`dry_run`] of the daemon at `bin`, which must program `services` virtual servers.
+fn dry_run_of(bin: &str, source: &[&str], services: u32) -> (f64, f64, f64) {
     let out = Command::new("/usr/bin/time")
         .args(["-f", "BENCH-TIME %e %M %U %S"])
-        .arg(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
+        .arg(bin)
         .args(source)
         .args(["--dry-run", "--hostname-override", Synthetic::NODE])
-        .stdout(std::process::Stdio::null())
         .output()
         .expect("run the daemon under /usr/bin/time");
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -42,6 +53,10 @@ fn dry_run(source: &[&str]) -> (f64, f64, f64) {
     let [wall, kib, user, system] = figures[..] else {
         panic!("four figures expected: {line}")
     };
+    // Every Service read: one virtual server each in the dry run's ipvsadm -Sn block.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let virtual_servers = stdout.lines().filter(|l| l.starts_with("-A -t ")).count();
+    assert_eq!(virtual_servers, services as usize, "{bin}: {stderr}");
     (wall, kib / 1024.0, user + system)
 }
 
@@ -67,8 +82,8 @@ fn bench(services: u32) {
     let (mut api_runs, mut dir_runs) = (Vec::new(), Vec::new());
     // Alternated, so that the host's load weighs on both alike.
     for _ in 0..RUNS {
-        api_runs.push(dry_run(&["--kubeconfig", &kubeconfig]));
-        dir_runs.push(dry_run(&["--from-dir", &dir_path]));
+        api_runs.push(dry_run(&["--kubeconfig", &kubeconfig], services));
+        dir_runs.push(dry_run(&["--from-dir", &dir_path], services));
     }
     let secs = |runs: &[(f64, f64, f64)]| median(runs.iter().map(|r| r.0).collect());
     let rss = |runs: &[(f64, f64, f64)]| median(runs.iter().map(|r| r.1).collect());
@@ -101,4 +116,63 @@ fn netns_bench_api_1k_services() {
 #[ignore = "netns: benchmark; run tests/netns/run netns_bench_api"]
 fn netns_bench_api_10k_services() {
     bench(10_000);
+}
+
+/// The dry run of one JSON List file of `cluster` (indented by `indent`), by this build
+/// and, when given, by `baseline` too, alternated: the median (seconds, peak RSS in MiB) of
+/// each, printed beside the file's size.
+fn bench_list(cluster: &Synthetic, indent: &str, baseline: Option<&str>) {
+    let dir = ClusterDir::new("bench-list");
+    let bytes = cluster.write_list(&dir.path().join("cluster.json"), indent);
+    let mib = bytes as f64 / f64::from(1 << 20);
+    let dir_path = dir.path().display().to_string();
+    let source = ["--from-dir", dir_path.as_str()];
+    let (mut runs, mut baseline_runs) = (Vec::new(), Vec::new());
+    for _ in 0..RUNS {
+        runs.push(dry_run(&source, cluster.services));
+        if let Some(bin) = baseline {
+            baseline_runs.push(dry_run_of(bin, &source, cluster.services));
+        }
+    }
+    let shape = if indent.is_empty() {
+        "on one line".to_owned()
+    } else {
+        format!("indented by {}", indent.len())
+    };
+    let report = |who: &str, runs: &[(f64, f64, f64)]| {
+        let secs = median(runs.iter().map(|r| r.0).collect());
+        let rss = median(runs.iter().map(|r| r.1).collect());
+        println!(
+            "BENCH list: {who}: one JSON List of {mib:.1} MiB ({} x {ENDPOINTS}, {shape}): \
+             dry run {secs:.2} s, peak RSS {rss:.1} MiB = {:.2} x the file | runs (wall, RSS, \
+             CPU) {runs:?}",
+            cluster.services,
+            rss / mib
+        );
+        (secs, rss)
+    };
+    let (secs, rss) = report("this build", &runs);
+    if let Some(bin) = baseline {
+        let (base_secs, base_rss) = report(bin, &baseline_runs);
+        println!(
+            "BENCH list: this build / baseline: time {:.2}, peak RSS {:.2}",
+            secs / base_secs,
+            rss / base_rss
+        );
+    }
+}
+
+/// One line (17 MiB, within the 32 MiB that earlier builds read, so `KIPX_BASELINE_BIN`
+/// can compare), then kubectl's indentation (47 MiB).
+#[test]
+#[ignore = "netns: benchmark; run tests/netns/run netns_bench_api"]
+fn netns_bench_api_json_list_10k_services() {
+    let cluster = Synthetic {
+        services: 10_000,
+        endpoints_per_service: ENDPOINTS,
+        node_port_every: None,
+    };
+    let baseline = std::env::var("KIPX_BASELINE_BIN").ok();
+    bench_list(&cluster, "", baseline.as_deref());
+    bench_list(&cluster, "    ", None);
 }

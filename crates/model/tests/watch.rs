@@ -74,8 +74,15 @@ fn watch_n1() -> Watch {
     }
 }
 
+/// The configuration of a client without a token that trusts the fake's CA.
+fn plain_config(api: &FakeApiServer) -> kube::Config {
+    let mut config = kube::Config::new(api.url().parse().expect("uri"));
+    config.root_cert = Some(vec![api.ca_der()]);
+    config
+}
+
 fn plain_client(api: &FakeApiServer) -> kube::Client {
-    kube::Client::try_from(kube::Config::new(api.url().parse().expect("uri"))).expect("client")
+    kube::Client::try_from(plain_config(api)).expect("client")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -237,7 +244,7 @@ async fn a_hung_list_times_out_and_a_cut_or_garbled_one_is_retried() {
     ] {
         let api = serving();
         api.set_fault(fault, true);
-        let mut config = kube::Config::new(api.url().parse().expect("uri"));
+        let mut config = plain_config(&api);
         config.read_timeout = Some(Duration::from_secs(1));
         let client = kube::Client::try_from(config).expect("client");
         let mut stream = events(client, &watch_n1());

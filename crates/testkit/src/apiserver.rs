@@ -1,6 +1,7 @@
 //! A fake Kubernetes API server for the resources the proxy reads (Services, EndpointSlices,
-//! Nodes) and the Events it writes, over plain HTTP on a listener the test gives it (on
-//! loopback, or inside a test namespace).
+//! Nodes) and the Events it writes, over HTTPS on a listener the test gives it (on
+//! loopback, or inside a test namespace), with a server certificate signed by a test CA
+//! ([`CA`], for `127.0.0.1`, `::1` and `localhost`; `testdata/generate.sh` made them).
 //!
 //! It behaves like the real one where the proxy's client can tell: lists carry a
 //! `resourceVersion` and are paged (`limit`, `continue`); watches replay from a
@@ -9,8 +10,10 @@
 //! and the `metadata.name` field selector are applied on the server; a bearer token is
 //! required when one is set (401 otherwise); a request outside the granted permissions gets
 //! 403; Events are accepted and recorded. [`Fault`]s make it fail as a real one can.
+//! [`FakeApiServer::kubeconfig`] writes a kubeconfig like a ServiceAccount's: the server's
+//! `https://` URL, the CA certificate and a bearer token.
 //!
-//! Not covered: TLS, and set-based selectors (`in`, `notin`), which get 400.
+//! Not covered: set-based selectors (`in`, `notin`), which get 400.
 
 use std::collections::{BTreeSet, HashSet};
 use std::io::Write as _;
@@ -23,6 +26,13 @@ use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::rustls;
+use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+
+/// One client's connection, after the TLS handshake.
+type Stream = tokio_rustls::server::TlsStream<TcpStream>;
 
 /// A way to fail, switched on and off while the server runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -105,6 +115,7 @@ impl FakeApiServer {
         let server = Server {
             state: Arc::clone(&state),
             feed: feed.clone(),
+            tls: TlsAcceptor::from(Arc::new(tls_config())),
         };
         let thread = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -133,9 +144,20 @@ impl FakeApiServer {
         self.addr
     }
 
-    /// Its URL, `http://ADDR`.
+    /// Its URL, `https://ADDR`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("https://{}", self.addr)
+    }
+
+    /// The CA certificate its server certificate is signed by, DER-encoded (for a client's
+    /// root certificates).
+    ///
+    /// # Panics
+    /// When the built-in certificate does not parse.
+    pub fn ca_der(&self) -> Vec<u8> {
+        CertificateDer::from_pem_slice(CA.as_bytes())
+            .expect("the test CA certificate")
+            .to_vec()
     }
 
     fn with_state<T>(&self, f: impl FnOnce(&mut State) -> T) -> T {
@@ -307,16 +329,29 @@ impl FakeApiServer {
     }
 
     /// Writes a kubeconfig for this server (with `token`, if any, as a ServiceAccount's
-    /// bearer token, and a CA certificate in `dir/ca.pem`, see [`CA`]) to `dir/kubeconfig`
-    /// and returns its path.
+    /// bearer token, and the CA certificate that signed the server's, [`CA`], in
+    /// `dir/ca.pem`) to `dir/kubeconfig` and returns its path.
     ///
     /// # Panics
     /// When the file cannot be written.
     pub fn kubeconfig(&self, dir: &Path, token: Option<&str>) -> PathBuf {
+        self.kubeconfig_trusting(dir, token, CA)
+    }
+
+    /// [`FakeApiServer::kubeconfig`] naming [`OTHER_CA`] instead, a CA that did not sign the
+    /// server's certificate: a client using it must refuse the server.
+    ///
+    /// # Panics
+    /// When the file cannot be written.
+    pub fn kubeconfig_with_other_ca(&self, dir: &Path, token: Option<&str>) -> PathBuf {
+        self.kubeconfig_trusting(dir, token, OTHER_CA)
+    }
+
+    fn kubeconfig_trusting(&self, dir: &Path, token: Option<&str>, ca_pem: &str) -> PathBuf {
         let path = dir.join("kubeconfig");
         let user = token.map_or_else(|| "{}".to_owned(), |t| format!("{{token: {t}}}"));
         let ca = dir.join("ca.pem");
-        std::fs::write(&ca, CA).expect("write the CA");
+        std::fs::write(&ca, ca_pem).expect("write the CA");
         let mut file = std::fs::File::create(&path).expect("create kubeconfig");
         write!(
             file,
@@ -343,11 +378,30 @@ impl Drop for FakeApiServer {
     }
 }
 
-/// A CA certificate for the kubeconfig, as a ServiceAccount's holds one: the server is
-/// plain HTTP, so it is never used to verify anything, but with it the client does not look
-/// for the system's CA certificates, which the test VM does not have (without a CA in the
-/// kubeconfig, kube-rs's rustls setup fails when the system has none).
-const CA: &str = include_str!("../testdata/fake-apiserver-ca.pem");
+/// The test CA's certificate, which signed the server's: what a ServiceAccount's `ca.crt`
+/// is to a real API server.
+pub const CA: &str = include_str!("../testdata/fake-apiserver-ca.pem");
+
+/// A CA certificate unrelated to the server's.
+pub const OTHER_CA: &str = include_str!("../testdata/other-ca.pem");
+
+/// The server's certificate (signed by [`CA`]) and key.
+const SERVER_CERTIFICATE: &str = include_str!("../testdata/fake-apiserver.pem");
+const SERVER_KEY: &str = include_str!("../testdata/fake-apiserver-key.pem");
+
+/// The server's TLS setup: its certificate, TLS 1.2 and 1.3, ring's algorithms (as the
+/// proxy's client uses).
+fn tls_config() -> rustls::ServerConfig {
+    let certificate = CertificateDer::from_pem_slice(SERVER_CERTIFICATE.as_bytes())
+        .expect("the server certificate");
+    let key = PrivateKeyDer::from_pem_slice(SERVER_KEY.as_bytes()).expect("the server key");
+    rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certificate], key)
+        .expect("the server certificate and key")
+}
 
 fn gone(rv: u64) -> String {
     json!({"type": "ERROR", "object": {"apiVersion": "v1", "kind": "Status", "status": "Failure",
@@ -361,6 +415,7 @@ fn gone(rv: u64) -> String {
 struct Server {
     state: Arc<Mutex<State>>,
     feed: broadcast::Sender<(usize, u64, String)>,
+    tls: TlsAcceptor,
 }
 
 /// One parsed request.
@@ -493,11 +548,17 @@ impl Server {
                 drop(stream);
                 continue;
             }
-            tokio::spawn(self.clone().connection(stream));
+            let server = self.clone();
+            tokio::spawn(async move {
+                // A client that refuses the certificate ends here.
+                if let Ok(stream) = server.tls.accept(stream).await {
+                    server.connection(stream).await;
+                }
+            });
         }
     }
 
-    async fn read(reader: &mut BufReader<TcpStream>) -> Option<Request> {
+    async fn read(reader: &mut BufReader<Stream>) -> Option<Request> {
         let mut line = String::new();
         if reader.read_line(&mut line).await.ok()? == 0 {
             return None;
@@ -537,7 +598,7 @@ impl Server {
         })
     }
 
-    async fn connection(self, stream: TcpStream) {
+    async fn connection(self, stream: Stream) {
         let mut reader = BufReader::new(stream);
         while let Some(request) = Self::read(&mut reader).await {
             let watching = request.param("watch") == Some("true");
@@ -561,7 +622,7 @@ impl Server {
                 None
             };
             if let Some(refusal) = refusal {
-                if stream.write_all(refusal.as_bytes()).await.is_err() {
+                if send(stream, refusal.as_bytes()).await.is_err() {
                     return;
                 }
                 continue;
@@ -571,10 +632,7 @@ impl Server {
                 ("create" | "patch" | "update", None) if access.1 == "events" => {
                     self.record_event(&request.body);
                     let echo = String::from_utf8_lossy(&request.body).into_owned();
-                    stream
-                        .write_all(response(201, &echo).as_bytes())
-                        .await
-                        .is_err()
+                    send(stream, response(201, &echo).as_bytes()).await.is_err()
                 }
                 ("watch", Some(r)) => {
                     self.watch(stream, r, &request).await;
@@ -583,7 +641,7 @@ impl Server {
                 ("list", Some(r)) => self.list(stream, r, &request).await,
                 _ => {
                     let answer = status(404, "NotFound", "not served by the fake");
-                    stream.write_all(answer.as_bytes()).await.is_err()
+                    send(stream, answer.as_bytes()).await.is_err()
                 }
             };
             if done {
@@ -613,26 +671,28 @@ impl Server {
     }
 
     /// Answers a list; true when the connection is finished.
-    async fn list(&self, stream: &mut TcpStream, resource: usize, request: &Request) -> bool {
+    async fn list(&self, stream: &mut Stream, resource: usize, request: &Request) -> bool {
         if self.fault(Fault::HangLists) {
             tokio::time::sleep(Duration::from_secs(3600)).await;
             return true;
         }
         if self.fault(Fault::Garbage) {
-            return stream
-                .write_all(response(200, "{\"kind\": \"ServiceList\", \"items\": [").as_bytes())
-                .await
-                .is_err();
+            return send(
+                stream,
+                response(200, "{\"kind\": \"ServiceList\", \"items\": [").as_bytes(),
+            )
+            .await
+            .is_err();
         }
         let body = match self.page(resource, request) {
             Ok(body) => body,
             Err(message) => status(400, "BadRequest", &message),
         };
         if self.fault(Fault::CutMidList) {
-            let _ = stream.write_all(&body.as_bytes()[..body.len() / 2]).await;
+            let _ = send(stream, &body.as_bytes()[..body.len() / 2]).await;
             return true;
         }
-        stream.write_all(body.as_bytes()).await.is_err()
+        send(stream, body.as_bytes()).await.is_err()
     }
 
     /// One page of a list, filtered by the selectors, as a whole HTTP response.
@@ -686,10 +746,10 @@ impl Server {
         })
     }
 
-    async fn watch(&self, stream: &mut TcpStream, resource: usize, request: &Request) {
+    async fn watch(&self, stream: &mut Stream, resource: usize, request: &Request) {
         let mut feed = self.feed.subscribe();
         let head = "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n";
-        if stream.write_all(head.as_bytes()).await.is_err() {
+        if send(stream, head.as_bytes()).await.is_err() {
             return;
         }
         if self.fault(Fault::HangWatches) {
@@ -729,7 +789,7 @@ impl Server {
         });
         if from < compacted {
             let _ = chunk(stream, &gone(compacted)).await;
-            let _ = stream.write_all(b"0\r\n\r\n").await;
+            let _ = send(stream, b"0\r\n\r\n").await;
             return;
         }
         let mut sent = from;
@@ -747,19 +807,23 @@ impl Server {
                 return;
             }
             if line.contains("\"code\":410") {
-                let _ = stream.write_all(b"0\r\n\r\n").await;
+                let _ = send(stream, b"0\r\n\r\n").await;
                 return;
             }
         }
     }
 }
 
+/// Writes `bytes` and sends them on at once (TLS holds written bytes until a flush).
+async fn send(stream: &mut Stream, bytes: &[u8]) -> std::io::Result<()> {
+    stream.write_all(bytes).await?;
+    stream.flush().await
+}
+
 /// Writes one line of a watch as an HTTP chunk.
-async fn chunk(stream: &mut TcpStream, line: &str) -> std::io::Result<()> {
+async fn chunk(stream: &mut Stream, line: &str) -> std::io::Result<()> {
     let line = format!("{line}\n");
-    stream
-        .write_all(format!("{:x}\r\n{line}\r\n", line.len()).as_bytes())
-        .await
+    send(stream, format!("{:x}\r\n{line}\r\n", line.len()).as_bytes()).await
 }
 
 #[cfg(test)]

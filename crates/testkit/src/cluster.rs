@@ -144,6 +144,39 @@ impl Synthetic {
         }
     }
 
+    /// Writes the cluster to `path` as one JSON List shaped as `kubectl get
+    /// svc,endpointslices -A -o json` prints one (`apiVersion`, `items`: the Services, then
+    /// the EndpointSlices, `kind: List`, `metadata`), with the Node as its last item,
+    /// indented by `indent` per level (kubectl's: four spaces; empty: on one line), and
+    /// returns the file's size in bytes.
+    ///
+    /// # Panics
+    /// When the file cannot be written.
+    pub fn write_list(&self, path: &Path, indent: &str) -> u64 {
+        let items: Vec<serde_json::Value> = (0..self.services)
+            .map(|i| typed_json(&self.service(i)))
+            .chain((0..self.services).map(|i| typed_json(&self.slice(i, 0))))
+            .chain(std::iter::once(typed_json(&self.node())))
+            .collect();
+        let list = serde_json::json!({"apiVersion": "v1", "items": items, "kind": "List",
+            "metadata": {"resourceVersion": ""}});
+        let text = if indent.is_empty() {
+            serde_json::to_vec(&list).expect("serialize the List")
+        } else {
+            let mut text = Vec::new();
+            let pretty = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
+            serde::Serialize::serialize(
+                &list,
+                &mut serde_json::Serializer::with_formatter(&mut text, pretty),
+            )
+            .expect("serialize the List");
+            text
+        };
+        std::fs::write(path, &text)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
+        text.len() as u64
+    }
+
     /// Stores the cluster in the fake API server (generation 0 of the slices).
     pub fn serve(&self, api: &FakeApiServer) {
         let mut objects = vec![json(&self.node())];
@@ -201,15 +234,18 @@ fn meta(name: String, labels: Option<BTreeMap<String, String>>) -> ObjectMeta {
     }
 }
 
-fn write_json<T: serde::Serialize + k8s_openapi::Resource>(path: &Path, object: &T) {
-    // k8s-openapi leaves apiVersion and kind out of the struct; a directory
-    // reader needs them.
+/// `object` with its `apiVersion` and `kind`, which a directory reader needs.
+fn typed_json<T: serde::Serialize + k8s_openapi::Resource>(object: &T) -> serde_json::Value {
     let mut value = serde_json::to_value(object).expect("serialize a Kubernetes object");
     if let serde_json::Value::Object(map) = &mut value {
         map.insert("apiVersion".into(), T::API_VERSION.into());
         map.insert("kind".into(), T::KIND.into());
     }
-    let text = serde_json::to_string(&value).expect("serialize a Kubernetes object");
+    value
+}
+
+fn write_json<T: serde::Serialize + k8s_openapi::Resource>(path: &Path, object: &T) {
+    let text = serde_json::to_string(&typed_json(object)).expect("serialize a Kubernetes object");
     std::fs::write(path, text).unwrap_or_else(|e| panic!("cannot write {}: {e}", path.display()));
 }
 

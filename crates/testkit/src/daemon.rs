@@ -274,6 +274,15 @@ impl<'a> Daemon<'a> {
         self.pid
     }
 
+    /// Whether the daemon's process is still running (not exited, not a zombie).
+    pub fn running(&self) -> bool {
+        std::fs::read_to_string(format!("/proc/{}/stat", self.pid)).is_ok_and(|stat| {
+            // The state follows the command name in parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with(['Z', 'X']))
+        })
+    }
+
     /// Everything the daemon logged so far (across restarts).
     pub fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
@@ -366,15 +375,8 @@ impl<'a> Daemon<'a> {
     /// Stops the daemon with SIGTERM and waits until it has exited.
     pub fn stop(&self) {
         sh(&format!("kill -TERM {}", self.pid));
-        let stat = format!("/proc/{}/stat", self.pid);
-        self.eventually("the daemon to exit", || {
-            // Gone, or a zombie waiting for the namespace guard to reap it.
-            std::fs::read_to_string(&stat).map_or(true, |s| {
-                s.rsplit(')')
-                    .next()
-                    .is_some_and(|r| r.trim_start().starts_with('Z'))
-            })
-        });
+        // Gone, or a zombie waiting for the namespace guard to reap it.
+        self.eventually("the daemon to exit", || !self.running());
     }
 
     /// Stops the daemon and starts it again with the same arguments and log.

@@ -8,7 +8,7 @@
 //! named and left out, and the daemon starts with the others; while running, a malformed
 //! file stops a whole listing (naming file and line) before it completes, so nothing is
 //! removed: a half-written file never makes Services disappear (the files read before it do
-//! apply). Only regular files are read, within limits ([`MAX_FILE_BYTES`], [`MAX_DEPTH`]). An object of a known kind whose
+//! apply). Only regular files are read, within limits ([`MAX_FILE_BYTES`], [`MAX_YAML_BYTES`], [`MAX_DEPTH`]). An object of a known kind whose
 //! fields do not decode is rejected with a [`Warning`] naming the field
 //! ([`SourceEvent::Undecodable`]): a valid version read earlier stays in force.
 //!
@@ -27,7 +27,8 @@ use serde::Deserialize;
 use tokio::sync::mpsc;
 
 use super::file::{self, Visited};
-pub use super::file::{MAX_DEPTH, MAX_FILE_BYTES};
+pub use super::file::{MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_BYTES};
+use super::json;
 use super::notify::TreeWatch;
 use crate::warning::{Consequence, Invalid, Warning};
 use crate::{Kind, Object, ObjectId, SourceEvent};
@@ -63,7 +64,7 @@ pub enum DirError {
         /// What it is instead.
         what: &'static str,
     },
-    /// A file is larger than [`MAX_FILE_BYTES`].
+    /// A file is larger than [`MAX_FILE_BYTES`], or than [`MAX_YAML_BYTES`] for YAML.
     #[error("reading {path}: larger than {limit} bytes")]
     TooLarge {
         /// The file.
@@ -406,16 +407,23 @@ pub fn read(dir: &Path) -> Result<Snapshot, DirError> {
 }
 
 /// Parses one file's text into `into`: JSON documents as JSON (whose escapes YAML 1.1 does
-/// not all accept: surrogate pairs), anything else as YAML.
+/// not all accept: surrogate pairs), a List's items decoded one by one as they are parsed
+/// ([`json`]), anything else as YAML.
 ///
 /// # Errors
-/// [`DirError::Malformed`] with the line of the syntax error, [`DirError::TooDeep`].
+/// [`DirError::Malformed`] with the line of the syntax error, [`DirError::TooDeep`],
+/// [`DirError::TooLarge`] for YAML of more than [`MAX_YAML_BYTES`].
 pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirError> {
-    if let Some(documents) = json_documents(text) {
-        for value in documents {
-            decode(value, into);
-        }
+    if let Some(mut read) = json::snapshot(text, decode) {
+        into.objects.append(&mut read.objects);
+        into.warnings.append(&mut read.warnings);
         return Ok(());
+    }
+    if text.len() as u64 > MAX_YAML_BYTES {
+        return Err(DirError::TooLarge {
+            path: path.to_owned(),
+            limit: MAX_YAML_BYTES,
+        });
     }
     if let Some((line, column)) = file::too_deep(text) {
         return Err(DirError::TooDeep {
@@ -440,25 +448,13 @@ pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirErro
     Ok(())
 }
 
-/// `text`'s documents when it is a sequence of JSON documents (the JSON parser has a depth
-/// limit of its own, and is linear), else `None`.
-fn json_documents(text: &str) -> Option<Vec<serde_norway::Value>> {
-    if !text.trim_start().starts_with(['{', '[']) {
-        return None;
-    }
-    serde_json::Deserializer::from_str(text)
-        .into_iter::<serde_norway::Value>()
-        .collect::<Result<_, _>>()
-        .ok()
-}
-
 fn decode(value: serde_norway::Value, into: &mut Snapshot) {
     let kind = value.get("kind").and_then(serde_norway::Value::as_str);
     let kind = match kind {
         Some("List") => {
             if let Some(serde_norway::Value::Sequence(items)) = value.get("items") {
-                for item in items.clone() {
-                    decode(item, into);
+                for item in items {
+                    decode(item.clone(), into);
                 }
             }
             return;
@@ -671,6 +667,55 @@ mod tests {
         .expect("parses");
         let names: Vec<String> = s.objects.iter().map(|o| o.id().name.to_string()).collect();
         assert_eq!(names, ["j", "k"]);
+    }
+
+    #[test]
+    fn a_json_list_is_read_item_by_item_whatever_the_order_of_its_keys() {
+        // kubectl's order: items before kind. A bad item is a warning, the others stay.
+        let list = r#"{"apiVersion": "v1", "items": [
+              {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a", "namespace": "d"}},
+              {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "b", "namespace": "d"},
+               "spec": {"ports": [{"port": "http"}]}},
+              {"apiVersion": "v1", "kind": "List", "items": [
+                {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "n1"}}]},
+              {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}],
+            "kind": "List", "metadata": {"resourceVersion": ""}}
+            {"kind": "Service", "metadata": {"name": "e", "namespace": "d"}, "items": [
+              {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "f", "namespace": "d"}}]}
+            {"kind": "List", "items": {"not": "an array"}}
+            [{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "g", "namespace": "d"}}]"#;
+        let s = parse_str(list).expect("parses");
+        let read: Vec<(Kind, String)> = s
+            .objects
+            .iter()
+            .map(|o| (o.kind(), o.id().name.to_string()))
+            .collect();
+        // Not `f`: the items of a document that is not a List are not objects; not `g`: a
+        // top-level array is not a document the source reads.
+        let expected = [
+            (Kind::Service, "a"),
+            (Kind::Node, "n1"),
+            (Kind::Service, "e"),
+        ]
+        .map(|(k, n)| (k, n.to_owned()));
+        assert_eq!(read, expected);
+        assert_eq!(s.warnings.len(), 1, "{:?}", s.warnings);
+        assert_eq!(s.warnings[0].object, ObjectId::new("d", "b"));
+        assert_eq!(s.warnings[0].problem.field, "spec.ports[0].port");
+    }
+
+    #[test]
+    fn json_may_be_larger_than_yaml() {
+        let service = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}}"#;
+        let padding = " ".repeat(usize::try_from(MAX_YAML_BYTES).expect("usize"));
+        let s = parse_str(&format!("{service}{padding}")).expect("JSON of any size read");
+        assert_eq!(s.objects.len(), 1);
+        let yaml = format!("kind: Service\nmetadata: {{name: a}}\n#{padding}\n");
+        let err = parse_str(&yaml).expect_err("YAML too large");
+        assert!(
+            matches!(err, DirError::TooLarge { limit, .. } if limit == MAX_YAML_BYTES),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Reading one file of the directory source without trusting it: only a regular file, or a
 //! symbolic link to one (followed once: a ConfigMap mount's `x.yaml -> ..data/x.yaml`), of
-//! at most [`MAX_FILE_BYTES`], in UTF-8, and with flow collections (`[`, `{`) nested at most
+//! at most [`MAX_FILE_BYTES`] ([`MAX_YAML_BYTES`] for YAML), in UTF-8, and with flow collections (`[`, `{`) nested at most
 //! [`MAX_DEPTH`] deep. A FIFO named `*.yaml` would block the reader, `/dev/zero` never ends,
 //! and deep flow nesting parses in quadratic time: each is refused, naming the file.
 
@@ -10,9 +10,16 @@ use std::path::{Path, PathBuf};
 
 use super::dir::DirError;
 
-/// The largest file read, in bytes: far above any manifest (the API server stores objects
-/// of at most 1.5 MiB), far below what would strain the node.
-pub const MAX_FILE_BYTES: u64 = 32 << 20;
+/// The largest file read, in bytes: a JSON List of a large cluster (`kubectl get
+/// svc,endpointslices -A -o json` of 10,000 Services with 10 endpoints each is 47 MiB),
+/// decoded item by item so that it costs about its own size, below what would strain the
+/// node.
+pub const MAX_FILE_BYTES: u64 = 128 << 20;
+
+/// The largest file parsed as YAML, in bytes: far above any manifest (the API server stores
+/// objects of at most 1.5 MiB). A YAML document is held whole as a tree while it is
+/// decoded, at many times its size.
+pub const MAX_YAML_BYTES: u64 = 32 << 20;
 
 /// The deepest nesting of flow collections read: the YAML parser's own limit for any
 /// nesting, checked before parsing because the parser takes quadratic time to reach it.

@@ -74,6 +74,13 @@ pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientErr
     let mut config = located_config(kubeconfig).await?;
     config.read_timeout = Some(READ_TIMEOUT);
     config.connect_timeout = Some(CONNECT_TIMEOUT);
+    // Named once here: the failures logged later (an unknown CA, 401) are about this server.
+    match kubeconfig {
+        Some(path) => {
+            tracing::info!(server = %config.cluster_url, kubeconfig = %path.display(), "API server");
+        }
+        None => tracing::info!(server = %config.cluster_url, "API server"),
+    }
     Ok(config)
 }
 
@@ -266,7 +273,7 @@ where
         let wait = match &item {
             Err(e) => {
                 let wait = backoff.next().unwrap_or(MAX_BACKOFF);
-                tracing::warn!(%kind, error = %e, retry_in = ?wait, "watch failed; retrying");
+                tracing::warn!(%kind, error = %chain(e), retry_in = ?wait, "watch failed; retrying");
                 Some(wait)
             }
             Ok(Event::Init) => None,
@@ -282,6 +289,21 @@ where
             Some(item)
         }
     })
+}
+
+/// `error` and its causes, `: `-separated, each once: kube-rs' errors keep the reason (a
+/// certificate from an unknown issuer, a refused connection) in their sources.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text = format!("{text}: {part}");
+        }
+        cause = e.source();
+    }
+    text
 }
 
 /// The longest wait between two attempts (kube-proxy's informers: 30 s).
@@ -409,7 +431,7 @@ impl EventReporter {
             match self.recorder.publish(event, &reference).await {
                 Err(e) if transient(&e) => {
                     if wait == EVENT_RETRY_FIRST {
-                        tracing::warn!(reason = %event.reason, object = %object, error = %e,
+                        tracing::warn!(reason = %event.reason, object = %object, error = %chain(&e),
                             "event not delivered; retrying until it is");
                     }
                     tokio::time::sleep(wait).await;
@@ -455,6 +477,34 @@ mod tests {
     use k8s_openapi::api::core::v1::Service;
 
     use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Wrapped {
+        text: &'static str,
+        #[source]
+        source: Option<Box<Wrapped>>,
+    }
+
+    #[test]
+    fn an_error_is_logged_with_each_of_its_causes_once() {
+        let leaf = Wrapped {
+            text: "invalid peer certificate: UnknownIssuer",
+            source: None,
+        };
+        let middle = Wrapped {
+            text: "client error (Connect)",
+            source: Some(Box::new(leaf)),
+        };
+        let top = Wrapped {
+            text: "HyperError: client error (Connect)",
+            source: Some(Box::new(middle)),
+        };
+        assert_eq!(
+            chain(&top),
+            "HyperError: client error (Connect): invalid peer certificate: UnknownIssuer"
+        );
+    }
 
     fn svc(name: &str) -> Service {
         Service {

@@ -4,6 +4,7 @@
 
 pub mod dir;
 mod file;
+mod json;
 pub mod kube;
 mod notify;
 
