@@ -107,7 +107,7 @@ impl<T: Transport> Socket<T> {
                 if chunk.indices.is_empty() {
                     chunk.first_seq = seq;
                 }
-                frame::stamp(&mut tx[at..], NLM_F_REQUEST, seq);
+                frame::stamp(&mut tx[at..], NLM_F_REQUEST, NLM_F_ACK, seq);
                 chunk.indices.push(i);
                 last_at = at;
                 results.push(Ok(()));
@@ -117,7 +117,7 @@ impl<T: Transport> Socket<T> {
             }
         }
         if !chunk.indices.is_empty() {
-            frame::stamp(&mut tx[last_at..], NLM_F_ACK, self.current_seq());
+            frame::stamp(&mut tx[last_at..], NLM_F_ACK, 0, self.current_seq());
         }
         chunk
     }

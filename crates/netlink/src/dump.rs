@@ -32,7 +32,7 @@ impl<T: Transport> Socket<T> {
         let mut entries = Vec::new();
         for _ in 0..DUMP_ATTEMPTS {
             let seq = self.next_seq();
-            frame::stamp(request, NLM_F_REQUEST | NLM_F_DUMP, seq);
+            frame::stamp(request, NLM_F_REQUEST | NLM_F_DUMP, 0, seq);
             self.transport.send(request).map_err(Error::from)?;
             entries.clear();
             if self.read_dump(seq, &mut |frame| decode(frame, &mut entries))? {

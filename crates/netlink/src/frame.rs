@@ -171,11 +171,16 @@ fn ext_ack_message(payload: &[u8], flags: u16) -> Option<&str> {
     None
 }
 
-/// Sets the flags and sequence number of the request at the start of
-/// `message`, whose header its encoder wrote.
-pub(crate) fn stamp(message: &mut [u8], flags: u16, seq: u32) {
+/// Sets the sequence number of the request at the start of `message`, whose
+/// header its encoder wrote, and its flags: `clear` off, then `set` on. The
+/// socket owns `NLM_F_REQUEST`, `NLM_F_ACK` and `NLM_F_DUMP`; other flags
+/// (`NLM_F_CREATE`, `NLM_F_EXCL`...) are the encoder's.
+///
+/// # Panics
+/// When `message` is shorter than a header.
+pub fn stamp(message: &mut [u8], set: u16, clear: u16, seq: u32) {
     let old = u16_at(message, 6);
-    message[6..8].copy_from_slice(&(old | flags).to_ne_bytes());
+    message[6..8].copy_from_slice(&((old & !clear) | set).to_ne_bytes());
     message[8..12].copy_from_slice(&seq.to_ne_bytes());
 }
 
@@ -315,8 +320,8 @@ pub(crate) mod tests {
     #[test]
     #[cfg(target_endian = "little")]
     fn stamping_sets_the_sequence_and_adds_flags() {
-        let mut m = message(0x605, NLM_F_DUMP, 0, &[]);
-        stamp(&mut m, NLM_F_REQUEST, 0x0102_0304);
+        let mut m = message(0x605, NLM_F_DUMP | NLM_F_ACK, 0, &[]);
+        stamp(&mut m, NLM_F_REQUEST, NLM_F_ACK, 0x0102_0304);
         assert_eq!(&m[4..12], &[5, 6, 0x01, 0x03, 4, 3, 2, 1]);
         assert_eq!(request_len(&m), Ok(16));
         assert!(request_len(&m[..12]).is_err());

@@ -53,7 +53,7 @@ pub use dump::DUMP_ATTEMPTS;
 pub use error::{Error, Failed, Failure, Nack};
 pub use frame::{
     Body, Frame, Malformed, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_REQUEST,
-    NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, frames,
+    NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, frames, stamp,
 };
 pub use socket::Socket;
 pub use transport::{Kernel, Transport};

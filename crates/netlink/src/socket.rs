@@ -106,7 +106,7 @@ impl<T: Transport> Socket<T> {
     ) -> Result<(), Failed<E>> {
         frame::request_len(request).map_err(Error::from)?;
         let seq = self.next_seq();
-        frame::stamp(request, NLM_F_REQUEST | NLM_F_ACK, seq);
+        frame::stamp(request, NLM_F_REQUEST | NLM_F_ACK, 0, seq);
         self.transport.send(request).map_err(Error::from)?;
         let mut failed = None;
         loop {
