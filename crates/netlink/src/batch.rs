@@ -99,6 +99,11 @@ impl<T: Transport> Socket<T> {
         let mut last_at = 0;
         while results.len() < count && chunk.indices.len() < self.window() && tx.len() < CHUNK_BYTES
         {
+            // A chunk's sequence numbers are consecutive: end it where they
+            // wrap (0 is skipped).
+            if !chunk.indices.is_empty() && self.current_seq() == u32::MAX {
+                break;
+            }
             let (i, at) = (results.len(), tx.len());
             let whole =
                 |tx: &[u8]| frame::request_len(&tx[at..]).is_ok_and(|len| at + len == tx.len());
@@ -111,6 +116,8 @@ impl<T: Transport> Socket<T> {
                 chunk.indices.push(i);
                 last_at = at;
                 results.push(Ok(()));
+                // Messages are 4-byte aligned within a datagram.
+                tx.resize(tx.len().next_multiple_of(4), 0);
             } else {
                 tx.truncate(at);
                 results.push(Err(Failure::NotSent));
@@ -125,8 +132,8 @@ impl<T: Transport> Socket<T> {
     /// Reads the answers to `chunk`, recording each refusal in `results`:
     /// waits for the last request's answer, then reads whatever else is
     /// queued. When replies were dropped, the requests without an answer
-    /// are marked [`Failure::Lost`]. On a socket error,
-    /// the requests without an answer are left `Ok` for the caller.
+    /// are marked [`Failure::Lost`]. On a socket error, the requests
+    /// without an answer are left `Ok` for the caller.
     fn answers(
         &mut self,
         chunk: &Chunk,

@@ -29,7 +29,7 @@ pub(crate) enum Recv {
 #[derive(Debug)]
 pub struct Socket<T = Kernel> {
     pub(crate) transport: T,
-    seq: u32,
+    pub(crate) seq: u32,
     window: usize,
     pub(crate) rx: Vec<u8>,
 }

@@ -154,6 +154,22 @@ fn a_batch_is_sent_in_windows_with_only_the_last_request_acked() {
 }
 
 #[test]
+fn a_window_ends_where_sequence_numbers_wrap() {
+    let mut socket = Socket::new(Scripted::new(|id| (id == 3).then_some((1, None))));
+    socket.seq = u32::MAX - 2;
+    let results = socket.batch(5, |i, tx| {
+        tx.extend(request(i as u8));
+        true
+    });
+    let seqs: Vec<Vec<u32>> = (socket.transport.sent.iter())
+        .map(|d| frames(d).map(|f| f.unwrap().seq).collect())
+        .collect();
+    assert_eq!(seqs, [vec![u32::MAX - 1, u32::MAX], vec![1, 2, 3]]);
+    assert_eq!(refused(results[3].as_ref().unwrap_err()), (3, 1, None));
+    assert!(results.iter().filter(|r| r.is_ok()).count() == 4);
+}
+
+#[test]
 fn each_refusal_is_matched_to_its_request_in_any_order() {
     let ids: Vec<u8> = (0..40).collect();
     let mut kernel = Scripted::new(|id| match id {
