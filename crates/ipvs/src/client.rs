@@ -13,17 +13,11 @@ use crate::config::Timeouts;
 use crate::destination::{Destination, DestinationEntry};
 use crate::error::{Error, ErrorKind, Object, Operation};
 use crate::info::Info;
-use crate::message::{self, Attrs, Body, CmdAttr, Command, IpvsMessage, Kind, Reply};
+use crate::message::{self, Attrs, CmdAttr, Command, IpvsMessage};
 use crate::overview::{OverviewService, read_overview};
 use crate::rules::{DestinationRule, ServiceRules, Shown};
 use crate::service::{Service, ServiceEntry, ServiceKey};
-use crate::socket::{Recv, Transport};
-
-/// How many times a dump is retried when interrupted.
-const DUMP_ATTEMPTS: u32 = 5;
-
-/// What a dump does with each data message: (command, attributes).
-type OnData<'a> = dyn FnMut(u8, &[u8]) -> Result<(), Error> + 'a;
+use crate::socket::Transport;
 
 /// A service with its real servers, as [`Client::list`] returns them.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -489,25 +483,20 @@ impl Client {
         object: Object,
         msg: IpvsMessage,
     ) -> Result<Vec<IpvsMessage>, Error> {
-        let seq = self.t.next_seq();
         let mut bytes = Vec::new();
-        message::encode(&mut bytes, self.t.family(), seq, Kind::Ack, msg);
-        self.t.send(&bytes, op)?;
+        message::encode(&mut bytes, self.t.family(), msg);
         let mut data = Vec::new();
-        loop {
-            let Recv::Messages(received) = self.t.recv(op, false)? else {
-                // Our reply was dropped: nothing else will come for it.
-                return Err(Error::AckLost { op, object });
-            };
-            for m in received.into_iter().filter(|m| m.seq == seq) {
-                match m.reply {
-                    Reply::Data(d) => data.push(d),
-                    Reply::Ack => return Ok(data),
-                    Reply::Error(errno) => return Err(Error::kernel(op, object, errno)),
-                    Reply::Done(_) | Reply::Ignored => {}
+        self.t
+            .socket()
+            .request(&mut bytes, |frame| {
+                if let netlink::Body::Data { payload, .. } = frame.body {
+                    let (cmd, attrs) = message::genl(payload).map_err(Error::decode(op))?;
+                    data.push(message::parse_data(cmd, attrs).map_err(Error::decode(op))?);
                 }
-            }
-        }
+                Ok(())
+            })
+            .map_err(failed(op, object))?;
+        Ok(data)
     }
 
     fn ack(&mut self, op: Operation, object: Object, msg: IpvsMessage) -> Result<(), Error> {
@@ -531,7 +520,7 @@ impl Client {
         }
     }
 
-    /// Runs a dump to its end, redoing it when the kernel flags it
+    /// Runs a dump to its end, redone when the kernel flags it
     /// inconsistent (`NLM_F_DUMP_INTR`) or replies were dropped (`ENOBUFS`).
     /// `decode` turns each data message (command, attributes) into entries.
     fn dump<T>(
@@ -542,65 +531,25 @@ impl Client {
         mut decode: impl FnMut(u8, &[u8], &mut Vec<T>) -> Result<(), Error>,
     ) -> Result<Vec<T>, Error> {
         let mut bytes = Vec::new();
-        let mut entries = Vec::new();
-        for _ in 0..DUMP_ATTEMPTS {
-            let seq = self.t.next_seq();
-            bytes.clear();
-            message::encode(&mut bytes, self.t.family(), seq, Kind::Dump, msg.clone());
-            self.t.send(&bytes, op)?;
-            entries.clear();
-            let complete = self.read_dump(op, &object, seq, &mut |cmd, attrs| {
-                decode(cmd, attrs, &mut entries)
-            })?;
-            if complete {
-                return Ok(entries);
-            }
-            tracing::debug!(%op, "IPVS dump interrupted, retrying");
-        }
-        Err(Error::DumpInterrupted {
-            op,
-            attempts: DUMP_ATTEMPTS,
-        })
+        message::encode(&mut bytes, self.t.family(), msg);
+        self.t
+            .socket()
+            .dump(&mut bytes, |frame, out| match frame.body {
+                netlink::Body::Data { payload, .. } => {
+                    let (cmd, attrs) = message::genl(payload).map_err(Error::decode(op))?;
+                    decode(cmd, attrs, out)
+                }
+                _ => Ok(()),
+            })
+            .map_err(failed(op, object))
     }
+}
 
-    /// Reads one dump's replies, handing each data message to `on_data`;
-    /// false when the dump must be redone. Replies to other sequence numbers
-    /// (an abandoned earlier dump) are skipped.
-    fn read_dump(
-        &mut self,
-        op: Operation,
-        object: &Object,
-        seq: u32,
-        on_data: &mut OnData<'_>,
-    ) -> Result<bool, Error> {
-        let mut interrupted = false;
-        loop {
-            let datagram = match self.t.recv_datagram(op, false)? {
-                Recv::Messages(datagram) => datagram,
-                // Dump replies are flow-controlled by the kernel, so what was
-                // dropped was something else; redo the dump to be sure, once
-                // this one has ended (a new dump would get EBUSY before).
-                Recv::Overrun | Recv::Empty => {
-                    interrupted = true;
-                    continue;
-                }
-            };
-            for frame in message::frames(datagram) {
-                let frame = frame.map_err(Error::decode(op))?;
-                if frame.seq != seq {
-                    continue;
-                }
-                interrupted |= frame.interrupted;
-                match frame.body {
-                    Body::Data { cmd, attrs } => on_data(cmd, attrs)?,
-                    Body::Done(0) | Body::Ack => return Ok(!interrupted),
-                    Body::Done(errno) | Body::Error(errno) => {
-                        return Err(Error::kernel(op, object.clone(), errno));
-                    }
-                    Body::Ignored => {}
-                }
-            }
-        }
+/// A failed exchange of `op` on `object` as the client's error.
+fn failed(op: Operation, object: Object) -> impl FnOnce(netlink::Failed<Error>) -> Error {
+    move |e| match e {
+        netlink::Failed::Netlink(e) => Error::netlink(op, object)(e),
+        netlink::Failed::Caller(e) => e,
     }
 }
 

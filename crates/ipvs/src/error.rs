@@ -265,6 +265,24 @@ impl Error {
         move |source| Error::Io { op, source }
     }
 
+    /// The shared socket's error `e` for `op` on `object`.
+    pub(crate) fn netlink(op: Operation, object: Object) -> impl FnOnce(netlink::Error) -> Self {
+        move |e| match e {
+            netlink::Error::Io(source) => Error::Io { op, source },
+            netlink::Error::Kernel(nack) => Error::kernel(op, object, nack.errno),
+            netlink::Error::Lost => Error::AckLost { op, object },
+            netlink::Error::DumpInterrupted(attempts) => Error::DumpInterrupted { op, attempts },
+            netlink::Error::Malformed(m) => Error::Decode {
+                op,
+                reason: m.to_string(),
+            },
+            other => Error::Io {
+                op,
+                source: io::Error::other(other.to_string()),
+            },
+        }
+    }
+
     pub(crate) fn decode(op: Operation) -> impl FnOnce(netlink_packet_core::DecodeError) -> Self {
         move |e| Error::Decode {
             op,

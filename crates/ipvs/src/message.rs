@@ -2,9 +2,8 @@
 //! framing of requests and replies (pure: no socket).
 
 use netlink_packet_core::{
-    DecodeError, DefaultNla, Emitable, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTIPART,
-    NLM_F_REQUEST, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla, NlaBuffer, Parseable,
-    ParseableParametrized,
+    DecodeError, DefaultNla, Emitable, NetlinkHeader, NetlinkMessage, NetlinkPayload, Nla,
+    NlaBuffer, Parseable, ParseableParametrized,
 };
 use netlink_packet_generic::{GenlFamily, GenlHeader, GenlMessage};
 
@@ -188,155 +187,28 @@ impl ParseableParametrized<[u8], GenlHeader> for IpvsMessage {
     }
 }
 
-/// How a request is to be answered.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// A change or a get: one reply or one acknowledgement.
-    Ack,
-    /// A dump: multi-part replies ended by `NLMSG_DONE`.
-    Dump,
-}
-
 /// Appends one request to `out` (several requests may share a buffer and
-/// one `sendmsg`).
-pub(crate) fn encode(out: &mut Vec<u8>, family: u16, seq: u32, kind: Kind, msg: IpvsMessage) {
-    let mut header = NetlinkHeader::default();
-    header.flags = NLM_F_REQUEST
-        | match kind {
-            Kind::Ack => NLM_F_ACK,
-            Kind::Dump => NLM_F_DUMP,
-        };
-    header.sequence_number = seq;
+/// one `sendmsg`); the socket sets its flags and sequence number.
+pub(crate) fn encode(out: &mut Vec<u8>, family: u16, msg: IpvsMessage) {
     let mut genl = GenlMessage::from_payload(msg);
     genl.set_resolved_family_id(family);
-    let mut nl = NetlinkMessage::new(header, NetlinkPayload::from(genl));
+    let mut nl = NetlinkMessage::new(NetlinkHeader::default(), NetlinkPayload::from(genl));
     nl.finalize();
     let start = out.len();
     out.resize(start + nl.buffer_len(), 0);
     nl.serialize(&mut out[start..]);
 }
 
-/// What one received netlink message says.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Reply {
-    /// `NLMSG_ERROR` with 0: the request succeeded.
-    Ack,
-    /// `NLMSG_ERROR` with a negative errno (stored positive).
-    Error(i32),
-    /// `NLMSG_DONE`: end of a dump, with the dump's error if it failed.
-    Done(i32),
-    /// A data message.
-    Data(IpvsMessage),
-    /// Anything else (`NLMSG_NOOP`...): ignored.
-    Ignored,
-}
-
-/// One received message with the header fields the client needs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Received {
-    pub(crate) seq: u32,
-    /// `NLM_F_MULTI` was set (part of a dump).
-    pub(crate) multi: bool,
-    /// `NLM_F_DUMP_INTR` was set: the dump is inconsistent and must be redone.
-    pub(crate) interrupted: bool,
-    pub(crate) reply: Reply,
-}
-
-/// `sizeof(struct nlmsghdr)`.
-const NLMSG_HDRLEN: usize = 16;
 /// `sizeof(struct genlmsghdr)`.
 const GENL_HDRLEN: usize = 4;
-const NLMSG_ERROR: u16 = 2;
-const NLMSG_DONE: u16 = 3;
-/// Types below this are netlink's own control messages.
-const NLMSG_MIN_TYPE: u16 = 16;
 
-/// One message of a received datagram, read no further than its headers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Frame<'a> {
-    pub(crate) seq: u32,
-    /// `NLM_F_MULTI` was set (part of a dump).
-    pub(crate) multi: bool,
-    /// `NLM_F_DUMP_INTR` was set: the dump is inconsistent and must be redone.
-    pub(crate) interrupted: bool,
-    pub(crate) body: Body<'a>,
-}
-
-/// What a [`Frame`] carries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Body<'a> {
-    /// A data message: its generic netlink command and its attributes, undecoded.
-    Data { cmd: u8, attrs: &'a [u8] },
-    /// `NLMSG_ERROR` with 0: the request succeeded.
-    Ack,
-    /// `NLMSG_ERROR` with a negative errno (stored positive).
-    Error(i32),
-    /// `NLMSG_DONE`: end of a dump, with the dump's error if it failed.
-    Done(i32),
-    /// Anything else (`NLMSG_NOOP`...).
-    Ignored,
-}
-
-/// The messages of a datagram, read in place (no copy, no allocation); the
-/// iteration ends after a malformed message.
-pub(crate) fn frames(buf: &[u8]) -> impl Iterator<Item = Result<Frame<'_>, DecodeError>> {
-    let mut rest = buf;
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let frame = split_frame(rest);
-        rest = match &frame {
-            // Messages are 4-byte aligned within a datagram.
-            Ok((_, len)) => rest.get(len.next_multiple_of(4)..).unwrap_or_default(),
-            Err(_) => &[],
-        };
-        Some(frame.map(|(frame, _)| frame))
-    })
-}
-
-/// The first message of `buf` and its length.
-fn split_frame(buf: &[u8]) -> Result<(Frame<'_>, usize), DecodeError> {
-    let header = buf
-        .get(..NLMSG_HDRLEN)
-        .ok_or_else(|| format!("netlink header truncated to {} bytes", buf.len()))?;
-    let u16_at = |i: usize| u16::from_ne_bytes([header[i], header[i + 1]]);
-    let u32_at =
-        |i: usize| u32::from_ne_bytes([header[i], header[i + 1], header[i + 2], header[i + 3]]);
-    let len = u32_at(0) as usize;
-    let (kind, flags, seq) = (u16_at(4), u16_at(6), u32_at(8));
-    let payload = buf
-        .get(NLMSG_HDRLEN..len)
-        .ok_or_else(|| format!("netlink message of {len} bytes in {} bytes", buf.len()))?;
-    let code = || -> Result<i32, DecodeError> {
-        match payload.get(..4) {
-            Some(&[a, b, c, d]) => Ok(i32::from_ne_bytes([a, b, c, d])),
-            _ => Err(format!("netlink message of type {kind} without its error code").into()),
-        }
-    };
-    let body = match kind {
-        NLMSG_ERROR => match code()? {
-            0 => Body::Ack,
-            errno => Body::Error(-errno),
-        },
-        NLMSG_DONE => Body::Done(-code()?),
-        _ if kind < NLMSG_MIN_TYPE => Body::Ignored,
-        _ => Body::Data {
-            cmd: *payload
-                .first()
-                .ok_or("generic netlink message without its header")?,
-            attrs: payload
-                .get(GENL_HDRLEN..)
-                .ok_or("generic netlink header truncated")?,
-        },
-    };
-    let frame = Frame {
-        seq,
-        multi: flags & NLM_F_MULTIPART != 0,
-        interrupted: flags & NLM_F_DUMP_INTR != 0,
-        body,
-    };
-    Ok((frame, len))
+/// The generic netlink command and the undecoded attributes of a data
+/// message (what follows its `nlmsghdr`).
+pub(crate) fn genl(payload: &[u8]) -> Result<(u8, &[u8]), DecodeError> {
+    match (payload.first(), payload.get(GENL_HDRLEN..)) {
+        (Some(&cmd), Some(attrs)) => Ok((cmd, attrs)),
+        _ => Err("generic netlink header truncated".into()),
+    }
 }
 
 /// Decodes the attributes of a data message with command `cmd`.
@@ -346,26 +218,4 @@ pub(crate) fn parse_data(cmd: u8, attrs: &[u8]) -> Result<IpvsMessage, DecodeErr
         version: FAMILY_VERSION,
     };
     IpvsMessage::parse_with_param(attrs, header)
-}
-
-/// Splits a datagram into its messages and decodes them.
-pub(crate) fn decode_all(buf: &[u8]) -> Result<Vec<Received>, DecodeError> {
-    frames(buf)
-        .map(|frame| {
-            let frame = frame?;
-            let reply = match frame.body {
-                Body::Data { cmd, attrs } => Reply::Data(parse_data(cmd, attrs)?),
-                Body::Ack => Reply::Ack,
-                Body::Error(errno) => Reply::Error(errno),
-                Body::Done(errno) => Reply::Done(errno),
-                Body::Ignored => Reply::Ignored,
-            };
-            Ok(Received {
-                seq: frame.seq,
-                multi: frame.multi,
-                interrupted: frame.interrupted,
-                reply,
-            })
-        })
-        .collect()
 }

@@ -1,7 +1,8 @@
 //! Minimal nfnetlink (`NETLINK_NETFILTER`) framing, shared by the `ipset` and
 //! `conntrack` clients: a message builder with nested attributes, an
-//! attribute parser, and a blocking socket that sends many messages per
-//! `sendmsg` and maps every acknowledgement back to its message.
+//! attribute parser, and a blocking socket over the shared
+//! [`netlink::Socket`], which sends many messages per `sendmsg` and maps
+//! every answer back to its message.
 //!
 //! It knows no subsystem: callers pass the subsystem id and command, and
 //! interpret attributes themselves.

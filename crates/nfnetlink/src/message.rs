@@ -6,16 +6,8 @@ pub const NLA_F_NESTED: u16 = 0x8000;
 /// ipset insists on it for ports, addresses and sizes.
 pub const NLA_F_NET_BYTEORDER: u16 = 0x4000;
 
-/// `NLM_F_REQUEST`.
-pub(crate) const NLM_F_REQUEST: u16 = 0x1;
-/// `NLM_F_ACK`.
-pub(crate) const NLM_F_ACK: u16 = 0x4;
-/// `NLM_F_DUMP` (`NLM_F_ROOT | NLM_F_MATCH`).
-pub(crate) const NLM_F_DUMP: u16 = 0x300;
-/// Length of `struct nlmsghdr`.
-pub(crate) const NLMSG_HDRLEN: usize = 16;
 /// Length of `struct nlmsghdr` plus `struct nfgenmsg`.
-pub(crate) const HEADERS_LEN: usize = NLMSG_HDRLEN + 4;
+pub(crate) const HEADERS_LEN: usize = netlink::NLMSG_HDRLEN + 4;
 
 /// An open nested attribute, closed by [`Message::end_nest`].
 #[derive(Debug)]
@@ -23,8 +15,9 @@ pub(crate) const HEADERS_LEN: usize = NLMSG_HDRLEN + 4;
 pub struct Nest(usize);
 
 /// One nfnetlink request being built. The header's length and sequence
-/// number are filled in by [`Message::finish`]; the socket adds the
-/// `NLM_F_REQUEST`/`NLM_F_ACK`/`NLM_F_DUMP` flags it needs.
+/// number are filled in by [`Message::finish`]; the socket sets the
+/// `NLM_F_REQUEST`/`NLM_F_ACK`/`NLM_F_DUMP` flags it needs (and its own
+/// sequence number).
 ///
 /// ```
 /// use nfnetlink::{Message, NLA_F_NET_BYTEORDER};
@@ -52,12 +45,6 @@ impl Message {
         buf.extend_from_slice(&0u32.to_ne_bytes()); // nlmsg_pid: the kernel
         buf.extend_from_slice(&[family, 0, 0, 0]); // nfgenmsg: family, version, res_id (BE)
         Message { buf }
-    }
-
-    /// Adds the given `NLM_F_*` flags.
-    pub(crate) fn add_flags(&mut self, flags: u16) {
-        let old = u16::from_ne_bytes([self.buf[6], self.buf[7]]);
-        self.buf[6..8].copy_from_slice(&(old | flags).to_ne_bytes());
     }
 
     /// The message's size so far, in bytes.
@@ -136,14 +123,13 @@ mod tests {
     #[cfg(target_endian = "little")] // golden bytes spell native-endian headers
     fn nests_pads_and_frames() {
         let mut m = Message::new(1, 2, 10);
-        m.add_flags(NLM_F_REQUEST | NLM_F_ACK);
         let n = m.begin_nest(7);
         m.put_u8(3, 0xaa);
         m.end_nest(n);
         m.put_str(2, "ab");
         #[rustfmt::skip]
         let want: Vec<u8> = [
-            &40u32.to_ne_bytes()[..], &0x0102u16.to_ne_bytes(), &5u16.to_ne_bytes(),
+            &40u32.to_ne_bytes()[..], &0x0102u16.to_ne_bytes(), &0u16.to_ne_bytes(),
             &9u32.to_ne_bytes(), &0u32.to_ne_bytes(),
             &[10, 0, 0, 0],                                   // nfgenmsg
             &12u16.to_ne_bytes(), &(7u16 | NLA_F_NESTED).to_ne_bytes(),

@@ -6,7 +6,58 @@
 mod replies;
 mod requests;
 
-use crate::message::{CmdAttr, Received, Reply, decode_all};
+use netlink_packet_core::DecodeError;
+
+use crate::message::{CmdAttr, IpvsMessage, genl, parse_data};
+
+/// What one received netlink message says, decoded as the client decodes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    /// `NLMSG_ERROR` with 0: the request succeeded.
+    Ack,
+    /// `NLMSG_ERROR` with a negative errno (stored positive).
+    Error(i32),
+    /// `NLMSG_DONE`: end of a dump, with the dump's error if it failed.
+    Done(i32),
+    /// A data message.
+    Data(IpvsMessage),
+    /// Anything else (`NLMSG_NOOP`...).
+    Ignored,
+}
+
+/// One received message with the header fields the client reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Received {
+    pub(crate) seq: u32,
+    /// `NLM_F_MULTI` was set (part of a dump).
+    pub(crate) multi: bool,
+    pub(crate) reply: Reply,
+}
+
+/// Splits a datagram into its messages (with the shared socket's framing)
+/// and decodes them.
+pub(crate) fn decode_all(buf: &[u8]) -> Result<Vec<Received>, DecodeError> {
+    netlink::frames(buf)
+        .map(|frame| {
+            let frame = frame.map_err(|e| DecodeError::from(e.to_string()))?;
+            let reply = match frame.body {
+                netlink::Body::Data { payload, .. } => {
+                    let (cmd, attrs) = genl(payload)?;
+                    Reply::Data(parse_data(cmd, attrs)?)
+                }
+                netlink::Body::Ack => Reply::Ack,
+                netlink::Body::Error { errno, .. } => Reply::Error(errno),
+                netlink::Body::Done(errno) => Reply::Done(errno),
+                _ => Reply::Ignored,
+            };
+            Ok(Received {
+                seq: frame.seq,
+                multi: frame.flags & netlink::NLM_F_MULTI != 0,
+                reply,
+            })
+        })
+        .collect()
+}
 
 /// The IPVS family id used in the golden messages (any id works).
 const FAMILY: u16 = 0x24;

@@ -1,8 +1,8 @@
 //! Kernel replies: multi-part dumps, acknowledgements, errors, info and
 //! configuration, decoded as the client decodes them.
 
-use super::{data, decode};
-use crate::message::{Body, CmdAttr, Reply, frames};
+use super::{Reply, data, decode};
+use crate::message::{CmdAttr, genl};
 use crate::{
     AddressFamily, Destination, DestinationEntry, ForwardMethod, Info, Persistence, Protocol,
     Rates, Scheduler, Service, ServiceEntry, ServiceFlags, ServiceKey, Stats, Timeouts,
@@ -92,9 +92,10 @@ fn destination_dump_in_two_datagrams() {
     // The dump's hot path reads the same entries in place.
     let in_place: Vec<DestinationEntry> = [DEST_DUMP_PART_1, DEST_DUMP_PART_2]
         .iter()
-        .flat_map(|datagram| frames(datagram))
+        .flat_map(|datagram| netlink::frames(datagram))
         .map(|frame| match frame.unwrap().body {
-            Body::Data { attrs, .. } => {
+            netlink::Body::Data { payload, .. } => {
+                let (_, attrs) = genl(payload).unwrap();
                 let (kind, nest) = crate::nla::iter(attrs).next().unwrap().unwrap();
                 assert_eq!(kind, crate::message::IPVS_CMD_ATTR_DEST);
                 DestinationEntry::parse_nest(nest, AddressFamily::Inet).unwrap()
@@ -223,7 +224,7 @@ fn config_reply() {
 
 #[test]
 fn truncated_messages_are_refused() {
-    assert!(crate::message::decode_all(&SERVICE_DUMP_PART_1[..60]).is_err());
+    assert!(super::decode_all(&SERVICE_DUMP_PART_1[..60]).is_err());
 }
 
 /// kernel reply to a GET_SERVICE dump (Linux 6.1 layout, ip_vs_genl_fill_service): TCP 10.0.0.1:80 rr with traffic

@@ -2,7 +2,7 @@
 //! decode back to the same value.
 
 use super::{FAMILY, data, decode};
-use crate::message::{self, CmdAttr, Kind};
+use crate::message::{self, CmdAttr};
 use crate::{
     AddressFamily, Change, Destination, DestinationEntry, ForwardMethod, Persistence, Protocol,
     Scheduler, Service, ServiceEntry, ServiceFlags, ServiceKey, TunnelFlags, TunnelType,
@@ -14,12 +14,13 @@ fn tcp_v4() -> ServiceKey {
 
 fn encode(seq: u32, change: &Change) -> Vec<u8> {
     let mut out = Vec::new();
-    message::encode(
+    message::encode(&mut out, FAMILY, change.to_message().unwrap());
+    // The flags and sequence number the shared socket gives a request.
+    netlink::stamp(
         &mut out,
-        FAMILY,
+        netlink::NLM_F_REQUEST | netlink::NLM_F_ACK,
+        0,
         seq,
-        Kind::Ack,
-        change.to_message().unwrap(),
     );
     out
 }
@@ -157,7 +158,8 @@ fn delete_destination_sends_only_its_key() {
 fn dump_request_has_the_dump_flags_and_no_attributes() {
     let mut out = Vec::new();
     let msg = message::IpvsMessage::new(message::Command::GetService, vec![]);
-    message::encode(&mut out, FAMILY, 9, Kind::Dump, msg);
+    message::encode(&mut out, FAMILY, msg);
+    netlink::stamp(&mut out, netlink::NLM_F_REQUEST | netlink::NLM_F_DUMP, 0, 9);
     assert_eq!(out, DUMP_SERVICES);
 }
 
