@@ -264,7 +264,7 @@ fn vm_ipvsctl_saves_every_service_while_another_namespace_has_services() {
         );
     }
     let shown = ns
-        .run(&["cat", "/proc/net/ip_vs"])
+        .run(&["sh", "-c", "cat /proc/net/ip_vs"])
         .lines()
         .filter(|l| l.starts_with("TCP"))
         .count();
