@@ -348,9 +348,12 @@ impl Client {
 
     /// The table as `ipvsadm -S` saves it (see [`ServiceRules`]): one
     /// netlink dump for the services, their real servers from
-    /// `/proc/net/ip_vs` where it shows them completely, and one netlink
+    /// `/proc/net/ip_vs` (read on a second thread during the services'
+    /// dump) where it shows them completely, and one netlink
     /// dump for each other service (fwmark services, services with a
-    /// tunnelled real server; every service when the file cannot be read).
+    /// tunnelled real server, services the file left out because another
+    /// namespace has services too; every service when the file cannot be
+    /// read).
     /// Calls `progress(done, total)` after each service (`total`: the
     /// number of services).
     ///
@@ -360,13 +363,32 @@ impl Client {
         &mut self,
         mut progress: impl FnMut(usize, usize),
     ) -> Result<Vec<ServiceRules>, Error> {
-        let services = self.services()?;
-        let mut shown = Shown::default();
-        if let Err(e) = self.overview(|s| shown.add(s)) {
+        // The file is read on a thread of its own while the services are
+        // dumped: the kernel's walk of its service table for every page of
+        // the file is most of the time a large table takes to save.
+        let file = self.overview_file();
+        let (services, shown) = std::thread::scope(|scope| {
+            let reader = scope.spawn(move || {
+                let mut shown = Shown::default();
+                read_overview(std::io::BufReader::with_capacity(1 << 16, file?), |s| {
+                    shown.add(s)
+                })?;
+                Ok(shown)
+            });
+            let services = self.services();
+            let shown = reader.join().unwrap_or_else(|_| {
+                Err(Error::io(Operation::ReadOverview)(std::io::Error::other(
+                    "the thread reading it panicked",
+                )))
+            });
+            (services, shown)
+        });
+        let services = services?;
+        let mut shown = shown.unwrap_or_else(|e: Error| {
             // Netlink alone gives the same table, one dump per service.
             tracing::debug!(error = %e, "reading the real servers with netlink");
-            shown = Shown::default();
-        }
+            Shown::default()
+        });
         let total = services.len();
         services
             .into_iter()
@@ -428,20 +450,28 @@ impl Client {
     /// few `read` calls for the whole table instead of one netlink dump per
     /// service. It lacks thresholds, scheduler flags, persistence engines,
     /// tunnel settings and counters: read what it shows differs with
-    /// [`Client::list_only`].
+    /// [`Client::list_only`]. It may leave services out while other
+    /// namespaces have IPVS services (see [`read_overview`](crate::read_overview)).
     ///
     /// # Errors
     /// [`Error::Io`] when the file could not be opened with the client (no
     /// procfs) or read, [`Error::Decode`] for a line it does not understand.
     pub fn overview(&mut self, each: impl FnMut(&OverviewService)) -> Result<(), Error> {
+        let file = self.overview_file()?;
+        read_overview(std::io::BufReader::with_capacity(1 << 16, file), each)
+    }
+
+    /// The client's `/proc/net/ip_vs`, at its start, as a handle of its own
+    /// (sharing the client's open file).
+    fn overview_file(&self) -> Result<std::fs::File, Error> {
         const OP: Operation = Operation::ReadOverview;
-        let file = match &mut self.overview {
-            Ok(file) => file,
+        let mut file = match &self.overview {
+            Ok(file) => file.try_clone().map_err(Error::io(OP))?,
             Err(e) => return Err(Error::io(OP)(std::io::Error::new(e.kind(), e.to_string()))),
         };
         file.seek(std::io::SeekFrom::Start(0))
             .map_err(Error::io(OP))?;
-        read_overview(std::io::BufReader::with_capacity(1 << 16, &*file), each)
+        Ok(file)
     }
 
     /// Zeroes the counters of one service and its real servers, or of

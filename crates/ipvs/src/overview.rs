@@ -129,6 +129,15 @@ pub struct OverviewService {
 /// in file order. One virtual server is held at a time, whatever the size
 /// of the table.
 ///
+/// The kernel's file may leave services out when other network namespaces
+/// have IPVS services too, on kernels whose service table all namespaces
+/// share (the test VM's 6.1): each `read` of it starts at the position
+/// where the previous one stopped, counted over this namespace's services
+/// (`ip_vs_info_array`), while within a `read` the position also counts
+/// the other namespaces' services it steps over (`ip_vs_info_seq_next`), so
+/// the next `read` starts further on. The services it shows are whole; a
+/// service it does not show may still exist (ask netlink).
+///
 /// # Errors
 /// [`Error::Io`] when reading fails, [`Error::Decode`] naming the line the
 /// parser does not understand.

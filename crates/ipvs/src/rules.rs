@@ -8,8 +8,10 @@
 //! calls for the whole table instead of one netlink dump per service).
 //! Real servers the overview cannot describe are read with netlink: those
 //! of fwmark services (the overview does not show a mark's family, and an
-//! IPv4 and an IPv6 service may share a mark) and of services with a
-//! tunnelled real server (the overview does not show tunnel settings).
+//! IPv4 and an IPv6 service may share a mark), of services with a
+//! tunnelled real server (the overview does not show tunnel settings), and
+//! of services the overview left out (it may skip some while other
+//! namespaces have services, see [`crate::read_overview`]).
 
 use std::collections::HashMap;
 use std::net::IpAddr;

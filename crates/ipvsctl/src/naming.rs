@@ -75,6 +75,19 @@ impl AddrPortSpelling for Naming {
         truncate(&mut text, NAME_MAX);
         text
     }
+
+    fn write_addr_port(
+        &self,
+        out: &mut String,
+        addr: &IpAddr,
+        port: u16,
+        protocol: Option<Protocol>,
+    ) {
+        match self {
+            Naming::Numeric => ipvs::spelling::Numeric.write_addr_port(out, addr, port, protocol),
+            Naming::Names { .. } => out.push_str(&self.addr_port(addr, port, protocol)),
+        }
+    }
 }
 
 /// Every address of a table: its services' and their real servers'.

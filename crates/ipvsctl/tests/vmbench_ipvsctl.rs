@@ -1,7 +1,9 @@
 //! Benchmark (prints numbers, asserts no times): `ipvsctl-rs restore` and
-//! `save` against `ipvsadm -R` and `ipvsadm -Sn` in the same VM run, each
-//! tool in a namespace of its own created for it: N services × 10 real
-//! servers added; the N services edited (`ipvsctl-rs` reads the table
+//! `save` against `ipvsadm -R` and `ipvsadm -Sn` in the same VM run, one
+//! tool after the other, each in a namespace of its own created for it and
+//! flushed afterwards, so that the kernel holds one tool's table at a time
+//! (see [`run`]): N services × 10 real servers added; saved, and
+//! `/proc/net/ip_vs` read alone; the N services edited (`ipvsctl-rs` reads the table
 //! first, for a rollback); the N services edited back with a last line the
 //! kernel refuses, a real server for a missing service (`ipvsctl-rs` sees
 //! that in the table it read and applies nothing, `ipvsadm -R` applies
@@ -10,6 +12,7 @@
 //! and `tests/vm/run vmbench_10k_ipvsctl` (10,000, cluster IPs). Rate
 //! estimation is off, as in `crates/ipvs/tests/vmbench_ipvs.rs`.
 
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use testkit::{Netns, modprobe, tool};
@@ -82,65 +85,111 @@ fn timed(ns: &Netns, what: &str, script: &str) -> Duration {
     d
 }
 
-fn namespace(tag: &str) -> Netns {
-    let ns = Netns::new(tag);
+/// The input files, shared by both tools.
+struct Inputs {
+    adds: PathBuf,
+    edits: PathBuf,
+    edits_back: PathBuf,
+}
+
+impl Inputs {
+    fn write(shape: Shape, services: usize) -> Self {
+        let dir = std::env::temp_dir();
+        let inputs = Inputs {
+            adds: dir.join("vmbench-adds"),
+            edits: dir.join("vmbench-edits"),
+            edits_back: dir.join("vmbench-edits-back"),
+        };
+        std::fs::write(&inputs.adds, additions(shape, services)).expect("write the additions");
+        std::fs::write(&inputs.edits, edits(shape, services, "wrr")).expect("write the edits");
+        std::fs::write(&inputs.edits_back, edits(shape, services, "rr") + REFUSED)
+            .expect("write the edits");
+        inputs
+    }
+}
+
+/// One tool's times, and the tables it left (`ipvsadm -Sn`).
+struct Run {
+    restore: Duration,
+    save: Duration,
+    proc_file: Duration,
+    edits: Duration,
+    refused: Duration,
+    saved: String,
+    edited: String,
+    after_refused: String,
+}
+
+/// The whole sequence of `name` (the program `program`) in a namespace
+/// created for it, which is flushed and deleted afterwards: the kernel's
+/// service table holds only this tool's services while it is timed. The table is one hash for all
+/// namespaces on kernels up to 6.1 at least, so another namespace's
+/// services lengthen every walk of it, and `/proc/net/ip_vs` skips
+/// services at its read boundaries when another namespace has some
+/// (`ip_vs_info_seq_next` counts every namespace's services,
+/// `ip_vs_info_array` only its own).
+fn run(name: &str, program: &str, inputs: &Inputs) -> Run {
+    let ipvsadm = tool("ipvsadm").display().to_string();
+    let ns = Netns::new("bench");
     ns.sysctl("net.ipv4.vs.run_estimation", "0");
-    ns
+    let step = |args: &str| timed(&ns, &format!("{name} {args}"), &format!("{program} {args}"));
+    let table = || ns.run(&[&ipvsadm, "-Sn"]);
+    let restore = step(&format!("-R < {}", inputs.adds.display()));
+    let save = step("-Sn > /dev/null");
+    let proc_file = timed(
+        &ns,
+        "cat /proc/net/ip_vs",
+        "cat /proc/net/ip_vs > /dev/null",
+    );
+    let saved = table();
+    let edits = step(&format!("-R < {}", inputs.edits.display()));
+    let edited = table();
+    let refused = step(&format!("-R < {}", inputs.edits_back.display()));
+    let after_refused = table();
+    ns.run(&[&ipvsadm, "-C"]);
+    Run {
+        restore,
+        save,
+        proc_file,
+        edits,
+        refused,
+        saved,
+        edited,
+        after_refused,
+    }
 }
 
 fn bench(shape: Shape, services: usize) {
-    let ipvsadm = tool("ipvsadm").display().to_string();
-    let (ours, theirs) = (namespace("bench-ours"), namespace("bench-ipvsadm"));
-    let dir = std::env::temp_dir();
-    let (adds, edit, back) = (
-        dir.join("vmbench-adds"),
-        dir.join("vmbench-edits"),
-        dir.join("vmbench-edits-back"),
-    );
-    std::fs::write(&adds, additions(shape, services)).expect("write the additions");
-    std::fs::write(&edit, edits(shape, services, "wrr")).expect("write the edits");
-    std::fs::write(&back, edits(shape, services, "rr") + REFUSED).expect("write the edits");
+    let inputs = Inputs::write(shape, services);
     let ops = services * (DESTS_PER_SERVICE + 1);
+    let ours = run("ipvsctl-rs", BIN, &inputs);
+    let theirs = run("ipvsadm", &tool("ipvsadm").display().to_string(), &inputs);
+    assert_eq!(theirs.saved.lines().count(), ops);
+    assert_eq!(ours.saved, theirs.saved, "both tables");
+    assert_eq!(ours.edited, theirs.edited, "both edited");
+    assert_eq!(ours.after_refused, ours.edited, "nothing applied");
 
-    // The same arguments to both tools, each in its namespace.
-    let both = |args: &str| {
-        (
-            timed(
-                &ours,
-                &format!("ipvsctl-rs {args}"),
-                &format!("{BIN} {args}"),
-            ),
-            timed(
-                &theirs,
-                &format!("ipvsadm {args}"),
-                &format!("{ipvsadm} {args}"),
-            ),
-        )
-    };
-    let restore = both(&format!("-R < {}", adds.display()));
-    let save = both("-Sn > /dev/null");
-    let saved = theirs.run(&[&ipvsadm, "-Sn"]);
-    assert_eq!(saved.lines().count(), ops);
-    assert_eq!(ours.run(&[BIN, "-Sn"]), saved, "both tables");
-
-    let edits = both(&format!("-R < {}", edit.display()));
-    let edited = theirs.run(&[&ipvsadm, "-Sn"]);
-    assert_eq!(ours.run(&[&ipvsadm, "-Sn"]), edited, "both edited");
-
-    let refused = both(&format!("-R < {}", back.display()));
-    assert_eq!(ours.run(&[&ipvsadm, "-Sn"]), edited, "nothing applied");
-
-    let row = |what: &str, (a, b): (Duration, Duration)| {
+    let row = |what: &str, a: Duration, b: Duration| {
         let (a, b) = (a.as_secs_f64(), b.as_secs_f64());
         format!("{what} {a:.3} s / ipvsadm {b:.3} s = {:.3}", a / b)
     };
+    let file = |r: &Run| r.proc_file.as_secs_f64() / theirs.save.as_secs_f64();
     println!(
-        "BENCH ipvsctl: {services:>6} services ({}), {ops:>6} ops | {} | {} | {} | {}",
+        "BENCH ipvsctl: {services:>6} services ({}), {ops:>6} ops | {} | {} | {} | {} | \
+         cat /proc/net/ip_vs {:.3} s, {:.3} s = {:.3}, {:.3} of ipvsadm -Sn",
         shape.name(),
-        row("restore", restore),
-        row("save", save),
-        row(&format!("{services} edits"), edits),
-        row(&format!("{services} edits + refused line"), refused),
+        row("restore", ours.restore, theirs.restore),
+        row("save", ours.save, theirs.save),
+        row(&format!("{services} edits"), ours.edits, theirs.edits),
+        row(
+            &format!("{services} edits + refused line"),
+            ours.refused,
+            theirs.refused
+        ),
+        ours.proc_file.as_secs_f64(),
+        theirs.proc_file.as_secs_f64(),
+        file(&ours),
+        file(&theirs),
     );
 }
 

@@ -6,14 +6,16 @@
 //! is saved with ipvsadm's `(null)` switch, which restore refuses.
 
 use ipvs::ServiceRules;
-use ipvs::spelling::{destination_options, name_protocol, service_options, service_switch};
+use ipvs::spelling::{name_protocol, service_options, service_switch, write_destination_options};
 
 use crate::naming::Naming;
 
 /// The rules for a table already in the wanted order, with addresses and
 /// ports written as `naming` says (`-S` names them, `-Sn` does not).
 pub(crate) fn render(table: &[ServiceRules], naming: &Naming) -> String {
-    let mut out = String::new();
+    // About 60 bytes a line, written without reallocating.
+    let lines: usize = table.iter().map(|s| 1 + s.destinations.len()).sum();
+    let mut out = String::with_capacity(lines * 64);
     for s in table {
         let svc = &s.service;
         out.push_str("-A ");
@@ -24,7 +26,7 @@ pub(crate) fn render(table: &[ServiceRules], naming: &Naming) -> String {
         let protocol = name_protocol(&svc.key);
         for d in &s.destinations {
             out.push_str("-a ");
-            out.push_str(&destination_options(&switch, protocol, d, naming));
+            write_destination_options(&mut out, &switch, protocol, d, naming);
             out.push('\n');
         }
     }
@@ -35,6 +37,7 @@ pub(crate) fn render(table: &[ServiceRules], naming: &Naming) -> String {
 mod tests {
     use super::*;
     use crate::testdata;
+    use ipvs::spelling::destination_options;
     use ipvs::{DestinationRule, ForwardMethod, ServiceKey};
 
     #[test]
