@@ -76,7 +76,11 @@ pub fn ipset_save(state: &DesiredState, family: IpFamily, out: &mut String) {
 }
 
 /// The whole dry-run text.
-pub fn text(state: &DesiredState) -> String {
+///
+/// # Errors
+/// [`iptables::Error::InvalidRule`] when an iptables rule cannot be written
+/// ([`Ruleset::build`]).
+pub fn text(state: &DesiredState) -> Result<String, iptables::Error> {
     let mut out = String::from("# ipvsadm -Sn\n");
     for vs in state.virtual_servers() {
         ipvsadm_save(vs, &mut out);
@@ -98,24 +102,24 @@ pub fn text(state: &DesiredState) -> String {
             IpFamily::V4 => "iptables",
             IpFamily::V6 => "ip6tables",
         };
-        let rules = Ruleset::build(family, state);
+        let rules = Ruleset::build(family, state)?;
         let _ = writeln!(out, "\n# {tool}-restore --noflush ({family})");
         let _ = writeln!(
             out,
             "# jumps from built-in chains, each ensured at position 1:"
         );
-        for j in &rules.jumps {
+        for j in rules.jumps() {
             let _ = writeln!(
                 out,
                 "#   -t {} -I {} 1 {}",
-                j.table.as_str(),
+                j.table().as_str(),
                 j.from,
-                j.rule()
+                j.rule()?
             );
         }
         out.push_str(&rules.restore_payload());
     }
-    out
+    Ok(out)
 }
 
 /// One ipset, for JSON.
@@ -160,9 +164,12 @@ pub struct Json<'a> {
 }
 
 /// The dry-run as a JSON-serialisable value.
-pub fn json(state: &DesiredState) -> Json<'_> {
+///
+/// # Errors
+/// As [`text`].
+pub fn json(state: &DesiredState) -> Result<Json<'_>, iptables::Error> {
     let families = state.node().families();
-    Json {
+    Ok(Json {
         virtual_servers: state.virtual_servers().collect(),
         addresses: state.addresses().collect(),
         ipsets: families
@@ -182,12 +189,14 @@ pub fn json(state: &DesiredState) -> Json<'_> {
             .collect(),
         iptables: families
             .iter()
-            .map(|family| IptablesJson {
-                family: *family,
-                rules: Ruleset::build(*family, state),
+            .map(|family| {
+                Ok(IptablesJson {
+                    family: *family,
+                    rules: Ruleset::build(*family, state)?,
+                })
             })
-            .collect(),
-    }
+            .collect::<Result<_, iptables::Error>>()?,
+    })
 }
 
 #[cfg(test)]
