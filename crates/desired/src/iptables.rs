@@ -106,6 +106,18 @@ impl KubeChain {
         }
     }
 
+    /// The chain's position in [`KubeChain::of`] its table.
+    pub fn index(self) -> usize {
+        match self {
+            KubeChain::Services | KubeChain::Forward => 0,
+            KubeChain::Postrouting | KubeChain::FilterNodePort => 1,
+            KubeChain::NatNodePort | KubeChain::ProxyFirewall => 2,
+            KubeChain::LoadBalancer | KubeChain::SourceRangesFirewall => 3,
+            KubeChain::MarkMasq | KubeChain::IpvsFilter => 4,
+            KubeChain::IpvsOutFilter => 5,
+        }
+    }
+
     /// The chain's table.
     pub fn table(self) -> Table {
         match self {
@@ -389,6 +401,11 @@ impl Ruleset {
             Table::Nat => &self.nat,
             Table::Filter => &self.filter,
         }
+    }
+
+    /// The rules of both tables by value, nat first (for the writer).
+    pub fn into_rules(self) -> [(Table, Vec<Appended>); 2] {
+        [(Table::Nat, self.nat), (Table::Filter, self.filter)]
     }
 
     /// The `iptables-restore --noflush` input.
@@ -683,8 +700,9 @@ mod tests {
     #[test]
     fn every_jump_targets_a_chain_of_its_table_and_every_chain_is_declared_once() {
         for table in Table::ALL {
-            for chain in KubeChain::of(table) {
+            for (i, chain) in KubeChain::of(table).iter().enumerate() {
                 assert_eq!(chain.table(), table, "{}", chain.name());
+                assert_eq!(chain.index(), i, "{}", chain.name());
             }
         }
         assert_eq!(

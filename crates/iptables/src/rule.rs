@@ -62,12 +62,16 @@ impl Rule {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let text = args
-            .into_iter()
-            .map(|a| quote(a.as_ref()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        Rule::parse(&text)
+        let words: Vec<String> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let text = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+        // The words are kept as given: quoting makes `text` split back into them.
+        if text.contains(['\n', '\r']) {
+            return Err(Error::InvalidRule {
+                rule: text,
+                why: "contains a line break",
+            });
+        }
+        Ok(Rule { text, words })
     }
 
     /// The rule as written, ready for `-A CHAIN <text>`.

@@ -45,22 +45,23 @@ pub fn nothing() -> Vec<DesiredTable> {
 /// rule.
 pub fn tables(state: &DesiredState, family: IpFamily) -> Result<Vec<DesiredTable>, Error> {
     let rules = Ruleset::build(family, state)?;
-    Table::ALL
+    let jumps = rules.jumps().to_vec();
+    rules
+        .into_rules()
         .into_iter()
-        .map(|table| {
+        .map(|(table, appended)| {
             let mut desired = DesiredTable::new(table.into(), ownership(table));
-            let appended = rules.rules(table);
             for chain in KubeChain::of(table) {
                 desired.chains.push(Chain {
                     name: chain.name().parse()?,
-                    rules: appended
-                        .iter()
-                        .filter(|a| a.chain == *chain)
-                        .map(|a| a.rule.clone())
-                        .collect(),
+                    rules: Vec::new(),
                 });
             }
-            for jump in rules.jumps().iter().filter(|j| j.table() == table) {
+            // Each rule's chain is one of its table's, at its index.
+            for a in appended {
+                desired.chains[a.chain.index()].rules.push(a.rule);
+            }
+            for jump in jumps.iter().filter(|j| j.table() == table) {
                 desired.jumps.push(Jump {
                     from: jump.from.parse()?,
                     rule: jump.rule()?,
