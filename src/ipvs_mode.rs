@@ -46,9 +46,9 @@ impl Rules for DesiredState {
 
     fn print(&self, out: &mut dyn Write, output: Output) -> anyhow::Result<()> {
         match output {
-            Output::Text => out.write_all(desired::render::text(self).as_bytes())?,
+            Output::Text => out.write_all(desired::render::text(self)?.as_bytes())?,
             Output::Json => {
-                serde_json::to_writer_pretty(&mut *out, &desired::render::json(self))?;
+                serde_json::to_writer_pretty(&mut *out, &desired::render::json(self)?)?;
                 out.write_all(b"\n")?;
             }
         }

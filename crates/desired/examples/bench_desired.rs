@@ -68,7 +68,7 @@ fn main() {
     );
 
     let t = Instant::now();
-    let text = desired::render::text(&state);
+    let text = desired::render::text(&state).expect("text");
     println!(
         "render the dry-run text:       {}  ({} KiB)",
         ms(t.elapsed()),
@@ -101,8 +101,8 @@ fn main() {
     let fresh = DesiredState::new(Config::default(), info, &model);
     let again = t.elapsed();
     assert_eq!(
-        desired::render::text(&fresh),
-        desired::render::text(&state),
+        desired::render::text(&fresh).expect("text"),
+        desired::render::text(&state).expect("text"),
         "incremental == scratch"
     );
     println!("full recompute for comparison: {}", ms(again));

@@ -23,24 +23,31 @@ pub enum LocalDetector {
 }
 
 impl LocalDetector {
-    /// The iptables match meaning "not from a local pod", if the detector works for `family`.
-    pub fn if_not_local(&self, family: IpFamily) -> Option<String> {
+    /// The words of the iptables match meaning "not from a local pod" (`! -s CIDR`,
+    /// `! -i NAME`), if the detector works for `family`.
+    pub fn if_not_local(&self, family: IpFamily) -> Option<Vec<String>> {
+        let (option, value) = self.source(family)?;
+        Some(vec!["!".to_owned(), option.to_owned(), value])
+    }
+
+    /// The words of the iptables match meaning "from a local pod" (kube-proxy's `IfLocal`),
+    /// if the detector works for `family`.
+    pub fn if_local(&self, family: IpFamily) -> Option<Vec<String>> {
+        let (option, value) = self.source(family)?;
+        Some(vec![option.to_owned(), value])
+    }
+
+    /// The option and value telling local pod traffic apart in `family`.
+    fn source(&self, family: IpFamily) -> Option<(&'static str, String)> {
         match self {
             LocalDetector::None => None,
             LocalDetector::ClusterCidr(cidrs) => cidrs
                 .iter()
                 .find(|c| IpFamily::of(&c.addr()) == family)
-                .map(|c| format!("! -s {c}")),
-            LocalDetector::BridgeInterface(name) => Some(format!("! -i {name}")),
-            LocalDetector::InterfaceNamePrefix(prefix) => Some(format!("! -i {prefix}+")),
+                .map(|c| ("-s", c.to_string())),
+            LocalDetector::BridgeInterface(name) => Some(("-i", name.clone())),
+            LocalDetector::InterfaceNamePrefix(prefix) => Some(("-i", format!("{prefix}+"))),
         }
-    }
-
-    /// The iptables match meaning "from a local pod" (kube-proxy's `IfLocal`), if the
-    /// detector works for `family`.
-    pub fn if_local(&self, family: IpFamily) -> Option<String> {
-        self.if_not_local(family)
-            .map(|m| m.trim_start_matches("! ").to_owned())
     }
 }
 
@@ -236,19 +243,17 @@ mod tests {
     fn local_detector_matches_per_family() {
         let d = LocalDetector::ClusterCidr(vec!["10.244.0.0/16".parse().expect("cidr")]);
         assert_eq!(
-            d.if_not_local(IpFamily::V4).as_deref(),
-            Some("! -s 10.244.0.0/16")
+            d.if_not_local(IpFamily::V4),
+            Some(vec!["!".into(), "-s".into(), "10.244.0.0/16".into()])
         );
         assert_eq!(d.if_not_local(IpFamily::V6), None);
         assert_eq!(
-            d.if_local(IpFamily::V4).as_deref(),
-            Some("-s 10.244.0.0/16")
+            d.if_local(IpFamily::V4),
+            Some(vec!["-s".into(), "10.244.0.0/16".into()])
         );
         assert_eq!(
-            LocalDetector::InterfaceNamePrefix("veth".into())
-                .if_not_local(IpFamily::V6)
-                .as_deref(),
-            Some("! -i veth+")
+            LocalDetector::InterfaceNamePrefix("veth".into()).if_not_local(IpFamily::V6),
+            Some(vec!["!".into(), "-i".into(), "veth+".into()])
         );
         assert_eq!(Config::default().masquerade_mark(), "0x004000");
         assert_eq!(Config::default().saved_masquerade_mark(), "0x4000");

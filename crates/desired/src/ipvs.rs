@@ -88,6 +88,14 @@ pub struct RealServer {
 }
 
 impl RealServer {
+    /// The real server as the `ipvs` crate's destination.
+    pub fn kernel_destination(&self) -> ::ipvs::Destination {
+        let forward = match self.forward {
+            Forward::Masquerade => ::ipvs::ForwardMethod::Masquerade,
+        };
+        ::ipvs::Destination::new(self.addr, self.port, forward, self.weight)
+    }
+
     /// A masqueraded real server with weight 1.
     pub fn masqueraded(addr: IpAddr, port: u16) -> RealServer {
         RealServer {
@@ -150,6 +158,25 @@ impl Serialize for ServicePortName {
 }
 
 impl VirtualServer {
+    /// The virtual server as the `ipvs` crate's service: the values the dataplane programs
+    /// and the dry run prints (`ipvsadm -Sn`, [`::ipvs::spelling`]).
+    pub fn kernel_service(&self) -> ::ipvs::Service {
+        let key = ::ipvs::ServiceKey::inet(
+            kernel_protocol(self.key.protocol),
+            self.key.addr,
+            self.key.port,
+        );
+        let scheduler = ::ipvs::Scheduler::from(self.scheduler.name().to_owned());
+        let mut service = ::ipvs::Service::new(key, scheduler);
+        // The persistent flag is carried by `persistence`; the rest are scheduler flags.
+        service.flags = ::ipvs::ServiceFlags::from_bits_truncate(self.flags() & !FLAG_PERSISTENT);
+        service.persistence = self.persistence.map(|p| ::ipvs::Persistence {
+            timeout: p.timeout,
+            prefix_len: p.netmask,
+        });
+        service
+    }
+
     /// The kernel's service flags (`IPVS_SVC_ATTR_FLAGS`).
     pub fn flags(&self) -> u32 {
         let persistent = if self.persistence.is_some() {
@@ -167,5 +194,14 @@ pub fn default_sched_flags(scheduler: Scheduler) -> SchedFlags {
     match scheduler {
         Scheduler::Mh => SchedFlags::MH_PORT,
         _ => SchedFlags::empty(),
+    }
+}
+
+/// The `ipvs` crate's protocol for a Service protocol.
+pub fn kernel_protocol(p: Protocol) -> ::ipvs::Protocol {
+    match p {
+        Protocol::Tcp => ::ipvs::Protocol::Tcp,
+        Protocol::Udp => ::ipvs::Protocol::Udp,
+        Protocol::Sctp => ::ipvs::Protocol::Sctp,
     }
 }

@@ -15,7 +15,11 @@
 //!
 //! [`claims`] decides who gets an address two Services claim, for both proxy modes.
 //!
-//! Nothing here touches the kernel: this crate knows nothing of netlink or of the `ipvs` crate.
+//! Nothing here touches the kernel. It uses the kernel-facing crates' values only: a virtual
+//! server converts to the `ipvs` crate's service and destinations
+//! ([`VirtualServer::kernel_service`]), which the dataplane programs and [`render`] spells with
+//! `ipvs::spelling`, as `ipvsctl-rs` does; iptables rules are the `iptables` crate's typed
+//! rules, which the writer applies and [`render`] prints.
 
 pub mod claims;
 pub mod config;

@@ -5,54 +5,33 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use model::{IpFamily, Protocol};
+use ::ipvs::DestinationRule;
+use ::ipvs::spelling::{self, Numeric};
+use model::IpFamily;
 use serde::Serialize;
 
 use crate::ipset::SetKind;
 use crate::iptables::Ruleset;
-use crate::ipvs::{VirtualServer, VsKey};
+use crate::ipvs::VirtualServer;
 use crate::state::DesiredState;
 
 /// The name of the dummy interface VIPs are bound to.
 pub const DUMMY_DEVICE: &str = "kube-ipvs0";
 
-/// `addr:port`, IPv6 in brackets, as ipvsadm prints it.
-fn addr_port(addr: IpAddr, port: u16) -> String {
-    match addr {
-        IpAddr::V4(a) => format!("{a}:{port}"),
-        IpAddr::V6(a) => format!("[{a}]:{port}"),
-    }
-}
-
-/// ipvsadm's service switch: `-t ADDR:PORT`, `-u …` or `--sctp-service …`.
-fn service_switch(key: &VsKey) -> String {
-    let switch = match key.protocol {
-        Protocol::Tcp => "-t",
-        Protocol::Udp => "-u",
-        Protocol::Sctp => "--sctp-service",
-    };
-    format!("{switch} {}", addr_port(key.addr, key.port))
-}
-
-/// One virtual server and its real servers in `ipvsadm -Sn` format.
+/// One virtual server and its real servers in `ipvsadm -Sn` format: the kernel values the
+/// dataplane programs ([`VirtualServer::kernel_service`]), spelled by [`::ipvs::spelling`] as
+/// `ipvsctl-rs save` spells what it reads back.
 pub fn ipvsadm_save(vs: &VirtualServer, out: &mut String) {
-    let svc = service_switch(&vs.key);
-    let _ = write!(out, "-A {svc} -s {}", vs.scheduler);
-    if let Some(p) = &vs.persistence {
-        let _ = write!(out, " -p {}", p.timeout);
-    }
-    // ipvsadm prints -b whenever a scheduler flag is set, with the names it has for the
-    // scheduler (none for flag-3 on sh and mh).
-    if !vs.sched_flags.is_empty() {
-        let _ = write!(out, " -b {}", vs.sched_flags.names(vs.scheduler).join(","));
-    }
-    out.push('\n');
+    let service = vs.kernel_service();
+    let _ = writeln!(out, "-A {}", spelling::service_options(&service, &Numeric));
+    let switch = spelling::service_switch(&service.key, &Numeric);
+    let protocol = spelling::name_protocol(&service.key);
     for rs in &vs.real_servers {
+        let rule = DestinationRule::from(&rs.kernel_destination());
         let _ = writeln!(
             out,
-            "-a {svc} -r {} -m -w {}",
-            addr_port(rs.addr, rs.port),
-            rs.weight
+            "-a {}",
+            spelling::destination_options(&switch, protocol, &rule, &Numeric)
         );
     }
 }
@@ -76,7 +55,11 @@ pub fn ipset_save(state: &DesiredState, family: IpFamily, out: &mut String) {
 }
 
 /// The whole dry-run text.
-pub fn text(state: &DesiredState) -> String {
+///
+/// # Errors
+/// [`iptables::Error::InvalidRule`] when an iptables rule cannot be written
+/// ([`Ruleset::build`]).
+pub fn text(state: &DesiredState) -> Result<String, iptables::Error> {
     let mut out = String::from("# ipvsadm -Sn\n");
     for vs in state.virtual_servers() {
         ipvsadm_save(vs, &mut out);
@@ -98,24 +81,24 @@ pub fn text(state: &DesiredState) -> String {
             IpFamily::V4 => "iptables",
             IpFamily::V6 => "ip6tables",
         };
-        let rules = Ruleset::build(family, state);
+        let rules = Ruleset::build(family, state)?;
         let _ = writeln!(out, "\n# {tool}-restore --noflush ({family})");
         let _ = writeln!(
             out,
             "# jumps from built-in chains, each ensured at position 1:"
         );
-        for j in &rules.jumps {
+        for j in rules.jumps() {
             let _ = writeln!(
                 out,
                 "#   -t {} -I {} 1 {}",
-                j.table.as_str(),
+                j.table().as_str(),
                 j.from,
-                j.rule()
+                j.rule()?
             );
         }
         out.push_str(&rules.restore_payload());
     }
-    out
+    Ok(out)
 }
 
 /// One ipset, for JSON.
@@ -160,9 +143,12 @@ pub struct Json<'a> {
 }
 
 /// The dry-run as a JSON-serialisable value.
-pub fn json(state: &DesiredState) -> Json<'_> {
+///
+/// # Errors
+/// As [`text`].
+pub fn json(state: &DesiredState) -> Result<Json<'_>, iptables::Error> {
     let families = state.node().families();
-    Json {
+    Ok(Json {
         virtual_servers: state.virtual_servers().collect(),
         addresses: state.addresses().collect(),
         ipsets: families
@@ -182,12 +168,14 @@ pub fn json(state: &DesiredState) -> Json<'_> {
             .collect(),
         iptables: families
             .iter()
-            .map(|family| IptablesJson {
-                family: *family,
-                rules: Ruleset::build(*family, state),
+            .map(|family| {
+                Ok(IptablesJson {
+                    family: *family,
+                    rules: Ruleset::build(*family, state)?,
+                })
             })
-            .collect(),
-    }
+            .collect::<Result<_, iptables::Error>>()?,
+    })
 }
 
 #[cfg(test)]

@@ -6,11 +6,20 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use desired::iptables::Ruleset;
+use desired::iptables::{Ruleset, Table};
 use desired::{Config, DesiredState, NodeInfo};
 use model::source::dir;
 use model::{IpFamily, Model, ProxyFilter};
 use testkit::Netns;
+
+/// The `-A CHAIN RULE` lines of `family`'s rules, nat then filter, as the dry run prints them.
+fn rule_lines(rules: &Ruleset) -> Vec<String> {
+    Table::ALL
+        .into_iter()
+        .flat_map(|t| rules.rules(t))
+        .map(ToString::to_string)
+        .collect()
+}
 
 /// The example cluster's desired state; `skip` leaves files out.
 fn example_state(skip: &[&str]) -> DesiredState {
@@ -76,7 +85,7 @@ fn restore_everything(state: &DesiredState) {
     );
 
     for family in state.node().families() {
-        let rules = Ruleset::build(family, state);
+        let rules = Ruleset::build(family, state).expect("rules");
         let path = dir.path().join(format!("rules-{family}"));
         std::fs::write(&path, rules.restore_payload()).expect("write");
         let (restore, save) = match family {
@@ -88,7 +97,7 @@ fn restore_everything(state: &DesiredState) {
         let loaded = saved.lines().filter(|l| l.starts_with("-A KUBE-")).count();
         assert_eq!(
             loaded,
-            rules.nat.len() + rules.filter.len(),
+            rule_lines(&rules).len(),
             "{family}: every rule loaded:\n{saved}"
         );
     }
@@ -105,7 +114,7 @@ fn not_read_back(ns: &Netns, dir: &Path, state: &DesiredState, backend: &str) ->
         format!("-{backend}")
     };
     for (family, tool) in [(IpFamily::V4, "iptables"), (IpFamily::V6, "ip6tables")] {
-        let rules = Ruleset::build(family, state);
+        let rules = Ruleset::build(family, state).expect("rules");
         let path = dir.join(format!("rules-{family}"));
         std::fs::write(&path, rules.restore_payload()).expect("write");
         ns.sh(&format!(
@@ -115,10 +124,8 @@ fn not_read_back(ns: &Netns, dir: &Path, state: &DesiredState, backend: &str) ->
         let saved = ns.run(&[&format!("{tool}{suffix}-save")]);
         let saved: BTreeSet<&str> = saved.lines().collect();
         differ.extend(
-            rules
-                .nat
+            rule_lines(&rules)
                 .iter()
-                .chain(&rules.filter)
                 .filter(|r| !saved.contains(r.as_str()))
                 .map(|r| {
                     let chain = r.split(' ').take(2).collect::<Vec<_>>().join(" ");
@@ -170,16 +177,12 @@ fn netns_every_rule_reads_back_as_written_with_both_backends() {
                     .into_iter()
                     .map(|r| format!("{local_detector:?}: {r}")),
             );
-            let rules = Ruleset::build(IpFamily::V4, &state);
+            let rules = rule_lines(&Ruleset::build(IpFamily::V4, &state).expect("rules"));
             if matches!(local_detector, LocalDetector::ClusterCidr(_)) {
                 let kube_proxy = "-A KUBE-SERVICES ! -s 10.244.0.0/16 -m comment --comment \
                     \"Kubernetes service cluster ip + port for masquerade purpose\" -m set \
                     --match-set KUBE-CLUSTER-IP dst,dst -j KUBE-MARK-MASQ";
-                assert!(
-                    rules.nat.iter().any(|r| r == kube_proxy),
-                    "{:#?}",
-                    rules.nat
-                );
+                assert!(rules.iter().any(|r| r == kube_proxy), "{rules:#?}");
             }
         }
     }

@@ -198,7 +198,7 @@ proptest! {
             let changes = model.take_changes();
             state.update(&model, &changes, &info);
             let fresh = DesiredState::new(config.clone(), info.clone(), &model);
-            prop_assert_eq!(desired::render::text(&state), desired::render::text(&fresh));
+            prop_assert_eq!(desired::render::text(&state).expect("text"), desired::render::text(&fresh).expect("text"));
         }
     }
 }

@@ -69,7 +69,7 @@ fn every_shape_matches_its_expected_dry_run() {
     let mut failures = Vec::new();
     for shape in &shapes {
         let (model, warnings) = load(shape);
-        let text = desired::render::text(&state(&model));
+        let text = desired::render::text(&state(&model)).expect("text");
         check(&shape.join("expected.txt"), &text, &mut failures);
         let warnings: String = warnings.iter().map(|w| format!("{w}\n")).collect();
         check(&shape.join("warnings.txt"), &warnings, &mut failures);

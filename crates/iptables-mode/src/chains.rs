@@ -6,8 +6,8 @@ use iptables::{Jump, Ownership, Rule, Table};
 use model::IpFamily;
 
 use crate::Options;
-use crate::args::Args;
 use crate::names::SERVICE_CHAIN_PREFIXES;
+use iptables::Args;
 
 /// `KUBE-SERVICES` (nat and filter).
 pub const SERVICES: &str = "KUBE-SERVICES";

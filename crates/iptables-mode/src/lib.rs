@@ -46,7 +46,6 @@
 //! }
 //! ```
 
-mod args;
 mod chains;
 mod names;
 mod part;

@@ -37,6 +37,7 @@
 //! ```
 
 mod applied;
+mod args;
 mod backend;
 mod desired;
 mod error;
@@ -47,6 +48,7 @@ mod rule;
 mod runner;
 mod save;
 
+pub use args::Args;
 pub use backend::{Backend, Tools};
 pub use desired::{Chain, DesiredTable, Jump, Ownership};
 pub use error::Error;

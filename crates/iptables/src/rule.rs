@@ -62,12 +62,16 @@ impl Rule {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
-        let text = args
-            .into_iter()
-            .map(|a| quote(a.as_ref()))
-            .collect::<Vec<_>>()
-            .join(" ");
-        Rule::parse(&text)
+        let words: Vec<String> = args.into_iter().map(|a| a.as_ref().to_owned()).collect();
+        let text = words.iter().map(|w| quote(w)).collect::<Vec<_>>().join(" ");
+        // The words are kept as given: quoting makes `text` split back into them.
+        if text.contains(['\n', '\r']) {
+            return Err(Error::InvalidRule {
+                rule: text,
+                why: "contains a line break",
+            });
+        }
+        Ok(Rule { text, words })
     }
 
     /// The rule as written, ready for `-A CHAIN <text>`.
@@ -148,16 +152,21 @@ pub(crate) fn split_words(text: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
-/// Quotes a word the way `iptables-save` does: in double quotes when it has
-/// whitespace, quotes or backslashes, or is empty.
+/// The characters `iptables-save` escapes with a backslash inside double quotes
+/// (libxtables' `xtables_save_string`).
+const ESCAPED: [char; 3] = ['"', '\\', '\''];
+
+/// Quotes a word in double quotes when it has whitespace or one of [`ESCAPED`], or is
+/// empty, escaping [`ESCAPED`] as `iptables-save` does; `iptables-restore` reads it back as
+/// the same word.
 fn quote(word: &str) -> String {
-    if !word.is_empty() && !word.contains(|c: char| c.is_whitespace() || c == '"' || c == '\\') {
+    if !word.is_empty() && !word.contains(|c: char| c.is_whitespace() || ESCAPED.contains(&c)) {
         return word.to_owned();
     }
     let mut out = String::with_capacity(word.len() + 2);
     out.push('"');
     for c in word.chars() {
-        if c == '"' || c == '\\' {
+        if ESCAPED.contains(&c) {
             out.push('\\');
         }
         out.push(c);
@@ -180,13 +189,20 @@ mod tests {
 
     #[test]
     fn quoting_round_trips() {
-        for word in ["plain", "two words", "q\"uote", "back\\slash", ""] {
+        for word in ["plain", "two words", "q\"uote", "back\\slash", "it's", ""] {
             let rule = Rule::from_args(["--comment", word]).unwrap();
             assert_eq!(rule.words()[1], word, "{}", rule.text());
         }
         assert_eq!(
             Rule::from_args(["-j", "ACCEPT"]).unwrap().text(),
             "-j ACCEPT"
+        );
+        // As iptables-save prints kube-proxy's SCTP NodePort comment.
+        assert_eq!(
+            Rule::from_args(["--comment", "type 'hash ip:port'"])
+                .unwrap()
+                .text(),
+            r#"--comment "type \'hash ip:port\'""#
         );
     }
 

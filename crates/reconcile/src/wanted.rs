@@ -6,9 +6,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ipvs::{
-    Destination, ForwardMethod, Persistence, Protocol, Scheduler, Service, ServiceFlags, ServiceKey,
-};
+use ipvs::{Destination, Service, ServiceKey};
 
 /// The real servers of one virtual server, one per (address, port), kept
 /// sorted by them in one allocation: the daemon holds the whole table's
@@ -87,38 +85,17 @@ pub struct WantedService {
 /// without copies.
 pub type Wanted = BTreeMap<ServiceKey, Arc<WantedService>>;
 
-/// The IPVS protocol of a Service protocol.
-pub fn protocol(p: model::Protocol) -> Protocol {
-    match p {
-        model::Protocol::Tcp => Protocol::Tcp,
-        model::Protocol::Udp => Protocol::Udp,
-        model::Protocol::Sctp => Protocol::Sctp,
-    }
-}
+pub use desired::ipvs::kernel_protocol as protocol;
 
 /// The kernel values for one desired virtual server.
 pub fn service(vs: &desired::VirtualServer) -> WantedService {
-    let key = ServiceKey::inet(protocol(vs.key.protocol), vs.key.addr, vs.key.port);
-    let mut service = Service::new(key, Scheduler::from(vs.scheduler.name().to_owned()));
-    // The persistent flag is carried by `persistence`; the rest are scheduler flags.
-    service.flags = ServiceFlags::from_bits_truncate(vs.flags() & !desired::ipvs::FLAG_PERSISTENT);
-    service.persistence = vs.persistence.map(|p| Persistence {
-        timeout: p.timeout,
-        prefix_len: p.netmask,
-    });
-    let destinations = vs
-        .real_servers
-        .iter()
-        .map(|rs| {
-            let forward = match rs.forward {
-                desired::Forward::Masquerade => ForwardMethod::Masquerade,
-            };
-            Destination::new(rs.addr, rs.port, forward, rs.weight)
-        })
-        .collect();
     WantedService {
-        service,
-        destinations,
+        service: vs.kernel_service(),
+        destinations: vs
+            .real_servers
+            .iter()
+            .map(desired::RealServer::kernel_destination)
+            .collect(),
         origin: vs.service.to_string(),
         drain_timeout: vs.drain_timeout,
     }
@@ -173,7 +150,7 @@ mod tests {
         );
         let after = wanted(&[vs(80, "10.244.0.1"), vs(81, "10.244.0.2")], &before);
         let shared = |port: u16| {
-            let key = ServiceKey::inet(Protocol::Tcp, ip("10.96.0.1"), port);
+            let key = ServiceKey::inet(ipvs::Protocol::Tcp, ip("10.96.0.1"), port);
             Arc::ptr_eq(&before[&key], &after[&key])
         };
         assert!(shared(80), "unchanged: the same allocation");

@@ -9,9 +9,9 @@ use ipnet::IpNet;
 use iptables::{ChainName, Rule};
 use model::{Service, ServicePort};
 
-use crate::args::Args;
 use crate::names::{PortChain, ServicePortName, endpoint};
 use crate::part::{Context, ServicePart, Shared};
+use iptables::Args;
 
 mod own_chains;
 
@@ -173,7 +173,7 @@ impl<'a> PortWriter<'a> {
     fn to_vip(&self, comment: &str, ip: &IpAddr) -> Args {
         Args::new()
             .comment(comment)
-            .protocol(self.input.port.protocol)
+            .protocol(self.input.port.protocol.as_str())
             .words(&[
                 "-d",
                 &ip.to_string(),
@@ -253,7 +253,7 @@ impl<'a> PortWriter<'a> {
                     Shared::NatNodePorts,
                     Args::new()
                         .comment(name.as_str())
-                        .protocol(proto)
+                        .protocol(proto.as_str())
                         .words(&["--dport", &node_port])
                         .jump_to(&r.external_chain)?,
                 );
@@ -264,7 +264,7 @@ impl<'a> PortWriter<'a> {
                     Args::new()
                         .comment(&no.comment)
                         .words(&["-m", "addrtype", "--dst-type", "LOCAL"])
-                        .protocol(proto)
+                        .protocol(proto.as_str())
                         .words(&["--dport", &node_port])
                         .jump(no.target)?,
                 );
@@ -276,7 +276,7 @@ impl<'a> PortWriter<'a> {
                 Shared::FilterNodePorts,
                 Args::new()
                     .comment(&format!("{name} health check node port"))
-                    .protocol(model::Protocol::Tcp)
+                    .protocol(model::Protocol::Tcp.as_str())
                     .words(&["--dport", &hc.to_string()])
                     .jump("ACCEPT")?,
             );

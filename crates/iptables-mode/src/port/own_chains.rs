@@ -5,8 +5,8 @@ use iptables::{Chain, ChainName, Rule};
 use model::SessionAffinity;
 
 use super::{Ep, PortWriter, Routing};
-use crate::args::Args;
 use crate::chains::MARK_MASQ;
+use iptables::Args;
 
 impl PortWriter<'_> {
     /// The port's own chains, complete, in kube-proxy's order.
@@ -24,7 +24,7 @@ impl PortWriter<'_> {
                 let comment = format!("{} cluster IP", self.name);
                 internal_rules.push(
                     self.to_vip(&comment, &self.input.cluster_ip)
-                        .matches(not_local.as_deref())
+                        .words(not_local.as_deref().unwrap_or_default())
                         .jump(MARK_MASQ)?,
                 );
             }
@@ -88,7 +88,7 @@ impl PortWriter<'_> {
                 rules.push(
                     Args::new()
                         .comment(&format!("pod traffic for {name} external destinations"))
-                        .matches(local.as_deref())
+                        .words(local.as_deref().unwrap_or_default())
                         .jump_to(cluster_chain)?,
                 );
             }
@@ -198,7 +198,7 @@ impl PortWriter<'_> {
         }
         Ok(vec![
             head().words(&["-s", &ep.ip]).jump(MARK_MASQ)?,
-            dnat.protocol(self.input.port.protocol)
+            dnat.protocol(self.input.port.protocol.as_str())
                 .words(&["-j", "DNAT", "--to-destination", &ep.text])
                 .rule()?,
         ])
