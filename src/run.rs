@@ -693,3 +693,7 @@ pub(crate) async fn client(settings: &Settings) -> anyhow::Result<kube::Client> 
             anyhow::anyhow!("{e}{hint}")
         })
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

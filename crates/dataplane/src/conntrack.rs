@@ -66,7 +66,7 @@ impl<C> Default for Flows<C> {
 
 impl<C: FlowTable> Flows<C> {
     /// The cleanup over a table already open.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fake"))]
     pub(crate) fn with(client: C) -> Self {
         Flows {
             client: Some(client),

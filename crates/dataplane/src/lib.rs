@@ -24,8 +24,11 @@ mod cleanup;
 mod conntrack;
 mod diff;
 mod error;
-#[cfg(test)]
-mod fake;
+// Outside this crate's tests only `FakeIpvsDataplane` is used; the rest of the
+// fakes' handles serve those tests.
+#[cfg(any(test, feature = "fake"))]
+#[cfg_attr(not(test), allow(dead_code))]
+pub mod fake;
 #[cfg(test)]
 mod fixtures;
 pub mod inspect;

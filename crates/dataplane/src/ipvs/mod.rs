@@ -86,6 +86,16 @@ pub struct IpvsDataplane {
     kernel: IpvsSync<Host>,
 }
 
+/// The clients of a node's tables, for [`IpvsSync::over`].
+#[cfg(any(test, feature = "fake"))]
+pub(crate) struct Tables<K: Kernel> {
+    pub(crate) ipvs: K::Ipvs,
+    pub(crate) addresses: K::Addresses,
+    pub(crate) sets: K::Sets,
+    pub(crate) writers: std::collections::BTreeMap<model::IpFamily, K::Writer>,
+    pub(crate) flows: K::Flows,
+}
+
 /// What an IPVS-mode sync programs, over the tables of `K`.
 #[derive(Debug)]
 pub(crate) struct IpvsSync<K: Kernel> {
@@ -122,6 +132,23 @@ impl IpvsDataplane {
 }
 
 impl<K: Kernel> IpvsSync<K> {
+    /// A sync over these tables (one writer per family), nothing synced yet: a daemon
+    /// starting.
+    #[cfg(any(test, feature = "fake"))]
+    pub(crate) fn over(
+        tables: Tables<K>,
+        owner: Owner,
+        drain_timeout: std::time::Duration,
+    ) -> Self {
+        IpvsSync {
+            ipvs: table::IpvsTable::over(tables.ipvs, owner, drain_timeout),
+            addresses: addresses::Addresses::over(tables.addresses),
+            sets: Some(ipsets::Sets::over(tables.sets)),
+            rules: rules::Rules::with(tables.writers),
+            flows: Flows::with(tables.flows),
+        }
+    }
+
     /// Brings the kernel to `state`. A `full` sync reads the iptables tables
     /// afresh (repairing drift there) and always checks conntrack; other
     /// syncs plan iptables against what they last applied. The IPVS part

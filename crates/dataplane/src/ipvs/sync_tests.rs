@@ -5,63 +5,14 @@
 
 use iptables::{Family, Rule, Table};
 
-use super::addresses::Addresses;
-use super::ipsets::Sets;
-use super::rules::Rules;
-use super::table::IpvsTable;
-use super::{IpvsSync, Kernel, Owner};
-use crate::conntrack::Flows;
-use crate::fake::addresses::FakeLink;
-use crate::fake::conntrack::FakeFlows;
+use super::IpvsSync;
 use crate::fake::ipset::FakeSets;
-use crate::fake::iptables::{Failure, FakeWriter, Kernel as Netfilter, lock};
-use crate::fake::ipvs::FakeIpvs;
+use crate::fake::iptables::{Failure, lock};
+use crate::fake::{Fake, Node};
 use crate::fixtures::{model, node, service, slice};
 use crate::summary::Part;
 use desired::DesiredState;
 use model::IpFamily;
-use reconcile::Draining;
-
-#[derive(Debug)]
-struct Fake;
-
-impl Kernel for Fake {
-    type Ipvs = FakeIpvs;
-    type Addresses = FakeLink;
-    type Sets = FakeSets;
-    type Writer = FakeWriter;
-    type Flows = FakeFlows;
-}
-
-/// Every table of one node.
-#[derive(Default)]
-struct Node {
-    ipvs: FakeIpvs,
-    link: FakeLink,
-    rules: Netfilter,
-    flows: FakeFlows,
-}
-
-impl Node {
-    fn sets(&self) -> FakeSets {
-        FakeSets::new(&self.rules)
-    }
-
-    /// A dataplane (a daemon starting) over the node's tables, sharing `sets`.
-    fn dataplane(&self, sets: &FakeSets) -> IpvsSync<Fake> {
-        let owner = Owner {
-            exclude_cidrs: Vec::new(),
-            node_port_range: 30000..=32767,
-        };
-        IpvsSync {
-            ipvs: IpvsTable::over(self.ipvs.clone(), owner, Draining::DEFAULT_TIMEOUT),
-            addresses: Addresses::over(self.link.clone()),
-            sets: Some(Sets::over(sets.clone())),
-            rules: Rules::with([(IpFamily::V4, FakeWriter::new(Family::V4, &self.rules))].into()),
-            flows: Flows::with(self.flows.clone()),
-        }
-    }
-}
 
 fn web() -> DesiredState {
     let model = model(vec![
