@@ -89,11 +89,11 @@ impl Rules for IptablesRules {
 impl Proxier for IptablesDataplane {
     const MODE: ProxyMode = ProxyMode::Iptables;
 
-    async fn start(settings: &Settings) -> anyhow::Result<Self> {
+    fn start(settings: &Settings) -> impl FnOnce() -> anyhow::Result<Self> + Send + 'static {
         let options = IptablesOptions {
             localhost_node_ports: localhost_node_ports(settings),
         };
-        Ok(IptablesDataplane::start(options)?)
+        move || Ok(IptablesDataplane::start(options)?)
     }
 }
 

@@ -78,9 +78,12 @@ pub(crate) fn options(settings: &Settings) -> IpvsOptions {
 impl Proxier for IpvsDataplane {
     const MODE: ProxyMode = ProxyMode::Ipvs;
 
-    async fn start(settings: &Settings) -> anyhow::Result<Self> {
-        let dataplane = IpvsDataplane::start(&options(settings)).await?;
-        tracing::info!("IPVS dataplane ready on {}", hostnet::KUBE_IPVS0);
-        Ok(dataplane)
+    fn start(settings: &Settings) -> impl FnOnce() -> anyhow::Result<Self> + Send + 'static {
+        let options = options(settings);
+        move || {
+            let dataplane = IpvsDataplane::start(&options)?;
+            tracing::info!("IPVS dataplane ready on {}", hostnet::KUBE_IPVS0);
+            Ok(dataplane)
+        }
     }
 }

@@ -42,14 +42,16 @@ pub(crate) trait Rules: Sized {
     fn print(&self, out: &mut dyn Write, output: Output) -> anyhow::Result<()>;
 }
 
-/// A mode: its dataplane, started from the settings.
-pub(crate) trait Proxier: Dataplane<State: Rules> + Sized {
+/// A mode: its dataplane, started from the settings on the dataplane's thread.
+pub(crate) trait Proxier:
+    Dataplane<State: Rules + Send + Sync + 'static> + Sized + 'static
+{
     /// The mode, for `/proxyMode`, the metric and the log.
     const MODE: ProxyMode;
 
-    /// Prepares the node (modules, sysctls, tools) for this mode.
+    /// What prepares the node (modules, sysctls, tools) for this mode and makes the
+    /// dataplane, from `settings`; it runs on the dataplane's thread and blocks.
     ///
-    /// # Errors
-    /// When the mode cannot run on this node.
-    async fn start(settings: &Settings) -> anyhow::Result<Self>;
+    /// The function fails when the mode cannot run on this node.
+    fn start(settings: &Settings) -> impl FnOnce() -> anyhow::Result<Self> + Send + 'static;
 }

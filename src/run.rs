@@ -9,10 +9,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use dataplane::iptables::IptablesDataplane;
-use dataplane::ipvs::{IpvsDataplane, StatsDetail};
+use dataplane::ipvs::{IpvsDataplane, StatsDetail, StatsNames};
+use dataplane::{DataplaneThread, Stopped};
 use futures::StreamExt;
 use model::source::{dir, kube as kube_source};
-use model::{Model, ProxyFilter, SourceEvent, Warning};
+use model::{Model, ObjectId, ProxyFilter, SourceEvent, Warning};
 use tokio::sync::{Mutex, mpsc};
 
 use std::time::{Instant, SystemTime};
@@ -143,6 +144,7 @@ async fn run_mode<D: Proxier>(
         node_name: node_name.clone(),
         node_ips: settings.node_ips.clone(),
         interfaces: None,
+        interfaces_changed: false,
     };
     let mut invalid = Vec::new();
     let mut events_reporter: Option<Arc<kube_source::EventReporter>> = None;
@@ -207,11 +209,28 @@ async fn run_mode<D: Proxier>(
 /// The model and the desired state (`R`, the mode's) computed from it.
 struct Pipeline<R> {
     model: Model,
-    state: Option<R>,
+    /// Shared with the dataplane's thread while a sync programs it; changed in place only
+    /// when held alone, so a sync's state never changes under it.
+    state: Option<Arc<R>>,
     node_name: Option<String>,
     node_ips: Vec<std::net::IpAddr>,
     /// The node's interface addresses, once the dataplane has read them.
     interfaces: Option<BTreeSet<std::net::IpAddr>>,
+    /// Whether the node's interface addresses changed since the state was brought up to
+    /// date.
+    interfaces_changed: bool,
+}
+
+/// What [`Pipeline::update`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Update {
+    /// Nothing: no change, or no complete view from the source yet.
+    Nothing,
+    /// The desired state follows the model.
+    Done,
+    /// The model changed while a sync programs the state: the model keeps the changes,
+    /// and the next sync brings the state up to date before it begins.
+    Deferred,
 }
 
 /// Events from the source.
@@ -242,38 +261,48 @@ impl<R: Rules> Pipeline<R> {
         node_info(&self.model, name, &self.node_ips, self.interfaces.as_ref())
     }
 
-    /// Takes the node's interface addresses as read now; recomputes the
-    /// desired state when they changed.
+    /// Takes the node's interface addresses as read now; the next
+    /// [`Pipeline::update`] recomputes the desired state when they changed.
     fn set_interfaces(&mut self, addresses: BTreeSet<std::net::IpAddr>) {
         let before = self.node_info();
         self.interfaces = Some(addresses);
         let info = self.node_info();
-        if let Some(state) = &mut self.state
-            && before != info
-        {
+        if before != info {
             tracing::info!(addresses = ?info.addresses, "node addresses changed");
-            state.update(&self.model, &model::Changes::default(), &info);
+            self.interfaces_changed = true;
         }
     }
 
-    /// Brings the desired state up to date with the model, once the source
-    /// has delivered a complete first view, and reports the Services that lost
-    /// an address they claim by the change. Returns the changes applied.
+    /// Brings the desired state up to date with the model and the node's addresses,
+    /// once the source has delivered a complete first view, and reports the Services
+    /// that lost an address they claim by the change. A state a sync is programming is
+    /// left alone ([`Update::Deferred`]).
     fn update(
         &mut self,
         settings: &Settings,
         reporter: Option<&Arc<kube_source::EventReporter>>,
-    ) -> Option<model::Changes> {
-        if !self.model.is_synced() {
-            return None;
+    ) -> Update {
+        let unchanged = self.model.changes().is_empty() && !self.interfaces_changed;
+        if !self.model.is_synced() || (self.state.is_some() && unchanged) {
+            return Update::Nothing;
         }
-        let changes = self.model.take_changes();
         let info = self.node_info();
-        match &mut self.state {
-            None => self.state = Some(R::new(settings, info, &self.model)),
-            Some(_) if changes.is_empty() => return None,
-            Some(s) => s.update(&self.model, &changes, &info),
-        }
+        let changes = match &mut self.state {
+            None => {
+                let changes = self.model.take_changes();
+                self.state = Some(Arc::new(R::new(settings, info, &self.model)));
+                changes
+            }
+            Some(shared) => {
+                let Some(state) = Arc::get_mut(shared) else {
+                    return Update::Deferred;
+                };
+                let changes = self.model.take_changes();
+                state.update(&self.model, &changes, &info);
+                changes
+            }
+        };
+        self.interfaces_changed = false;
         if let Some(state) = &self.state {
             state.log(&self.model, &changes);
             report(
@@ -281,32 +310,31 @@ impl<R: Rules> Pipeline<R> {
                 reporter,
             );
         }
-        Some(changes)
+        Update::Done
     }
 }
 
 /// Prints the desired state once the source is complete, and returns; with a `preview`
 /// (`--diff`), prints instead what a sync would change on this node, with the node's own
 /// addresses (where NodePorts listen) read first.
-async fn dry_run<R: Rules>(
+async fn dry_run<R: Rules + Send + Sync + 'static>(
     mut pipeline: Pipeline<R>,
     mut rx: Events,
     reporter: Option<Arc<kube_source::EventReporter>>,
     output: Output,
     settings: &Settings,
-    mut preview: Option<dataplane::ipvs::IpvsPreview>,
+    preview: Option<crate::preflight::Preview>,
 ) -> anyhow::Result<ExitCode> {
-    if let Some(preview) = &preview {
-        pipeline.interfaces = Some(preview.node_addresses().await?);
-    }
+    let mut preview = preview.inspect(|preview| {
+        pipeline.interfaces = Some(preview.node_addresses.clone());
+    });
     loop {
-        if pipeline.update(settings, reporter.as_ref()).is_some()
+        if pipeline.update(settings, reporter.as_ref()) == Update::Done
             && let Some(state) = &pipeline.state
         {
-            return match (preview.take(), state.ipvs()) {
-                (Some(preview), Some(state)) => crate::preflight::report(preview, state).await,
-                (Some(_), None) => anyhow::bail!("--diff needs IPVS mode's desired state"),
-                (None, _) => print(state, output, settings).map(|()| ExitCode::SUCCESS),
+            return match preview.take() {
+                Some(preview) => crate::preflight::report(preview, Arc::clone(state)).await,
+                None => print(&**state, output, settings).map(|()| ExitCode::SUCCESS),
             };
         }
         match rx.recv().await {
@@ -345,7 +373,7 @@ async fn serve<D: Proxier>(
     serve_endpoints(settings, &health, &metrics, D::MODE, reporter.clone()).await?;
     crate::node_setup::conntrack(&settings.conntrack)?;
     crate::node_setup::oom_score_adj(settings.oom_score_adj);
-    let dataplane = D::start(settings)
+    let dataplane = DataplaneThread::<D>::start(D::start(settings))
         .await
         .with_context(|| format!("starting the {} dataplane", D::MODE))?;
     metrics
@@ -354,7 +382,7 @@ async fn serve<D: Proxier>(
             mode: D::MODE.as_str().into(),
         })
         .set(1);
-    pipeline.interfaces = Some(dataplane.node_addresses().await?);
+    pipeline.interfaces = Some(dataplane.node_addresses().await??);
     // As kube-proxy's SyncLoop: a sync is as good as queued while the sources list.
     queued(&metrics, &pipeline.node_info().families());
     let service_health =
@@ -362,35 +390,37 @@ async fn serve<D: Proxier>(
     let runner = Runner::new(settings.min_sync_period, settings.sync_period);
     let trigger = runner.trigger();
     // A directory source has delivered its complete first view already.
-    if pipeline.update(settings, reporter.as_ref()).is_some() {
+    if pipeline.update(settings, reporter.as_ref()) == Update::Done {
         health.queued(SystemTime::now());
         trigger.request();
     }
     let pipeline = Mutex::new(pipeline);
     let syncer = Syncer {
         pipeline: &pipeline,
-        dataplane: Mutex::new(dataplane),
+        dataplane,
         service_health: Mutex::new(service_health),
         metrics: &metrics,
         stats,
         health: &health,
         settings,
-        drift_events: reporter
-            .clone()
-            .map(|r| (r, std::sync::Mutex::new(DriftEvents::default()))),
+        reporter: reporter.clone(),
+        drift_events: std::sync::Mutex::new(DriftEvents::default()),
     };
     let source = follow(
         &pipeline, rx, reporter, &metrics, &health, &trigger, settings,
     );
     let sync_loop = runner.run(|reason| syncer.sync(reason));
-    tokio::select! {
+    let result = tokio::select! {
         result = source => result,
-        () = sync_loop => Ok(()),
+        stopped = sync_loop => Err(stopped.into()),
         () = stop => {
             tracing::info!("stopping; the dataplane stays in place and keeps forwarding");
             Ok(())
         }
-    }
+    };
+    // A sync in the kernel ends before the process does.
+    syncer.dataplane.stop().await;
+    result
 }
 
 /// Serves `/healthz`, `/livez`, `/metrics` and `/proxyMode` from now on.
@@ -446,7 +476,7 @@ async fn follow<R: Rules>(
         }
         change_metrics::pending(metrics, p.model.pending());
         health.set_node_eligible(p.model.node().is_none_or(|n| n.eligible));
-        if p.update(settings, reporter.as_ref()).is_some() {
+        if p.update(settings, reporter.as_ref()) != Update::Nothing {
             queued(metrics, &p.node_info().families());
             health.queued(SystemTime::now());
             trigger.request();
@@ -458,45 +488,62 @@ async fn follow<R: Rules>(
 /// What one sync of the loop needs.
 struct Syncer<'a, D: Proxier> {
     pipeline: &'a Mutex<Pipeline<D::State>>,
-    dataplane: Mutex<D>,
+    dataplane: DataplaneThread<D>,
     service_health: Mutex<ServiceHealth>,
     metrics: &'a Metrics,
     /// In IPVS mode: the statistics in `/metrics`, named after the state synced.
     stats: Option<Arc<IpvsStatsCollector>>,
     health: &'a HealthState,
     settings: &'a Settings,
-    /// With a cluster source: where drift Events go, and their rate limit.
-    drift_events: Option<(
-        Arc<kube_source::EventReporter>,
-        std::sync::Mutex<DriftEvents>,
-    )>,
+    /// With a cluster source: where warnings and drift Events go.
+    reporter: Option<Arc<kube_source::EventReporter>>,
+    /// The rate limit of drift Events.
+    drift_events: std::sync::Mutex<DriftEvents>,
+}
+
+/// What a sync takes from the pipeline as it begins: the state it programs, and
+/// everything the bookkeeping after it derives from the model, read at that same moment
+/// (the rule: a sync's bookkeeping describes the model and state it synced). Source
+/// events applied while the sync is in the kernel change the model, not this; the next
+/// sync takes them.
+struct Snapshot<R> {
+    state: Arc<R>,
+    /// The changes the sync takes, for the network programming latency.
+    taken: model::Pending,
+    families: Vec<model::IpFamily>,
+    /// kube-proxy's Services without a local endpoint.
+    no_local: Vec<desired::no_local::NoLocal>,
+    /// The health check node port servers wanted.
+    health_checks: std::collections::BTreeMap<ObjectId, desired::health_check::HealthCheck>,
+    /// New names for the IPVS statistics, when the virtual servers changed.
+    stats_names: Option<StatsNames>,
 }
 
 impl<D: Proxier> Syncer<'_, D> {
     /// One sync: the node's addresses read again when periodic, the kernel
-    /// brought to the desired state, the outcome reported; after a complete
-    /// sync, health advances and the health check node ports follow (as
-    /// kube-proxy, only once the rules were written).
-    async fn sync(&self, reason: Reason) {
-        let mut p = self.pipeline.lock().await;
-        let mut dataplane = self.dataplane.lock().await;
+    /// brought to the desired state on the dataplane's thread (the pipeline is
+    /// not locked meanwhile), the outcome reported; after a complete sync,
+    /// health advances and the health check node ports follow (as kube-proxy,
+    /// only once the rules were written).
+    ///
+    /// # Errors
+    /// When the dataplane's thread is gone.
+    async fn sync(&self, reason: Reason) -> Result<(), Stopped> {
         let full = reason == Reason::Periodic;
-        if full {
-            match dataplane.node_addresses().await {
-                Ok(addresses) => p.set_interfaces(addresses),
-                Err(e) => tracing::error!(error = %e, "keeping the node addresses"),
-            }
-        }
-        if p.state.is_none() {
-            return;
-        }
-        let taken = p.model.take_pending();
-        change_metrics::pending(self.metrics, p.model.pending());
-        let node = p.node_info();
-        let families = node.families();
-        let Some(state) = &p.state else { return };
+        let addresses = match full {
+            true => self
+                .dataplane
+                .node_addresses()
+                .await?
+                .inspect_err(|e| tracing::error!(error = %e, "keeping the node addresses"))
+                .ok(),
+            false => None,
+        };
+        let Some(snapshot) = self.snapshot(addresses).await else {
+            return Ok(());
+        };
         let started = Instant::now();
-        let summary = dataplane.sync(state, full).await;
+        let (summary, state) = self.dataplane.sync(snapshot.state, full).await?;
         let took = started.elapsed();
         crate::memory::release_free();
         let sync = crate::sync_report::Sync {
@@ -505,15 +552,15 @@ impl<D: Proxier> Syncer<'_, D> {
             took,
             objects: state.size(),
             memory: crate::memory::usage(),
-            families: families.clone(),
+            families: snapshot.families.clone(),
         };
         crate::sync_report::report(&summary, sync, self.metrics);
-        if let (Some(stats), Some(state)) = (&self.stats, state.ipvs()) {
-            let pods = self.settings.ipvs_stats == StatsDetail::Backends;
-            stats.follow(state, pods.then_some(&p.model));
+        if let (Some(stats), Some(names)) = (&self.stats, snapshot.stats_names) {
+            stats.follow(names);
         }
-        if let Some((reporter, limit)) = &self.drift_events {
-            let note = limit
+        if let Some(reporter) = &self.reporter {
+            let note = self
+                .drift_events
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .observe(&summary.drift, Instant::now());
@@ -522,23 +569,56 @@ impl<D: Proxier> Syncer<'_, D> {
             }
         }
         if summary.complete() {
+            let families = &snapshot.families;
             let now = SystemTime::now();
-            change_metrics::programmed(self.metrics, &taken, &families, now);
-            let no_local = desired::no_local::no_local_endpoints(&p.model, &node);
-            change_metrics::no_local(self.metrics, D::MODE, &no_local, &families);
-            for family in &families {
+            change_metrics::programmed(self.metrics, &snapshot.taken, families, now);
+            change_metrics::no_local(self.metrics, D::MODE, &snapshot.no_local, families);
+            for family in families {
                 let label = proxy_metrics::IpFamily::from(*family);
                 self.metrics.last_sync.get_or_create(&label).set(unix_now());
             }
             self.health.updated(now);
-            let wanted = desired::health_check::health_checks(
+            let wanted = &snapshot.health_checks;
+            let failed = self.service_health.lock().await.sync(wanted).await;
+            Metrics::count(&self.metrics.sync_errors, healthcheck::ERROR_KIND, failed);
+        }
+        Ok(())
+    }
+
+    /// Takes the [`Snapshot`] a sync programs, with the node's `addresses` when read,
+    /// the state brought up to date first; `None` before the source's first complete
+    /// view.
+    async fn snapshot(
+        &self,
+        addresses: Option<BTreeSet<std::net::IpAddr>>,
+    ) -> Option<Snapshot<D::State>> {
+        let mut p = self.pipeline.lock().await;
+        if let Some(addresses) = addresses {
+            p.set_interfaces(addresses);
+        }
+        // The last sync has given the state back: it is brought up to date here.
+        p.update(self.settings, self.reporter.as_ref());
+        let state = Arc::clone(p.state.as_ref()?);
+        let taken = p.model.take_pending();
+        change_metrics::pending(self.metrics, p.model.pending());
+        let node = p.node_info();
+        let pods = self.settings.ipvs_stats == StatsDetail::Backends;
+        let stats_names = match (&self.stats, state.ipvs()) {
+            (Some(stats), Some(ipvs)) => stats.names_of(ipvs, pods.then_some(&p.model)),
+            _ => None,
+        };
+        Some(Snapshot {
+            taken,
+            families: node.families(),
+            no_local: desired::no_local::no_local_endpoints(&p.model, &node),
+            health_checks: desired::health_check::health_checks(
                 &p.model,
                 &node,
                 &self.settings.desired.node_port_addresses,
-            );
-            let failed = self.service_health.lock().await.sync(&wanted).await;
-            Metrics::count(&self.metrics.sync_errors, healthcheck::ERROR_KIND, failed);
-        }
+            ),
+            stats_names,
+            state,
+        })
     }
 }
 
@@ -611,3 +691,7 @@ pub(crate) async fn client(settings: &Settings) -> anyhow::Result<kube::Client> 
             anyhow::anyhow!("{e}{hint}")
         })
 }
+
+#[cfg(test)]
+#[path = "run_tests.rs"]
+mod tests;

@@ -56,12 +56,13 @@ impl Runner {
         Trigger(self.notify.clone())
     }
 
-    /// Runs `sync` forever (until the future is dropped): first when the first
-    /// change is signalled, then as changes and the period demand.
-    pub(crate) async fn run<F, Fut>(self, mut sync: F)
+    /// Runs `sync` until the future is dropped or a sync fails, and returns that
+    /// sync's error: first when the first change is signalled, then as changes and the
+    /// period demand.
+    pub(crate) async fn run<F, Fut, E>(self, mut sync: F) -> E
     where
         F: FnMut(Reason) -> Fut,
-        Fut: Future<Output = ()>,
+        Fut: Future<Output = Result<(), E>>,
     {
         // Nothing is programmed before the sources have delivered a first
         // complete view, which they signal as a change.
@@ -69,7 +70,9 @@ impl Runner {
         let mut reason = Reason::Change;
         loop {
             let started = Instant::now();
-            sync(reason).await;
+            if let Err(e) = sync(reason).await {
+                return e;
+            }
             let earliest = started + self.min_interval;
             let deadline = started + self.max_interval;
             reason = match timeout_at(deadline, self.notify.notified()).await {
@@ -100,7 +103,7 @@ mod tests {
             sink.lock()
                 .unwrap()
                 .push((reason, start.elapsed().as_secs()));
-            async {}
+            async { Ok::<(), std::convert::Infallible>(()) }
         }));
         tokio::task::yield_now().await;
         (trigger, log)

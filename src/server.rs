@@ -81,7 +81,11 @@ fn metrics_router(shared: Shared) -> Router {
             "/metrics",
             get(|State(s): State<Shared>| async move {
                 let content_type = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-                ([(header::CONTENT_TYPE, content_type)], s.metrics.encode())
+                // A collector may read the kernel (the IPVS statistics): it blocks.
+                match tokio::task::spawn_blocking(move || s.metrics.encode()).await {
+                    Ok(text) => ([(header::CONTENT_TYPE, content_type)], text).into_response(),
+                    Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
+                }
             }),
         )
         .route(

@@ -66,7 +66,7 @@ impl<C> Default for Flows<C> {
 
 impl<C: FlowTable> Flows<C> {
     /// The cleanup over a table already open.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fake"))]
     pub(crate) fn with(client: C) -> Self {
         Flows {
             client: Some(client),
@@ -104,13 +104,13 @@ impl<C: FlowTable> Flows<C> {
             if !endpoints.keys().any(|(ip, _)| Family::of(*ip) == family) {
                 continue;
             }
-            let flows = tokio::task::block_in_place(|| client.list(family))
-                .context("listing conntrack flows")?;
+            let flows = client.list(family).context("listing conntrack flows")?;
             let stale = reconcile::conntrack::stale(&endpoints, &flows);
             if stale.is_empty() {
                 continue;
             }
-            let deleted = tokio::task::block_in_place(|| client.delete(family, &stale))
+            let deleted = client
+                .delete(family, &stale)
                 .context("deleting stale UDP conntrack flows")?;
             tracing::info!(?family, deleted, "stale UDP conntrack flows deleted");
             summary.applied("conntrack_entry", deleted);

@@ -45,6 +45,9 @@ pub enum Cause {
     /// A part of the sync that ran on a thread of its own panicked.
     #[error("it panicked")]
     Panicked,
+    /// The process could not start a thread, or the runtime of a connection.
+    #[error(transparent)]
+    Os(#[from] std::io::Error),
 }
 
 impl Error {

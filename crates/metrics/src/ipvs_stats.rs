@@ -5,8 +5,8 @@
 //! A scrape reads the kernel only when the last read is older than
 //! [`MAX_AGE`]; scrapes in between (several Prometheus servers, retries)
 //! share it, so whatever the scrape rate the kernel is read at most once per
-//! [`MAX_AGE`]. The read runs on the scraping task's thread, outside the
-//! async workers ([`tokio::task::block_in_place`]). A table that cannot be
+//! [`MAX_AGE`]. The read blocks: `/metrics` encodes on tokio's blocking
+//! pool, never on an async worker. A table that cannot be
 //! read exports no statistics (never stale ones) and is logged once until
 //! it can be read again. Only IPVS mode registers this collector: the
 //! iptables mode has no such counters.
@@ -87,15 +87,20 @@ impl IpvsStatsCollector {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes the names of `state`'s virtual servers, when they changed, with
-    /// the Pods of `pods_from` (the model) when given.
-    pub fn follow(&self, state: &DesiredState, pods_from: Option<&model::Model>) {
-        if self.state().names.is_of(state) {
-            return;
-        }
-        let names = Arc::new(StatsNames::of(state, pods_from));
+    /// The names of `state`'s virtual servers, with the Pods of `pods_from` (the model)
+    /// when given; `None` when they are the names the collector has.
+    pub fn names_of(
+        &self,
+        state: &DesiredState,
+        pods_from: Option<&model::Model>,
+    ) -> Option<StatsNames> {
+        (!self.state().names.is_of(state)).then(|| StatsNames::of(state, pods_from))
+    }
+
+    /// Takes `names` ([`IpvsStatsCollector::names_of`]) for the scrapes from now on.
+    pub fn follow(&self, names: StatsNames) {
         let mut known = self.state();
-        known.names = names;
+        known.names = Arc::new(names);
         known.last = None;
     }
 
@@ -118,7 +123,7 @@ impl IpvsStatsCollector {
             return read;
         }
         let names = Arc::clone(&self.state().names);
-        let result = tokio::task::block_in_place(|| reader(&names));
+        let result = reader(&names);
         let mut state = self.state();
         // Names taken during the read: the read is shown, but not kept for later scrapes.
         let current = Arc::ptr_eq(&names, &state.names);

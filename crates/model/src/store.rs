@@ -120,6 +120,11 @@ impl Model {
         Kind::ALL.iter().all(|k| self.listed.contains(k))
     }
 
+    /// The record of changes, left in place.
+    pub fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
     /// Returns and clears the record of changes.
     pub fn take_changes(&mut self) -> Changes {
         std::mem::take(&mut self.changes)

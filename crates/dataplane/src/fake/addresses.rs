@@ -43,11 +43,11 @@ impl AddressTable for FakeLink {
         listed.clone()
     }
 
-    async fn list(&self) -> Result<BTreeSet<IpAddr>, LinkError> {
+    fn list(&self) -> Result<BTreeSet<IpAddr>, LinkError> {
         Ok(self.usable()?.bound.clone())
     }
 
-    async fn sync(
+    fn sync(
         &self,
         listed: BTreeSet<IpAddr>,
         target: &BTreeSet<IpAddr>,

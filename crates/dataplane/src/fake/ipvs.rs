@@ -36,6 +36,17 @@ pub(crate) struct Table {
     pub(crate) proc_hz: Option<u32>,
     /// Virtual servers read exactly (through netlink), every read counted.
     pub(crate) exact_reads: usize,
+    /// Makes the next application wait.
+    pub(crate) hold: Option<Hold>,
+}
+
+/// An application of operations held inside the kernel until the test lets it go on.
+#[derive(Debug)]
+pub(crate) struct Hold {
+    /// Told when the application waits.
+    pub(crate) entered: tokio::sync::oneshot::Sender<()>,
+    /// Lets it go on.
+    pub(crate) released: std::sync::mpsc::Receiver<()>,
 }
 
 /// A handle on the shared table.
@@ -253,6 +264,12 @@ impl FakeIpvs {
 
 impl IpvsKernel for FakeIpvs {
     fn apply(&mut self, changes: &[Change]) -> Vec<Result<(), ipvs::Error>> {
+        let hold = self.table().hold.take();
+        if let Some(Hold { entered, released }) = hold {
+            // The test may have stopped listening; then it does not hold the table either.
+            let _ = entered.send(());
+            let _ = released.recv();
+        }
         let mut table = self.table();
         changes.iter().map(|c| table.apply(c)).collect()
     }

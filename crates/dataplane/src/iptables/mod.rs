@@ -22,6 +22,7 @@ use model::{Changes, IpFamily, Model};
 
 use crate::conntrack::{FlowTable, Flows};
 use crate::error::{Context as _, Error};
+use crate::rtnl::Rtnl;
 use crate::summary::{Part, SyncSummary};
 use crate::tables::{IptablesPart, Writer};
 
@@ -112,7 +113,7 @@ pub struct IptablesOptions {
 pub struct IptablesDataplane {
     kernel: IptablesSync,
     /// For reading the node's addresses.
-    netlink: rtnetlink::Handle,
+    netlink: Rtnl,
 }
 
 impl IptablesDataplane {
@@ -152,7 +153,7 @@ impl IptablesDataplane {
             families = writers.len(),
             "iptables dataplane ready"
         );
-        let netlink = hostnet::netlink::connect().context("starting the iptables dataplane")?;
+        let netlink = Rtnl::connect("starting the iptables dataplane")?;
         Ok(IptablesDataplane {
             kernel: IptablesSync::new(writers, Flows::default()),
             netlink,
@@ -223,15 +224,13 @@ impl<W: Writer, C: FlowTable> IptablesSync<W, C> {
 impl crate::Dataplane for IptablesDataplane {
     type State = IptablesRules;
 
-    async fn sync(&mut self, rules: &IptablesRules, full: bool) -> SyncSummary {
-        tokio::task::block_in_place(|| self.kernel.sync(rules, full))
+    fn sync(&mut self, rules: &IptablesRules, full: bool) -> SyncSummary {
+        self.kernel.sync(rules, full)
     }
 
-    async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+    fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
         // No link to leave out: this mode binds no Service address.
-        hostnet::addresses::node_addresses(&self.netlink, 0)
-            .await
-            .context("reading the node's addresses")
+        self.netlink.node_addresses(0)
     }
 }
 

@@ -3,7 +3,6 @@
 //! read from its interfaces for NodePorts.
 
 use std::collections::BTreeSet;
-use std::future::Future;
 use std::net::IpAddr;
 
 use desired::DesiredState;
@@ -11,6 +10,7 @@ use hostnet::KUBE_IPVS0;
 use hostnet::dummy::{AddressChanges, BoundAddresses, DummyLink, LinkError};
 
 use crate::error::{Context as _, Error};
+use crate::rtnl::Rtnl;
 use crate::summary::SyncSummary;
 
 /// The addresses of `kube-ipvs0`, as the dataplane uses them.
@@ -22,20 +22,20 @@ pub(crate) trait AddressTable {
     fn addresses(listed: &Self::Listed) -> BTreeSet<IpAddr>;
 
     /// Lists the addresses bound now.
-    fn list(&self) -> impl Future<Output = Result<Self::Listed, LinkError>>;
+    fn list(&self) -> Result<Self::Listed, LinkError>;
 
     /// Binds exactly `target` (as host prefixes), unbinding the rest of `listed`.
     fn sync(
         &self,
         listed: Self::Listed,
         target: &BTreeSet<IpAddr>,
-    ) -> impl Future<Output = Result<AddressChanges, LinkError>>;
+    ) -> Result<AddressChanges, LinkError>;
 }
 
-/// `kube-ipvs0` and the rtnetlink handle to reach it.
+/// `kube-ipvs0` and the rtnetlink connection to reach it.
 #[derive(Debug)]
 pub(crate) struct Kube0 {
-    netlink: rtnetlink::Handle,
+    netlink: Rtnl,
     link: DummyLink,
 }
 
@@ -46,16 +46,17 @@ impl AddressTable for Kube0 {
         listed.list().into_iter().map(|(ip, _)| ip).collect()
     }
 
-    async fn list(&self) -> Result<BoundAddresses, LinkError> {
-        self.link.addresses(&self.netlink).await
+    fn list(&self) -> Result<BoundAddresses, LinkError> {
+        self.netlink.run(|handle| self.link.addresses(handle))
     }
 
-    async fn sync(
+    fn sync(
         &self,
         listed: BoundAddresses,
         target: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
-        self.link.sync_bound(&self.netlink, listed, target).await
+        self.netlink
+            .run(|handle| self.link.sync_bound(handle, listed, target))
     }
 }
 
@@ -72,10 +73,10 @@ impl Addresses {
     ///
     /// # Errors
     /// When the link cannot be created.
-    pub(super) async fn start() -> Result<Self, Error> {
-        let netlink = hostnet::netlink::connect().context("starting the IPVS dataplane")?;
-        let link = DummyLink::ensure(&netlink, KUBE_IPVS0)
-            .await
+    pub(super) fn start() -> Result<Self, Error> {
+        let netlink = Rtnl::connect("starting the IPVS dataplane")?;
+        let link = netlink
+            .run(|handle| DummyLink::ensure(handle, KUBE_IPVS0))
             .with_context(|| format!("creating {KUBE_IPVS0}"))?;
         Ok(Addresses::over(Kube0 { netlink, link }))
     }
@@ -84,10 +85,8 @@ impl Addresses {
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub(super) async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
-        hostnet::addresses::node_addresses(&self.link.netlink, self.link.link.index())
-            .await
-            .context("reading the node's addresses")
+    pub(super) fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+        self.link.netlink.node_addresses(self.link.link.index())
     }
 }
 
@@ -106,11 +105,10 @@ impl<A: AddressTable> Addresses<A> {
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub(super) async fn bound(&self) -> Result<(A::Listed, BTreeSet<IpAddr>), Error> {
+    pub(super) fn bound(&self) -> Result<(A::Listed, BTreeSet<IpAddr>), Error> {
         let listed = self
             .link
             .list()
-            .await
             .with_context(|| format!("reading the addresses of {KUBE_IPVS0}"))?;
         let set = A::addresses(&listed);
         Ok((listed, set))
@@ -121,7 +119,7 @@ impl<A: AddressTable> Addresses<A> {
     ///
     /// # Errors
     /// When an address cannot be changed (named).
-    pub(super) async fn bind(
+    pub(super) fn bind(
         &mut self,
         state: &DesiredState,
         listed: A::Listed,
@@ -137,7 +135,6 @@ impl<A: AddressTable> Addresses<A> {
         let changes = self
             .link
             .sync(listed, &target)
-            .await
             .with_context(|| format!("binding addresses to {KUBE_IPVS0}"))?;
         summary.applied("address", changes.added.len() + changes.removed.len());
         self.last = Some(target);

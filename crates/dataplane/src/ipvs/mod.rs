@@ -86,6 +86,16 @@ pub struct IpvsDataplane {
     kernel: IpvsSync<Host>,
 }
 
+/// The clients of a node's tables, for [`IpvsSync::over`].
+#[cfg(any(test, feature = "fake"))]
+pub(crate) struct Tables<K: Kernel> {
+    pub(crate) ipvs: K::Ipvs,
+    pub(crate) addresses: K::Addresses,
+    pub(crate) sets: K::Sets,
+    pub(crate) writers: std::collections::BTreeMap<model::IpFamily, K::Writer>,
+    pub(crate) flows: K::Flows,
+}
+
 /// What an IPVS-mode sync programs, over the tables of `K`.
 #[derive(Debug)]
 pub(crate) struct IpvsSync<K: Kernel> {
@@ -103,9 +113,9 @@ impl IpvsDataplane {
     /// # Errors
     /// When IPVS cannot be used here: a missing module (named), no IPVS
     /// netlink family, or the dummy link cannot be created.
-    pub async fn start(options: &IpvsOptions) -> Result<Self, Error> {
+    pub fn start(options: &IpvsOptions) -> Result<Self, Error> {
         let ipvs = table::IpvsTable::start(options)?;
-        let addresses = addresses::Addresses::start().await?;
+        let addresses = addresses::Addresses::start()?;
         let sets = ipsets::Sets::start()
             .inspect_err(|e| tracing::error!(error = %e, "no ipsets until restart"))
             .ok();
@@ -122,15 +132,33 @@ impl IpvsDataplane {
 }
 
 impl<K: Kernel> IpvsSync<K> {
+    /// A sync over these tables (one writer per family), nothing synced yet: a daemon
+    /// starting.
+    #[cfg(any(test, feature = "fake"))]
+    pub(crate) fn over(
+        tables: Tables<K>,
+        owner: Owner,
+        drain_timeout: std::time::Duration,
+    ) -> Self {
+        IpvsSync {
+            ipvs: table::IpvsTable::over(tables.ipvs, owner, drain_timeout),
+            addresses: addresses::Addresses::over(tables.addresses),
+            sets: Some(ipsets::Sets::over(tables.sets)),
+            rules: rules::Rules::with(tables.writers),
+            flows: Flows::with(tables.flows),
+        }
+    }
+
     /// Brings the kernel to `state`. A `full` sync reads the iptables tables
     /// afresh (repairing drift there) and always checks conntrack; other
     /// syncs plan iptables against what they last applied. The IPVS part
     /// (virtual servers, then their addresses) and the netfilter part (sets,
     /// then the rules that use them, then the sets no longer wanted) depend on
-    /// nothing of each other's, so they run alongside, each on a thread of
-    /// its own: a sync takes as long as the longer of the two, not their sum.
-    /// Conntrack comes last, once the real servers are settled.
-    pub(crate) async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
+    /// nothing of each other's, so they run alongside, the netfilter part on a
+    /// scoped thread of its own: a sync takes as long as the longer of the
+    /// two, not their sum. Conntrack comes last, once the real servers are
+    /// settled. Blocks on the kernel throughout.
+    pub(crate) fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
         let IpvsSync {
             ipvs,
             addresses,
@@ -138,18 +166,15 @@ impl<K: Kernel> IpvsSync<K> {
             rules,
             flows,
         } = self;
-        let runtime = tokio::runtime::Handle::current();
-        let (mut summary, netfilter) = tokio::task::block_in_place(|| {
-            std::thread::scope(|scope| {
-                let netfilter = scope.spawn(|| {
-                    let mut summary = SyncSummary::default();
-                    sync_netfilter(sets, rules, state, full, &mut summary);
-                    summary
-                });
+        let (mut summary, netfilter) = std::thread::scope(|scope| {
+            let netfilter = scope.spawn(|| {
                 let mut summary = SyncSummary::default();
-                runtime.block_on(sync_ipvs(ipvs, addresses, state, full, &mut summary));
-                (summary, netfilter.join())
-            })
+                sync_netfilter(sets, rules, state, full, &mut summary);
+                summary
+            });
+            let mut summary = SyncSummary::default();
+            sync_ipvs(ipvs, addresses, state, full, &mut summary);
+            (summary, netfilter.join())
         });
         match netfilter {
             Ok(netfilter) => summary.merge(netfilter),
@@ -174,12 +199,12 @@ impl<K: Kernel> IpvsSync<K> {
 impl crate::Dataplane for IpvsDataplane {
     type State = DesiredState;
 
-    async fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
-        self.kernel.sync(state, full).await
+    fn sync(&mut self, state: &DesiredState, full: bool) -> SyncSummary {
+        self.kernel.sync(state, full)
     }
 
-    async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
-        self.kernel.addresses.node_addresses().await
+    fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+        self.kernel.addresses.node_addresses()
     }
 }
 
@@ -215,7 +240,7 @@ fn sync_netfilter<S: SetTable, W: Writer>(
 /// Virtual and real servers, then the addresses they need. The table
 /// failing to be read breaks the `ipvs` part; the addresses failing to be
 /// read or bound break the `address` part.
-async fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
+fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
     ipvs: &mut table::IpvsTable<I>,
     addresses: &mut addresses::Addresses<A>,
     state: &DesiredState,
@@ -223,7 +248,7 @@ async fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
     summary: &mut SyncSummary,
 ) {
     let started = Instant::now();
-    let bound = addresses.bound().await;
+    let bound = addresses.bound();
     summary.timed("address", started);
     let (listed, bound) = match bound {
         Ok(bound) => bound,
@@ -238,7 +263,7 @@ async fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
         Err(e) => return summary.broken(Part::Ipvs, &e),
     };
     let started = Instant::now();
-    if let Err(e) = addresses.bind(state, listed, &draining, summary).await {
+    if let Err(e) = addresses.bind(state, listed, &draining, summary) {
         summary.broken(Part::Address, &e);
     }
     summary.timed("address", started);

@@ -22,6 +22,7 @@ use super::{rules, table};
 use crate::conntrack::{FlowTable, Flows};
 use crate::diff::{Diff, Op};
 use crate::error::{Cause, Context as _, Error};
+use crate::rtnl::Rtnl;
 use crate::tables::Writer;
 
 /// A client of one of the node's tables that reads the real table and
@@ -102,10 +103,10 @@ impl IpvsKernel for Recorder<ipvs::Client> {
     }
 }
 
-/// `kube-ipvs0` if it exists, and the rtnetlink handle to read it.
+/// `kube-ipvs0` if it exists, and the rtnetlink connection to read it.
 #[derive(Debug)]
 pub(crate) struct Link {
-    netlink: rtnetlink::Handle,
+    netlink: Rtnl,
     link: Option<DummyLink>,
 }
 
@@ -116,14 +117,14 @@ impl AddressTable for Recorder<Link> {
         listed.list().into_iter().map(|(ip, _)| ip).collect()
     }
 
-    async fn list(&self) -> Result<BoundAddresses, LinkError> {
+    fn list(&self) -> Result<BoundAddresses, LinkError> {
         match &self.client.link {
-            Some(link) => link.addresses(&self.client.netlink).await,
+            Some(link) => self.client.netlink.run(|handle| link.addresses(handle)),
             None => Ok(BoundAddresses::default()),
         }
     }
 
-    async fn sync(
+    fn sync(
         &self,
         listed: BoundAddresses,
         target: &BTreeSet<IpAddr>,
@@ -224,13 +225,15 @@ impl IpvsPreview {
     /// already), `kube-ipvs0` if it exists, the ipset socket; and compares
     /// kube-proxy's IPVS-mode sysctls with the node's.
     ///
+    /// Blocks on the kernel: call it where blocking is allowed.
+    ///
     /// # Errors
     /// When IPVS or the links cannot be read, or a sysctl cannot be.
-    pub async fn open(options: &IpvsOptions) -> Result<Self, Error> {
+    pub fn open(options: &IpvsOptions) -> Result<Self, Error> {
         let ipvs = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
-        let netlink = hostnet::netlink::connect().context("reading the node's links")?;
-        let link = DummyLink::find(&netlink, KUBE_IPVS0)
-            .await
+        let netlink = Rtnl::connect("reading the node's links")?;
+        let link = netlink
+            .run(|handle| DummyLink::find(handle, KUBE_IPVS0))
             .with_context(|| format!("reading {KUBE_IPVS0}"))?;
         let mut setup = sysctls(options.strict_arp)?;
         if link.is_none() {
@@ -262,12 +265,10 @@ impl IpvsPreview {
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub async fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+    pub fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
         let link = &self.sync.addresses.link().client;
-        let except = link.link.as_ref().map_or(0, DummyLink::index);
-        hostnet::addresses::node_addresses(&link.netlink, except)
-            .await
-            .context("reading the node's addresses")
+        link.netlink
+            .node_addresses(link.link.as_ref().map_or(0, DummyLink::index))
     }
 
     /// Every operation a first sync to `state` would apply, as a full
@@ -276,8 +277,8 @@ impl IpvsPreview {
     /// # Errors
     /// When a table could not be read (each cause is logged): then the
     /// operations would be a guess, so none are returned.
-    pub async fn diff(mut self, state: &DesiredState) -> Result<Diff, Error> {
-        let summary = self.sync.sync(state, true).await;
+    pub fn diff(mut self, state: &DesiredState) -> Result<Diff, Error> {
+        let summary = self.sync.sync(state, true);
         if !summary.complete() {
             let parts: Vec<&str> = summary.broken.iter().map(|p| p.as_str()).collect();
             return Err(Error::new(

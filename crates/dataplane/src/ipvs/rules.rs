@@ -49,7 +49,7 @@ fn writer<W: Writer>(
 
 impl<W: Writer> Rules<W> {
     /// Rules written with these writers, one per family.
-    #[cfg(test)]
+    #[cfg(any(test, feature = "fake"))]
     pub(super) fn with(writers: BTreeMap<IpFamily, W>) -> Self {
         Rules {
             writers,

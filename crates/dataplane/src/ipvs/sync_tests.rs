@@ -5,63 +5,14 @@
 
 use iptables::{Family, Rule, Table};
 
-use super::addresses::Addresses;
-use super::ipsets::Sets;
-use super::rules::Rules;
-use super::table::IpvsTable;
-use super::{IpvsSync, Kernel, Owner};
-use crate::conntrack::Flows;
-use crate::fake::addresses::FakeLink;
-use crate::fake::conntrack::FakeFlows;
+use super::IpvsSync;
 use crate::fake::ipset::FakeSets;
-use crate::fake::iptables::{Failure, FakeWriter, Kernel as Netfilter, lock};
-use crate::fake::ipvs::FakeIpvs;
+use crate::fake::iptables::{Failure, lock};
+use crate::fake::{Fake, Node};
 use crate::fixtures::{model, node, service, slice};
 use crate::summary::Part;
 use desired::DesiredState;
 use model::IpFamily;
-use reconcile::Draining;
-
-#[derive(Debug)]
-struct Fake;
-
-impl Kernel for Fake {
-    type Ipvs = FakeIpvs;
-    type Addresses = FakeLink;
-    type Sets = FakeSets;
-    type Writer = FakeWriter;
-    type Flows = FakeFlows;
-}
-
-/// Every table of one node.
-#[derive(Default)]
-struct Node {
-    ipvs: FakeIpvs,
-    link: FakeLink,
-    rules: Netfilter,
-    flows: FakeFlows,
-}
-
-impl Node {
-    fn sets(&self) -> FakeSets {
-        FakeSets::new(&self.rules)
-    }
-
-    /// A dataplane (a daemon starting) over the node's tables, sharing `sets`.
-    fn dataplane(&self, sets: &FakeSets) -> IpvsSync<Fake> {
-        let owner = Owner {
-            exclude_cidrs: Vec::new(),
-            node_port_range: 30000..=32767,
-        };
-        IpvsSync {
-            ipvs: IpvsTable::over(self.ipvs.clone(), owner, Draining::DEFAULT_TIMEOUT),
-            addresses: Addresses::over(self.link.clone()),
-            sets: Some(Sets::over(sets.clone())),
-            rules: Rules::with([(IpFamily::V4, FakeWriter::new(Family::V4, &self.rules))].into()),
-            flows: Flows::with(self.flows.clone()),
-        }
-    }
-}
 
 fn web() -> DesiredState {
     let model = model(vec![
@@ -72,12 +23,12 @@ fn web() -> DesiredState {
 }
 
 /// A node whose tables a first sync of [`web`] programmed, and its dataplane.
-async fn synced() -> (Node, FakeSets, IpvsSync<Fake>, DesiredState) {
+fn synced() -> (Node, FakeSets, IpvsSync<Fake>, DesiredState) {
     let node = Node::default();
     let sets = node.sets();
     let state = web();
     let mut dp = node.dataplane(&sets);
-    assert!(dp.sync(&state, false).await.complete());
+    assert!(dp.sync(&state, false).complete());
     (node, sets, dp, state)
 }
 
@@ -88,12 +39,12 @@ fn services_rules(node: &Node) -> Vec<String> {
         .unwrap_or_default()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_first_sync_programs_every_table_and_a_restart_changes_nothing() {
+#[test]
+fn a_first_sync_programs_every_table_and_a_restart_changes_nothing() {
     let node = Node::default();
     let sets = node.sets();
     let state = web();
-    let first = node.dataplane(&sets).sync(&state, false).await;
+    let first = node.dataplane(&sets).sync(&state, false);
     assert!(first.complete(), "{first:?}");
     assert_eq!(node.ipvs.table().listing().len(), 1);
     assert_eq!(
@@ -116,7 +67,7 @@ async fn a_first_sync_programs_every_table_and_a_restart_changes_nothing() {
         services_rules(&node)
     );
 
-    let restart = node.dataplane(&sets).sync(&state, true).await;
+    let restart = node.dataplane(&sets).sync(&state, true);
     assert!(restart.complete(), "{restart:?}");
     assert!(
         restart.applied.is_empty() && restart.drift.is_empty(),
@@ -124,12 +75,12 @@ async fn a_first_sync_programs_every_table_and_a_restart_changes_nothing() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn drift_in_sets_and_addresses_is_repaired_and_counted_by_kind() {
-    let (node, sets, mut dp, state) = synced().await;
+#[test]
+fn drift_in_sets_and_addresses_is_repaired_and_counted_by_kind() {
+    let (node, sets, mut dp, state) = synced();
     sets.sets().flush("KUBE-CLUSTER-IP");
     node.link.link().bound.clear();
-    let full = dp.sync(&state, true).await;
+    let full = dp.sync(&state, true);
     assert!(full.complete(), "{full:?}");
     assert_eq!(full.drift, [("address", 1), ("ipset_entry", 1)].into());
     assert_eq!(full.applied, [("address", 1), ("ipset_entry", 1)].into());
@@ -146,13 +97,13 @@ fn break_one(node: &Node, sets: &FakeSets, part: Part) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_part_that_cannot_be_synced_is_the_only_one_broken() {
+#[test]
+fn a_part_that_cannot_be_synced_is_the_only_one_broken() {
     for part in [Part::Ipvs, Part::Address, Part::Ipset, Part::Iptables] {
         let node = Node::default();
         let sets = node.sets();
         break_one(&node, &sets, part);
-        let summary = node.dataplane(&sets).sync(&web(), false).await;
+        let summary = node.dataplane(&sets).sync(&web(), false);
         assert_eq!(summary.broken, [part], "{summary:?}");
         assert_eq!(summary.failed, [(part.as_str(), 1)].into(), "{summary:?}");
         // The strand alongside still synced.
@@ -164,9 +115,9 @@ async fn a_part_that_cannot_be_synced_is_the_only_one_broken() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
-    let (node, sets, mut dp, state) = synced().await;
+#[test]
+fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
+    let (node, sets, mut dp, state) = synced();
     // An IPv6 set of kube-proxy's on this IPv4-only node, which a rule still uses.
     let v6 = reconcile::ipsets::spec(desired::SetKind::ClusterIp, IpFamily::V6);
     let name = v6.name().to_string();
@@ -180,7 +131,7 @@ async fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
             .expect("INPUT");
         input.rules.push(rule);
     });
-    let kept = dp.sync(&state, false).await;
+    let kept = dp.sync(&state, false);
     assert!(kept.complete() && kept.failed.is_empty(), "{kept:?}");
     assert!(
         sets.sets().names().contains(&name),
@@ -191,7 +142,7 @@ async fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
             chain.rules.retain(|r| !r.to_string().contains(&name));
         }
     });
-    let gone = dp.sync(&state, false).await;
+    let gone = dp.sync(&state, false);
     assert_eq!(gone.applied.get("ipset"), Some(&1), "{gone:?}");
     assert!(!sets.sets().names().contains(&name));
 }

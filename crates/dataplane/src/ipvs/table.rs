@@ -254,7 +254,7 @@ impl<K: IpvsKernel> IpvsTable<K> {
         // results of one are counted before the next is sent.
         while let Some(mut plan) = planner.next(&mut self.draining, APPLY_BATCH) {
             for batch in plan.batches().flat_map(|b| b.chunks(APPLY_BATCH)) {
-                let results = tokio::task::block_in_place(|| self.client.apply(batch));
+                let results = self.client.apply(batch);
                 for (change, result) in batch.iter().zip(&results) {
                     match result {
                         Ok(()) => summary.applied(kind(change), 1),
@@ -303,15 +303,15 @@ impl<K: IpvsKernel> IpvsTable<K> {
     ) -> Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>), Error> {
         let (scope, ticks) = match &self.last {
             Some(last) if !full => (Some(Scope::changed(last, wanted, &self.draining)), None),
-            _ => match tokio::task::block_in_place(|| self.survey(wanted, owner)) {
+            _ => match self.survey(wanted, owner) {
                 Some((scope, ticks)) => (Some(scope), Some(ticks)),
                 None => (None, None),
             },
         };
-        let observed = tokio::task::block_in_place(|| match &scope {
+        let observed = match &scope {
             Some(scope) => self.client.list_only(&scope.keys),
             None => self.client.list(),
-        })
+        }
         .context("reading the IPVS table")?;
         if self.hz.is_none() {
             self.hz = ticks.and_then(|t| reconcile::survey::tick_rate(&t, &observed));
