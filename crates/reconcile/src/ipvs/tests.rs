@@ -72,11 +72,17 @@ fn edits_a_changed_scheduler_in_place() {
     );
 }
 
-#[test]
-fn a_leaving_real_server_drains_then_goes_once_its_connections_end() {
+/// A virtual server whose real server `old` leaves while `new` is wanted.
+fn leaving() -> (ServiceKey, Destination, Destination, Wanted) {
     let k = key(Protocol::Tcp, "10.96.0.10", 80);
     let (old, new) = (dest("10.244.1.5", 8080, 1), dest("10.244.2.5", 8080, 1));
     let wanted: Wanted = [want(k, "rr", &[new])].into();
+    (k, old, new, wanted)
+}
+
+#[test]
+fn a_leaving_real_server_drains_then_goes_once_its_connections_end() {
+    let (k, old, new, wanted) = leaving();
     let mut draining = Draining::new(T);
     let t0 = Instant::now();
 
@@ -128,9 +134,7 @@ fn a_leaving_real_server_drains_then_goes_once_its_connections_end() {
 /// connections, weight should be 0 but don't delete").
 #[test]
 fn a_leaving_real_server_without_connections_is_deleted_at_once() {
-    let k = key(Protocol::Tcp, "10.96.0.10", 80);
-    let (old, new) = (dest("10.244.1.5", 8080, 1), dest("10.244.2.5", 8080, 1));
-    let wanted: Wanted = [want(k, "rr", &[new])].into();
+    let (k, old, new, wanted) = leaving();
     let mut draining = Draining::new(T);
     let now = Instant::now();
 
