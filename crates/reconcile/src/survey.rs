@@ -21,6 +21,17 @@
 //! - we want it and the kernel does not have it (nothing to read: it is
 //!   added).
 //!
+//! The overview can leave virtual servers out: on Linux 6.1 every network
+//! namespace's are in one table, and while another namespace has some, each
+//! `read` of the file restarts at a position counted over this namespace's
+//! only, while stepping within a read counts every namespace's, so some of
+//! ours are skipped. A virtual server we want, or programmed last, that the
+//! overview does not show is therefore not taken as missing on its word: one
+//! netlink dump of the virtual servers (without their real servers) tells
+//! which exist ([`Survey::exists`]); those are read exactly, the others are
+//! added. That dump also finds a skipped one of ours we do not want, unless
+//! the overview showed every virtual server we want or programmed.
+//!
 //! What the overview does not show of a virtual server we want plain (one
 //! without scheduler flags or a persistence engine), and a real server's
 //! connection thresholds and tunnel settings, are not checked: we never set
@@ -87,6 +98,29 @@ impl<'a> Survey<'a> {
             if let Some(shown) = overview.persistence {
                 self.ticks.push((key, shown));
             }
+        }
+    }
+
+    /// Whether a virtual server we want, or that `last` (the previous
+    /// successful sync) programmed, is not in the overview: missing, or
+    /// skipped by it; then [`Survey::exists`] must be told which exist.
+    pub fn lacks_any(&self, last: Option<&Wanted>) -> bool {
+        self.wanted
+            .keys()
+            .chain(last.into_iter().flat_map(|l| l.keys()))
+            .any(|key| !self.seen.contains(key))
+    }
+
+    /// Takes into account that the kernel has the virtual server `key` (from
+    /// a netlink dump), shown by the overview or not. One the overview
+    /// skipped is read exactly if we want it or it is ours.
+    pub fn exists(&mut self, key: ServiceKey) {
+        // Firewall-mark virtual servers are never ours (see `Ownership`).
+        if matches!(key, ServiceKey::Fwmark { .. }) || !self.seen.insert(key) {
+            return;
+        }
+        if self.wanted.contains_key(&key) || self.owner.owns(&key) {
+            self.differing.insert(key);
         }
     }
 
@@ -368,6 +402,43 @@ mod tests {
         assert_eq!(keys(&scope), (vec![], vec![k]));
         // Deleted behind our back: counted as drift against `last`.
         assert_eq!(scope.last, wanted);
+    }
+
+    #[test]
+    fn what_the_overview_skipped_but_a_dump_shows_is_read_not_added() {
+        let shown = key(Protocol::Tcp, "10.96.0.10", 80);
+        let skipped = key(Protocol::Tcp, "10.96.0.12", 80);
+        let gone = key(Protocol::Tcp, "10.96.0.13", 80);
+        let stray = key(Protocol::Tcp, "10.96.0.11", 80);
+        let foreign = key(Protocol::Tcp, "192.0.2.1", 80);
+        let fwmark = ServiceKey::Fwmark {
+            af: ipvs::AddressFamily::Inet,
+            mark: NonZeroU32::MIN,
+        };
+        let d = [dest("10.244.0.1", 80, 1)];
+        let wanted: Wanted = [
+            want(shown, "rr", &d),
+            want(skipped, "rr", &d),
+            want(gone, "rr", &d),
+        ]
+        .into();
+        let owner = owner();
+        let mut survey = Survey::new(&wanted, &owner, Some(HZ));
+        survey.look(&overview(&have(shown, "rr", vec![entry(d[0], 0, 0)])));
+        assert!(survey.lacks_any(None));
+        for k in [shown, skipped, stray, foreign, fwmark] {
+            survey.exists(k);
+        }
+        let scope = survey.scope(Some(&wanted), &no_draining()).0;
+        // Read: the skipped one we want and our stray; planned: those we want, the
+        // one the dump does not have either added without a read.
+        assert_eq!(keys(&scope), (vec![stray, skipped], vec![skipped, gone]));
+
+        let mut complete = Survey::new(&wanted, &owner, Some(HZ));
+        for k in [shown, skipped, gone] {
+            complete.look(&overview(&have(k, "rr", vec![entry(d[0], 0, 0)])));
+        }
+        assert!(!complete.lacks_any(Some(&wanted)));
     }
 
     #[test]

@@ -36,6 +36,11 @@ pub(crate) struct Table {
     pub(crate) proc_hz: Option<u32>,
     /// Virtual servers read exactly (through netlink), every read counted.
     pub(crate) exact_reads: usize,
+    /// Virtual servers `/proc/net/ip_vs` leaves out, as Linux 6.1 does while
+    /// another network namespace has virtual servers: every namespace's are in one
+    /// table, and each `read` of the file restarts at a position counted over this
+    /// namespace's only, while stepping within a read counts every namespace's.
+    pub(crate) skipped_by_overview: BTreeSet<ServiceKey>,
     /// Makes the next application wait.
     pub(crate) hold: Option<Hold>,
 }
@@ -91,32 +96,36 @@ impl Table {
     /// The virtual servers as `/proc/net/ip_vs` shows them on a kernel ticking
     /// `hz` times a second (kernel `ip_vs_info_seq_show`).
     fn overview(&self, hz: u32) -> impl Iterator<Item = OverviewService> + '_ {
-        self.services.values().map(move |(service, destinations)| {
-            let ipv4 = service.key.af() == AddressFamily::Inet;
-            OverviewService {
-                key: match service.key {
-                    ServiceKey::Fwmark { mark, .. } => OverviewKey::Fwmark(mark),
-                    key @ ServiceKey::Inet { .. } => OverviewKey::Service(key),
-                },
-                scheduler: service.scheduler.clone(),
-                one_packet: ipv4.then(|| service.flags.contains(ServiceFlags::ONE_PACKET)),
-                persistence: service.persistence.map(|p| ShownPersistence {
-                    timeout_ticks: p.timeout * hz,
-                    prefix_len: p.prefix_len,
-                }),
-                destinations: destinations
-                    .iter()
-                    .map(|d| OverviewDestination {
-                        addr: d.destination.addr,
-                        port: d.destination.port,
-                        forward: d.destination.forward.name(),
-                        weight: d.destination.weight,
-                        active_connections: d.active_connections,
-                        inactive_connections: d.inactive_connections,
-                    })
-                    .collect(),
-            }
-        })
+        let shown = |(key, _): &(&ServiceKey, _)| !self.skipped_by_overview.contains(*key);
+        self.services
+            .iter()
+            .filter(shown)
+            .map(move |(_, (service, destinations))| {
+                let ipv4 = service.key.af() == AddressFamily::Inet;
+                OverviewService {
+                    key: match service.key {
+                        ServiceKey::Fwmark { mark, .. } => OverviewKey::Fwmark(mark),
+                        key @ ServiceKey::Inet { .. } => OverviewKey::Service(key),
+                    },
+                    scheduler: service.scheduler.clone(),
+                    one_packet: ipv4.then(|| service.flags.contains(ServiceFlags::ONE_PACKET)),
+                    persistence: service.persistence.map(|p| ShownPersistence {
+                        timeout_ticks: p.timeout * hz,
+                        prefix_len: p.prefix_len,
+                    }),
+                    destinations: destinations
+                        .iter()
+                        .map(|d| OverviewDestination {
+                            addr: d.destination.addr,
+                            port: d.destination.port,
+                            forward: d.destination.forward.name(),
+                            weight: d.destination.weight,
+                            active_connections: d.active_connections,
+                            inactive_connections: d.inactive_connections,
+                        })
+                        .collect(),
+                }
+            })
     }
 
     fn entry(&self, service: &Service) -> ServiceEntry {

@@ -303,7 +303,10 @@ impl<K: IpvsKernel> IpvsTable<K> {
     ) -> Result<(Vec<ipvs::ServiceWithDestinations>, Option<Scope>), Error> {
         let (scope, ticks) = match &self.last {
             Some(last) if !full => (Some(Scope::changed(last, wanted, &self.draining)), None),
-            _ => match self.survey(wanted, owner) {
+            _ => match self
+                .survey(wanted, owner)
+                .context("reading the IPVS virtual servers")?
+            {
                 Some((scope, ticks)) => (Some(scope), Some(ticks)),
                 None => (None, None),
             },
@@ -327,21 +330,33 @@ impl<K: IpvsKernel> IpvsTable<K> {
 
     /// The scope of a sync that must look at the whole table, from its
     /// overview, with the persistence it showed of what is to be read;
-    /// `None` when the overview cannot be read (warned about once).
-    fn survey(&mut self, wanted: &Wanted, owner: &Ownership) -> Option<(Scope, Ticks)> {
+    /// `None` when the overview cannot be read (warned about once). When
+    /// the overview lacks a virtual server we want or programmed, one dump
+    /// of the virtual servers tells whether it skipped it ([`Survey`]).
+    ///
+    /// # Errors
+    /// When that dump fails.
+    fn survey(
+        &mut self,
+        wanted: &Wanted,
+        owner: &Ownership,
+    ) -> Result<Option<(Scope, Ticks)>, ipvs::Error> {
         let mut survey = Survey::new(wanted, owner, self.hz);
-        match self.client.overview(&mut |s| survey.look(s)) {
-            Ok(()) => Some(survey.scope(self.last.as_ref(), &self.draining)),
-            Err(e) => {
-                if !self.overview_failed {
-                    tracing::warn!(
-                        error = %e,
-                        "cannot read the IPVS overview; periodic syncs read every virtual server"
-                    );
-                    self.overview_failed = true;
-                }
-                None
+        if let Err(e) = self.client.overview(&mut |s| survey.look(s)) {
+            if !self.overview_failed {
+                tracing::warn!(
+                    error = %e,
+                    "cannot read the IPVS overview; periodic syncs read every virtual server"
+                );
+                self.overview_failed = true;
+            }
+            return Ok(None);
+        }
+        if survey.lacks_any(self.last.as_ref()) {
+            for entry in self.client.services()? {
+                survey.exists(entry.service.key);
             }
         }
+        Ok(Some(survey.scope(self.last.as_ref(), &self.draining)))
     }
 }

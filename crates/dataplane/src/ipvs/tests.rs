@@ -232,6 +232,61 @@ fn a_full_sync_surveys_the_overview_and_reads_exactly_only_what_differs() {
     assert_eq!(read, 3);
 }
 
+/// A, B and C: three ClusterIP Services of one endpoint each.
+fn three_services() -> DesiredState {
+    let mut objects = Vec::new();
+    for (name, vip) in [("a", "10.96.0.1"), ("b", "10.96.0.2"), ("c", "10.96.0.3")] {
+        objects.push(service(name, vip, "TCP", 80));
+        objects.push(slice(name, "TCP", &["10.244.1.5"]));
+    }
+    state(objects)
+}
+
+#[test]
+fn virtual_servers_the_overview_skips_are_found_by_one_dump_of_the_virtual_servers() {
+    // Linux 6.1's `/proc/net/ip_vs` skips virtual servers while another network
+    // namespace has some (measured in the VM by ipvsctl's
+    // `vm_ipvsctl_saves_every_service_while_another_namespace_has_services`).
+    let kernel = with_overview();
+    let state = three_services();
+    sync(&mut table(&kernel), &state, false);
+    let right = shown(&kernel);
+    let a = key("10.96.0.1", 80);
+    let stray = Service::new(key("10.96.0.3", 81), "rr".parse().expect("scheduler"));
+    kernel.table().by_hand(&Change::AddService(stray.clone()));
+    kernel.table().skipped_by_overview = [a, stray.key].into();
+
+    // A daemon starting over this table (no sync of its own yet): the skipped wanted
+    // virtual server exists and is as wanted, so it is left alone (not added again,
+    // which the kernel would refuse), and the skipped stray of ours is deleted.
+    let mut taking_over = table(&kernel);
+    let (first, read) = exact_reads(&kernel, || sync(&mut taking_over, &state, true));
+    assert!(
+        first.failed.is_empty() && first.broken.is_empty(),
+        "{first:?}"
+    );
+    assert_eq!(first.applied, [("virtual_server", 1)].into(), "{first:?}");
+    assert_eq!(read, 2, "the two virtual servers the overview skipped");
+    assert_eq!(shown(&kernel), right);
+
+    // Later, a full sync: the skipped virtual server is still read, not re-added.
+    let (again, read) = exact_reads(&kernel, || sync(&mut taking_over, &state, true));
+    assert!(
+        again.applied.is_empty() && again.failed.is_empty() && again.drift.is_empty(),
+        "{again:?}"
+    );
+    assert_eq!(read, 1);
+    // Deleted by hand, it is drift, repaired.
+    kernel.table().by_hand(&Change::DeleteService(a));
+    let repaired = sync(&mut taking_over, &state, true);
+    assert_eq!(
+        repaired.drift,
+        [("virtual_server", 1)].into(),
+        "{repaired:?}"
+    );
+    assert_eq!(shown(&kernel), right);
+}
+
 #[test]
 fn persistence_shown_in_ticks_is_read_exactly_until_the_tick_rate_is_known() {
     let kernel = with_overview();
@@ -458,7 +513,8 @@ fn live(mut shown: Shown) -> Shown {
 
 proptest! {
     /// Whatever the model did and whatever was changed by hand, with or without the
-    /// overview to survey, one full sync leaves
+    /// overview to survey, and whichever virtual servers the overview skips (as Linux
+    /// 6.1's does while another network namespace has some), one full sync leaves
     /// every virtual server taking new connections exactly as the desired state asks; a
     /// real server that should not be there, having no connections, is deleted by that
     /// sync, as kube-proxy deletes an idle one.
@@ -466,8 +522,11 @@ proptest! {
     fn one_full_sync_converges(
         steps in proptest::collection::vec(step(), 1..20),
         overview in any::<bool>(),
+        skipped in proptest::collection::btree_set(1..6u8, 0..3),
     ) {
         let kernel = if overview { with_overview() } else { FakeIpvs::default() };
+        kernel.table().skipped_by_overview =
+            skipped.iter().map(|i| key(&format!("10.96.0.{i}"), 80)).collect();
         let mut table = table(&kernel);
         let mut model = model(Vec::new());
         let mut state = DesiredState::new(Default::default(), node(), &model);
