@@ -6,7 +6,8 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use testkit::daemon::{Daemon, QUICK_SYNC, SlicePort};
+use testkit::cluster::Synthetic;
+use testkit::daemon::{ClusterDir, Daemon, QUICK_SYNC, SlicePort};
 use testkit::kube_proxy::{cluster, kube_proxy_node};
 use testkit::load::EchoServer;
 use testkit::{EchoConn, Netns, ThreeHosts, ipvs_table, modprobe};
@@ -152,4 +153,61 @@ fn vm_takeover_of_a_slightly_wrong_node_changes_only_the_difference() {
         "{summaries:#?}"
     );
     no_operations_but(&daemon, &["real_server", "ipset_entry"]);
+}
+
+/// Linux 6.1 keeps every network namespace's virtual servers in one table; while another
+/// namespace has some, `/proc/net/ip_vs` skips some of this namespace's (each `read`
+/// restarts at a position counted over this namespace's only). The daemon's periodic
+/// syncs survey that file: a virtual server it skips must neither be added again (the
+/// kernel refuses: the sync would fail every time) nor, as a stray of ours, be left.
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_periodic_syncs_see_what_the_overview_skips_while_another_namespace_has_virtual_servers() {
+    modprobe(&["ip_vs", "ip_vs_rr", "dummy"]);
+    let cluster = Synthetic {
+        services: 300,
+        endpoints_per_service: 2,
+        node_port_every: None,
+    };
+    let dir = ClusterDir::new("overview-skips");
+    cluster.write_dir(dir.path());
+    let node = Netns::new("skips-node");
+    let daemon = Daemon::start(&node, bin(), &dir, QUICK_SYNC);
+    daemon.eventually("the first sync", || daemon.syncs() >= 1);
+
+    // Another namespace's 300 virtual servers, as a Pod running IPVS would have.
+    let other = Netns::new("skips-other");
+    let rules: String = (0..300)
+        .map(|i| format!("-A -t 10.97.{}.{}:80 -s rr\n", i / 250, i % 250 + 1))
+        .collect();
+    let file = std::env::temp_dir().join("overview-skips-other.rules");
+    std::fs::write(&file, rules).expect("write the rules");
+    let ipvsadm = testkit::tool("ipvsadm").display().to_string();
+    other.run(&["sh", "-c", &format!("{ipvsadm} -R < {}", file.display())]);
+    // A stray of ours in the middle of the table: on Service 150's bound address.
+    let stray = "10.96.0.151:81";
+    node.run(&[&ipvsadm, "-A", "-t", stray, "-s", "rr"]);
+    let shown = node
+        .run(&["sh", "-c", "cat /proc/net/ip_vs"])
+        .lines()
+        .filter(|l| l.starts_with("TCP"))
+        .count();
+    println!("/proc/net/ip_vs shows {shown} of the node's 301 virtual servers");
+    assert!(
+        shown < 301,
+        "the kernel skipped nothing: this test shows nothing"
+    );
+
+    let before = daemon.sync_summaries().len();
+    daemon.eventually("two periodic syncs", || {
+        daemon.sync_summaries().len() >= before + 2
+    });
+    let summaries = daemon.sync_summaries();
+    for summary in &summaries[before..] {
+        assert!(summary.contains("failed={}"), "a sync failed: {summary}");
+    }
+    let table = node.run(&[&ipvsadm, "-Sn"]);
+    assert!(!table.contains(stray), "the stray is left:\n{table}");
+    assert_eq!(table.lines().filter(|l| l.starts_with("-A ")).count(), 300);
+    assert_eq!(table.lines().filter(|l| l.starts_with("-a ")).count(), 600);
 }
