@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use hostnet::{
     ConntrackSettings, DummyLink, Ensured, KUBE_IPVS0, KernelVersion, LinkError, ModuleError,
-    ModuleState, Modules, Sysctls, ipvs_mode_settings, ipvs_modules,
+    ModuleState, Modules, Rtnl, Sysctls, ipvs_mode_settings, ipvs_modules,
 };
 use testkit::Netns;
 
@@ -18,19 +18,9 @@ fn ips(list: &[&str]) -> BTreeSet<IpAddr> {
     list.iter().map(|s| s.parse().unwrap()).collect()
 }
 
-/// Runs `f` with an rtnetlink handle opened inside `ns`.
-fn with_handle<R: Send>(ns: &Netns, f: impl AsyncFnOnce(rtnetlink::Handle) -> R + Send) -> R {
-    ns.enter(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (connection, handle, _) = rtnetlink::new_connection().unwrap();
-            tokio::spawn(connection);
-            f(handle).await
-        })
-    })
+/// Runs `f` with an rtnetlink socket opened inside `ns`.
+fn with_handle<R: Send>(ns: &Netns, f: impl FnOnce(&mut Rtnl) -> R + Send) -> R {
+    ns.enter(|| f(&mut Rtnl::open().unwrap()))
 }
 
 fn addresses_shown(ns: &Netns, dev: &str) -> String {
@@ -46,30 +36,29 @@ fn vm_kube_ipvs0_is_created_down_and_its_addresses_synced() {
     ns.run(&["ip", "link", "add", "other0", "type", "dummy"]);
     ns.run(&["ip", "addr", "add", "192.0.2.1/24", "dev", "other0"]);
 
-    let link = with_handle(&ns, async |h| {
-        let link = DummyLink::ensure(&h, KUBE_IPVS0).await.unwrap();
+    let link = with_handle(&ns, |h| {
+        let link = DummyLink::ensure(h, KUBE_IPVS0).unwrap();
         assert_eq!(
-            DummyLink::ensure(&h, KUBE_IPVS0).await.unwrap(),
+            DummyLink::ensure(h, KUBE_IPVS0).unwrap(),
             link,
             "found, not recreated"
         );
         let want = ips(&["10.96.0.10", "10.96.0.11", "fd00::10"]);
-        let changes = link.sync_addresses(&h, &want).await.unwrap();
+        let changes = link.sync_addresses(h, &want).unwrap();
         assert_eq!(changes.added.len(), 3, "{changes:?}");
         assert!(
-            link.sync_addresses(&h, &want).await.unwrap().is_empty(),
+            link.sync_addresses(h, &want).unwrap().is_empty(),
             "second sync"
         );
         let changes = link
-            .sync_addresses(&h, &ips(&["10.96.0.10", "fd00::10"]))
-            .await
+            .sync_addresses(h, &ips(&["10.96.0.10", "fd00::10"]))
             .unwrap();
         assert_eq!(changes.removed, [("10.96.0.11".parse().unwrap(), 32)]);
         assert!(matches!(
-            DummyLink::find(&h, "lo").await,
+            DummyLink::find(h, "lo"),
             Err(LinkError::NotDummy { .. })
         ));
-        assert_eq!(DummyLink::find(&h, "nosuch0").await.unwrap(), None);
+        assert_eq!(DummyLink::find(h, "nosuch0").unwrap(), None);
         link
     });
 
@@ -94,9 +83,8 @@ fn vm_kube_ipvs0_is_created_down_and_its_addresses_synced() {
     // Drift by hand, repaired by the next sync.
     ns.run(&["ip", "addr", "del", "10.96.0.10/32", "dev", KUBE_IPVS0]);
     ns.run(&["ip", "addr", "add", "10.96.0.50/32", "dev", KUBE_IPVS0]);
-    let changes = with_handle(&ns, async |h| {
-        link.sync_addresses(&h, &ips(&["10.96.0.10", "fd00::10"]))
-            .await
+    let changes = with_handle(&ns, |h| {
+        link.sync_addresses(h, &ips(&["10.96.0.10", "fd00::10"]))
             .unwrap()
     });
     assert_eq!(changes.added, ["10.96.0.10".parse::<IpAddr>().unwrap()]);
