@@ -86,7 +86,10 @@ impl fmt::Display for Cause {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Cause::Refused { errno, text } => {
-                write!(f, "{}", io::Error::from_raw_os_error(*errno))?;
+                // strerror's text, without std's " (os error N)".
+                let full = io::Error::from_raw_os_error(*errno).to_string();
+                let suffix = format!(" (os error {errno})");
+                f.write_str(full.strip_suffix(&suffix).unwrap_or(&full))?;
                 match text {
                     Some(text) => write!(f, " (kernel: {text})"),
                     None => Ok(()),
@@ -479,3 +482,7 @@ mod tests {
         assert!(changes.added.is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "dummy_tests.rs"]
+mod netlink_tests;

@@ -206,3 +206,75 @@ fn vm_conntrack_max_and_hash_size_as_kube_proxy_sets_them() {
         "{err}"
     );
 }
+
+/// `(address, prefix)` of every `inet`/`inet6` line of `ip -o addr show ...`.
+fn ip_addr_show(ns: &Netns, args: &[&str]) -> BTreeSet<(IpAddr, u8)> {
+    let mut argv = vec!["ip", "-o", "addr", "show"];
+    argv.extend(args);
+    ns.run(&argv)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            let (ip, prefix) = words.next()?.split_once('/')?;
+            Some((ip.parse().unwrap(), prefix.parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_kube_ipvs0_address_dumps_match_ip_addr_show() {
+    Modules::host().ensure(&["dummy"]).unwrap();
+    let ns = Netns::new("kipvs0dump");
+    ns.run(&["ip", "link", "add", "other0", "type", "dummy"]);
+    ns.run(&["ip", "link", "set", "other0", "up"]);
+    ns.run(&["ip", "addr", "add", "192.0.2.1/24", "dev", "other0"]);
+    ns.run(&["ip", "addr", "add", "2001:db8::1/64", "dev", "other0"]);
+    let (listed, node) = with_handle(&ns, |h| {
+        let link = DummyLink::ensure(h, KUBE_IPVS0).unwrap();
+        let vips: BTreeSet<IpAddr> = (0..300)
+            .map(|i| IpAddr::from([10, 96, (i / 250) as u8, (i % 250) as u8 + 1]))
+            .chain(ips(&["fd00::10", "fd00::11"]))
+            .collect();
+        link.sync_addresses(h, &vips).unwrap();
+        ns.run(&["ip", "addr", "add", "10.97.0.1/24", "dev", KUBE_IPVS0]);
+        let listed: BTreeSet<(IpAddr, u8)> =
+            link.addresses(h).unwrap().list().into_iter().collect();
+        let node = hostnet::addresses::node_addresses(h, link.index()).unwrap();
+        (listed, node)
+    });
+    assert_eq!(listed.len(), 303);
+    assert_eq!(listed, ip_addr_show(&ns, &["dev", KUBE_IPVS0]));
+    let mut others = ip_addr_show(&ns, &[]);
+    others.retain(|a| !listed.contains(a));
+    let others: BTreeSet<IpAddr> = others
+        .into_iter()
+        .map(|(ip, _)| ip)
+        .filter(hostnet::addresses::usable)
+        .collect();
+    assert_eq!(node, others);
+    assert!(node.contains(&"2001:db8::1".parse().unwrap()), "{node:?}");
+}
+
+/// Debian's 6.1 annotates none of the address refusals `ip addr add` can
+/// provoke (IPv6 disabled on the link, `::1`, multicast: "RTNETLINK
+/// answers: ..." without "Error: ..."); its netlink attribute policy
+/// checks do annotate theirs (`validate_nla` in lib/nlattr.c): a link name
+/// longer than `IFNAMSIZ - 1` is refused with `ERANGE` and "Attribute
+/// failed policy validation".
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_kube_ipvs0_refusal_carries_the_kernels_text() {
+    let ns = Netns::new("kipvs0extack");
+    let name = "kube-ipvs0-name-too-long";
+    let err = with_handle(&ns, |h| DummyLink::find(h, name).unwrap_err());
+    assert_eq!(err.errno(), Some(libc::ERANGE), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "get link {name}: Numerical result out of range \
+             (kernel: Attribute failed policy validation)"
+        )
+    );
+}
