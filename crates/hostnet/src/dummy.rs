@@ -90,10 +90,7 @@ impl fmt::Display for Cause {
                 let full = io::Error::from_raw_os_error(*errno).to_string();
                 let suffix = format!(" (os error {errno})");
                 f.write_str(full.strip_suffix(&suffix).unwrap_or(&full))?;
-                match text {
-                    Some(text) => write!(f, " (kernel: {text})"),
-                    None => Ok(()),
-                }
+                write!(f, "{}", netlink::KernelText(text.as_deref()))
             }
             Cause::Exchange(what) => f.write_str(what),
         }
