@@ -55,7 +55,7 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings, args: &ExplainArgs) -> a
         }
     }
     let interfaces = if args.live {
-        Some(dataplane::inspect::addresses().await?.node)
+        Some(dataplane::inspect::addresses()?.node)
     } else {
         None
     };
@@ -69,7 +69,7 @@ pub(crate) async fn run(cli: &Cli, settings: &Settings, args: &ExplainArgs) -> a
         desired::explain::of_model(id, &admission, &model, node, settings.desired.clone());
     let kernel = if args.live {
         let keys = reconcile::inspect::wanted_keys(&explanation);
-        let observed = dataplane::inspect::observe(&keys).await?;
+        let observed = dataplane::inspect::observe(&keys)?;
         Some(reconcile::inspect::differences(
             &explanation,
             observed.kernel(),

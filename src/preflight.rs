@@ -39,7 +39,7 @@ pub(crate) async fn open(settings: &Settings) -> anyhow::Result<Preview> {
     }
     let options = crate::ipvs_mode::options(settings);
     tokio::task::spawn_blocking(move || {
-        let tables =
+        let mut tables =
             IpvsPreview::open(&options).context("opening the node's tables for the pre-flight")?;
         let node_addresses = tables.node_addresses()?;
         Ok(Preview {

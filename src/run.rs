@@ -92,7 +92,7 @@ enum Source<'a> {
 /// IPVS missing with `--no-fallback`; with `--diff`, a node that cannot be read.
 pub(crate) async fn run(cli: &Cli, settings: &Settings) -> anyhow::Result<ExitCode> {
     if cli.cleanup {
-        let done = dataplane::cleanup(&crate::ipvs_mode::owner(settings)).await?;
+        let done = dataplane::cleanup(&crate::ipvs_mode::owner(settings))?;
         tracing::info!("cleanup done: {done}");
         return Ok(ExitCode::SUCCESS);
     }

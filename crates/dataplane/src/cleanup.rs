@@ -14,8 +14,8 @@
 
 use std::path::Path;
 
-use hostnet::KUBE_IPVS0;
 use hostnet::dummy::DummyLink;
+use hostnet::{KUBE_IPVS0, Rtnl};
 use iptables::Iptables;
 use model::IpFamily;
 
@@ -27,15 +27,14 @@ use crate::ipvs::Owner;
 /// # Errors
 /// The first step that failed (the later steps are not attempted, so the
 /// sets referenced by rules that could not be removed stay intact).
-pub async fn cleanup(owner: &Owner) -> Result<String, Error> {
-    let netlink = hostnet::netlink::connect().context("cleaning up")?;
-    let link = DummyLink::find(&netlink, KUBE_IPVS0)
-        .await
+pub fn cleanup(owner: &Owner) -> Result<String, Error> {
+    let mut netlink = Rtnl::open().context("cleaning up")?;
+    let link = DummyLink::find(&mut netlink, KUBE_IPVS0)
         .with_context(|| format!("looking for {KUBE_IPVS0}"))?;
     let crate::inspect::Addresses {
         bound: dummy_addresses,
         node: node_port_addresses,
-    } = crate::inspect::read_addresses(&netlink, link.as_ref()).await?;
+    } = crate::inspect::read_addresses(&mut netlink, link.as_ref())?;
     let owner = owner.ownership(dummy_addresses, node_port_addresses);
     // Without the IPVS module loaded there is no table, hence nothing of ours.
     let virtual_servers = if Path::new("/proc/net/ip_vs").exists() {
@@ -55,8 +54,7 @@ pub async fn cleanup(owner: &Owner) -> Result<String, Error> {
     };
     let link_removed = match link {
         Some(l) => {
-            l.delete(&netlink)
-                .await
+            l.delete(&mut netlink)
                 .with_context(|| format!("deleting {KUBE_IPVS0}"))?;
             1
         }

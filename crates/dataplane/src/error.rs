@@ -45,7 +45,7 @@ pub enum Cause {
     /// A part of the sync that ran on a thread of its own panicked.
     #[error("it panicked")]
     Panicked,
-    /// The process could not start a thread, or the runtime of a connection.
+    /// The process could not start a thread.
     #[error(transparent)]
     Os(#[from] std::io::Error),
 }

@@ -5,8 +5,8 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use hostnet::KUBE_IPVS0;
 use hostnet::dummy::DummyLink;
+use hostnet::{KUBE_IPVS0, Rtnl};
 use ipset::{Ipset, ListedSet};
 use ipvs::{ServiceKey, ServiceWithDestinations};
 
@@ -48,23 +48,21 @@ pub struct Addresses {
 ///
 /// # Errors
 /// When the links or addresses cannot be listed.
-pub async fn addresses() -> Result<Addresses, Error> {
-    let netlink = hostnet::netlink::connect().context("reading the node's addresses")?;
-    let link = DummyLink::find(&netlink, KUBE_IPVS0)
-        .await
+pub fn addresses() -> Result<Addresses, Error> {
+    let mut netlink = Rtnl::open().context("reading the node's addresses")?;
+    let link = DummyLink::find(&mut netlink, KUBE_IPVS0)
         .with_context(|| format!("looking for {KUBE_IPVS0}"))?;
-    read_addresses(&netlink, link.as_ref()).await
+    read_addresses(&mut netlink, link.as_ref())
 }
 
 /// [`Addresses`], with `kube-ipvs0` already looked up.
-pub(crate) async fn read_addresses(
-    netlink: &rtnetlink::Handle,
+pub(crate) fn read_addresses(
+    netlink: &mut Rtnl,
     link: Option<&DummyLink>,
 ) -> Result<Addresses, Error> {
     let bound = match link {
         Some(l) => l
             .addresses(netlink)
-            .await
             .with_context(|| format!("reading the addresses of {KUBE_IPVS0}"))?
             .list()
             .into_iter()
@@ -73,7 +71,6 @@ pub(crate) async fn read_addresses(
         None => BTreeSet::new(),
     };
     let node = hostnet::addresses::node_addresses(netlink, link.map_or(0, DummyLink::index))
-        .await
         .context("reading the node's addresses")?;
     Ok(Addresses { bound, node })
 }
@@ -83,11 +80,11 @@ pub(crate) async fn read_addresses(
 ///
 /// # Errors
 /// When one of them cannot be read (IPVS missing, no permission), naming it.
-pub async fn observe(keys: &[ServiceKey]) -> Result<Observed, Error> {
+pub fn observe(keys: &[ServiceKey]) -> Result<Observed, Error> {
     let virtual_servers = ipvs::Client::new()
         .and_then(|mut c| c.list_only(keys))
         .context("reading the IPVS table")?;
-    let bound = addresses().await?.bound;
+    let bound = addresses()?.bound;
     let sets = Ipset::open()
         .and_then(|mut c| c.list())
         .context("reading the ipsets")?;

@@ -35,7 +35,6 @@ pub mod inspect;
 pub mod iptables;
 pub mod ipvs;
 pub mod mode;
-mod rtnl;
 mod summary;
 mod tables;
 mod thread;
@@ -66,5 +65,5 @@ pub trait Dataplane {
     ///
     /// # Errors
     /// When they cannot be listed.
-    fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error>;
+    fn node_addresses(&mut self) -> Result<BTreeSet<IpAddr>, Error>;
 }

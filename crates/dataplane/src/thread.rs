@@ -6,9 +6,8 @@
 //! the caller holds the state alone again and may change it in place.
 //!
 //! A dedicated thread rather than tokio's blocking pool: the dataplane lives as long as
-//! the process and keeps its kernel connections (the rtnetlink one on a runtime of its
-//! own) on the thread that made them, and a task that never ends would keep the pool
-//! from shutting down.
+//! the process and keeps its kernel connections on the thread that made them, and a task
+//! that never ends would keep the pool from shutting down.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

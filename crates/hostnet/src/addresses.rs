@@ -6,10 +6,10 @@
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
-use futures_util::TryStreamExt;
-use rtnetlink::Handle;
+use netlink::Transport;
 
-use crate::dummy::{LinkError, address_of};
+use crate::dummy::{LinkError, address_of, all_addresses, failed};
+use crate::rtnl::Rtnl;
 
 /// Whether an address listed on an interface can carry NodePorts.
 pub fn usable(ip: &IpAddr) -> bool {
@@ -23,18 +23,12 @@ pub fn usable(ip: &IpAddr) -> bool {
 ///
 /// # Errors
 /// [`LinkError::Netlink`] when listing fails.
-pub async fn node_addresses(handle: &Handle, except: u32) -> Result<BTreeSet<IpAddr>, LinkError> {
-    let messages: Vec<_> = handle
-        .address()
-        .get()
-        .execute()
-        .try_collect()
-        .await
-        .map_err(|source| LinkError::Netlink {
-            op: "list addresses",
-            object: "every link".to_owned(),
-            source,
-        })?;
+pub fn node_addresses<T: Transport>(
+    rtnl: &mut Rtnl<T>,
+    except: u32,
+) -> Result<BTreeSet<IpAddr>, LinkError> {
+    let messages =
+        all_addresses(rtnl).map_err(failed("list addresses", "every link".to_owned()))?;
     Ok(messages
         .iter()
         .filter(|m| m.header.index != except)

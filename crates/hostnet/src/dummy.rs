@@ -5,16 +5,19 @@
 //! traffic of its own. Only addresses on this link are ever touched.
 
 use std::collections::BTreeSet;
+use std::fmt;
+use std::io;
 use std::net::IpAddr;
 
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
-use rtnetlink::{Handle, LinkDummy};
+use netlink::Transport;
+use netlink_packet_route::AddressFamily;
+use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::link::{InfoKind, LinkAttribute, LinkInfo, LinkMessage};
 
-/// Address requests in flight at once: one round trip each would make binding the
-/// addresses of 10,000 Services take most of a first sync.
-const IN_FLIGHT: usize = 64;
+use crate::rtnl::{
+    NLM_F_CREATE, NLM_F_EXCL, RTM_DELADDR, RTM_DELLINK, RTM_GETADDR, RTM_GETLINK, RTM_NEWADDR,
+    RTM_NEWLINK, Rtnl,
+};
 
 /// The name kube-proxy gives the interface.
 pub const KUBE_IPVS0: &str = "kube-ipvs0";
@@ -25,16 +28,17 @@ pub const KUBE_IPVS0: &str = "kube-ipvs0";
 pub enum LinkError {
     /// The rtnetlink socket cannot be opened.
     #[error("opening an rtnetlink socket: {0}")]
-    Socket(std::io::Error),
-    /// A netlink request failed.
-    #[error("{op} {object}: {source}")]
+    Socket(netlink::Error),
+    /// A netlink request failed: the kernel refused it (its errno, and its
+    /// extended-ack text when it gave one), or the exchange failed.
+    #[error("{op} {object}: {cause}")]
     Netlink {
-        /// What was being done (`create link`, `add address`...).
+        /// What was being done (`create dummy link`, `add address`...).
         op: &'static str,
         /// On what (`kube-ipvs0`, `10.96.0.10/32 on kube-ipvs0`...).
         object: String,
-        /// The netlink error.
-        source: rtnetlink::Error,
+        /// Why.
+        cause: Cause,
     },
     /// A link with the name exists but is not a dummy link: we leave it alone.
     #[error("link {name} exists but is a {kind} link, not a dummy one")]
@@ -47,6 +51,77 @@ pub enum LinkError {
     /// The link was created but cannot be found.
     #[error("link {0} was created but is not listed")]
     Vanished(String),
+}
+
+impl LinkError {
+    /// The kernel's errno (positive), if it refused the request.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            LinkError::Netlink {
+                cause: Cause::Refused { errno, .. },
+                ..
+            } => Some(*errno),
+            _ => None,
+        }
+    }
+}
+
+/// Why a netlink request failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Cause {
+    /// The kernel refused it.
+    Refused {
+        /// The errno, positive.
+        errno: i32,
+        /// The kernel's extended acknowledgement (`NLMSGERR_ATTR_MSG`).
+        text: Option<String>,
+    },
+    /// The exchange failed (socket, lost answer, unreadable reply), as said.
+    Exchange(String),
+}
+
+impl fmt::Display for Cause {
+    /// `Invalid argument (kernel: <text>)`, as `ip` prints a refusal.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cause::Refused { errno, text } => {
+                // strerror's text, without std's " (os error N)".
+                let full = io::Error::from_raw_os_error(*errno).to_string();
+                let suffix = format!(" (os error {errno})");
+                f.write_str(full.strip_suffix(&suffix).unwrap_or(&full))?;
+                write!(f, "{}", netlink::KernelText(text.as_deref()))
+            }
+            Cause::Exchange(what) => f.write_str(what),
+        }
+    }
+}
+
+impl From<netlink::Error> for Cause {
+    fn from(e: netlink::Error) -> Self {
+        match e {
+            netlink::Error::Kernel(nack) => Cause::from(nack),
+            other => Cause::Exchange(other.to_string()),
+        }
+    }
+}
+
+impl From<netlink::Nack> for Cause {
+    fn from(nack: netlink::Nack) -> Self {
+        Cause::Refused {
+            errno: nack.errno,
+            text: nack.message,
+        }
+    }
+}
+
+impl From<netlink::Failure> for Cause {
+    fn from(f: netlink::Failure) -> Self {
+        match f {
+            netlink::Failure::Refused(nack) => Cause::from(nack),
+            other => Cause::Exchange(other.to_string()),
+        }
+    }
 }
 
 /// The addresses on a link as one listing returned them, kept whole so that
@@ -145,19 +220,16 @@ impl DummyLink {
     ///
     /// # Errors
     /// [`LinkError::NotDummy`] when a link of another kind has the name,
-    /// [`LinkError::Netlink`] when listing fails.
-    pub async fn find(handle: &Handle, name: &str) -> Result<Option<Self>, LinkError> {
-        let request = handle.link().get().match_name(name.to_owned()).execute();
-        let link = match request.try_collect::<Vec<_>>().await {
+    /// [`LinkError::Netlink`] when reading it fails.
+    pub fn find<T: Transport>(rtnl: &mut Rtnl<T>, name: &str) -> Result<Option<Self>, LinkError> {
+        let mut request = LinkMessage::default();
+        request
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
+        let link = match rtnl.request::<LinkMessage>(RTM_GETLINK, 0, &request, RTM_NEWLINK) {
             Ok(mut links) => links.pop(),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::ENODEV => None,
-            Err(source) => {
-                return Err(LinkError::Netlink {
-                    op: "get link",
-                    object: name.to_owned(),
-                    source,
-                });
-            }
+            Err(e) if e.errno() == Some(libc::ENODEV) => None,
+            Err(e) => return Err(failed("get link", name.to_owned())(e)),
         };
         let Some(link) = link else { return Ok(None) };
         match kind(&link) {
@@ -175,50 +247,49 @@ impl DummyLink {
     /// The dummy link `name`, created (down) if missing.
     ///
     /// ```no_run
-    /// # async fn run() -> Result<(), hostnet::LinkError> {
-    /// let (connection, handle, _) = rtnetlink::new_connection().expect("netlink socket");
-    /// tokio::spawn(connection);
-    /// let link = hostnet::DummyLink::ensure(&handle, hostnet::KUBE_IPVS0).await?;
+    /// # fn run() -> Result<(), hostnet::LinkError> {
+    /// let mut rtnl = hostnet::Rtnl::open()?;
+    /// let link = hostnet::DummyLink::ensure(&mut rtnl, hostnet::KUBE_IPVS0)?;
     /// let vips = ["10.96.0.10".parse().unwrap()].into();
-    /// let changes = link.sync_addresses(&handle, &vips).await?;
+    /// let changes = link.sync_addresses(&mut rtnl, &vips)?;
     /// println!("bound {:?}, unbound {:?}", changes.added, changes.removed);
     /// # Ok(()) }
     /// ```
     ///
     /// # Errors
     /// As [`DummyLink::find`]; [`LinkError::Netlink`] when creating fails.
-    pub async fn ensure(handle: &Handle, name: &str) -> Result<Self, LinkError> {
-        if let Some(link) = DummyLink::find(handle, name).await? {
+    pub fn ensure<T: Transport>(rtnl: &mut Rtnl<T>, name: &str) -> Result<Self, LinkError> {
+        if let Some(link) = DummyLink::find(rtnl, name)? {
             return Ok(link);
         }
-        match handle
-            .link()
-            .add(LinkDummy::new(name).build())
-            .execute()
-            .await
-        {
-            Ok(()) => {}
+        let mut request = LinkMessage::default();
+        request
+            .attributes
+            .push(LinkAttribute::IfName(name.to_owned()));
+        request
+            .attributes
+            .push(LinkAttribute::LinkInfo(vec![LinkInfo::Kind(
+                InfoKind::Dummy,
+            )]));
+        let flags = NLM_F_CREATE | NLM_F_EXCL;
+        match rtnl.request::<LinkMessage>(RTM_NEWLINK, flags, &request, RTM_NEWLINK) {
+            Ok(_) => {}
             // Created meanwhile by someone else: fine if it is a dummy link.
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::EEXIST => {}
-            Err(source) => {
-                return Err(LinkError::Netlink {
-                    op: "create dummy link",
-                    object: name.to_owned(),
-                    source,
-                });
-            }
+            Err(e) if e.errno() == Some(libc::EEXIST) => {}
+            Err(e) => return Err(failed("create dummy link", name.to_owned())(e)),
         }
-        DummyLink::find(handle, name)
-            .await?
-            .ok_or_else(|| LinkError::Vanished(name.to_owned()))
+        DummyLink::find(rtnl, name)?.ok_or_else(|| LinkError::Vanished(name.to_owned()))
     }
 
     /// The addresses on this link, as read now.
     ///
     /// # Errors
     /// [`LinkError::Netlink`] when listing fails.
-    pub async fn addresses(&self, handle: &Handle) -> Result<BoundAddresses, LinkError> {
-        Ok(BoundAddresses(self.address_messages(handle).await?))
+    pub fn addresses<T: Transport>(&self, rtnl: &mut Rtnl<T>) -> Result<BoundAddresses, LinkError> {
+        let mut listed =
+            all_addresses(rtnl).map_err(failed("list addresses", self.name.clone()))?;
+        listed.retain(|m| m.header.index == self.index);
+        Ok(BoundAddresses(listed))
     }
 
     /// Binds every address of `desired` as /32 or /128 and unbinds every
@@ -226,73 +297,79 @@ impl DummyLink {
     /// already bound, or already gone, is not an error.
     ///
     /// # Errors
-    /// [`LinkError::Netlink`] naming the address that could not be changed.
-    pub async fn sync_addresses(
+    /// [`LinkError::Netlink`] naming the first address that could not be
+    /// changed.
+    pub fn sync_addresses<T: Transport>(
         &self,
-        handle: &Handle,
+        rtnl: &mut Rtnl<T>,
         desired: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
-        let bound = self.addresses(handle).await?;
-        self.sync_bound(handle, bound, desired).await
+        let bound = self.addresses(rtnl)?;
+        self.sync_bound(rtnl, bound, desired)
     }
 
     /// As [`DummyLink::sync_addresses`], from addresses the caller has just
     /// read with [`DummyLink::addresses`], so a sync lists them only once.
+    /// The requests go pipelined, one per address, unbinding first; each
+    /// refusal is matched to its address.
     ///
     /// # Errors
-    /// [`LinkError::Netlink`] naming the address that could not be changed.
-    pub async fn sync_bound(
+    /// [`LinkError::Netlink`] naming the first address that could not be
+    /// changed (the others were still tried).
+    pub fn sync_bound<T: Transport>(
         &self,
-        handle: &Handle,
+        rtnl: &mut Rtnl<T>,
         bound: BoundAddresses,
         desired: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
         let changes = diff_addresses(&bound.list(), desired);
-        let unbind = bound.0.into_iter().filter(|m| {
-            address_of(m).is_some_and(|ip| changes.removed.contains(&(ip, m.header.prefix_len)))
-        });
-        stream::iter(unbind.map(|message| self.unbind(handle, message)))
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<()>()
-            .await?;
-        stream::iter(changes.added.iter().map(|ip| self.bind(handle, *ip)))
-            .buffer_unordered(IN_FLIGHT)
-            .try_collect::<()>()
-            .await?;
+        let unbind: Vec<AddressMessage> = bound
+            .0
+            .into_iter()
+            .filter(|m| {
+                address_of(m).is_some_and(|ip| changes.removed.contains(&(ip, m.header.prefix_len)))
+            })
+            .collect();
+        let unbound = rtnl.batch(RTM_DELADDR, 0, &unbind);
+        let bind: Vec<AddressMessage> = changes
+            .added
+            .iter()
+            .map(|&ip| host_address(self.index, ip))
+            .collect();
+        let bound = rtnl.batch(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &bind);
+        self.refusal("remove address", &unbind, unbound, libc::EADDRNOTAVAIL)?;
+        self.refusal("add address", &bind, bound, libc::EEXIST)?;
         Ok(changes)
     }
 
-    /// Removes one address; one already gone is not an error.
-    async fn unbind(&self, handle: &Handle, message: AddressMessage) -> Result<(), LinkError> {
-        let object = format!(
-            "{}/{} on {}",
-            address_of(&message).map_or_else(String::new, |ip| ip.to_string()),
-            message.header.prefix_len,
-            self.name
-        );
-        match handle.address().del(message).execute().await {
-            Ok(()) => Ok(()),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::EADDRNOTAVAIL => {
-                Ok(())
-            }
-            Err(source) => Err(LinkError::Netlink {
-                op: "remove address",
-                object,
-                source,
-            }),
-        }
-    }
-
-    /// Adds one address as /32 or /128; one already bound is not an error.
-    async fn bind(&self, handle: &Handle, ip: IpAddr) -> Result<(), LinkError> {
-        let request = handle.address().add(self.index, ip, host_prefix(ip));
-        match request.execute().await {
-            Ok(()) => Ok(()),
-            Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code().abs() == libc::EEXIST => Ok(()),
-            Err(source) => Err(LinkError::Netlink {
-                op: "add address",
-                object: format!("{ip}/{} on {}", host_prefix(ip), self.name),
-                source,
+    /// The first failure of `results` (one per message of `messages`) but
+    /// for the benign `errno`, naming its address.
+    fn refusal(
+        &self,
+        op: &'static str,
+        messages: &[AddressMessage],
+        results: Vec<Result<(), netlink::Failure>>,
+        benign: i32,
+    ) -> Result<(), LinkError> {
+        let first = messages
+            .iter()
+            .zip(results)
+            .find_map(|(m, result)| match result {
+                Err(netlink::Failure::Refused(nack)) if nack.errno == benign => None,
+                Err(failure) => Some((m, failure)),
+                Ok(()) => None,
+            });
+        match first {
+            None => Ok(()),
+            Some((m, failure)) => Err(LinkError::Netlink {
+                op,
+                object: format!(
+                    "{}/{} on {}",
+                    address_of(m).map_or_else(String::new, |ip| ip.to_string()),
+                    m.header.prefix_len,
+                    self.name
+                ),
+                cause: failure.into(),
             }),
         }
     }
@@ -301,37 +378,45 @@ impl DummyLink {
     ///
     /// # Errors
     /// [`LinkError::Netlink`] when deleting fails.
-    pub async fn delete(self, handle: &Handle) -> Result<(), LinkError> {
-        handle
-            .link()
-            .del(self.index)
-            .execute()
-            .await
-            .map_err(|source| LinkError::Netlink {
-                op: "delete link",
-                object: self.name,
-                source,
-            })
+    pub fn delete<T: Transport>(self, rtnl: &mut Rtnl<T>) -> Result<(), LinkError> {
+        let mut request = LinkMessage::default();
+        request.header.index = self.index;
+        rtnl.request::<LinkMessage>(RTM_DELLINK, 0, &request, RTM_NEWLINK)
+            .map(drop)
+            .map_err(failed("delete link", self.name))
     }
+}
 
-    async fn address_messages(&self, handle: &Handle) -> Result<Vec<AddressMessage>, LinkError> {
-        let messages: Vec<AddressMessage> = handle
-            .address()
-            .get()
-            .set_link_index_filter(self.index)
-            .execute()
-            .try_collect()
-            .await
-            .map_err(|source| LinkError::Netlink {
-                op: "list addresses",
-                object: self.name.clone(),
-                source,
-            })?;
-        Ok(messages
-            .into_iter()
-            .filter(|m| m.header.index == self.index)
-            .collect())
+/// Every address of every link, both families.
+pub(crate) fn all_addresses<T: Transport>(
+    rtnl: &mut Rtnl<T>,
+) -> Result<Vec<AddressMessage>, netlink::Error> {
+    rtnl.dump(RTM_GETADDR, &AddressMessage::default(), RTM_NEWADDR)
+}
+
+/// The error of `op` on `object` that failed with `e`.
+pub(crate) fn failed(op: &'static str, object: String) -> impl FnOnce(netlink::Error) -> LinkError {
+    move |e| LinkError::Netlink {
+        op,
+        object,
+        cause: e.into(),
     }
+}
+
+/// `ip` as a host address of link `index` (`/32` or `/128`), as
+/// `ip addr add IP/32 dev LINK` asks for it: `IFA_LOCAL`, then
+/// `IFA_ADDRESS` with the same address.
+pub(crate) fn host_address(index: u32, ip: IpAddr) -> AddressMessage {
+    let mut message = AddressMessage::default();
+    message.header.family = match ip {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
+    message.header.prefix_len = host_prefix(ip);
+    message.header.index = index;
+    message.attributes.push(AddressAttribute::Local(ip));
+    message.attributes.push(AddressAttribute::Address(ip));
+    message
 }
 
 fn kind(link: &LinkMessage) -> Option<&InfoKind> {
@@ -394,3 +479,7 @@ mod tests {
         assert!(changes.added.is_empty());
     }
 }
+
+#[cfg(test)]
+#[path = "dummy_tests.rs"]
+mod netlink_tests;

@@ -10,7 +10,7 @@ use std::net::IpAddr;
 
 use hostnet::{
     ConntrackSettings, DummyLink, Ensured, KUBE_IPVS0, KernelVersion, LinkError, ModuleError,
-    ModuleState, Modules, Sysctls, ipvs_mode_settings, ipvs_modules,
+    ModuleState, Modules, Rtnl, Sysctls, ipvs_mode_settings, ipvs_modules,
 };
 use testkit::Netns;
 
@@ -18,19 +18,9 @@ fn ips(list: &[&str]) -> BTreeSet<IpAddr> {
     list.iter().map(|s| s.parse().unwrap()).collect()
 }
 
-/// Runs `f` with an rtnetlink handle opened inside `ns`.
-fn with_handle<R: Send>(ns: &Netns, f: impl AsyncFnOnce(rtnetlink::Handle) -> R + Send) -> R {
-    ns.enter(|| {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
-        rt.block_on(async {
-            let (connection, handle, _) = rtnetlink::new_connection().unwrap();
-            tokio::spawn(connection);
-            f(handle).await
-        })
-    })
+/// Runs `f` with an rtnetlink socket opened inside `ns`.
+fn with_handle<R: Send>(ns: &Netns, f: impl FnOnce(&mut Rtnl) -> R + Send) -> R {
+    ns.enter(|| f(&mut Rtnl::open().unwrap()))
 }
 
 fn addresses_shown(ns: &Netns, dev: &str) -> String {
@@ -46,30 +36,29 @@ fn vm_kube_ipvs0_is_created_down_and_its_addresses_synced() {
     ns.run(&["ip", "link", "add", "other0", "type", "dummy"]);
     ns.run(&["ip", "addr", "add", "192.0.2.1/24", "dev", "other0"]);
 
-    let link = with_handle(&ns, async |h| {
-        let link = DummyLink::ensure(&h, KUBE_IPVS0).await.unwrap();
+    let link = with_handle(&ns, |h| {
+        let link = DummyLink::ensure(h, KUBE_IPVS0).unwrap();
         assert_eq!(
-            DummyLink::ensure(&h, KUBE_IPVS0).await.unwrap(),
+            DummyLink::ensure(h, KUBE_IPVS0).unwrap(),
             link,
             "found, not recreated"
         );
         let want = ips(&["10.96.0.10", "10.96.0.11", "fd00::10"]);
-        let changes = link.sync_addresses(&h, &want).await.unwrap();
+        let changes = link.sync_addresses(h, &want).unwrap();
         assert_eq!(changes.added.len(), 3, "{changes:?}");
         assert!(
-            link.sync_addresses(&h, &want).await.unwrap().is_empty(),
+            link.sync_addresses(h, &want).unwrap().is_empty(),
             "second sync"
         );
         let changes = link
-            .sync_addresses(&h, &ips(&["10.96.0.10", "fd00::10"]))
-            .await
+            .sync_addresses(h, &ips(&["10.96.0.10", "fd00::10"]))
             .unwrap();
         assert_eq!(changes.removed, [("10.96.0.11".parse().unwrap(), 32)]);
         assert!(matches!(
-            DummyLink::find(&h, "lo").await,
+            DummyLink::find(h, "lo"),
             Err(LinkError::NotDummy { .. })
         ));
-        assert_eq!(DummyLink::find(&h, "nosuch0").await.unwrap(), None);
+        assert_eq!(DummyLink::find(h, "nosuch0").unwrap(), None);
         link
     });
 
@@ -94,9 +83,8 @@ fn vm_kube_ipvs0_is_created_down_and_its_addresses_synced() {
     // Drift by hand, repaired by the next sync.
     ns.run(&["ip", "addr", "del", "10.96.0.10/32", "dev", KUBE_IPVS0]);
     ns.run(&["ip", "addr", "add", "10.96.0.50/32", "dev", KUBE_IPVS0]);
-    let changes = with_handle(&ns, async |h| {
-        link.sync_addresses(&h, &ips(&["10.96.0.10", "fd00::10"]))
-            .await
+    let changes = with_handle(&ns, |h| {
+        link.sync_addresses(h, &ips(&["10.96.0.10", "fd00::10"]))
             .unwrap()
     });
     assert_eq!(changes.added, ["10.96.0.10".parse::<IpAddr>().unwrap()]);
@@ -216,5 +204,77 @@ fn vm_conntrack_max_and_hash_size_as_kube_proxy_sets_them() {
     assert!(
         err.to_string().contains("net.netfilter.nf_conntrack_max"),
         "{err}"
+    );
+}
+
+/// `(address, prefix)` of every `inet`/`inet6` line of `ip -o addr show ...`.
+fn ip_addr_show(ns: &Netns, args: &[&str]) -> BTreeSet<(IpAddr, u8)> {
+    let mut argv = vec!["ip", "-o", "addr", "show"];
+    argv.extend(args);
+    ns.run(&argv)
+        .lines()
+        .filter_map(|line| {
+            let mut words = line.split_whitespace();
+            words.find(|w| *w == "inet" || *w == "inet6")?;
+            let (ip, prefix) = words.next()?.split_once('/')?;
+            Some((ip.parse().unwrap(), prefix.parse().unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_kube_ipvs0_address_dumps_match_ip_addr_show() {
+    Modules::host().ensure(&["dummy"]).unwrap();
+    let ns = Netns::new("kipvs0dump");
+    ns.run(&["ip", "link", "add", "other0", "type", "dummy"]);
+    ns.run(&["ip", "link", "set", "other0", "up"]);
+    ns.run(&["ip", "addr", "add", "192.0.2.1/24", "dev", "other0"]);
+    ns.run(&["ip", "addr", "add", "2001:db8::1/64", "dev", "other0"]);
+    let (listed, node) = with_handle(&ns, |h| {
+        let link = DummyLink::ensure(h, KUBE_IPVS0).unwrap();
+        let vips: BTreeSet<IpAddr> = (0..300)
+            .map(|i| IpAddr::from([10, 96, (i / 250) as u8, (i % 250) as u8 + 1]))
+            .chain(ips(&["fd00::10", "fd00::11"]))
+            .collect();
+        link.sync_addresses(h, &vips).unwrap();
+        ns.run(&["ip", "addr", "add", "10.97.0.1/24", "dev", KUBE_IPVS0]);
+        let listed: BTreeSet<(IpAddr, u8)> =
+            link.addresses(h).unwrap().list().into_iter().collect();
+        let node = hostnet::addresses::node_addresses(h, link.index()).unwrap();
+        (listed, node)
+    });
+    assert_eq!(listed.len(), 303);
+    assert_eq!(listed, ip_addr_show(&ns, &["dev", KUBE_IPVS0]));
+    let mut others = ip_addr_show(&ns, &[]);
+    others.retain(|a| !listed.contains(a));
+    let others: BTreeSet<IpAddr> = others
+        .into_iter()
+        .map(|(ip, _)| ip)
+        .filter(hostnet::addresses::usable)
+        .collect();
+    assert_eq!(node, others);
+    assert!(node.contains(&"2001:db8::1".parse().unwrap()), "{node:?}");
+}
+
+/// Debian's 6.1 annotates none of the address refusals `ip addr add` can
+/// provoke (IPv6 disabled on the link, `::1`, multicast: "RTNETLINK
+/// answers: ..." without "Error: ..."); its netlink attribute policy
+/// checks do annotate theirs (`validate_nla` in lib/nlattr.c): a link name
+/// longer than `IFNAMSIZ - 1` is refused with `ERANGE` and "Attribute
+/// failed policy validation".
+#[test]
+#[ignore = "vm: needs a kernel with IPVS; run tests/vm/run"]
+fn vm_kube_ipvs0_refusal_carries_the_kernels_text() {
+    let ns = Netns::new("kipvs0extack");
+    let name = "kube-ipvs0-name-too-long";
+    let err = with_handle(&ns, |h| DummyLink::find(h, name).unwrap_err());
+    assert_eq!(err.errno(), Some(libc::ERANGE), "{err}");
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "get link {name}: Numerical result out of range \
+             (kernel: Attribute failed policy validation)"
+        )
     );
 }

@@ -152,7 +152,7 @@ pub enum Error {
     #[error("ipset: cannot open a netfilter netlink socket: {0}")]
     Open(#[source] nfnetlink::Error),
     /// The kernel refused an operation on a set.
-    #[error("ipset {op} {target}: {errno}")]
+    #[error("ipset {op} {target}: {errno}{}", nfnetlink::KernelText(text.as_deref()))]
     Kernel {
         /// The operation.
         op: Op,
@@ -160,6 +160,8 @@ pub enum Error {
         target: String,
         /// Why.
         errno: Errno,
+        /// The kernel's extended-ack text, when it gave one.
+        text: Option<String>,
     },
     /// The socket failed or a reply could not be parsed.
     #[error("ipset {op} {target}: {source}")]
@@ -217,10 +219,11 @@ impl Error {
 
     pub(crate) fn from_netlink(op: Op, target: impl Into<String>, e: nfnetlink::Error) -> Self {
         match e {
-            nfnetlink::Error::Kernel(code) => Error::Kernel {
+            nfnetlink::Error::Kernel { errno, text } => Error::Kernel {
                 op,
                 target: target.into(),
-                errno: Errno(code),
+                errno: Errno(errno),
+                text,
             },
             source => Error::Transport {
                 op,
@@ -269,10 +272,25 @@ mod tests {
             op: Op::Destroy,
             target: "set KUBE-CLUSTER-IP".into(),
             errno: Errno::BUSY,
+            text: None,
         };
         assert_eq!(
             e.to_string(),
             "ipset destroy set KUBE-CLUSTER-IP: set is in use by a kernel component (iptables rule or list:set) (errno 4100)"
+        );
+        let e = Error::from_netlink(
+            Op::Create,
+            "set S",
+            nfnetlink::Error::Kernel {
+                errno: 22, // EINVAL
+                text: Some("Attribute failed policy validation".into()),
+            },
+        );
+        assert_eq!(e.errno(), Some(Errno(22)));
+        assert!(
+            e.to_string()
+                .ends_with(" (kernel: Attribute failed policy validation)"),
+            "{e}"
         );
         let sent = [
             Member::new("10.0.0.1".parse().unwrap()),

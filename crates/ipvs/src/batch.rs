@@ -36,7 +36,7 @@ pub(crate) fn apply(t: &mut Transport, changes: &[Change]) -> Vec<Result<(), Err
             result.map_err(|failure| {
                 let (op, object) = (change.operation(), change.object());
                 match failure {
-                    netlink::Failure::Refused(nack) => Error::kernel(op, object, nack.errno),
+                    netlink::Failure::Refused(nack) => Error::kernel(op, object, nack),
                     netlink::Failure::Lost => Error::AckLost { op, object },
                     netlink::Failure::Socket(e) => Error::Io {
                         op,

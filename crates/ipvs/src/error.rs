@@ -163,7 +163,11 @@ pub enum Error {
     )]
     NotAvailable,
     /// The kernel refused an operation.
-    #[error("{op}{object}: {kind} ({})", io::Error::from_raw_os_error(*errno))]
+    #[error(
+        "{op}{object}: {kind} ({}){}",
+        io::Error::from_raw_os_error(*errno),
+        netlink::KernelText(text.as_deref())
+    )]
     Kernel {
         /// What was attempted.
         op: Operation,
@@ -173,6 +177,9 @@ pub enum Error {
         kind: ErrorKind,
         /// The errno (positive).
         errno: i32,
+        /// The kernel's extended-ack text (`NLMSGERR_ATTR_MSG`), when it
+        /// gave one.
+        text: Option<String>,
     },
     /// The request was refused before sending (e.g. a name too long).
     #[error("{op}{object}: invalid input: {reason}")]
@@ -252,12 +259,14 @@ impl Error {
         }
     }
 
-    pub(crate) fn kernel(op: Operation, object: Object, errno: i32) -> Self {
+    /// The kernel's refusal `nack` of `op` on `object`.
+    pub(crate) fn kernel(op: Operation, object: Object, nack: netlink::Nack) -> Self {
         Error::Kernel {
             op,
             object,
-            kind: ErrorKind::from_errno(op, errno),
-            errno,
+            kind: ErrorKind::from_errno(op, nack.errno),
+            errno: nack.errno,
+            text: nack.message,
         }
     }
 
@@ -269,7 +278,7 @@ impl Error {
     pub(crate) fn netlink(op: Operation, object: Object) -> impl FnOnce(netlink::Error) -> Self {
         move |e| match e {
             netlink::Error::Io(source) => Error::Io { op, source },
-            netlink::Error::Kernel(nack) => Error::kernel(op, object, nack.errno),
+            netlink::Error::Kernel(nack) => Error::kernel(op, object, nack),
             netlink::Error::Lost => Error::AckLost { op, object },
             netlink::Error::DumpInterrupted(attempts) => Error::DumpInterrupted { op, attempts },
             netlink::Error::Malformed(m) => Error::Decode {
@@ -322,7 +331,7 @@ mod tests {
         let e = Error::kernel(
             Operation::AddDestination,
             Object("TCP 10.96.0.10:53 -> 10.244.1.5:53".into()),
-            libc::EEXIST,
+            nack(libc::EEXIST, None),
         );
         let msg = e.to_string();
         assert!(
@@ -332,10 +341,34 @@ mod tests {
             "{msg}"
         );
         assert_eq!(e.errno(), Some(libc::EEXIST));
-        let flush = Error::kernel(Operation::Flush, Object::default(), libc::EPERM);
+        let flush = Error::kernel(Operation::Flush, Object::default(), nack(libc::EPERM, None));
         assert!(
             flush.to_string().starts_with("flush: permission denied"),
             "{flush}"
         );
+    }
+
+    fn nack(errno: i32, message: Option<&str>) -> netlink::Nack {
+        netlink::Nack {
+            index: 0,
+            seq: 1,
+            errno,
+            message: message.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn a_refusal_with_the_kernels_text_ends_with_it() {
+        let e = Error::kernel(
+            Operation::AddService,
+            Object::default(),
+            nack(libc::EINVAL, Some("Attribute failed policy validation")),
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.ends_with(") (kernel: Attribute failed policy validation)"),
+            "{msg}"
+        );
+        assert_eq!(e.errno(), Some(libc::EINVAL));
     }
 }

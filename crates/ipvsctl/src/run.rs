@@ -361,6 +361,7 @@ fn refusal(op: ipvs::Operation, object: String, errno: i32) -> ipvs::Error {
         object: ipvs::Object(object),
         kind: ipvs::ErrorKind::from_errno(op, errno),
         errno,
+        text: None,
     }
 }
 

@@ -37,6 +37,26 @@ impl fmt::Display for Nack {
     }
 }
 
+/// The kernel's extended-ack text of a refusal as the clients print it after
+/// the errno: ` (kernel: <text>)`, or nothing when it gave none.
+///
+/// ```
+/// let text = netlink::KernelText(Some("Invalid prefix length"));
+/// assert_eq!(format!("Invalid argument{text}"), "Invalid argument (kernel: Invalid prefix length)");
+/// assert_eq!(netlink::KernelText(None).to_string(), "");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KernelText<'a>(pub Option<&'a str>);
+
+impl fmt::Display for KernelText<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(text) => write!(f, " (kernel: {text})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A request, a dump or the socket failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,5 +1,6 @@
 //! One blocking netlink socket for the kernel-edge clients (`ipvs` over
-//! generic netlink, `nfnetlink` for ipset and conntrack): it owns the
+//! generic netlink, `nfnetlink` for ipset and conntrack, `hostnet` over
+//! rtnetlink): it owns the
 //! socket's options, sequence numbers, pipelined batches whose answers are
 //! matched to their requests by sequence number, dumps, and single
 //! requests. It knows no protocol: callers encode each request (header
@@ -50,7 +51,7 @@ mod transport;
 mod tests;
 
 pub use dump::DUMP_ATTEMPTS;
-pub use error::{Error, Failed, Failure, Nack};
+pub use error::{Error, Failed, Failure, KernelText, Nack};
 pub use frame::{
     Body, Frame, Malformed, NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_MULTI, NLM_F_REQUEST,
     NLMSG_DONE, NLMSG_ERROR, NLMSG_HDRLEN, frames, stamp,

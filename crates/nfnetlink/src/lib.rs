@@ -24,4 +24,5 @@ mod socket;
 
 pub use attr::{Attr, Attrs, ParseError};
 pub use message::{Message, NLA_F_NESTED, NLA_F_NET_BYTEORDER, Nest};
+pub use netlink::KernelText;
 pub use socket::{Error, Reply, Socket};

@@ -15,9 +15,15 @@ pub enum Error {
     /// The socket itself failed (open, send, receive).
     #[error("netlink socket: {0}")]
     Io(#[from] io::Error),
-    /// The kernel refused the request with this errno (positive).
-    #[error("kernel error {0}")]
-    Kernel(i32),
+    /// The kernel refused the request.
+    #[error("kernel error {errno}{}", netlink::KernelText(text.as_deref()))]
+    Kernel {
+        /// The errno (positive).
+        errno: i32,
+        /// The kernel's extended-ack text (`NLMSGERR_ATTR_MSG`), when it
+        /// gave one.
+        text: Option<String>,
+    },
     /// The kernel's reply could not be parsed.
     #[error(transparent)]
     Malformed(#[from] ParseError),
@@ -31,7 +37,10 @@ impl From<netlink::Error> for Error {
     fn from(e: netlink::Error) -> Self {
         match e {
             netlink::Error::Io(e) => Error::Io(e),
-            netlink::Error::Kernel(nack) => Error::Kernel(nack.errno),
+            netlink::Error::Kernel(nack) => Error::Kernel {
+                errno: nack.errno,
+                text: nack.message,
+            },
             other => Error::Netlink(other),
         }
     }

@@ -43,12 +43,12 @@ impl AddressTable for FakeLink {
         listed.clone()
     }
 
-    fn list(&self) -> Result<BTreeSet<IpAddr>, LinkError> {
+    fn list(&mut self) -> Result<BTreeSet<IpAddr>, LinkError> {
         Ok(self.usable()?.bound.clone())
     }
 
     fn sync(
-        &self,
+        &mut self,
         listed: BTreeSet<IpAddr>,
         target: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {

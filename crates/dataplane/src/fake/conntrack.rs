@@ -40,7 +40,10 @@ impl FlowTable for FakeFlows {
         if table.broken {
             return Err(conntrack::Error::List {
                 family,
-                source: nfnetlink::Error::Kernel(1),
+                source: nfnetlink::Error::Kernel {
+                    errno: 1,
+                    text: None,
+                },
             });
         }
         Ok(table

@@ -54,6 +54,7 @@ fn refused(op: Op, target: &SetName, errno: Errno) -> ipset::Error {
         op,
         target: target.to_string(),
         errno,
+        text: None,
     }
 }
 
@@ -84,6 +85,7 @@ impl SetTable for FakeSets {
                 op: Op::List,
                 target: String::new(),
                 errno: Errno::PROTOCOL,
+                text: None,
             });
         }
         Ok(sets

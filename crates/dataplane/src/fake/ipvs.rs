@@ -64,6 +64,7 @@ fn refused(op: Operation, object: String, errno: i32) -> ipvs::Error {
         object: Object(object),
         kind: ErrorKind::from_errno(op, errno),
         errno,
+        text: None,
     }
 }
 

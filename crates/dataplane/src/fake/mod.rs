@@ -102,7 +102,7 @@ impl Dataplane for FakeIpvsDataplane {
     }
 
     /// A node without interface addresses.
-    fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+    fn node_addresses(&mut self) -> Result<BTreeSet<IpAddr>, Error> {
         Ok(BTreeSet::new())
     }
 }

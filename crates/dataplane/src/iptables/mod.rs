@@ -22,7 +22,6 @@ use model::{Changes, IpFamily, Model};
 
 use crate::conntrack::{FlowTable, Flows};
 use crate::error::{Context as _, Error};
-use crate::rtnl::Rtnl;
 use crate::summary::{Part, SyncSummary};
 use crate::tables::{IptablesPart, Writer};
 
@@ -113,7 +112,7 @@ pub struct IptablesOptions {
 pub struct IptablesDataplane {
     kernel: IptablesSync,
     /// For reading the node's addresses.
-    netlink: Rtnl,
+    netlink: hostnet::Rtnl,
 }
 
 impl IptablesDataplane {
@@ -153,7 +152,7 @@ impl IptablesDataplane {
             families = writers.len(),
             "iptables dataplane ready"
         );
-        let netlink = Rtnl::connect("starting the iptables dataplane")?;
+        let netlink = hostnet::Rtnl::open().context("starting the iptables dataplane")?;
         Ok(IptablesDataplane {
             kernel: IptablesSync::new(writers, Flows::default()),
             netlink,
@@ -228,9 +227,10 @@ impl crate::Dataplane for IptablesDataplane {
         self.kernel.sync(rules, full)
     }
 
-    fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+    fn node_addresses(&mut self) -> Result<BTreeSet<IpAddr>, Error> {
         // No link to leave out: this mode binds no Service address.
-        self.netlink.node_addresses(0)
+        hostnet::addresses::node_addresses(&mut self.netlink, 0)
+            .context("reading the node's addresses")
     }
 }
 

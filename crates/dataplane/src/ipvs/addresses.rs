@@ -6,11 +6,10 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 
 use desired::DesiredState;
-use hostnet::KUBE_IPVS0;
 use hostnet::dummy::{AddressChanges, BoundAddresses, DummyLink, LinkError};
+use hostnet::{KUBE_IPVS0, Rtnl};
 
 use crate::error::{Context as _, Error};
-use crate::rtnl::Rtnl;
 use crate::summary::SyncSummary;
 
 /// The addresses of `kube-ipvs0`, as the dataplane uses them.
@@ -22,17 +21,17 @@ pub(crate) trait AddressTable {
     fn addresses(listed: &Self::Listed) -> BTreeSet<IpAddr>;
 
     /// Lists the addresses bound now.
-    fn list(&self) -> Result<Self::Listed, LinkError>;
+    fn list(&mut self) -> Result<Self::Listed, LinkError>;
 
     /// Binds exactly `target` (as host prefixes), unbinding the rest of `listed`.
     fn sync(
-        &self,
+        &mut self,
         listed: Self::Listed,
         target: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError>;
 }
 
-/// `kube-ipvs0` and the rtnetlink connection to reach it.
+/// `kube-ipvs0` and the rtnetlink socket to reach it.
 #[derive(Debug)]
 pub(crate) struct Kube0 {
     netlink: Rtnl,
@@ -46,17 +45,16 @@ impl AddressTable for Kube0 {
         listed.list().into_iter().map(|(ip, _)| ip).collect()
     }
 
-    fn list(&self) -> Result<BoundAddresses, LinkError> {
-        self.netlink.run(|handle| self.link.addresses(handle))
+    fn list(&mut self) -> Result<BoundAddresses, LinkError> {
+        self.link.addresses(&mut self.netlink)
     }
 
     fn sync(
-        &self,
+        &mut self,
         listed: BoundAddresses,
         target: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
-        self.netlink
-            .run(|handle| self.link.sync_bound(handle, listed, target))
+        self.link.sync_bound(&mut self.netlink, listed, target)
     }
 }
 
@@ -74,9 +72,8 @@ impl Addresses {
     /// # Errors
     /// When the link cannot be created.
     pub(super) fn start() -> Result<Self, Error> {
-        let netlink = Rtnl::connect("starting the IPVS dataplane")?;
-        let link = netlink
-            .run(|handle| DummyLink::ensure(handle, KUBE_IPVS0))
+        let mut netlink = Rtnl::open().context("starting the IPVS dataplane")?;
+        let link = DummyLink::ensure(&mut netlink, KUBE_IPVS0)
             .with_context(|| format!("creating {KUBE_IPVS0}"))?;
         Ok(Addresses::over(Kube0 { netlink, link }))
     }
@@ -85,8 +82,10 @@ impl Addresses {
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub(super) fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
-        self.link.netlink.node_addresses(self.link.link.index())
+    pub(super) fn node_addresses(&mut self) -> Result<BTreeSet<IpAddr>, Error> {
+        let Kube0 { netlink, link } = &mut self.link;
+        hostnet::addresses::node_addresses(netlink, link.index())
+            .context("reading the node's addresses")
     }
 }
 
@@ -101,11 +100,16 @@ impl<A: AddressTable> Addresses<A> {
         &self.link
     }
 
+    /// The link's table, to read it.
+    pub(super) fn link_mut(&mut self) -> &mut A {
+        &mut self.link
+    }
+
     /// The addresses bound now, as listed and as a set.
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub(super) fn bound(&self) -> Result<(A::Listed, BTreeSet<IpAddr>), Error> {
+    pub(super) fn bound(&mut self) -> Result<(A::Listed, BTreeSet<IpAddr>), Error> {
         let listed = self
             .link
             .list()

@@ -203,7 +203,7 @@ impl crate::Dataplane for IpvsDataplane {
         self.kernel.sync(state, full)
     }
 
-    fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
+    fn node_addresses(&mut self) -> Result<BTreeSet<IpAddr>, Error> {
         self.kernel.addresses.node_addresses()
     }
 }

@@ -11,9 +11,9 @@ use std::sync::{Mutex, PoisonError};
 
 use conntrack::{Conntrack, Family as FlowFamily, Flow};
 use desired::DesiredState;
-use hostnet::KUBE_IPVS0;
 use hostnet::dummy::{AddressChanges, BoundAddresses, DummyLink, LinkError, diff_addresses};
 use hostnet::sysctl::{Check, Sysctls, ipvs_mode_settings};
+use hostnet::{KUBE_IPVS0, Rtnl};
 use ipset::{Ipset, ListedSet, Member, SetName, SetPlan, SetSpec, SyncReport};
 use iptables::{DesiredTable, Family, Iptables, Plan};
 
@@ -22,7 +22,6 @@ use super::{rules, table};
 use crate::conntrack::{FlowTable, Flows};
 use crate::diff::{Diff, Op};
 use crate::error::{Cause, Context as _, Error};
-use crate::rtnl::Rtnl;
 use crate::tables::Writer;
 
 /// A client of one of the node's tables that reads the real table and
@@ -103,7 +102,7 @@ impl IpvsKernel for Recorder<ipvs::Client> {
     }
 }
 
-/// `kube-ipvs0` if it exists, and the rtnetlink connection to read it.
+/// `kube-ipvs0` if it exists, and the rtnetlink socket to read it.
 #[derive(Debug)]
 pub(crate) struct Link {
     netlink: Rtnl,
@@ -117,15 +116,16 @@ impl AddressTable for Recorder<Link> {
         listed.list().into_iter().map(|(ip, _)| ip).collect()
     }
 
-    fn list(&self) -> Result<BoundAddresses, LinkError> {
-        match &self.client.link {
-            Some(link) => self.client.netlink.run(|handle| link.addresses(handle)),
+    fn list(&mut self) -> Result<BoundAddresses, LinkError> {
+        let Link { netlink, link } = &mut self.client;
+        match link {
+            Some(link) => link.addresses(netlink),
             None => Ok(BoundAddresses::default()),
         }
     }
 
     fn sync(
-        &self,
+        &mut self,
         listed: BoundAddresses,
         target: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
@@ -231,9 +231,8 @@ impl IpvsPreview {
     /// When IPVS or the links cannot be read, or a sysctl cannot be.
     pub fn open(options: &IpvsOptions) -> Result<Self, Error> {
         let ipvs = ipvs::Client::new().context("connecting to the kernel's IPVS")?;
-        let netlink = Rtnl::connect("reading the node's links")?;
-        let link = netlink
-            .run(|handle| DummyLink::find(handle, KUBE_IPVS0))
+        let mut netlink = Rtnl::open().context("reading the node's links")?;
+        let link = DummyLink::find(&mut netlink, KUBE_IPVS0)
             .with_context(|| format!("reading {KUBE_IPVS0}"))?;
         let mut setup = sysctls(options.strict_arp)?;
         if link.is_none() {
@@ -265,10 +264,10 @@ impl IpvsPreview {
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub fn node_addresses(&self) -> Result<BTreeSet<IpAddr>, Error> {
-        let link = &self.sync.addresses.link().client;
-        link.netlink
-            .node_addresses(link.link.as_ref().map_or(0, DummyLink::index))
+    pub fn node_addresses(&mut self) -> Result<BTreeSet<IpAddr>, Error> {
+        let Link { netlink, link } = &mut self.sync.addresses.link_mut().client;
+        hostnet::addresses::node_addresses(netlink, link.as_ref().map_or(0, DummyLink::index))
+            .context("reading the node's addresses")
     }
 
     /// Every operation a first sync to `state` would apply, as a full
