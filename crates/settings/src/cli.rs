@@ -215,8 +215,8 @@ fn given(command: &clap::Command, matches: &ArgMatches, group: &str) -> Vec<Stri
 /// only without `--config`, as in kube-proxy.
 #[derive(Debug, Clone, Default, Args)]
 pub struct KubeProxyFlags {
-    /// kubeconfig file for the API server (default: in-cluster configuration, then
-    /// $KUBECONFIG or ~/.kube/config).
+    /// kubeconfig file for the API server (default: the in-cluster configuration, as
+    /// kube-proxy; the daemon does not read $KUBECONFIG or ~/.kube/config, explain does).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
