@@ -684,17 +684,21 @@ pub(crate) async fn client(
     settings: &Settings,
     otherwise: kube_source::Otherwise,
 ) -> anyhow::Result<kube::Client> {
-    kube_source::client(settings.kubeconfig.as_deref(), otherwise)
-        .await
-        .map_err(|e| {
-            // The message already holds its cause: one line, as before.
-            let hint = match e {
-                kube_source::ClientError::NoConfiguration(_)
-                | kube_source::ClientError::NotInCluster(_) => "; use --kubeconfig or --from-dir",
-                _ => "",
-            };
-            anyhow::anyhow!("{e}{hint}")
-        })
+    kube_source::client(
+        settings.kubeconfig.as_deref(),
+        settings.master.as_deref(),
+        otherwise,
+    )
+    .await
+    .map_err(|e| {
+        // The message already holds its cause: one line, as before.
+        let hint = match e {
+            kube_source::ClientError::NoConfiguration(_)
+            | kube_source::ClientError::NotInCluster(_) => "; use --kubeconfig or --from-dir",
+            _ => "",
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
 }
 
 #[cfg(test)]

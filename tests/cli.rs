@@ -473,6 +473,7 @@ fn the_preflight_exits_2_when_it_cannot_compare() {
 /// else the Pod's in-cluster configuration only (`rest.InClusterConfig`), never
 /// `$KUBECONFIG` or `~/.kube/config` as kubectl (and kube-rs' `Config::infer`) would.
 /// `explain`, which an operator runs by hand, reads `$KUBECONFIG` as kubectl does.
+/// `--master` replaces the server.
 #[test]
 fn without_a_kubeconfig_the_daemon_asks_only_the_in_cluster_configuration() {
     use serde_json::json;
@@ -517,6 +518,32 @@ fn without_a_kubeconfig_the_daemon_asks_only_the_in_cluster_configuration() {
         stdout(&out).contains("-A -t 10.96.0.10:80 "),
         "{}",
         stdout(&out)
+    );
+
+    // --master replaces the kubeconfig's server (kube-proxy's masterOverride).
+    let elsewhere = dir.path().join("elsewhere");
+    let text = std::fs::read_to_string(kubeconfig).expect("kubeconfig");
+    std::fs::write(&elsewhere, text.replace(&api.url(), "https://127.0.0.1:1")).expect("write");
+    let elsewhere = elsewhere.to_str().expect("utf-8");
+    let out = run(&[
+        "--dry-run",
+        "--kubeconfig",
+        elsewhere,
+        "--master",
+        &api.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("-A -t 10.96.0.10:80 "),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["--dry-run", "--master", "https://a b"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--master https://a b: "),
+        "{}",
+        stderr(&out)
     );
 
     let out = run(&["explain", "default/web"]);

@@ -94,10 +94,13 @@ async fn the_model_follows_the_api_server() {
     api.require_token("sa-token");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path(), Some("sa-token"));
-    let client =
-        model::source::kube::client(Some(&kubeconfig), model::source::kube::Otherwise::InCluster)
-            .await
-            .expect("client");
+    let client = model::source::kube::client(
+        Some(&kubeconfig),
+        None,
+        model::source::kube::Otherwise::InCluster,
+    )
+    .await
+    .expect("client");
     let mut stream = events(client.clone(), &watch_n1());
     let reporter = EventReporter::new(client, "n1");
     let mut model = Model::new(ProxyFilter::default(), Some("n1".into()));
@@ -270,6 +273,7 @@ async fn the_daemons_client_has_request_timeouts() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = model::source::kube::config(
         Some(&api.kubeconfig(dir.path(), None)),
+        None,
         model::source::kube::Otherwise::InCluster,
     )
     .await

@@ -442,7 +442,8 @@ pub struct AlwaysFlags {
     #[arg(long, value_name = "SIZE")]
     pub log_json_info_buffer_size: Option<String>,
 
-    /// Accepted, not honoured (warned): the API server comes from the kubeconfig.
+    /// The API server's URL, over the kubeconfig's server; without --kubeconfig, that
+    /// server without credentials (as kube-proxy).
     #[arg(long, value_name = "URL")]
     pub master: Option<String>,
 

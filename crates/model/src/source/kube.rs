@@ -56,6 +56,14 @@ pub enum ClientError {
          KUBERNETES_SERVICE_PORT, /var/run/secrets/kubernetes.io/serviceaccount/): {0}"
     )]
     NotInCluster(kube::config::InClusterError),
+    /// `--master` is not a URL.
+    #[error("--master {url}: {source}")]
+    Master {
+        /// What was given.
+        url: String,
+        /// Why it is not a URL.
+        source: http::uri::InvalidUri,
+    },
     /// No kubeconfig was given and none was found ([`Otherwise::Infer`]).
     #[error("no cluster configuration ($KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
     NoConfiguration(kube::config::InferConfigError),
@@ -83,16 +91,37 @@ pub enum Otherwise {
     Infer,
 }
 
-/// The API server configuration from `kubeconfig`, or else as `otherwise` says, with
-/// [`READ_TIMEOUT`] and [`CONNECT_TIMEOUT`].
+/// The API server configuration from `kubeconfig`, its server replaced by `master` (a URL)
+/// when given, as kube-proxy's `--kubeconfig` and `--master`: `master` alone is that
+/// server without credentials; neither, as `otherwise` says. With [`READ_TIMEOUT`] and
+/// [`CONNECT_TIMEOUT`].
 ///
 /// # Errors
-/// [`ClientError`] naming the file or the missing configuration.
+/// [`ClientError`] naming the file, the URL or the missing configuration.
 pub async fn config(
     kubeconfig: Option<&Path>,
+    master: Option<&str>,
     otherwise: Otherwise,
 ) -> Result<kube::Config, ClientError> {
-    let mut config = located_config(kubeconfig, otherwise).await?;
+    let master = master
+        .map(|url| {
+            url.parse::<http::Uri>()
+                .map_err(|source| ClientError::Master {
+                    url: url.to_owned(),
+                    source,
+                })
+        })
+        .transpose()?;
+    let mut config = match (kubeconfig, master) {
+        (None, Some(server)) => kube::Config::new(server),
+        (_, master) => {
+            let mut config = located_config(kubeconfig, otherwise).await?;
+            if let Some(server) = master {
+                config.cluster_url = server;
+            }
+            config
+        }
+    };
     config.read_timeout = Some(READ_TIMEOUT);
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     // Named once here: the failures logged later (an unknown CA, 401) are about this server.
@@ -132,15 +161,16 @@ async fn located_config(
     }
 }
 
-/// An API client for [`config`]`(kubeconfig, otherwise)`.
+/// An API client for [`config`]`(kubeconfig, master, otherwise)`.
 ///
 /// # Errors
-/// [`ClientError`] naming the file or the missing configuration.
+/// [`ClientError`] naming the file, the URL or the missing configuration.
 pub async fn client(
     kubeconfig: Option<&Path>,
+    master: Option<&str>,
     otherwise: Otherwise,
 ) -> Result<Client, ClientError> {
-    Client::try_from(config(kubeconfig, otherwise).await?).map_err(ClientError::Build)
+    Client::try_from(config(kubeconfig, master, otherwise).await?).map_err(ClientError::Build)
 }
 
 /// The server-side selectors for one kind: a label selector and a field selector.
