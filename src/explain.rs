@@ -135,7 +135,7 @@ async fn from_cluster(
         Some(h) => h.clone(),
         None => crate::run::hostname()?,
     };
-    let client = crate::run::client(settings).await?;
+    let client = crate::run::client(settings, kube_source::Otherwise::Infer).await?;
     let watch = kube_source::Watch {
         filter: filter.clone(),
         node_name: node_name.clone(),

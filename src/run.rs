@@ -160,7 +160,7 @@ async fn run_mode<D: Proxier>(
             }
         }
         Source::Cluster => {
-            let client = client(settings).await?;
+            let client = client(settings, kube_source::Otherwise::InCluster).await?;
             let watch = kube_source::Watch {
                 filter,
                 node_name: node_name.clone().unwrap_or_default(),
@@ -679,17 +679,26 @@ pub(crate) fn hostname() -> anyhow::Result<String> {
     model::node::local_name().context("reading the host name (use --hostname-override)")
 }
 
-pub(crate) async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
-    kube_source::client(settings.kubeconfig.as_deref())
-        .await
-        .map_err(|e| {
-            // The message already holds its cause: one line, as before.
-            let hint = match e {
-                kube_source::ClientError::NoConfiguration(_) => "; use --kubeconfig or --from-dir",
-                _ => "",
-            };
-            anyhow::anyhow!("{e}{hint}")
-        })
+/// The API client for `settings`' kubeconfig, or else as `otherwise` says.
+pub(crate) async fn client(
+    settings: &Settings,
+    otherwise: kube_source::Otherwise,
+) -> anyhow::Result<kube::Client> {
+    kube_source::client(
+        settings.kubeconfig.as_deref(),
+        settings.master.as_deref(),
+        otherwise,
+    )
+    .await
+    .map_err(|e| {
+        // The message already holds its cause: one line, as before.
+        let hint = match e {
+            kube_source::ClientError::NoConfiguration(_)
+            | kube_source::ClientError::NotInCluster(_) => "; use --kubeconfig or --from-dir",
+            _ => "",
+        };
+        anyhow::anyhow!("{e}{hint}")
+    })
 }
 
 #[cfg(test)]

@@ -468,3 +468,85 @@ fn the_preflight_exits_2_when_it_cannot_compare() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--output"), "{}", stderr(&out));
 }
+
+/// kube-proxy's choice of API server: `--kubeconfig` (or `clientConnection.kubeconfig`),
+/// else the Pod's in-cluster configuration only (`rest.InClusterConfig`), never
+/// `$KUBECONFIG` or `~/.kube/config` as kubectl (and kube-rs' `Config::infer`) would.
+/// `explain`, which an operator runs by hand, reads `$KUBECONFIG` as kubectl does.
+/// `--master` replaces the server.
+#[test]
+fn without_a_kubeconfig_the_daemon_asks_only_the_in_cluster_configuration() {
+    use serde_json::json;
+    let api = testkit::apiserver::FakeApiServer::start(
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind"),
+    );
+    api.apply(
+        json!({"apiVersion": "v1", "kind": "Node", "metadata": {"name": "node-1"},
+        "status": {"addresses": [{"type": "InternalIP", "address": "192.168.7.1"}]}}),
+    );
+    api.apply(json!({"apiVersion": "v1", "kind": "Service",
+        "metadata": {"name": "web", "namespace": "default"},
+        "spec": {"clusterIP": "10.96.0.10", "ports": [{"port": 80, "protocol": "TCP"}]}}));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = api.kubeconfig(dir.path(), None);
+    let kubeconfig = kubeconfig.to_str().expect("utf-8");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_kube-ipvs-proxy"))
+            .args(args)
+            .args(["--hostname-override", "node-1"])
+            .env("RUST_LOG", "warn")
+            .env("KUBECONFIG", kubeconfig)
+            .env("HOME", dir.path())
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .env_remove("KUBERNETES_SERVICE_PORT")
+            .output()
+            .expect("run kube-ipvs-proxy")
+    };
+
+    let out = run(&["--dry-run"]);
+    assert!(!out.status.success(), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("no kubeconfig given and no in-cluster configuration"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(api.requests().is_empty(), "{:?}", api.requests());
+
+    let out = run(&["--dry-run", "--kubeconfig", kubeconfig]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("-A -t 10.96.0.10:80 "),
+        "{}",
+        stdout(&out)
+    );
+
+    // --master replaces the kubeconfig's server (kube-proxy's masterOverride).
+    let elsewhere = dir.path().join("elsewhere");
+    let text = std::fs::read_to_string(kubeconfig).expect("kubeconfig");
+    std::fs::write(&elsewhere, text.replace(&api.url(), "https://127.0.0.1:1")).expect("write");
+    let elsewhere = elsewhere.to_str().expect("utf-8");
+    let out = run(&[
+        "--dry-run",
+        "--kubeconfig",
+        elsewhere,
+        "--master",
+        &api.url(),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("-A -t 10.96.0.10:80 "),
+        "{}",
+        stdout(&out)
+    );
+    let out = run(&["--dry-run", "--master", "https://a b"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("--master https://a b: "),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run(&["explain", "default/web"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stdout(&out).contains("10.96.0.10"), "{}", stdout(&out));
+}

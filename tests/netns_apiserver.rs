@@ -133,6 +133,36 @@ fn netns_apiserver_failing_at_start_then_synced_with_events_delivered() {
     assert!(!daemon.log().contains("Unauthorized"), "{}", daemon.log());
 }
 
+/// In a Pod: no kubeconfig, no `--master`; the API server from `KUBERNETES_SERVICE_HOST`
+/// and `_PORT`, trusted by the ServiceAccount's `ca.crt`, with its token (the fake answers
+/// 401 without it), as kube-proxy's `rest.InClusterConfig`.
+#[test]
+#[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
+fn netns_apiserver_in_cluster_with_the_service_accounts_token() {
+    let host_secrets = Path::new("/var/run/secrets").exists();
+    let ns = Netns::new("apiincluster");
+    let api = api_with_one_service(&ns);
+    let secrets = tempfile::tempdir().expect("tempdir");
+    api.service_account(secrets.path(), "proxy-sa-token");
+    let daemon = Daemon::in_cluster(&ns, bin(), &api, secrets.path(), SHORT_SYNC);
+    daemon.eventually_within(Duration::from_secs(60), "the first sync", || {
+        daemon.syncs() > 0
+    });
+    let nat = ns.run(&["iptables-save", "-t", "nat"]);
+    assert!(nat.contains("10.96.0.10/32"), "{nat}");
+    let log = daemon.log();
+    let server = format!("server={}/", api.url());
+    assert!(log.contains(&server), "{server} not in {log}");
+    assert!(!log.contains("kubeconfig="), "{log}");
+    assert!(!log.contains("Unauthorized"), "{log}");
+    assert!(api.count("list", "services") > 0);
+    assert_eq!(
+        Path::new("/var/run/secrets").exists(),
+        host_secrets,
+        "the host's /var/run/secrets was left alone"
+    );
+}
+
 #[test]
 #[ignore = "netns: needs root and network namespaces; run tests/netns/run"]
 fn netns_apiserver_drift_repaired_gives_one_node_event_per_window() {

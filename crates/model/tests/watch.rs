@@ -94,9 +94,13 @@ async fn the_model_follows_the_api_server() {
     api.require_token("sa-token");
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = api.kubeconfig(dir.path(), Some("sa-token"));
-    let client = model::source::kube::client(Some(&kubeconfig))
-        .await
-        .expect("client");
+    let client = model::source::kube::client(
+        Some(&kubeconfig),
+        None,
+        model::source::kube::Otherwise::InCluster,
+    )
+    .await
+    .expect("client");
     let mut stream = events(client.clone(), &watch_n1());
     let reporter = EventReporter::new(client, "n1");
     let mut model = Model::new(ProxyFilter::default(), Some("n1".into()));
@@ -267,9 +271,13 @@ async fn a_hung_list_times_out_and_a_cut_or_garbled_one_is_retried() {
 async fn the_daemons_client_has_request_timeouts() {
     let api = serving();
     let dir = tempfile::tempdir().expect("tempdir");
-    let config = model::source::kube::config(Some(&api.kubeconfig(dir.path(), None)))
-        .await
-        .expect("kubeconfig");
+    let config = model::source::kube::config(
+        Some(&api.kubeconfig(dir.path(), None)),
+        None,
+        model::source::kube::Otherwise::InCluster,
+    )
+    .await
+    .expect("kubeconfig");
     assert_eq!(config.read_timeout, Some(model::source::kube::READ_TIMEOUT));
     assert_eq!(
         config.connect_timeout,

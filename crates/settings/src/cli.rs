@@ -215,8 +215,8 @@ fn given(command: &clap::Command, matches: &ArgMatches, group: &str) -> Vec<Stri
 /// only without `--config`, as in kube-proxy.
 #[derive(Debug, Clone, Default, Args)]
 pub struct KubeProxyFlags {
-    /// kubeconfig file for the API server (default: in-cluster configuration, then
-    /// $KUBECONFIG or ~/.kube/config).
+    /// kubeconfig file for the API server (default: the in-cluster configuration, as
+    /// kube-proxy; the daemon does not read $KUBECONFIG or ~/.kube/config, explain does).
     #[arg(long, value_name = "FILE")]
     pub kubeconfig: Option<PathBuf>,
 
@@ -442,7 +442,8 @@ pub struct AlwaysFlags {
     #[arg(long, value_name = "SIZE")]
     pub log_json_info_buffer_size: Option<String>,
 
-    /// Accepted, not honoured (warned): the API server comes from the kubeconfig.
+    /// The API server's URL, over the kubeconfig's server; without --kubeconfig, that
+    /// server without credentials (as kube-proxy).
     #[arg(long, value_name = "URL")]
     pub master: Option<String>,
 

@@ -61,6 +61,8 @@ pub struct Settings {
     pub node_ips: Vec<IpAddr>,
     /// `--kubeconfig` / `clientConnection.kubeconfig`.
     pub kubeconfig: Option<PathBuf>,
+    /// `--master`: the API server's URL, over the kubeconfig's.
+    pub master: Option<String>,
     /// `--ipvs-sync-period` / `ipvs.syncPeriod`.
     pub sync_period: Duration,
     /// `--ipvs-min-sync-period` / `ipvs.minSyncPeriod`.
@@ -497,6 +499,7 @@ impl Settings {
                 .and_then(|c| c.kubeconfig)
                 .filter(|k| !k.is_empty())
                 .map(PathBuf::from)),
+            master: cli.always.master.clone().filter(|m| !m.is_empty()),
             sync_period,
             min_sync_period,
             exclude_cidrs: cidrs("ipvs.excludeCIDRs", &exclude)?,

@@ -38,7 +38,7 @@ pub(crate) fn warnings(
         .flatten()
         .any(|v| !is_zero(v))
         || file.windows_run_as_service == Some(true);
-    let checks: [(bool, String, &str); 19] = [
+    let checks: [(bool, String, &str); 18] = [
         (
             nftables,
             "nftables.*".into(),
@@ -129,11 +129,6 @@ pub(crate) fn warnings(
                 || text(&always.log_json_info_buffer_size),
             "--log-text-split-stream, --log-json-split-stream, --log-*-info-buffer-size".into(),
             "every log line goes to stderr unbuffered",
-        ),
-        (
-            text(&always.master),
-            "--master".into(),
-            "the API server comes from the kubeconfig or the in-cluster configuration",
         ),
         (
             text(&always.boot_id_file) || text(&always.machine_id_file),

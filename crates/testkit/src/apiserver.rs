@@ -347,6 +347,23 @@ impl FakeApiServer {
         self.kubeconfig_trusting(dir, token, OTHER_CA)
     }
 
+    /// Writes what a Pod's ServiceAccount holds for this server into `dir`: `token`,
+    /// `ca.crt` (the CA that signed the server's certificate, [`CA`]) and `namespace`
+    /// (`kube-system`), the files of `/var/run/secrets/kubernetes.io/serviceaccount/`.
+    ///
+    /// # Panics
+    /// When a file cannot be written.
+    pub fn service_account(&self, dir: &Path, token: &str) {
+        for (file, text) in [
+            ("token", token),
+            ("ca.crt", CA),
+            ("namespace", "kube-system"),
+        ] {
+            std::fs::write(dir.join(file), text)
+                .unwrap_or_else(|e| panic!("cannot write {file}: {e}"));
+        }
+    }
+
     fn kubeconfig_trusting(&self, dir: &Path, token: Option<&str>, ca_pem: &str) -> PathBuf {
         let path = dir.join("kubeconfig");
         let user = token.map_or_else(|| "{}".to_owned(), |t| format!("{{token: {t}}}"));

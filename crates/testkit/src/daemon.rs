@@ -233,18 +233,48 @@ impl<'a> Daemon<'a> {
         extra: &[&str],
     ) -> Self {
         let source = format!("--from-dir {}", cluster.path().display());
-        Self::spawn(ns, bin, &source, env, extra)
+        Self::spawn(ns, "", bin, &source, env, extra)
     }
 
     /// As [`Daemon::start`], with an API server for source: `--kubeconfig KUBECONFIG`
     /// (e.g. [`crate::apiserver::FakeApiServer::kubeconfig`]).
     pub fn against_api(ns: &'a Netns, bin: &Path, kubeconfig: &Path, extra: &[&str]) -> Self {
         let source = format!("--kubeconfig {}", kubeconfig.display());
-        Self::spawn(ns, bin, &source, &[], extra)
+        Self::spawn(ns, "", bin, &source, &[], extra)
     }
 
+    /// As [`Daemon::start`], with the API server found as in a Pod: no kubeconfig,
+    /// `KUBERNETES_SERVICE_HOST` and `KUBERNETES_SERVICE_PORT` naming `api`, and the
+    /// ServiceAccount directory `secrets` (see
+    /// [`crate::apiserver::FakeApiServer::service_account`]) at
+    /// `/var/run/secrets/kubernetes.io/serviceaccount`, which only the daemon sees: it runs
+    /// in a mount namespace of its own with a tmpfs over `/run`, so the host's `/run` (and
+    /// any `/var/run/secrets` it has) is left alone.
+    pub fn in_cluster(
+        ns: &'a Netns,
+        bin: &Path,
+        api: &crate::apiserver::FakeApiServer,
+        secrets: &Path,
+        extra: &[&str],
+    ) -> Self {
+        const MOUNTED: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+        let launcher = format!(
+            "unshare --mount sh -c 'mount -t tmpfs tmpfs /run && mkdir -p {MOUNTED} && \
+             mount --bind {} {MOUNTED} && exec \"$@\"' sh",
+            secrets.display()
+        );
+        let (host, port) = (api.addr().ip().to_string(), api.addr().port().to_string());
+        let env = [
+            ("KUBERNETES_SERVICE_HOST", host.as_str()),
+            ("KUBERNETES_SERVICE_PORT", port.as_str()),
+        ];
+        Self::spawn(ns, &launcher, bin, "", &env, extra)
+    }
+
+    /// Runs `LAUNCHER BIN SOURCE ...` in `ns` (an empty `launcher`: the daemon itself).
     fn spawn(
         ns: &'a Netns,
+        launcher: &str,
         bin: &Path,
         source: &str,
         env: &[(&str, &str)],
@@ -254,7 +284,7 @@ impl<'a> Daemon<'a> {
         let _ = std::fs::remove_file(&log);
         let env: String = env.iter().map(|(k, v)| format!(" {k}={v}")).collect();
         let command = format!(
-            "export NO_COLOR=1{env}; exec {} {source} --hostname-override {NODE_NAME} \
+            "export NO_COLOR=1{env}; exec {launcher} {} {source} --hostname-override {NODE_NAME} \
              --conntrack-max-per-core=0 {} >>{} 2>&1",
             bin.display(),
             extra.join(" "),

@@ -67,7 +67,7 @@ async fn list_async(
     kubeconfig: Option<&Path>,
     node_name: &str,
 ) -> Result<Vec<SourceEvent>, ClusterError> {
-    let mut config = kube_source::config(kubeconfig)
+    let mut config = kube_source::config(kubeconfig, None, kube_source::Otherwise::Infer)
         .await
         .map_err(ClusterError::Config)?;
     config.connect_timeout = Some(CONNECT_TIMEOUT);

@@ -8,7 +8,8 @@
 //! named and left out, and the daemon starts with the others; while running, a malformed
 //! file stops a whole listing (naming file and line) before it completes, so nothing is
 //! removed: a half-written file never makes Services disappear (the files read before it do
-//! apply). Only regular files are read, within limits ([`MAX_FILE_BYTES`], [`MAX_YAML_BYTES`], [`MAX_DEPTH`]). An object of a known kind whose
+//! apply). A large JSON file is parsed as it is read, its text never held whole
+//! ([`super::split`]). Only regular files are read, within limits ([`MAX_FILE_BYTES`], [`MAX_YAML_BYTES`], [`MAX_DEPTH`]). An object of a known kind whose
 //! fields do not decode is rejected with a [`Warning`] naming the field
 //! ([`SourceEvent::Undecodable`]): a valid version read earlier stays in force.
 //!
@@ -20,6 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
+use std::io::Seek as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -28,8 +30,8 @@ use tokio::sync::mpsc;
 
 use super::file::{self, Visited};
 pub use super::file::{MAX_DEPTH, MAX_FILE_BYTES, MAX_YAML_BYTES};
-use super::json;
 use super::notify::TreeWatch;
+use super::{json, split};
 use crate::warning::{Consequence, Invalid, Warning};
 use crate::{Kind, Object, ObjectId, SourceEvent};
 
@@ -178,8 +180,8 @@ pub struct Index {
     /// A listing or a read failed in a way that may pass ([`DirError::may_pass`]): look
     /// again soon, even if nothing changes.
     retry: bool,
-    /// Reads a file's text: [`file::read`] (tests inject errors).
-    read: fn(&Path) -> Result<String, DirError>,
+    /// Reads a file's objects: [`objects`] (tests inject errors).
+    read: fn(&Path) -> Result<Snapshot, DirError>,
 }
 
 impl Default for Index {
@@ -188,7 +190,7 @@ impl Default for Index {
             files: BTreeMap::new(),
             relist: false,
             retry: false,
-            read: file::read,
+            read: objects,
         }
     }
 }
@@ -230,13 +232,11 @@ fn digest(objects: &mut [(Kind, ObjectId)]) -> u64 {
 /// Reads one file with `read`: its stamp (the size and time looked at before reading: a
 /// write after that shows at the next look) and its events.
 fn read_file_with(
-    read: fn(&Path) -> Result<String, DirError>,
+    read: fn(&Path) -> Result<Snapshot, DirError>,
     path: &Path,
 ) -> Result<(Stamp, Vec<SourceEvent>), DirError> {
     let (len, modified) = stat(path);
-    let text = read(path)?;
-    let mut file = Snapshot::default();
-    parse(path, &text, &mut file)?;
+    let file = read(path)?;
     let mut ids: Vec<(Kind, ObjectId)> = (file.objects.iter().map(|o| (o.kind(), o.id())))
         .chain(file.warnings.iter().map(|w| (w.kind, w.object.clone())))
         .collect();
@@ -256,7 +256,7 @@ fn read_file_with(
 
 /// [`read_file_with`] the real reader.
 fn read_file(path: &Path) -> Result<(Stamp, Vec<SourceEvent>), DirError> {
-    read_file_with(file::read, path)
+    read_file_with(objects, path)
 }
 
 impl Index {
@@ -400,9 +400,43 @@ impl Snapshot {
 pub fn read(dir: &Path) -> Result<Snapshot, DirError> {
     let mut snapshot = Snapshot::default();
     for path in files(dir)? {
-        let text = file::read(&path)?;
-        parse(&path, &text, &mut snapshot)?;
+        let mut file = objects(&path)?;
+        snapshot.objects.append(&mut file.objects);
+        snapshot.warnings.append(&mut file.warnings);
     }
+    Ok(snapshot)
+}
+
+/// The size above which a file is read in pieces ([`split`]) rather than whole.
+const SPLIT_ABOVE: u64 = 1 << 20;
+
+/// The objects of the file at `path`. A file larger than [`SPLIT_ABOVE`] is first read in
+/// pieces as a sequence of JSON documents, a List's items decoded one by one, so that its
+/// text is never held whole ([`split`]); any other file, and one that is not such JSON
+/// after all (YAML, or malformed: for the error's place), is read whole and [`parse`]d.
+///
+/// # Errors
+/// As [`file::open`], [`file::text`] and [`parse`].
+fn objects(path: &Path) -> Result<Snapshot, DirError> {
+    let io = |source| DirError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = file::open(path)?;
+    if file.get_ref().metadata().map_err(io)?.len() > SPLIT_ABOVE {
+        let read = split::snapshot(&mut file, decode);
+        if let Some(snapshot) = read.map_err(io)? {
+            return match file.limit() {
+                0 => Err(file::too_large(path)),
+                _ => Ok(snapshot),
+            };
+        }
+        file.get_mut().rewind().map_err(io)?;
+        file.set_limit(MAX_FILE_BYTES + 1);
+    }
+    let text = file::text(path, file)?;
+    let mut snapshot = Snapshot::default();
+    parse(path, &text, &mut snapshot)?;
     Ok(snapshot)
 }
 
@@ -414,7 +448,11 @@ pub fn read(dir: &Path) -> Result<Snapshot, DirError> {
 /// [`DirError::Malformed`] with the line of the syntax error, [`DirError::TooDeep`],
 /// [`DirError::TooLarge`] for YAML of more than [`MAX_YAML_BYTES`].
 pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirError> {
-    if let Some(mut read) = json::snapshot(text, decode) {
+    let json = text
+        .trim_start()
+        .starts_with(['{', '['])
+        .then(|| json::snapshot(serde_json::Deserializer::from_str(text), decode));
+    if let Some(Some(mut read)) = json {
         into.objects.append(&mut read.objects);
         into.warnings.append(&mut read.warnings);
         return Ok(());
@@ -448,7 +486,9 @@ pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirErro
     Ok(())
 }
 
-fn decode(value: serde_norway::Value, into: &mut Snapshot) {
+/// Decodes one object, or a List's items, into `into`: a known kind that does not decode
+/// is a warning naming the field.
+pub(super) fn decode(value: serde_norway::Value, into: &mut Snapshot) {
     let kind = value.get("kind").and_then(serde_norway::Value::as_str);
     let kind = match kind {
         Some("List") => {
@@ -705,6 +745,39 @@ mod tests {
     }
 
     #[test]
+    fn a_large_file_is_read_in_pieces_and_falls_back_to_reading_it_whole() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("big.json");
+        let padding = " ".repeat(usize::try_from(SPLIT_ABOVE).expect("usize"));
+        let service = |name: &str| {
+            format!(
+                r#"{{"apiVersion": "v1", "kind": "Service", "metadata": {{"name": "{name}"}}}}"#
+            )
+        };
+        let list = format!(
+            r#"{{"items": [{}, {}],{padding}"kind": "List"}}"#,
+            service("a"),
+            service("b")
+        );
+        std::fs::write(&path, &list).expect("write");
+        let names = |s: &Snapshot| -> Vec<String> {
+            s.objects.iter().map(|o| o.id().name.to_string()).collect()
+        };
+        assert_eq!(names(&objects(&path).expect("JSON")), ["a", "b"]);
+        // YAML's flow style begins like JSON.
+        std::fs::write(
+            &path,
+            format!("{{kind: Service, metadata: {{name: y}}}}{padding}"),
+        )
+        .expect("write");
+        assert_eq!(names(&objects(&path).expect("YAML")), ["y"]);
+        // Malformed: the error names the line, as for a file read whole.
+        std::fs::write(&path, format!("{padding}\n\n{{\"kind\": \"List\",,}}")).expect("write");
+        let err = objects(&path).expect_err("malformed");
+        assert!(matches!(err, DirError::Malformed { line: 3, .. }), "{err}");
+    }
+
+    #[test]
     fn json_may_be_larger_than_yaml() {
         let service = r#"{"apiVersion": "v1", "kind": "Service", "metadata": {"name": "a"}}"#;
         let padding = " ".repeat(usize::try_from(MAX_YAML_BYTES).expect("usize"));
@@ -863,7 +936,7 @@ mod watch_tests {
 
     /// A reader failing once for `flaky.yaml`, as the file system may (a file replaced
     /// while read, no handle left).
-    fn flaky(path: &Path) -> Result<String, DirError> {
+    fn flaky(path: &Path) -> Result<Snapshot, DirError> {
         static FAILED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
         if path.ends_with("flaky.yaml") && !FAILED.swap(true, std::sync::atomic::Ordering::SeqCst) {
             return Err(DirError::Io {
@@ -871,7 +944,7 @@ mod watch_tests {
                 source: std::io::Error::from_raw_os_error(24),
             });
         }
-        file::read(path)
+        objects(path)
     }
 
     #[test]

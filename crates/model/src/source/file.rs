@@ -4,7 +4,8 @@
 //! [`MAX_DEPTH`] deep. A FIFO named `*.yaml` would block the reader, `/dev/zero` never ends,
 //! and deep flow nesting parses in quadratic time: each is refused, naming the file.
 
-use std::io::Read as _;
+use std::fs::File;
+use std::io::{Read, Take};
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
@@ -12,8 +13,7 @@ use super::dir::DirError;
 
 /// The largest file read, in bytes: a JSON List of a large cluster (`kubectl get
 /// svc,endpointslices -A -o json` of 10,000 Services with 10 endpoints each is 47 MiB),
-/// decoded item by item so that it costs about its own size, below what would strain the
-/// node.
+/// read in pieces and decoded item by item, so that its text is never held whole.
 pub const MAX_FILE_BYTES: u64 = 128 << 20;
 
 /// The largest file parsed as YAML, in bytes: far above any manifest (the API server stores
@@ -25,12 +25,13 @@ pub const MAX_YAML_BYTES: u64 = 32 << 20;
 /// nesting, checked before parsing because the parser takes quadratic time to reach it.
 pub const MAX_DEPTH: usize = 128;
 
-/// The text of `path`.
+/// `path` opened for reading, at most [`MAX_FILE_BYTES`] and one byte more of it (one more
+/// byte read tells a file over the limit).
 ///
 /// # Errors
-/// [`DirError::Io`] when it cannot be looked at or read (which may pass),
-/// [`DirError::NotRegular`], [`DirError::TooLarge`] or [`DirError::NotUtf8`] for what it is.
-pub(crate) fn read(path: &Path) -> Result<String, DirError> {
+/// [`DirError::Io`] when it cannot be looked at or opened (which may pass),
+/// [`DirError::NotRegular`] for what it is.
+pub(crate) fn open(path: &Path) -> Result<Take<File>, DirError> {
     let io = |source| DirError::Io {
         path: path.to_owned(),
         source,
@@ -61,20 +62,37 @@ pub(crate) fn read(path: &Path) -> Result<String, DirError> {
             "a FIFO, socket or device"
         }));
     }
+    Ok(file.take(MAX_FILE_BYTES + 1))
+}
+
+/// The text of `path` from `reader` (which [`open`] gave) to its end.
+///
+/// # Errors
+/// [`DirError::Io`] when it cannot be read, [`DirError::TooLarge`] or
+/// [`DirError::NotUtf8`] for what it holds.
+pub(crate) fn text(path: &Path, mut reader: impl Read) -> Result<String, DirError> {
     let mut bytes = Vec::new();
-    file.take(MAX_FILE_BYTES + 1)
+    reader
         .read_to_end(&mut bytes)
-        .map_err(io)?;
-    if bytes.len() as u64 > MAX_FILE_BYTES {
-        return Err(DirError::TooLarge {
+        .map_err(|source| DirError::Io {
             path: path.to_owned(),
-            limit: MAX_FILE_BYTES,
-        });
+            source,
+        })?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(too_large(path));
     }
     String::from_utf8(bytes).map_err(|e| DirError::NotUtf8 {
         path: path.to_owned(),
         offset: e.utf8_error().valid_up_to(),
     })
+}
+
+/// [`DirError::TooLarge`] for `path`, over [`MAX_FILE_BYTES`].
+pub(crate) fn too_large(path: &Path) -> DirError {
+    DirError::TooLarge {
+        path: path.to_owned(),
+        limit: MAX_FILE_BYTES,
+    }
 }
 
 /// `path`, or where it links to when it is a symbolic link (relative to its directory).
@@ -143,6 +161,10 @@ pub(crate) fn too_deep(text: &str) -> Option<(usize, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read(path: &Path) -> Result<String, DirError> {
+        text(path, open(path)?)
+    }
 
     #[test]
     fn nesting_is_counted_outside_strings_and_comments() {

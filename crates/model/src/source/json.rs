@@ -1,7 +1,8 @@
 //! JSON documents of the directory source, read as they are parsed: a `kind: List` (the
 //! shape of `kubectl get svc,endpointslices -A -o json`) has each of its `items` decoded as
 //! soon as it is parsed, so that the file's whole tree is never held at once (a 30 MB List
-//! held as a tree took about 17 times its size).
+//! held as a tree took about 17 times its size). A large file is not even held as text:
+//! [`super::split`] cuts its items out as it reads it, and passes the rest here.
 
 use std::fmt;
 
@@ -13,18 +14,18 @@ use super::dir::Snapshot;
 /// Decodes one object (or a nested List) into a snapshot.
 pub(super) type Decode = fn(Value, &mut Snapshot);
 
-/// The objects of `text`, a sequence of JSON documents, each object passed to `decode`; `None`
-/// when `text` is not such a sequence (it is then read as YAML).
-pub(super) fn snapshot(text: &str, decode: Decode) -> Option<Snapshot> {
-    if !text.trim_start().starts_with(['{', '[']) {
-        return None;
-    }
+/// The objects `parser` reads, a sequence of JSON documents, each object passed to
+/// `decode`; `None` when its input is not such a sequence (it is then read as YAML).
+pub(super) fn snapshot<'de, R: serde_json::de::Read<'de>>(
+    mut parser: serde_json::Deserializer<R>,
+    decode: Decode,
+) -> Option<Snapshot> {
     let mut into = Snapshot::default();
-    let mut parser = serde_json::Deserializer::from_str(text);
     while parser.end().is_err() {
         Document {
             into: &mut into,
             decode,
+            split: Snapshot::default(),
         }
         .deserialize(&mut parser)
         .ok()?;
@@ -32,11 +33,33 @@ pub(super) fn snapshot(text: &str, decode: Decode) -> Option<Snapshot> {
     Some(into)
 }
 
+/// Reads one document, `text`, into `into`, where `split` holds the items cut out of it
+/// beforehand ([`super::split`]): they are `into`'s too if it is a List. `None` when
+/// `text` is not one JSON document.
+pub(super) fn document(
+    text: &[u8],
+    split: Snapshot,
+    into: &mut Snapshot,
+    decode: Decode,
+) -> Option<()> {
+    let mut parser = serde_json::Deserializer::from_slice(text);
+    Document {
+        into,
+        decode,
+        split,
+    }
+    .deserialize(&mut parser)
+    .ok()?;
+    parser.end().ok()
+}
+
 /// One top-level document: an object whose `items` are decoded as they come, kept aside
 /// until its `kind` (which may come after them, as in kubectl's output) says it is a List.
 struct Document<'a> {
     into: &'a mut Snapshot,
     decode: Decode,
+    /// Items decoded already, cut out of the document's text.
+    split: Snapshot,
 }
 
 impl<'de> DeserializeSeed<'de> for Document<'_> {
@@ -55,7 +78,7 @@ impl<'de> Visitor<'de> for Document<'_> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let mut items = Snapshot::default();
+        let mut items = self.split;
         let mut rest = Mapping::new();
         while let Some(key) = map.next_key::<Value>()? {
             if key.as_str() == Some("items") {

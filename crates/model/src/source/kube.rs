@@ -49,8 +49,23 @@ pub enum ClientError {
         /// The problem.
         source: kube::config::KubeconfigError,
     },
-    /// No kubeconfig was given and none was found.
-    #[error("no cluster configuration (in-cluster, $KUBECONFIG or ~/.kube/config): {0}")]
+    /// No kubeconfig was given, and the process does not run in a Pod with a
+    /// ServiceAccount ([`Otherwise::InCluster`]).
+    #[error(
+        "no kubeconfig given and no in-cluster configuration (KUBERNETES_SERVICE_HOST, \
+         KUBERNETES_SERVICE_PORT, /var/run/secrets/kubernetes.io/serviceaccount/): {0}"
+    )]
+    NotInCluster(kube::config::InClusterError),
+    /// `--master` is not a URL.
+    #[error("--master {url}: {source}")]
+    Master {
+        /// What was given.
+        url: String,
+        /// Why it is not a URL.
+        source: http::uri::InvalidUri,
+    },
+    /// No kubeconfig was given and none was found ([`Otherwise::Infer`]).
+    #[error("no cluster configuration ($KUBECONFIG, ~/.kube/config or in-cluster): {0}")]
     NoConfiguration(kube::config::InferConfigError),
     /// The configuration was found but the client could not be built from it.
     #[error("building the API client: {0}")]
@@ -64,14 +79,49 @@ pub const READ_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long connecting to the API server may take.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The API server configuration from `kubeconfig`, or else from the in-cluster
-/// configuration, then `$KUBECONFIG` or `~/.kube/config` (kube-rs' `Config::infer`), with
-/// [`READ_TIMEOUT`] and [`CONNECT_TIMEOUT`].
+/// Where the API server's configuration comes from when no kubeconfig file is named.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Otherwise {
+    /// The Pod's ServiceAccount and nothing else, as kube-proxy (`rest.InClusterConfig`
+    /// when neither `--kubeconfig` nor `--master` is given): the daemon, which must not
+    /// pick up whatever `$KUBECONFIG` or `~/.kube/config` the node has.
+    InCluster,
+    /// `$KUBECONFIG`, else `~/.kube/config`, else in-cluster (kube-rs' `Config::infer`, as
+    /// kubectl): for commands an operator runs by hand.
+    Infer,
+}
+
+/// The API server configuration from `kubeconfig`, its server replaced by `master` (a URL)
+/// when given, as kube-proxy's `--kubeconfig` and `--master`: `master` alone is that
+/// server without credentials; neither, as `otherwise` says. With [`READ_TIMEOUT`] and
+/// [`CONNECT_TIMEOUT`].
 ///
 /// # Errors
-/// [`ClientError`] naming the file or the missing configuration.
-pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientError> {
-    let mut config = located_config(kubeconfig).await?;
+/// [`ClientError`] naming the file, the URL or the missing configuration.
+pub async fn config(
+    kubeconfig: Option<&Path>,
+    master: Option<&str>,
+    otherwise: Otherwise,
+) -> Result<kube::Config, ClientError> {
+    let master = master
+        .map(|url| {
+            url.parse::<http::Uri>()
+                .map_err(|source| ClientError::Master {
+                    url: url.to_owned(),
+                    source,
+                })
+        })
+        .transpose()?;
+    let mut config = match (kubeconfig, master) {
+        (None, Some(server)) => kube::Config::new(server),
+        (_, master) => {
+            let mut config = located_config(kubeconfig, otherwise).await?;
+            if let Some(server) = master {
+                config.cluster_url = server;
+            }
+            config
+        }
+    };
     config.read_timeout = Some(READ_TIMEOUT);
     config.connect_timeout = Some(CONNECT_TIMEOUT);
     // Named once here: the failures logged later (an unknown CA, 401) are about this server.
@@ -84,7 +134,10 @@ pub async fn config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientErr
     Ok(config)
 }
 
-async fn located_config(kubeconfig: Option<&Path>) -> Result<kube::Config, ClientError> {
+async fn located_config(
+    kubeconfig: Option<&Path>,
+    otherwise: Otherwise,
+) -> Result<kube::Config, ClientError> {
     match kubeconfig {
         Some(path) => {
             let file =
@@ -99,18 +152,25 @@ async fn located_config(kubeconfig: Option<&Path>) -> Result<kube::Config, Clien
                     source,
                 })
         }
-        None => kube::Config::infer()
-            .await
-            .map_err(ClientError::NoConfiguration),
+        None => match otherwise {
+            Otherwise::InCluster => kube::Config::incluster().map_err(ClientError::NotInCluster),
+            Otherwise::Infer => kube::Config::infer()
+                .await
+                .map_err(ClientError::NoConfiguration),
+        },
     }
 }
 
-/// An API client for [`config`]`(kubeconfig)`.
+/// An API client for [`config`]`(kubeconfig, master, otherwise)`.
 ///
 /// # Errors
-/// [`ClientError`] naming the file or the missing configuration.
-pub async fn client(kubeconfig: Option<&Path>) -> Result<Client, ClientError> {
-    Client::try_from(config(kubeconfig).await?).map_err(ClientError::Build)
+/// [`ClientError`] naming the file, the URL or the missing configuration.
+pub async fn client(
+    kubeconfig: Option<&Path>,
+    master: Option<&str>,
+    otherwise: Otherwise,
+) -> Result<Client, ClientError> {
+    Client::try_from(config(kubeconfig, master, otherwise).await?).map_err(ClientError::Build)
 }
 
 /// The server-side selectors for one kind: a label selector and a field selector.

@@ -7,6 +7,7 @@ mod file;
 mod json;
 pub mod kube;
 mod notify;
+mod split;
 
 use crate::{Kind, Object, Warning};
 
