@@ -1,56 +1,35 @@
 //! Benchmark: the heap of the daemon's IPVS-mode pipeline over a whole sync cycle, without
-//! IPVS: a synthetic cluster (default 10,000 Services x 10 endpoints) fed to the model, its
-//! desired state, the names of the IPVS statistics, then IPVS mode's dataplane over the
-//! in-memory tables (`fake`) on its own thread (`DataplaneThread`, as the daemon runs it):
-//! a first (full) sync, a periodic sync with nothing to do, and one endpoint changed.
-//! Counted exactly by a counting global allocator: the heap held after each step and the
-//! most held during it; with the process's VmHWM/VmRSS, glibc's malloc set up as the
-//! daemon sets it (one arena, `malloc_trim` after each sync). The in-memory tables hold
-//! what the kernel would: their share is printed at the end, when the dataplane is dropped
-//! and only they remain. Prints numbers, asserts nothing.
+//! IPVS: a synthetic cluster (default 10,000 Services x 10 endpoints) written as a directory
+//! and read by the directory source into the model, as `--from-dir` does; its desired state;
+//! the names of the IPVS statistics; then IPVS mode's dataplane over the in-memory tables
+//! (`fake`) on its own thread (`DataplaneThread`, as the daemon runs it): a first (full)
+//! sync, a periodic sync with nothing to do, and one endpoint changed. Counted exactly by a
+//! counting global allocator: what each step adds to the heap and the most held during it;
+//! with the process's VmHWM/VmRSS, glibc's malloc set up as the daemon sets it (one arena,
+//! no huge pages, `malloc_trim` after each sync). The in-memory tables hold what the kernel
+//! would: their share is printed at the end, when the dataplane is dropped and only they
+//! remain. Prints numbers, asserts nothing.
 //!
 //! Run: `cargo run --release -p dataplane --features fake --example bench_sync_memory [SERVICES] [ENDPOINTS]`
 
-// The one unsafe thing here is the global allocator wrapper the measurement needs (it only
-// forwards to the system allocator and counts bytes) and glibc's tuning calls.
+// glibc's tuning calls, as the daemon's `main` makes them.
 #![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::Instant;
 
+use dataplane::DataplaneThread;
 use dataplane::fake::FakeIpvsDataplane;
 use dataplane::ipvs::StatsNames;
-use dataplane::{DataplaneThread, SyncSummary};
 use desired::{Config, DesiredState, NodeInfo};
-use model::{Kind, Model, Object, ProxyFilter, SourceEvent};
+use model::{Model, Object, ProxyFilter, SourceEvent};
 use testkit::cluster::Synthetic;
-
-/// The system allocator, counting the bytes live and the most live since the last reset.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the contract.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        let live = LIVE.fetch_add(layout.size(), Relaxed) + layout.size();
-        PEAK.fetch_max(live, Relaxed);
-        // SAFETY: as the caller's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Relaxed);
-        // SAFETY: as the caller's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use testkit::counting::{Counting, live, peak, reset_peak};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
+
+type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 fn mib(bytes: usize) -> f64 {
     bytes as f64 / 1_048_576.0
@@ -66,44 +45,51 @@ fn status_mib(key: &str) -> f64 {
         .map_or(0.0, |kib| mib(kib * 1024))
 }
 
-/// One step's figures: what it added to the heap, the heap's peak during it over what was
-/// held before, the heap now, VmHWM and VmRSS.
+/// One step: the heap before it, its peak counted from there.
 struct Step {
     before: usize,
 }
 
 impl Step {
     fn start() -> Step {
-        let before = LIVE.load(Relaxed);
-        PEAK.store(before, Relaxed);
-        Step { before }
+        reset_peak();
+        Step { before: live() }
     }
 
+    /// What the step added to the heap, the most it held over what was there before, the
+    /// heap now, VmHWM and VmRSS.
     fn print(self, name: &str) {
-        let (live, peak) = (LIVE.load(Relaxed), PEAK.load(Relaxed));
         println!(
-            "  {name:<34} {:+7.1} MiB (peak {:+6.1})  heap {:5.1}  VmHWM {:5.1}  VmRSS {:5.1}",
-            mib(live) - mib(self.before),
-            mib(peak) - mib(self.before),
-            mib(live),
+            "  {name:<36} {:+7.1} MiB (peak {:+6.1})  heap {:5.1}  VmHWM {:5.1}  VmRSS {:5.1}",
+            mib(live()) - mib(self.before),
+            mib(peak()) - mib(self.before),
+            mib(live()),
             status_mib("VmHWM:"),
             status_mib("VmRSS:"),
         );
     }
 }
 
-fn trim() {
+/// One sync of `state` on the dataplane's thread, trimmed after as the daemon does, printed
+/// as a step; returns the state the thread gives back.
+async fn sync(
+    dataplane: &DataplaneThread<FakeIpvsDataplane>,
+    state: Arc<DesiredState>,
+    full: bool,
+    name: &str,
+) -> Result<Arc<DesiredState>, Failure> {
+    let step = Step::start();
+    let started = Instant::now();
+    let (summary, state) = dataplane.sync(state, full).await?;
+    let took = started.elapsed().as_secs_f64();
     // SAFETY: malloc_trim takes an integer and only returns free memory to the kernel.
     unsafe {
         libc::malloc_trim(0);
     }
+    let ops: u64 = summary.applied.values().sum();
+    step.print(&format!("{name} ({ops} ops, {took:.2} s)"));
+    Ok(state)
 }
-
-fn applied(summary: &SyncSummary) -> u64 {
-    summary.applied.values().sum()
-}
-
-type Failure = Box<dyn std::error::Error + Send + Sync>;
 
 fn main() -> Result<(), Failure> {
     // As the daemon's `main`, before any thread starts: one malloc arena, no huge pages.
@@ -120,38 +106,24 @@ fn main() -> Result<(), Failure> {
 }
 
 async fn run() -> Result<(), Failure> {
-    let mut args = std::env::args()
-        .skip(1)
-        .map(|a| a.parse::<u32>().expect("a number"));
-    let cluster = Synthetic {
-        services: args.next().unwrap_or(10_000),
-        endpoints_per_service: args.next().unwrap_or(10),
-        node_port_every: None,
-    };
+    let cluster = Synthetic::from_args();
     println!(
         "heap, {} Services x {} endpoints (MiB; peak: the most held during the step):",
         cluster.services, cluster.endpoints_per_service
     );
+    let dir = std::env::temp_dir().join(format!("kipx-bench-sync-memory-{}", std::process::id()));
+    cluster.write_dir(&dir);
 
     let step = Step::start();
     let mut model = Model::new(ProxyFilter::default(), Some(Synthetic::NODE.into())).without_pods();
-    for kind in Kind::ALL {
-        model.apply(SourceEvent::Relisting(kind));
-    }
-    model.apply(SourceEvent::Applied(Object::Node(Box::new(cluster.node()))));
-    for i in 0..cluster.services {
-        model.apply(SourceEvent::Applied(Object::Service(Box::new(
-            cluster.service(i),
-        ))));
-        model.apply(SourceEvent::Applied(Object::EndpointSlice(Box::new(
-            cluster.slice(i, 0),
-        ))));
-    }
-    for kind in Kind::ALL {
-        model.apply(SourceEvent::Relisted(kind));
-    }
+    let index = model::source::dir::stream(&dir, |events| {
+        for event in events {
+            model.apply(event);
+        }
+    })?;
     let _ = model.take_changes();
-    step.print("model");
+    let _ = model.take_pending();
+    step.print("model and the directory's index");
 
     let step = Step::start();
     let info = NodeInfo::from_node(Synthetic::NODE, model.node(), &[]);
@@ -168,33 +140,9 @@ async fn run() -> Result<(), Failure> {
 
     let (fake, tables) = FakeIpvsDataplane::new();
     let dataplane = DataplaneThread::start(move || Ok::<_, Failure>(fake)).await?;
-    let mut state = Arc::new(state);
+    let state = sync(&dataplane, Arc::new(state), false, "first sync").await?;
+    let mut state = sync(&dataplane, state, true, "periodic sync").await?;
 
-    let step = Step::start();
-    let started = Instant::now();
-    let (summary, back) = dataplane.sync(state, false).await?;
-    let took = started.elapsed();
-    trim();
-    step.print(&format!(
-        "first sync ({} ops, {:.1} s)",
-        applied(&summary),
-        took.as_secs_f64()
-    ));
-    state = back;
-
-    let step = Step::start();
-    let started = Instant::now();
-    let (summary, back) = dataplane.sync(state, true).await?;
-    let took = started.elapsed();
-    trim();
-    step.print(&format!(
-        "periodic sync ({} ops, {:.2} s)",
-        applied(&summary),
-        took.as_secs_f64()
-    ));
-    state = back;
-
-    let step = Step::start();
     let mut slice = cluster.slice(0, 0);
     let moved = cluster.slice(0, cluster.endpoints_per_service);
     slice.endpoints[0] = moved.endpoints[0].clone();
@@ -204,24 +152,15 @@ async fn run() -> Result<(), Failure> {
     Arc::get_mut(&mut state)
         .ok_or("the dataplane gave the state back")?
         .update(&model, &changes, &info);
-    let started = Instant::now();
-    let (summary, back) = dataplane.sync(state, false).await?;
-    let took = started.elapsed();
-    trim();
-    step.print(&format!(
-        "one endpoint ({} ops, {:.2} s)",
-        applied(&summary),
-        took.as_secs_f64()
-    ));
-    state = back;
+    let state = sync(&dataplane, state, false, "one endpoint").await?;
 
     let step = Step::start();
     dataplane.stop().await;
     step.print("the dataplane dropped");
     let step = Step::start();
-    let kernel = tables.virtual_servers().len();
     drop(tables);
-    step.print(&format!("the in-memory kernel dropped ({kernel} vs)"));
-    drop((state, names, model));
+    step.print("the in-memory kernel dropped");
+    drop((state, names, model, index));
+    std::fs::remove_dir_all(&dir)?;
     Ok(())
 }
