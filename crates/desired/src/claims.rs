@@ -157,6 +157,9 @@ impl Claims {
                 };
                 let claims = self.by_key.entry(*key).or_default();
                 let at = claims.binary_search(&claim).unwrap_or_else(|at| at);
+                // Room for this claim only: almost every address has one claimant, and a
+                // vector grown by `insert` keeps room for four.
+                claims.reserve_exact(1);
                 claims.insert(at, claim);
             }
             if !new.is_empty() {

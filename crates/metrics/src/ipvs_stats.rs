@@ -11,6 +11,7 @@
 //! it can be read again. Only IPVS mode registers this collector: the
 //! iptables mode has no such counters.
 
+use std::borrow::Cow;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -177,15 +178,15 @@ const COUNTS: [Count; 5] = [
 ];
 
 /// The labels of a virtual server: its Service port's names.
-fn service_labels(vs: &VirtualServerStats) -> [(&'static str, &str); 6] {
+fn service_labels(vs: &VirtualServerStats) -> [(&'static str, Cow<'_, str>); 6] {
     let n = &vs.names;
     [
-        ("namespace", &n.namespace),
-        ("service", &n.service),
-        ("port", &n.port),
-        ("protocol", n.protocol),
-        ("ip_family", &n.ip_family),
-        ("virtual_server", &n.virtual_server),
+        ("namespace", Cow::Borrowed(&n.namespace)),
+        ("service", Cow::Borrowed(&n.service)),
+        ("port", Cow::Borrowed(&n.port)),
+        ("protocol", Cow::Borrowed(n.protocol)),
+        ("ip_family", Cow::Borrowed(n.ip_family)),
+        ("virtual_server", Cow::Owned(n.virtual_server.to_string())),
     ]
 }
 
@@ -279,8 +280,8 @@ pub(crate) mod tests {
                 service: "web".into(),
                 port: "http".into(),
                 protocol: "tcp",
-                ip_family: "IPv4".into(),
-                virtual_server: "10.96.0.10:80".into(),
+                ip_family: "IPv4",
+                virtual_server: "10.96.0.10:80".parse().expect("address"),
             }),
             stats: ipvs::Stats {
                 connections: 3,

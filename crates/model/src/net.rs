@@ -35,14 +35,19 @@ impl IpFamily {
             _ => None,
         }
     }
+
+    /// Kubernetes' spelling: `IPv4`, `IPv6`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IpFamily::V4 => "IPv4",
+            IpFamily::V6 => "IPv6",
+        }
+    }
 }
 
 impl fmt::Display for IpFamily {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            IpFamily::V4 => "IPv4",
-            IpFamily::V6 => "IPv6",
-        })
+        f.write_str(self.as_str())
     }
 }
 

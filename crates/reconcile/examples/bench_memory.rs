@@ -6,62 +6,26 @@
 //!
 //! Run: `cargo run --release -p reconcile --example bench_memory [SERVICES] [ENDPOINTS]`
 
-// The one unsafe thing here is the global allocator wrapper the measurement needs: it only
-// forwards to the system allocator and counts bytes.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
 use desired::{Config, DesiredState, NodeInfo};
 use model::{Kind, Model, Object, ProxyFilter, SourceEvent};
 use reconcile::{Draining, Ownership};
 use testkit::cluster::Synthetic;
-
-/// The system allocator, counting the bytes live.
-struct Counting;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: every call is forwarded unchanged to `System`, which upholds the contract.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        LIVE.fetch_add(layout.size(), Relaxed);
-        // SAFETY: as the caller's contract.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        LIVE.fetch_sub(layout.size(), Relaxed);
-        // SAFETY: as the caller's contract.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-}
+use testkit::counting::{Counting, live, mib_since};
 
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn mib_since(base: usize) -> f64 {
-    LIVE.load(Relaxed).saturating_sub(base) as f64 / 1_048_576.0
-}
-
 fn main() {
-    let mut args = std::env::args()
-        .skip(1)
-        .map(|a| a.parse::<u32>().expect("a number"));
-    let cluster = Synthetic {
-        services: args.next().unwrap_or(10_000),
-        endpoints_per_service: args.next().unwrap_or(10),
-        node_port_every: None,
-    };
+    let cluster = Synthetic::from_args();
     println!(
         "heap held, {} Services x {} endpoints:",
         cluster.services, cluster.endpoints_per_service
     );
 
     // The model, fed as the sources feed it: one object at a time.
-    let base = LIVE.load(Relaxed);
+    let base = live();
     // As the daemon keeps it: without the endpoints' Pods.
     let mut model = Model::new(ProxyFilter::default(), Some(Synthetic::NODE.into())).without_pods();
     for kind in Kind::ALL {
@@ -80,15 +44,17 @@ fn main() {
         model.apply(SourceEvent::Relisted(kind));
     }
     let _ = model.take_changes();
+    // As after the first sync, which takes the changes pending for kube-proxy's metrics.
+    let _ = model.take_pending();
     println!("  model:                    {:6.1} MiB", mib_since(base));
 
-    let base = LIVE.load(Relaxed);
+    let base = live();
     let info = NodeInfo::from_node(Synthetic::NODE, model.node(), &[]);
     let state = DesiredState::new(Config::default(), info, &model);
     println!("  desired state:            {:6.1} MiB", mib_since(base));
 
     // Of which each Service's plan (the rest: aggregates and indexes).
-    let base = LIVE.load(Relaxed);
+    let base = live();
     let plans: Vec<_> = model
         .services()
         .map(|svc| {
@@ -99,7 +65,7 @@ fn main() {
     println!("    of which the plans:     {:6.1} MiB", mib_since(base));
     drop(plans);
 
-    let base = LIVE.load(Relaxed);
+    let base = live();
     let wanted = reconcile::wanted::wanted(state.virtual_servers(), &Default::default());
     println!(
         "  wanted (kept as last):    {:6.1} MiB  ({} virtual servers)",
@@ -107,7 +73,7 @@ fn main() {
         wanted.len()
     );
 
-    let base = LIVE.load(Relaxed);
+    let base = live();
     let owner = Ownership {
         exclude: Vec::new(),
         dummy_addresses: Default::default(),
@@ -124,7 +90,7 @@ fn main() {
     drop(plan);
 
     // As the daemon plans it: in parts of about one batch, each dropped once applied.
-    let base = LIVE.load(Relaxed);
+    let base = live();
     let (mut peak, mut parts) = (0.0_f64, 0);
     let mut planner = reconcile::ipvs::Planner::new(&wanted, &[], &owner, Instant::now());
     while let Some(part) = planner.next(&mut draining, 8192) {
@@ -138,7 +104,7 @@ fn main() {
     // `--from-dir` only: what the directory source keeps to read changed files alone.
     let dir = std::env::temp_dir().join(format!("kipx-bench-memory-{}", std::process::id()));
     cluster.write_dir(&dir);
-    let base = LIVE.load(Relaxed);
+    let base = live();
     let index = model::source::dir::stream(&dir, drop).expect("read the directory");
     println!("  directory source's index: {:6.1} MiB", mib_since(base));
     drop(index);

@@ -38,6 +38,22 @@ impl Synthetic {
     /// The Node's InternalIP.
     pub const NODE_IP: &'static str = "172.18.0.2";
 
+    /// The benchmarks' cluster from their command line: `[SERVICES] [ENDPOINTS]`, 10,000
+    /// Services x 10 endpoints by default, every Service a ClusterIP.
+    ///
+    /// # Panics
+    /// On an argument that is not a number.
+    pub fn from_args() -> Self {
+        let mut args = std::env::args()
+            .skip(1)
+            .map(|a| a.parse::<u32>().expect("a number"));
+        Synthetic {
+            services: args.next().unwrap_or(10_000),
+            endpoints_per_service: args.next().unwrap_or(10),
+            node_port_every: None,
+        }
+    }
+
     /// Service `i`.
     pub fn service(&self, i: u32) -> core::Service {
         let node_port = self

@@ -15,6 +15,7 @@
 
 pub mod apiserver;
 pub mod cluster;
+pub mod counting;
 pub mod daemon;
 pub mod kube_proxy;
 pub mod load;

@@ -44,10 +44,10 @@ pub struct ServiceNames {
     /// `tcp`, `udp` or `sctp`.
     pub protocol: &'static str,
     /// `IPv4` or `IPv6`.
-    pub ip_family: String,
-    /// The virtual server's address and port, `10.96.0.10:80` or `[fd00::a]:53`:
+    pub ip_family: &'static str,
+    /// The virtual server's address and port, shown `10.96.0.10:80` or `[fd00::a]:53`:
     /// a Service port has one virtual server per address it is reached on.
-    pub virtual_server: String,
+    pub virtual_server: SocketAddr,
 }
 
 /// The Kubernetes names of every virtual server of a desired state, and of
@@ -77,8 +77,8 @@ impl StatsNames {
                     service: Arc::clone(&vs.service.service.name),
                     port: vs.service.port.clone(),
                     protocol: vs.key.protocol.as_str(),
-                    ip_family: vs.key.family().to_string(),
-                    virtual_server: SocketAddr::new(vs.key.addr, vs.key.port).to_string(),
+                    ip_family: vs.key.family().as_str(),
+                    virtual_server: SocketAddr::new(vs.key.addr, vs.key.port),
                 };
                 if let Some(model) = pods_from {
                     let node = &state.node().name;
@@ -288,8 +288,8 @@ mod tests {
             service: "web".into(),
             port: "p".into(),
             protocol: "tcp",
-            ip_family: "IPv4".into(),
-            virtual_server: "10.96.0.10:80".into(),
+            ip_family: "IPv4",
+            virtual_server: "10.96.0.10:80".parse().expect("address"),
         }
     }
 
