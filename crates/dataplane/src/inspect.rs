@@ -65,8 +65,8 @@ pub(crate) fn read_addresses(
             .addresses(netlink)
             .with_context(|| format!("reading the addresses of {KUBE_IPVS0}"))?
             .list()
-            .into_iter()
-            .map(|(ip, _)| ip)
+            .iter()
+            .map(|(ip, _)| *ip)
             .collect(),
         None => BTreeSet::new(),
     };

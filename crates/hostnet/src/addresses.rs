@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use netlink::Transport;
 
-use crate::dummy::{LinkError, address_of, all_addresses, failed};
+use crate::dummy::{LinkError, all_addresses, failed};
 use crate::rtnl::Rtnl;
 
 /// Whether an address listed on an interface can carry NodePorts.
@@ -30,9 +30,9 @@ pub fn node_addresses<T: Transport>(
     let messages =
         all_addresses(rtnl).map_err(failed("list addresses", "every link".to_owned()))?;
     Ok(messages
-        .iter()
-        .filter(|m| m.header.index != except)
-        .filter_map(address_of)
+        .into_iter()
+        .filter(|a| a.index != except)
+        .map(|a| a.ip)
         .filter(usable)
         .collect())
 }

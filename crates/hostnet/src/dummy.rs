@@ -124,19 +124,27 @@ impl From<netlink::Failure> for Cause {
     }
 }
 
-/// The addresses on a link as one listing returned them, kept whole so that
-/// removing some needs no second listing.
+/// The addresses on a link as one listing returned them, each with its
+/// prefix length: enough to remove some without a second listing.
 #[derive(Debug, Clone, Default)]
-pub struct BoundAddresses(Vec<AddressMessage>);
+pub struct BoundAddresses(Vec<(IpAddr, u8)>);
 
 impl BoundAddresses {
     /// Each address with its prefix length.
-    pub fn list(&self) -> Vec<(IpAddr, u8)> {
-        self.0
-            .iter()
-            .filter_map(|m| address_of(m).map(|ip| (ip, m.header.prefix_len)))
-            .collect()
+    pub fn list(&self) -> &[(IpAddr, u8)] {
+        &self.0
     }
+}
+
+/// An address of a link, as a dump lists it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LinkAddress {
+    /// The link's index.
+    pub(crate) index: u32,
+    /// The address.
+    pub(crate) ip: IpAddr,
+    /// Its prefix length.
+    pub(crate) prefix_len: u8,
 }
 
 /// What [`DummyLink::sync_addresses`] changed.
@@ -286,10 +294,14 @@ impl DummyLink {
     /// # Errors
     /// [`LinkError::Netlink`] when listing fails.
     pub fn addresses<T: Transport>(&self, rtnl: &mut Rtnl<T>) -> Result<BoundAddresses, LinkError> {
-        let mut listed =
-            all_addresses(rtnl).map_err(failed("list addresses", self.name.clone()))?;
-        listed.retain(|m| m.header.index == self.index);
-        Ok(BoundAddresses(listed))
+        let listed = all_addresses(rtnl).map_err(failed("list addresses", self.name.clone()))?;
+        Ok(BoundAddresses(
+            listed
+                .into_iter()
+                .filter(|a| a.index == self.index)
+                .map(|a| (a.ip, a.prefix_len))
+                .collect(),
+        ))
     }
 
     /// Binds every address of `desired` as /32 or /128 and unbinds every
@@ -322,13 +334,11 @@ impl DummyLink {
         bound: BoundAddresses,
         desired: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
-        let changes = diff_addresses(&bound.list(), desired);
-        let unbind: Vec<AddressMessage> = bound
-            .0
-            .into_iter()
-            .filter(|m| {
-                address_of(m).is_some_and(|ip| changes.removed.contains(&(ip, m.header.prefix_len)))
-            })
+        let changes = diff_addresses(bound.list(), desired);
+        let unbind: Vec<AddressMessage> = changes
+            .removed
+            .iter()
+            .map(|&(ip, prefix_len)| address(self.index, ip, prefix_len))
             .collect();
         let unbound = rtnl.batch(RTM_DELADDR, 0, &unbind);
         let bind: Vec<AddressMessage> = changes
@@ -390,8 +400,19 @@ impl DummyLink {
 /// Every address of every link, both families.
 pub(crate) fn all_addresses<T: Transport>(
     rtnl: &mut Rtnl<T>,
-) -> Result<Vec<AddressMessage>, netlink::Error> {
-    rtnl.dump(RTM_GETADDR, &AddressMessage::default(), RTM_NEWADDR)
+) -> Result<Vec<LinkAddress>, netlink::Error> {
+    rtnl.dump(
+        RTM_GETADDR,
+        &AddressMessage::default(),
+        RTM_NEWADDR,
+        |m: AddressMessage| {
+            Some(LinkAddress {
+                index: m.header.index,
+                ip: address_of(&m)?,
+                prefix_len: m.header.prefix_len,
+            })
+        },
+    )
 }
 
 /// The error of `op` on `object` that failed with `e`.
@@ -407,12 +428,18 @@ pub(crate) fn failed(op: &'static str, object: String) -> impl FnOnce(netlink::E
 /// `ip addr add IP/32 dev LINK` asks for it: `IFA_LOCAL`, then
 /// `IFA_ADDRESS` with the same address.
 pub(crate) fn host_address(index: u32, ip: IpAddr) -> AddressMessage {
+    address(index, ip, host_prefix(ip))
+}
+
+/// `ip`/`prefix_len` on link `index`, as `ip addr add|del IP/PREFIX dev
+/// LINK` asks for it: `IFA_LOCAL`, then `IFA_ADDRESS` with the same address.
+fn address(index: u32, ip: IpAddr, prefix_len: u8) -> AddressMessage {
     let mut message = AddressMessage::default();
     message.header.family = match ip {
         IpAddr::V4(_) => AddressFamily::Inet,
         IpAddr::V6(_) => AddressFamily::Inet6,
     };
-    message.header.prefix_len = host_prefix(ip);
+    message.header.prefix_len = prefix_len;
     message.header.index = index;
     message.attributes.push(AddressAttribute::Local(ip));
     message.attributes.push(AddressAttribute::Address(ip));

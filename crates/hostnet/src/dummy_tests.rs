@@ -197,7 +197,7 @@ fn binding_sends_what_ip_addr_add_sends() {
 
 #[test]
 #[cfg(target_endian = "little")]
-fn a_dumped_address_is_read_and_unbound_as_dumped() {
+fn a_dumped_address_is_read_and_unbound_as_ip_addr_del_does() {
     let mut kernel = Kernel::new(|_| None);
     let mut other_link = DUMPED;
     other_link[20] = 3; // the same address on link 3: not ours
@@ -212,11 +212,19 @@ fn a_dumped_address_is_read_and_unbound_as_dumped() {
 
     let changes = link.sync_bound(&mut rtnl, bound, &BTreeSet::new()).unwrap();
     assert_eq!(changes.removed, [(ip("10.96.0.5"), 32)]);
-    // RTM_DELADDR (NLM_F_REQUEST|NLM_F_ACK) carrying the dumped message.
+    // `ip addr del 10.96.0.5/32 dev kube-ipvs0`: RTM_DELADDR with
+    // NLM_F_REQUEST|NLM_F_ACK, ifaddrmsg, IFA_LOCAL then IFA_ADDRESS with the
+    // same address (iproute2's ipaddr_modify, the prefix length given).
+    #[rustfmt::skip]
+    let want: [u8; 24] = [
+        2, 32, 0, 0,  7, 0, 0, 0,
+        8, 0, 2, 0,  10, 96, 0, 5,
+        8, 0, 1, 0,  10, 96, 0, 5,
+    ];
     let sent = sent.borrow();
     let delete = sent.last().unwrap();
     assert_eq!(&delete[4..8], &[21, 0, 0x05, 0x00]);
-    assert_eq!(&delete[16..], &DUMPED[16..]);
+    assert_eq!(&delete[16..], &want);
 }
 
 fn refusing(addr: IpAddr) -> Option<(i32, Option<&'static str>)> {
@@ -230,7 +238,7 @@ fn refusing(addr: IpAddr) -> Option<(i32, Option<&'static str>)> {
 
 /// Listed addresses as the kernel dumps them, on `kube-ipvs0`.
 fn listed(addrs: &[&str]) -> BoundAddresses {
-    BoundAddresses(addrs.iter().map(|a| host_address(INDEX, ip(a))).collect())
+    BoundAddresses(addrs.iter().map(|a| (ip(a), host_prefix(ip(a)))).collect())
 }
 
 #[test]

@@ -67,23 +67,31 @@ impl<T: Transport> Rtnl<T> {
         encode(kind, flags, message, &mut buf);
         let mut replies = Vec::new();
         self.socket
-            .request(&mut buf, |frame| parse_into(frame, reply, &mut replies))
+            .request(&mut buf, |frame| {
+                replies.extend(parse(frame, reply)?);
+                Ok(())
+            })
             .map_err(flatten)?;
         Ok(replies)
     }
 
-    /// Dumps with the `kind` request `message` and returns the replies of
-    /// type `reply`, parsed.
-    pub(crate) fn dump<M: Parseable<[u8]>>(
+    /// Dumps with the `kind` request `message` and returns what `keep`
+    /// makes of each reply of type `reply`, parsed, as it arrives: a dump of
+    /// thousands of replies is never held as whole messages.
+    pub(crate) fn dump<M: Parseable<[u8]>, D>(
         &mut self,
         kind: u16,
         message: &impl Emitable,
         reply: u16,
-    ) -> Result<Vec<M>, netlink::Error> {
+        mut keep: impl FnMut(M) -> Option<D>,
+    ) -> Result<Vec<D>, netlink::Error> {
         let mut buf = Vec::new();
         encode(kind, 0, message, &mut buf);
         self.socket
-            .dump(&mut buf, |frame, out| parse_into(frame, reply, out))
+            .dump(&mut buf, |frame, out| {
+                out.extend(parse(frame, reply)?.and_then(&mut keep));
+                Ok(())
+            })
             .map_err(flatten)
     }
 
@@ -115,21 +123,15 @@ pub(crate) fn encode(kind: u16, flags: u16, message: &impl Emitable, out: &mut V
     message.emit(&mut out[at + NLMSG_HDRLEN..]);
 }
 
-/// Parses a data message of type `reply` into `out`; other messages are
-/// not ours to read.
-fn parse_into<M: Parseable<[u8]>>(
-    frame: Frame<'_>,
-    reply: u16,
-    out: &mut Vec<M>,
-) -> Result<(), Malformed> {
-    if let Body::Data { kind, payload, .. } = frame.body
-        && kind == reply
-    {
-        out.push(
-            M::parse(payload).map_err(|e| Malformed(format!("rtnetlink message {kind}: {e}")))?,
-        );
+/// Parses a data message of type `reply`; other messages are not ours to
+/// read (`None`).
+fn parse<M: Parseable<[u8]>>(frame: Frame<'_>, reply: u16) -> Result<Option<M>, Malformed> {
+    match frame.body {
+        Body::Data { kind, payload, .. } if kind == reply => M::parse(payload)
+            .map(Some)
+            .map_err(|e| Malformed(format!("rtnetlink message {kind}: {e}"))),
+        _ => Ok(None),
     }
-    Ok(())
 }
 
 fn flatten(failed: netlink::Failed<Malformed>) -> netlink::Error {

@@ -240,7 +240,7 @@ fn vm_kube_ipvs0_address_dumps_match_ip_addr_show() {
         link.sync_addresses(h, &vips).unwrap();
         ns.run(&["ip", "addr", "add", "10.97.0.1/24", "dev", KUBE_IPVS0]);
         let listed: BTreeSet<(IpAddr, u8)> =
-            link.addresses(h).unwrap().list().into_iter().collect();
+            link.addresses(h).unwrap().list().iter().copied().collect();
         let node = hostnet::addresses::node_addresses(h, link.index()).unwrap();
         (listed, node)
     });

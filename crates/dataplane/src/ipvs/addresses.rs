@@ -14,7 +14,7 @@ use crate::summary::SyncSummary;
 
 /// The addresses of `kube-ipvs0`, as the dataplane uses them.
 pub(crate) trait AddressTable {
-    /// What one listing returned, kept whole so that unbinding needs no second listing.
+    /// What one listing returned, kept so that unbinding needs no second listing.
     type Listed;
 
     /// The addresses a listing holds.
@@ -42,7 +42,7 @@ impl AddressTable for Kube0 {
     type Listed = BoundAddresses;
 
     fn addresses(listed: &BoundAddresses) -> BTreeSet<IpAddr> {
-        listed.list().into_iter().map(|(ip, _)| ip).collect()
+        listed.list().iter().map(|(ip, _)| *ip).collect()
     }
 
     fn list(&mut self) -> Result<BoundAddresses, LinkError> {

@@ -113,7 +113,7 @@ impl AddressTable for Recorder<Link> {
     type Listed = BoundAddresses;
 
     fn addresses(listed: &BoundAddresses) -> BTreeSet<IpAddr> {
-        listed.list().into_iter().map(|(ip, _)| ip).collect()
+        listed.list().iter().map(|(ip, _)| *ip).collect()
     }
 
     fn list(&mut self) -> Result<BoundAddresses, LinkError> {
@@ -129,7 +129,7 @@ impl AddressTable for Recorder<Link> {
         listed: BoundAddresses,
         target: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
-        let changes = diff_addresses(&listed.list(), target);
+        let changes = diff_addresses(listed.list(), target);
         for &(ip, prefix) in &changes.removed {
             self.record(Op::Unbind {
                 link: KUBE_IPVS0,
