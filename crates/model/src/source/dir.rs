@@ -371,6 +371,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// Moves `other`'s objects and warnings to the end of this one's.
+    pub(super) fn append(&mut self, other: &mut Snapshot) {
+        self.objects.append(&mut other.objects);
+        self.warnings.append(&mut other.warnings);
+    }
+
     /// The Service `id` as read, whatever the model would make of it.
     pub fn service(&self, id: &crate::ObjectId) -> Option<&k8s_openapi::api::core::v1::Service> {
         self.objects.iter().find_map(|o| match o {
@@ -400,9 +406,7 @@ impl Snapshot {
 pub fn read(dir: &Path) -> Result<Snapshot, DirError> {
     let mut snapshot = Snapshot::default();
     for path in files(dir)? {
-        let mut file = objects(&path)?;
-        snapshot.objects.append(&mut file.objects);
-        snapshot.warnings.append(&mut file.warnings);
+        snapshot.append(&mut objects(&path)?);
     }
     Ok(snapshot)
 }
@@ -453,8 +457,7 @@ pub fn parse(path: &Path, text: &str, into: &mut Snapshot) -> Result<(), DirErro
         .starts_with(['{', '['])
         .then(|| json::snapshot(serde_json::Deserializer::from_str(text), decode));
     if let Some(Some(mut read)) = json {
-        into.objects.append(&mut read.objects);
-        into.warnings.append(&mut read.warnings);
+        into.append(&mut read);
         return Ok(());
     }
     if text.len() as u64 > MAX_YAML_BYTES {

@@ -92,8 +92,7 @@ impl<'de> Visitor<'de> for Document<'_> {
             }
         }
         if rest.get("kind").and_then(Value::as_str) == Some("List") {
-            self.into.objects.append(&mut items.objects);
-            self.into.warnings.append(&mut items.warnings);
+            self.into.append(&mut items);
         } else {
             (self.decode)(Value::Mapping(rest), self.into);
         }
