@@ -545,6 +545,10 @@ impl<D: Proxier> Syncer<'_, D> {
         let started = Instant::now();
         let (summary, state) = self.dataplane.sync(snapshot.state, full).await?;
         let took = started.elapsed();
+        // The names the statistics had before are dropped here, before the memory is read.
+        if let (Some(stats), Some(names)) = (&self.stats, snapshot.stats_names) {
+            stats.follow(names);
+        }
         crate::memory::release_free();
         let sync = crate::sync_report::Sync {
             mode: D::MODE,
@@ -555,9 +559,6 @@ impl<D: Proxier> Syncer<'_, D> {
             families: snapshot.families.clone(),
         };
         crate::sync_report::report(&summary, sync, self.metrics);
-        if let (Some(stats), Some(names)) = (&self.stats, snapshot.stats_names) {
-            stats.follow(names);
-        }
         if let Some(reporter) = &self.reporter {
             let note = self
                 .drift_events

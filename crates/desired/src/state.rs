@@ -13,7 +13,7 @@ use model::{Changes, IpFamily, Model, ObjectId};
 use crate::claims::{Claims, Conflict};
 use crate::config::{Config, NodeInfo};
 use crate::ipset::{SetEntry, SetKind};
-use crate::ipvs::VirtualServer;
+use crate::ipvs::{VirtualServer, VsKey};
 use crate::plan::{OutFilterDrop, ServicePlan, plan};
 
 /// A multiset: how many plans want each value.
@@ -59,6 +59,9 @@ pub struct DesiredState {
     out_filter: Counted<(IpFamily, OutFilterDrop)>,
     /// How many times [`DesiredState::update`] ran.
     generation: u64,
+    /// How many times an update changed which virtual servers there are or the Service
+    /// ports they implement ([`DesiredState::names_generation`]).
+    names_generation: u64,
 }
 
 impl DesiredState {
@@ -80,20 +83,33 @@ impl DesiredState {
     /// is. Only changed Services are recomputed, unless the node changed.
     pub fn update(&mut self, model: &Model, changes: &Changes, node: &NodeInfo) {
         let generation = self.generation + 1;
+        let mut names_generation = self.names_generation;
         if *node != self.node {
             *self = DesiredState::new(self.config.clone(), node.clone(), model);
+            names_generation += 1;
         } else {
             for id in &changes.services {
-                self.recompute(model, id);
+                if self.recompute(model, id) {
+                    names_generation += 1;
+                }
             }
         }
         self.generation = generation;
+        self.names_generation = names_generation;
     }
 
     /// Changes with every [`DesiredState::update`]: a consumer that derived
     /// something from the state can tell whether to derive it again.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// Changes with every [`DesiredState::update`] that adds or removes a virtual server,
+    /// or changes the Service port one implements; not with a change of real servers
+    /// alone. What is derived from the virtual servers' names only (the names of their
+    /// statistics) follows this instead of [`DesiredState::generation`].
+    pub fn names_generation(&self) -> u64 {
+        self.names_generation
     }
 
     /// The configuration in force.
@@ -106,20 +122,28 @@ impl DesiredState {
         &self.node
     }
 
-    fn recompute(&mut self, model: &Model, id: &ObjectId) {
-        if let Some(old) = self.plans.remove(id) {
-            self.subtract(&old);
+    /// Computes the Service's plan again; returns whether its virtual servers, or the
+    /// ports they implement, changed.
+    fn recompute(&mut self, model: &Model, id: &ObjectId) -> bool {
+        let old = self.plans.remove(id);
+        if let Some(old) = &old {
+            self.subtract(old);
         }
         let Some(svc) = model.service(id) else {
             self.claims.set(id, None, []);
-            return;
+            return old.is_some_and(|old| !old.virtual_servers.is_empty());
         };
         let slices: Vec<_> = model.slices_of(id).map(AsRef::as_ref).collect();
         let new = plan(svc, &slices, &self.node, &self.config);
         let keys = new.virtual_servers.iter().map(|vs| vs.key);
         self.claims.set(id, Some(svc), keys);
         self.add(&new);
+        let renamed = match &old {
+            Some(old) => !named(old).eq(named(&new)),
+            None => !new.virtual_servers.is_empty(),
+        };
         self.plans.insert(id.clone(), new);
+        renamed
     }
 
     fn add(&mut self, plan: &ServicePlan) {
@@ -197,6 +221,11 @@ impl DesiredState {
             .filter(move |(f, _)| *f == family)
             .map(|(_, d)| d)
     }
+}
+
+/// A plan's virtual servers by key, with the Service port each implements.
+fn named(plan: &ServicePlan) -> impl Iterator<Item = (VsKey, &str)> {
+    (plan.virtual_servers.iter()).map(|vs| (vs.key, vs.service.port.as_str()))
 }
 
 #[cfg(test)]
@@ -293,5 +322,49 @@ mod tests {
         };
         state.update(&model, &Changes::default(), &moved);
         assert_eq!(state.generation(), 2);
+    }
+
+    #[test]
+    fn the_names_generation_moves_with_the_virtual_servers_not_with_their_real_servers() {
+        let cluster = testkit::cluster::Synthetic {
+            services: 2,
+            endpoints_per_service: 3,
+            node_port_every: None,
+        };
+        let mut model = Model::new(ProxyFilter::default(), None);
+        for i in 0..2 {
+            model.apply(SourceEvent::Applied(Object::Service(Box::new(
+                cluster.service(i),
+            ))));
+            model.apply(SourceEvent::Applied(Object::EndpointSlice(Box::new(
+                cluster.slice(i, 0),
+            ))));
+        }
+        let node = NodeInfo::default();
+        let mut state = DesiredState::new(Config::default(), node.clone(), &model);
+        let _ = model.take_changes();
+        let mut update = |model: &mut Model, event| {
+            model.apply(event);
+            let changes = model.take_changes();
+            state.update(model, &changes, &node);
+            (state.generation(), state.names_generation())
+        };
+
+        // One endpoint replaced: the real servers change, the virtual servers do not.
+        let moved = Object::EndpointSlice(Box::new(cluster.slice(0, 1)));
+        assert_eq!(update(&mut model, SourceEvent::Applied(moved)), (1, 0));
+        // A port added: a virtual server more.
+        let mut svc = cluster.service(1);
+        let spec = svc.spec.as_mut().expect("spec");
+        let ports = spec.ports.as_mut().expect("ports");
+        let mut second = ports[0].clone();
+        (second.name, second.port) = (Some("second".into()), 8443);
+        ports[0].name = Some("first".into());
+        ports.push(second);
+        let renamed = Object::Service(Box::new(svc));
+        assert_eq!(update(&mut model, SourceEvent::Applied(renamed)), (2, 1));
+        // A Service deleted: its virtual servers go.
+        let gone = Object::Service(Box::new(cluster.service(0)));
+        assert_eq!(update(&mut model, SourceEvent::Deleted(gone)), (3, 2));
     }
 }

@@ -56,7 +56,26 @@ pub struct ServiceNames {
 pub struct StatsNames {
     by_key: HashMap<ServiceKey, Arc<ServiceNames>>,
     pods: HashMap<(ServiceKey, SocketAddr), Arc<str>>,
-    generation: Option<u64>,
+    /// What these names follow; `None` for none yet.
+    of: Option<Follows>,
+}
+
+/// What a set of [`StatsNames`] was made from, and so when it must be made again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Follows {
+    /// The virtual servers only: [`DesiredState::names_generation`].
+    VirtualServers(u64),
+    /// The Pods behind the real servers too: every [`DesiredState::generation`].
+    Pods(u64),
+}
+
+impl Follows {
+    fn of(state: &DesiredState, pods: bool) -> Follows {
+        match pods {
+            true => Follows::Pods(state.generation()),
+            false => Follows::VirtualServers(state.names_generation()),
+        }
+    }
 }
 
 impl StatsNames {
@@ -94,13 +113,15 @@ impl StatsNames {
         StatsNames {
             by_key,
             pods,
-            generation: Some(state.generation()),
+            of: Some(Follows::of(state, pods_from.is_some())),
         }
     }
 
-    /// Whether these are the names of `state` as it is now (the same generation).
+    /// Whether these are the names of `state` as it is now: the same virtual servers, and
+    /// when they name Pods, the same real servers too.
     pub fn is_of(&self, state: &DesiredState) -> bool {
-        self.generation == Some(state.generation())
+        self.of
+            .is_some_and(|of| of == Follows::of(state, matches!(of, Follows::Pods(_))))
     }
 }
 
@@ -353,10 +374,39 @@ mod tests {
     }
 
     #[test]
-    fn names_follow_the_states_generation() {
-        let state = DesiredState::new(Config::default(), node(), &model(Vec::new()));
-        assert!(StatsNames::of(&state, None).is_of(&state));
+    fn names_are_made_again_when_what_they_name_changed() {
+        let mut model = model(vec![
+            service("web", "10.96.0.10", "TCP", 80),
+            slice_naming_its_pod(),
+        ]);
+        let mut state = DesiredState::new(Config::default(), node(), &model);
+        let (services, pods) = (
+            StatsNames::of(&state, None),
+            StatsNames::of(&state, Some(&model)),
+        );
+        assert!(services.is_of(&state) && pods.is_of(&state));
         assert!(!StatsNames::default().is_of(&state));
+
+        // The endpoint's Pod replaced: the Pods' names are stale, the virtual servers' not.
+        let mut slice = slice_naming_its_pod();
+        let Object::EndpointSlice(s) = &mut slice else {
+            unreachable!("an EndpointSlice")
+        };
+        s.endpoints[0].addresses = vec!["10.244.1.6".into()];
+        let mut update = |model: &mut model::Model, event| {
+            model.apply(event);
+            let changes = model.take_changes();
+            state.update(model, &changes, &node());
+            state.clone()
+        };
+        let moved = update(&mut model, model::SourceEvent::Applied(slice));
+        assert!(services.is_of(&moved));
+        assert!(!pods.is_of(&moved));
+
+        // A second Service: the virtual servers changed.
+        let added = service("db", "10.96.0.11", "TCP", 5432);
+        let added = update(&mut model, model::SourceEvent::Applied(added));
+        assert!(!services.is_of(&added));
     }
 
     #[test]
