@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use netlink::Transport;
 
-use crate::dummy::{LinkError, all_addresses, failed};
+use crate::dummy::{LinkError, addresses_where, failed};
 use crate::rtnl::Rtnl;
 
 /// Whether an address listed on an interface can carry NodePorts.
@@ -27,12 +27,11 @@ pub fn node_addresses<T: Transport>(
     rtnl: &mut Rtnl<T>,
     except: u32,
 ) -> Result<BTreeSet<IpAddr>, LinkError> {
-    let messages =
-        all_addresses(rtnl).map_err(failed("list addresses", "every link".to_owned()))?;
-    Ok(messages
+    let listed = addresses_where(rtnl, |index| index != except)
+        .map_err(failed("list addresses", "every link".to_owned()))?;
+    Ok(listed
         .into_iter()
-        .filter(|a| a.index != except)
-        .map(|a| a.ip)
+        .map(|(ip, _)| ip)
         .filter(usable)
         .collect())
 }

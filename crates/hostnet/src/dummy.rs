@@ -136,17 +136,6 @@ impl BoundAddresses {
     }
 }
 
-/// An address of a link, as a dump lists it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct LinkAddress {
-    /// The link's index.
-    pub(crate) index: u32,
-    /// The address.
-    pub(crate) ip: IpAddr,
-    /// Its prefix length.
-    pub(crate) prefix_len: u8,
-}
-
 /// What [`DummyLink::sync_addresses`] changed.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AddressChanges {
@@ -294,14 +283,9 @@ impl DummyLink {
     /// # Errors
     /// [`LinkError::Netlink`] when listing fails.
     pub fn addresses<T: Transport>(&self, rtnl: &mut Rtnl<T>) -> Result<BoundAddresses, LinkError> {
-        let listed = all_addresses(rtnl).map_err(failed("list addresses", self.name.clone()))?;
-        Ok(BoundAddresses(
-            listed
-                .into_iter()
-                .filter(|a| a.index == self.index)
-                .map(|a| (a.ip, a.prefix_len))
-                .collect(),
-        ))
+        addresses_where(rtnl, |index| index == self.index)
+            .map(BoundAddresses)
+            .map_err(failed("list addresses", self.name.clone()))
     }
 
     /// Binds every address of `desired` as /32 or /128 and unbinds every
@@ -397,20 +381,18 @@ impl DummyLink {
     }
 }
 
-/// Every address of every link, both families.
-pub(crate) fn all_addresses<T: Transport>(
+/// Every address, both families, with its prefix length, of the links whose index
+/// `on_link` accepts; the others' are dropped as the dump arrives.
+pub(crate) fn addresses_where<T: Transport>(
     rtnl: &mut Rtnl<T>,
-) -> Result<Vec<LinkAddress>, netlink::Error> {
+    on_link: impl Fn(u32) -> bool,
+) -> Result<Vec<(IpAddr, u8)>, netlink::Error> {
     rtnl.dump(
         RTM_GETADDR,
         &AddressMessage::default(),
         RTM_NEWADDR,
         |m: AddressMessage| {
-            Some(LinkAddress {
-                index: m.header.index,
-                ip: address_of(&m)?,
-                prefix_len: m.header.prefix_len,
-            })
+            on_link(m.header.index).then_some((address_of(&m)?, m.header.prefix_len))
         },
     )
 }
