@@ -2,6 +2,7 @@
 //! older wins, as the API server would have refused the younger had it known).
 
 use std::cmp::Ordering;
+use std::sync::Arc;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
@@ -12,8 +13,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 pub struct Seniority {
     /// `metadata.creationTimestamp`, in seconds since the epoch (the API's resolution).
     pub created: Option<i64>,
-    /// `metadata.uid`.
-    pub uid: Option<Box<str>>,
+    /// `metadata.uid`, shared by every copy (each address a Service claims holds one).
+    pub uid: Option<Arc<str>>,
 }
 
 impl Seniority {
