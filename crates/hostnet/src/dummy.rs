@@ -319,50 +319,46 @@ impl DummyLink {
         desired: &BTreeSet<IpAddr>,
     ) -> Result<AddressChanges, LinkError> {
         let changes = diff_addresses(bound.list(), desired);
-        let unbind: Vec<AddressMessage> = changes
-            .removed
-            .iter()
-            .map(|&(ip, prefix_len)| address(self.index, ip, prefix_len))
-            .collect();
-        let unbound = rtnl.batch(RTM_DELADDR, 0, &unbind);
-        let bind: Vec<AddressMessage> = changes
-            .added
-            .iter()
-            .map(|&ip| host_address(self.index, ip))
-            .collect();
-        let bound = rtnl.batch(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, &bind);
-        self.refusal("remove address", &unbind, unbound, libc::EADDRNOTAVAIL)?;
-        self.refusal("add address", &bind, bound, libc::EEXIST)?;
+        let (removed, added) = (&changes.removed, &changes.added);
+        let unbound = rtnl.batch(RTM_DELADDR, 0, removed.len(), |i| {
+            let (ip, prefix_len) = removed[i];
+            address(self.index, ip, prefix_len)
+        });
+        let bound = rtnl.batch(RTM_NEWADDR, NLM_F_CREATE | NLM_F_EXCL, added.len(), |i| {
+            host_address(self.index, added[i])
+        });
+        self.refusal(
+            "remove address",
+            removed.iter().copied(),
+            unbound,
+            libc::EADDRNOTAVAIL,
+        )?;
+        let host = |&ip: &IpAddr| (ip, host_prefix(ip));
+        self.refusal("add address", added.iter().map(host), bound, libc::EEXIST)?;
         Ok(changes)
     }
 
-    /// The first failure of `results` (one per message of `messages`) but
-    /// for the benign `errno`, naming its address.
+    /// The first failure of `results` (one per address of `addresses`, with its prefix
+    /// length) but for the benign `errno`, naming its address.
     fn refusal(
         &self,
         op: &'static str,
-        messages: &[AddressMessage],
+        addresses: impl Iterator<Item = (IpAddr, u8)>,
         results: Vec<Result<(), netlink::Failure>>,
         benign: i32,
     ) -> Result<(), LinkError> {
-        let first = messages
-            .iter()
+        let first = addresses
             .zip(results)
-            .find_map(|(m, result)| match result {
+            .find_map(|(address, result)| match result {
                 Err(netlink::Failure::Refused(nack)) if nack.errno == benign => None,
-                Err(failure) => Some((m, failure)),
+                Err(failure) => Some((address, failure)),
                 Ok(()) => None,
             });
         match first {
             None => Ok(()),
-            Some((m, failure)) => Err(LinkError::Netlink {
+            Some(((ip, prefix_len), failure)) => Err(LinkError::Netlink {
                 op,
-                object: format!(
-                    "{}/{} on {}",
-                    address_of(m).map_or_else(String::new, |ip| ip.to_string()),
-                    m.header.prefix_len,
-                    self.name
-                ),
+                object: format!("{ip}/{prefix_len} on {}", self.name),
                 cause: failure.into(),
             }),
         }

@@ -95,16 +95,17 @@ impl<T: Transport> Rtnl<T> {
             .map_err(flatten)
     }
 
-    /// Sends one `kind` request with `flags` per message, pipelined, and
-    /// returns one result per message, in order.
+    /// Sends `count` requests of `kind` with `flags`, pipelined, the `i`th being
+    /// `message(i)` (built as it is encoded), and returns one result per message, in order.
     pub(crate) fn batch<M: Emitable>(
         &mut self,
         kind: u16,
         flags: u16,
-        messages: &[M],
+        count: usize,
+        message: impl Fn(usize) -> M,
     ) -> Vec<Result<(), Failure>> {
-        self.socket.batch(messages.len(), |i, tx| {
-            encode(kind, flags, &messages[i], tx);
+        self.socket.batch(count, |i, tx| {
+            encode(kind, flags, &message(i), tx);
             true
         })
     }
