@@ -3,7 +3,8 @@
 //! and read by the directory source into the model, as `--from-dir` does; its desired state;
 //! the names of the IPVS statistics; then IPVS mode's dataplane over the in-memory tables
 //! (`fake`) on its own thread (`DataplaneThread`, as the daemon runs it): a first (full)
-//! sync, a periodic sync with nothing to do, and one endpoint changed. Counted exactly by a
+//! sync, a periodic sync with nothing to do, and one endpoint changed (the change taken into
+//! the model, the desired state and the statistics' names, then its sync). Counted exactly by a
 //! counting global allocator: what each step adds to the heap and the most held during it;
 //! with the process's VmHWM/VmRSS, glibc's malloc set up as the daemon sets it (one arena,
 //! no huge pages, `malloc_trim` after each sync). The in-memory tables hold what the kernel
@@ -135,7 +136,7 @@ async fn run() -> Result<(), Failure> {
     drop(claims);
 
     let step = Step::start();
-    let names = StatsNames::of(&state, None);
+    let mut names = StatsNames::of(&state, None);
     step.print("IPVS statistics' names");
 
     let (fake, tables) = FakeIpvsDataplane::new();
@@ -143,6 +144,9 @@ async fn run() -> Result<(), Failure> {
     let state = sync(&dataplane, Arc::new(state), false, "first sync").await?;
     let mut state = sync(&dataplane, state, true, "periodic sync").await?;
 
+    // The change taken as the daemon takes it: the model, the desired state, and the
+    // statistics' names when they no longer name the virtual servers.
+    let step = Step::start();
     let mut slice = cluster.slice(0, 0);
     let moved = cluster.slice(0, cluster.endpoints_per_service);
     slice.endpoints[0] = moved.endpoints[0].clone();
@@ -152,7 +156,11 @@ async fn run() -> Result<(), Failure> {
     Arc::get_mut(&mut state)
         .ok_or("the dataplane gave the state back")?
         .update(&model, &changes, &info);
-    let state = sync(&dataplane, state, false, "one endpoint").await?;
+    if !names.is_of(&state) {
+        names = StatsNames::of(&state, None);
+    }
+    step.print("one endpoint, taken");
+    let state = sync(&dataplane, state, false, "one endpoint, synced").await?;
 
     let step = Step::start();
     dataplane.stop().await;
