@@ -14,7 +14,7 @@ use crate::{Entry, ListedSet, Member, SetName, SetSpec, SetType};
 /// let mut ipset = Ipset::open()?;
 /// let spec = SetSpec::hash("KUBE-CLUSTER-IP".parse()?, SetType::HashIpPort, Family::Inet, HashLimits::default())?;
 /// let desired = ["10.96.0.10,udp:53", "10.96.0.1,tcp:443"].map(|e| e.parse::<Entry>().map(Into::into));
-/// let report = ipset.sync_set(&spec, desired.into_iter().collect::<Result<Vec<_>, _>>()?)?;
+/// let report = ipset.sync_set(&spec, &desired.into_iter().collect::<Result<Vec<_>, _>>()?)?;
 /// println!("added {}, deleted {}", report.added, report.deleted);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```

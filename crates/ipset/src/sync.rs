@@ -80,22 +80,17 @@ pub enum SetPlan {
 impl SetPlan {
     /// The plan that makes the set named by `spec` hold exactly `desired`,
     /// given what the kernel had (`current`; `None`: missing).
-    pub fn new(
-        spec: &SetSpec,
-        current: Option<&ListedSet>,
-        desired: impl IntoIterator<Item = Member>,
-    ) -> SetPlan {
-        let desired: Vec<Member> = desired.into_iter().collect();
+    pub fn new(spec: &SetSpec, current: Option<&ListedSet>, desired: &[Member]) -> SetPlan {
         match current.map(|c| &c.contents) {
-            None => SetPlan::Create(diff(&[], &desired).0),
+            None => SetPlan::Create(diff(&[], desired).0),
             Some(Contents::Known {
                 spec: have,
                 members,
             }) if spec.compatible_with(have) => {
-                let (add, del) = diff(members, &desired);
+                let (add, del) = diff(members, desired);
                 SetPlan::Change { add, del }
             }
-            Some(_) => SetPlan::Rebuild(diff(&[], &desired).0),
+            Some(_) => SetPlan::Rebuild(diff(&[], desired).0),
         }
     }
 
@@ -133,11 +128,7 @@ impl Ipset {
     /// # Errors
     /// The first failed operation; partially applied batches name every
     /// refused member.
-    pub fn sync_set(
-        &mut self,
-        spec: &SetSpec,
-        desired: impl IntoIterator<Item = Member>,
-    ) -> Result<SyncReport, Error> {
+    pub fn sync_set(&mut self, spec: &SetSpec, desired: &[Member]) -> Result<SyncReport, Error> {
         let current = self.get(spec.name())?;
         self.sync_listed(spec, current.as_ref(), desired)
     }
@@ -156,7 +147,7 @@ impl Ipset {
         &mut self,
         spec: &SetSpec,
         current: Option<&ListedSet>,
-        desired: impl IntoIterator<Item = Member>,
+        desired: &[Member],
     ) -> Result<SyncReport, Error> {
         let plan = SetPlan::new(spec, current, desired);
         match &plan {
@@ -234,13 +225,13 @@ mod tests {
         )
         .unwrap();
         let want = [m("10.0.0.1", None), m("10.0.0.2", None)];
-        let plan = SetPlan::new(&spec, None, want.clone());
+        let plan = SetPlan::new(&spec, None, &want);
         assert_eq!(plan, SetPlan::Create(want.to_vec()));
         assert_eq!(plan.report().added, 2);
         assert!(plan.report().created);
 
         let have = listed(&spec, &[m("10.0.0.2", None), m("10.0.0.3", None)]);
-        let plan = SetPlan::new(&spec, Some(&have), want.clone());
+        let plan = SetPlan::new(&spec, Some(&have), &want);
         assert_eq!(
             plan,
             SetPlan::Change {
@@ -250,7 +241,7 @@ mod tests {
         );
         assert!(!plan.is_empty());
         let right = listed(&spec, &want);
-        assert!(SetPlan::new(&spec, Some(&right), want.clone()).is_empty());
+        assert!(SetPlan::new(&spec, Some(&right), &want).is_empty());
 
         let other = SetSpec::hash(
             name,
@@ -259,7 +250,7 @@ mod tests {
             Default::default(),
         )
         .unwrap();
-        let plan = SetPlan::new(&spec, Some(&listed(&other, &[])), want.clone());
+        let plan = SetPlan::new(&spec, Some(&listed(&other, &[])), &want);
         assert_eq!(plan, SetPlan::Rebuild(want.to_vec()));
         assert!(plan.report().rebuilt);
     }

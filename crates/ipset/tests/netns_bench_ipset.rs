@@ -68,7 +68,7 @@ fn netns_bench_ipset_add_100k_vs_ipset_restore() {
         panic!("not known")
     };
     assert_eq!(got.len(), members.len());
-    let (_, crate_noop) = timed(|| ipset.sync_set(&spec, members.clone()).unwrap());
+    let (_, crate_noop) = timed(|| ipset.sync_set(&spec, &members).unwrap());
     let (_, diff_time) = timed(|| ipset::diff(&got, &members));
 
     let ns2 = Netns::new("bench");

@@ -215,15 +215,15 @@ fn netns_ipset_sync_applies_the_diff_and_rebuilds_changed_specs() {
             "10.96.0.10,tcp:53",
         ],
     );
-    let report = ipset.sync_set(&spec, first.clone()).unwrap();
+    let report = ipset.sync_set(&spec, &first).unwrap();
     assert!(report.created && report.added == 3);
     assert_eq!(
-        ipset.sync_set(&spec, first.clone()).unwrap(),
+        ipset.sync_set(&spec, &first).unwrap(),
         ipset::SyncReport::default()
     );
 
     let second = members(&spec, &["10.96.0.1,tcp:443", "10.96.0.20,tcp:80"]);
-    let report = ipset.sync_set(&spec, second.clone()).unwrap();
+    let report = ipset.sync_set(&spec, &second).unwrap();
     assert_eq!(
         (report.added, report.deleted, report.rebuilt),
         (1, 2, false)
@@ -256,7 +256,7 @@ fn netns_ipset_sync_applies_the_diff_and_rebuilds_changed_specs() {
         },
     )
     .unwrap();
-    let report = ipset.sync_set(&bigger, second.clone()).unwrap();
+    let report = ipset.sync_set(&bigger, &second).unwrap();
     assert!(report.rebuilt);
     assert!(saved_create(&ns, spec.name()).contains("maxelem 131072"));
     assert_eq!(
@@ -268,7 +268,7 @@ fn netns_ipset_sync_applies_the_diff_and_rebuilds_changed_specs() {
     // A type change cannot be swapped in; the referenced set cannot go.
     let as_ip = hash("KUBE-CLUSTER-IP", SetType::HashIp, Family::Inet);
     let err = ipset
-        .sync_set(&as_ip, members(&as_ip, &["10.96.0.1"]))
+        .sync_set(&as_ip, &members(&as_ip, &["10.96.0.1"]))
         .unwrap_err();
     assert_eq!(err.errno(), Some(Errno::BUSY), "{err}");
     assert!(
@@ -278,7 +278,7 @@ fn netns_ipset_sync_applies_the_diff_and_rebuilds_changed_specs() {
     );
     ns.run(&["iptables", "-F", "INPUT"]);
     let report = ipset
-        .sync_set(&as_ip, members(&as_ip, &["10.96.0.1"]))
+        .sync_set(&as_ip, &members(&as_ip, &["10.96.0.1"]))
         .unwrap();
     assert!(report.rebuilt);
     assert_eq!(
@@ -292,11 +292,11 @@ fn netns_ipset_sync_applies_the_diff_and_rebuilds_changed_specs() {
     let listed = ipset.list().unwrap();
     let find = |spec: &SetSpec| listed.iter().find(|s| s.name == *spec.name());
     let in_place = ipset
-        .sync_listed(&as_ip, find(&as_ip), members(&as_ip, &["10.96.0.1"]))
+        .sync_listed(&as_ip, find(&as_ip), &members(&as_ip, &["10.96.0.1"]))
         .unwrap();
     assert_eq!(in_place, ipset::SyncReport::default());
     let created = ipset
-        .sync_listed(&ports, find(&ports), members(&ports, &["30053"]))
+        .sync_listed(&ports, find(&ports), &members(&ports, &["30053"]))
         .unwrap();
     assert!(created.created && created.added == 1);
     assert_eq!(
@@ -416,7 +416,7 @@ proptest! {
             };
             for (spec, six) in [(&v4, false), (&v6, true)] {
                 let wanted = to_members(six);
-                ipset.sync_set(spec, wanted.clone()).unwrap();
+                ipset.sync_set(spec, &wanted).unwrap();
                 prop_assert_eq!(saved_adds(&ns, spec.name()), add_lines(spec.name(), &wanted));
             }
         }
@@ -511,7 +511,7 @@ proptest! {
         let mut ipset = ns.enter(|| Ipset::open().unwrap());
         for ((spec, _), entries) in all_specs().iter().zip(contents) {
             let wanted: Vec<Member> = entries.into_iter().map(Member::new).collect();
-            ipset.sync_set(spec, wanted.clone()).unwrap();
+            ipset.sync_set(spec, &wanted).unwrap();
             prop_assert_eq!(saved_adds(&ns, spec.name()), add_lines(spec.name(), &wanted), "{}", spec);
             let Some(ListedSet { contents: Contents::Known { members, .. }, .. }) = ipset.get(spec.name()).unwrap() else {
                 panic!("{spec} not listed")

@@ -106,10 +106,11 @@ impl SetTable for FakeSets {
         &mut self,
         spec: &SetSpec,
         current: Option<&ListedSet>,
-        mut members: Vec<Member>,
+        members: &[Member],
     ) -> Result<SyncReport, ipset::Error> {
         let mut sets = self.sets();
         let name = spec.name().clone();
+        let mut members = members.to_vec();
         members.sort_by_key(|m| m.entry);
         let report = match (current.map(|c| &c.contents), sets.sets.get(&name)) {
             (None, Some(_)) => return Err(refused(Op::Create, &name, Errno::SET_EXISTS)),

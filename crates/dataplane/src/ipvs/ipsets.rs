@@ -1,11 +1,13 @@
 //! kube-proxy's ipsets, synced by diff each sync: missing sets created,
 //! members added and deleted, a set whose type or options changed rebuilt
-//! atomically (temporary set + swap). Sets are synced before the iptables
-//! rules that reference them; sets no longer wanted are destroyed after the
-//! rules, and only when nothing references them any more.
+//! atomically (temporary set + swap). A full sync diffs against a dump of
+//! every set; a change-driven one after a clean sync against what that sync
+//! left. Sets are synced before the iptables rules that reference them; sets
+//! no longer wanted are destroyed after the rules, and only when nothing
+//! references them any more.
 
 use desired::DesiredState;
-use ipset::{Ipset, ListedSet, Member, SetName, SetSpec, SyncReport};
+use ipset::{Contents, Ipset, ListedSet, Member, SetName, SetSpec, SyncReport};
 use reconcile::ipsets::WantedSet;
 
 use crate::error::{Context as _, Error};
@@ -29,7 +31,7 @@ pub(crate) trait SetTable {
         &mut self,
         spec: &SetSpec,
         current: Option<&ListedSet>,
-        members: Vec<Member>,
+        members: &[Member],
     ) -> Result<SyncReport, ipset::Error>;
 
     /// Destroys set `name`.
@@ -48,7 +50,7 @@ impl SetTable for Ipset {
         &mut self,
         spec: &SetSpec,
         current: Option<&ListedSet>,
-        members: Vec<Member>,
+        members: &[Member],
     ) -> Result<SyncReport, ipset::Error> {
         Ipset::sync_listed(self, spec, current, members)
     }
@@ -66,10 +68,36 @@ pub(super) struct Sets<S = Ipset> {
     last: Option<Vec<WantedSet>>,
 }
 
-/// The sets listed by [`Sets::sync`], for [`Sets::destroy_unwanted`].
-pub(super) struct Listed {
-    sets: Vec<ListedSet>,
-    wanted: Vec<WantedSet>,
+/// Our sets that [`Sets::sync`] found no longer wanted, for [`Sets::destroy_unwanted`],
+/// with whether a rule referenced each when listed.
+pub(super) struct Unwanted(Vec<(SetName, bool)>);
+
+impl Unwanted {
+    /// Our sets among `listed` that are not `wanted`.
+    fn of(listed: &[ListedSet], wanted: &[WantedSet]) -> Unwanted {
+        let referenced =
+            |name: &SetName| (listed.iter()).any(|s| s.name == *name && s.references > 0);
+        Unwanted(
+            reconcile::ipsets::unwanted(listed, wanted)
+                .into_iter()
+                .map(|name| (name.clone(), referenced(name)))
+                .collect(),
+        )
+    }
+}
+
+/// The sets as the last sync `left` them, as a listing would show them.
+fn left(last: Vec<WantedSet>) -> Vec<ListedSet> {
+    (last.into_iter())
+        .map(|set| ListedSet {
+            name: set.spec.name().clone(),
+            references: 0,
+            contents: Contents::Known {
+                spec: set.spec,
+                members: set.members,
+            },
+        })
+        .collect()
 }
 
 impl Sets {
@@ -96,26 +124,35 @@ impl<S: SetTable> Sets<S> {
     }
 
     /// Brings every wanted set to its members; a set that fails is logged
-    /// and counted, the others go on.
+    /// and counted, the others go on. A change-driven sync after one that
+    /// synced every set starts from what that sync left, without listing; any
+    /// other lists every set, counts what changed behind our back as drift,
+    /// and finds our sets no longer wanted.
     ///
     /// # Errors
     /// When the sets cannot be listed.
     pub(super) fn sync(
         &mut self,
         state: &DesiredState,
+        full: bool,
         summary: &mut SyncSummary,
-    ) -> Result<Listed, Error> {
-        let listed = self.client.list().context("listing the ipsets")?;
+    ) -> Result<Unwanted, Error> {
         let wanted = reconcile::ipsets::wanted(state);
-        if let Some(last) = &self.last {
-            summary.drift(reconcile::drift::ipsets(last, &listed));
-        }
+        let (listed, unwanted) = match self.last.take() {
+            Some(last) if !full => (left(last), Unwanted(Vec::new())),
+            last => {
+                let listed = self.client.list().context("listing the ipsets")?;
+                if let Some(last) = &last {
+                    summary.drift(reconcile::drift::ipsets(last, &listed));
+                }
+                let unwanted = Unwanted::of(&listed, &wanted);
+                (listed, unwanted)
+            }
+        };
         let mut clean = true;
         for set in &wanted {
             let current = listed.iter().find(|l| l.name == *set.spec.name());
-            let result = self
-                .client
-                .sync_listed(&set.spec, current, set.members.clone());
+            let result = self.client.sync_listed(&set.spec, current, &set.members);
             match result {
                 Ok(report) => {
                     summary.applied("ipset", usize::from(report.created || report.rebuilt));
@@ -127,22 +164,16 @@ impl<S: SetTable> Sets<S> {
                 }
             }
         }
-        self.last = clean.then(|| wanted.clone());
-        Ok(Listed {
-            sets: listed,
-            wanted,
-        })
+        drop(listed);
+        self.last = clean.then_some(wanted);
+        Ok(unwanted)
     }
 
     /// Destroys our sets that are no longer wanted and that no rule
     /// references (a referenced one is left for a later sync).
-    pub(super) fn destroy_unwanted(&mut self, listed: &Listed, summary: &mut SyncSummary) {
-        for name in reconcile::ipsets::unwanted(&listed.sets, &listed.wanted) {
-            let referenced = listed
-                .sets
-                .iter()
-                .any(|s| s.name == *name && s.references > 0);
-            if referenced {
+    pub(super) fn destroy_unwanted(&mut self, unwanted: &Unwanted, summary: &mut SyncSummary) {
+        for (name, referenced) in &unwanted.0 {
+            if *referenced {
                 continue;
             }
             match self.client.destroy(name) {

@@ -218,9 +218,9 @@ fn sync_netfilter<S: SetTable, W: Writer>(
     summary: &mut SyncSummary,
 ) {
     let started = Instant::now();
-    let listed = match sets {
+    let unwanted = match sets {
         Some(sets) => sets
-            .sync(state, summary)
+            .sync(state, full, summary)
             .inspect_err(|e| summary.broken(Part::Ipset, e))
             .ok(),
         None => {
@@ -231,8 +231,8 @@ fn sync_netfilter<S: SetTable, W: Writer>(
     summary.timed("ipset", started);
     rules.sync(state, full, summary);
     let started = Instant::now();
-    if let (Some(sets), Some(listed)) = (sets, &listed) {
-        sets.destroy_unwanted(listed, summary);
+    if let (Some(sets), Some(unwanted)) = (sets, &unwanted) {
+        sets.destroy_unwanted(unwanted, summary);
     }
     summary.timed("ipset", started);
 }

@@ -157,7 +157,7 @@ impl SetTable for Recorder<Ipset> {
         &mut self,
         spec: &SetSpec,
         current: Option<&ListedSet>,
-        members: Vec<Member>,
+        members: &[Member],
     ) -> Result<SyncReport, ipset::Error> {
         let plan = SetPlan::new(spec, current, members);
         let report = plan.report();

@@ -9,7 +9,7 @@ use super::IpvsSync;
 use crate::fake::ipset::FakeSets;
 use crate::fake::iptables::{Failure, lock};
 use crate::fake::{Fake, Node};
-use crate::fixtures::{model, node, service, slice};
+use crate::fixtures::{model, node as node_info, service, slice};
 use crate::summary::Part;
 use desired::DesiredState;
 use model::IpFamily;
@@ -19,7 +19,7 @@ fn web() -> DesiredState {
         service("web", "10.96.0.10", "TCP", 80),
         slice("web", "TCP", &["10.244.1.5"]),
     ]);
-    DesiredState::new(Default::default(), node(), &model)
+    DesiredState::new(Default::default(), node_info(), &model)
 }
 
 /// A node whose tables a first sync of [`web`] programmed, and its dataplane.
@@ -86,6 +86,62 @@ fn drift_in_sets_and_addresses_is_repaired_and_counted_by_kind() {
     assert_eq!(full.applied, [("address", 1), ("ipset_entry", 1)].into());
 }
 
+#[test]
+fn a_change_driven_sync_after_a_clean_one_starts_from_what_it_left_without_listing_the_sets() {
+    let (_node, sets, mut dp, _) = synced();
+    let both = DesiredState::new(
+        Default::default(),
+        node_info(),
+        &model(vec![
+            service("web", "10.96.0.10", "TCP", 80),
+            slice("web", "TCP", &["10.244.1.5"]),
+            service("db", "10.96.0.11", "TCP", 5432),
+        ]),
+    );
+    // What a sync that lists the sets makes of the same change, on another node.
+    let (_, listing, mut listed_dp, _) = synced();
+    let listed = listed_dp.sync(&both, true);
+    assert!(listed.complete(), "{listed:?}");
+
+    sets.sets().unlistable = true;
+    let change = dp.sync(&both, false);
+    assert!(change.complete(), "{change:?}");
+    assert_eq!(change.applied, listed.applied);
+    assert_eq!(contents(&sets), contents(&listing));
+    let cluster_ips = &contents(&sets)["KUBE-CLUSTER-IP"];
+    assert_eq!(cluster_ips, &["10.96.0.10,tcp:80", "10.96.0.11,tcp:5432"]);
+
+    // A full sync lists them, and cannot.
+    let full = dp.sync(&both, true);
+    assert_eq!(full.broken, [Part::Ipset], "{full:?}");
+
+    // After a sync that did not sync every set, a change-driven one lists them too, and
+    // finds what changed behind its back.
+    sets.sets().unlistable = false;
+    sets.sets().flush("KUBE-CLUSTER-IP");
+    let after = dp.sync(&both, false);
+    assert!(after.complete(), "{after:?}");
+    assert_eq!(after.applied.get("ipset_entry"), Some(&2), "{after:?}");
+    assert_eq!(
+        after.drift.get("ipset_entry"),
+        None,
+        "no clean sync to compare with"
+    );
+    assert_eq!(contents(&sets), contents(&listing));
+}
+
+/// Every set's members, spelled as `ipset save` spells them.
+fn contents(sets: &FakeSets) -> std::collections::BTreeMap<String, Vec<String>> {
+    let sets = sets.sets();
+    (sets.names().into_iter())
+        .map(|name| {
+            let members = sets.members(&name).unwrap_or_default();
+            let members = members.iter().map(ToString::to_string).collect();
+            (name, members)
+        })
+        .collect()
+}
+
 /// Breaks one table of `node`.
 fn break_one(node: &Node, sets: &FakeSets, part: Part) {
     match part {
@@ -121,7 +177,7 @@ fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
     // An IPv6 set of kube-proxy's on this IPv4-only node, which a rule still uses.
     let v6 = reconcile::ipsets::spec(desired::SetKind::ClusterIp, IpFamily::V6);
     let name = v6.name().to_string();
-    super::SetTable::sync_listed(&mut sets.clone(), &v6, None, Vec::new()).expect("created");
+    super::SetTable::sync_listed(&mut sets.clone(), &v6, None, &[]).expect("created");
     let rule = Rule::parse(&format!("-m set --match-set {name} dst,dst -j ACCEPT")).expect("rule");
     lock(&node.rules).edit(Family::V4, Table::Filter, |t| {
         let input = t
@@ -131,7 +187,8 @@ fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
             .expect("INPUT");
         input.rules.push(rule);
     });
-    let kept = dp.sync(&state, false);
+    // A stray is drift: a full sync finds it.
+    let kept = dp.sync(&state, true);
     assert!(kept.complete() && kept.failed.is_empty(), "{kept:?}");
     assert!(
         sets.sets().names().contains(&name),
@@ -142,7 +199,7 @@ fn a_set_no_longer_wanted_goes_only_once_no_rule_references_it() {
             chain.rules.retain(|r| !r.to_string().contains(&name));
         }
     });
-    let gone = dp.sync(&state, false);
+    let gone = dp.sync(&state, true);
     assert_eq!(gone.applied.get("ipset"), Some(&1), "{gone:?}");
     assert!(!sets.sets().names().contains(&name));
 }
