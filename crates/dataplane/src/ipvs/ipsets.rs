@@ -137,17 +137,21 @@ impl<S: SetTable> Sets<S> {
         full: bool,
         summary: &mut SyncSummary,
     ) -> Result<Unwanted, Error> {
-        let wanted = reconcile::ipsets::wanted(state);
-        let (listed, unwanted) = match self.last.take() {
-            Some(last) if !full => (left(last), Unwanted(Vec::new())),
+        let (listed, dumped) = match self.last.take() {
+            Some(last) if !full => (left(last), false),
             last => {
                 let listed = self.client.list().context("listing the ipsets")?;
-                if let Some(last) = &last {
-                    summary.drift(reconcile::drift::ipsets(last, &listed));
+                // What the last sync left goes before the wanted sets are built.
+                if let Some(last) = last {
+                    summary.drift(reconcile::drift::ipsets(&last, &listed));
                 }
-                let unwanted = Unwanted::of(&listed, &wanted);
-                (listed, unwanted)
+                (listed, true)
             }
+        };
+        let wanted = reconcile::ipsets::wanted(state);
+        let unwanted = match dumped {
+            true => Unwanted::of(&listed, &wanted),
+            false => Unwanted(Vec::new()),
         };
         let mut clean = true;
         for set in &wanted {
@@ -164,7 +168,6 @@ impl<S: SetTable> Sets<S> {
                 }
             }
         }
-        drop(listed);
         self.last = clean.then_some(wanted);
         Ok(unwanted)
     }
