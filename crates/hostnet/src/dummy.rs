@@ -130,6 +130,16 @@ impl From<netlink::Failure> for Cause {
 pub struct BoundAddresses(Vec<(IpAddr, u8)>);
 
 impl BoundAddresses {
+    /// What a listing of a link holding exactly `addresses`, each as a host prefix
+    /// (`/32`, `/128`), returns.
+    pub fn hosts<'a>(addresses: impl IntoIterator<Item = &'a IpAddr>) -> Self {
+        BoundAddresses(
+            (addresses.into_iter())
+                .map(|&ip| (ip, host_prefix(ip)))
+                .collect(),
+        )
+    }
+
     /// Each address with its prefix length.
     pub fn list(&self) -> &[(IpAddr, u8)] {
         &self.0

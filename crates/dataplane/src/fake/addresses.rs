@@ -15,6 +15,8 @@ pub(crate) struct Link {
     pub(crate) bound: BTreeSet<IpAddr>,
     /// Whether listing and binding fail (the link was deleted).
     pub(crate) gone: bool,
+    /// How many times the addresses were listed.
+    pub(crate) listings: usize,
 }
 
 /// A handle on the shared link.
@@ -44,7 +46,13 @@ impl AddressTable for FakeLink {
     }
 
     fn list(&mut self) -> Result<BTreeSet<IpAddr>, LinkError> {
-        Ok(self.usable()?.bound.clone())
+        let mut link = self.usable()?;
+        link.listings += 1;
+        Ok(link.bound.clone())
+    }
+
+    fn left(bound: &BTreeSet<IpAddr>) -> BTreeSet<IpAddr> {
+        bound.clone()
     }
 
     fn sync(

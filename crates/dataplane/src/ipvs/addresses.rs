@@ -23,6 +23,10 @@ pub(crate) trait AddressTable {
     /// Lists the addresses bound now.
     fn list(&mut self) -> Result<Self::Listed, LinkError>;
 
+    /// What [`AddressTable::list`] returns while exactly `bound` are bound, as the last
+    /// sync binds them.
+    fn left(bound: &BTreeSet<IpAddr>) -> Self::Listed;
+
     /// Binds exactly `target` (as host prefixes), unbinding the rest of `listed`.
     fn sync(
         &mut self,
@@ -47,6 +51,10 @@ impl AddressTable for Kube0 {
 
     fn list(&mut self) -> Result<BoundAddresses, LinkError> {
         self.link.addresses(&mut self.netlink)
+    }
+
+    fn left(bound: &BTreeSet<IpAddr>) -> BoundAddresses {
+        BoundAddresses::hosts(bound)
     }
 
     fn sync(
@@ -105,11 +113,16 @@ impl<A: AddressTable> Addresses<A> {
         &mut self.link
     }
 
-    /// The addresses bound now, as listed and as a set.
+    /// The addresses bound now, as listed and as a set. A change-driven sync (not
+    /// `full`) after one that bound every address starts from what that sync left,
+    /// without a listing; drift is found by the next full sync.
     ///
     /// # Errors
     /// When they cannot be listed.
-    pub(super) fn bound(&mut self) -> Result<(A::Listed, BTreeSet<IpAddr>), Error> {
+    pub(super) fn bound(&mut self, full: bool) -> Result<(A::Listed, BTreeSet<IpAddr>), Error> {
+        if let Some(last) = self.last.as_ref().filter(|_| !full) {
+            return Ok((A::left(last), last.clone()));
+        }
         let listed = self
             .link
             .list()

@@ -248,7 +248,7 @@ fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
     summary: &mut SyncSummary,
 ) {
     let started = Instant::now();
-    let bound = addresses.bound();
+    let bound = addresses.bound(full);
     summary.timed("address", started);
     let (listed, bound) = match bound {
         Ok(bound) => bound,

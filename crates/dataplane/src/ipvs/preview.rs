@@ -124,6 +124,10 @@ impl AddressTable for Recorder<Link> {
         }
     }
 
+    fn left(bound: &BTreeSet<IpAddr>) -> BoundAddresses {
+        BoundAddresses::hosts(bound)
+    }
+
     fn sync(
         &mut self,
         listed: BoundAddresses,

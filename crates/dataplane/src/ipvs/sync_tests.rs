@@ -130,6 +130,36 @@ fn a_change_driven_sync_after_a_clean_one_starts_from_what_it_left_without_listi
     assert_eq!(contents(&sets), contents(&listing));
 }
 
+#[test]
+fn a_change_driven_sync_after_a_clean_one_binds_from_what_it_left_without_listing_the_link() {
+    let (node, _sets, mut dp, _) = synced();
+    let ip = |s: &str| s.parse::<std::net::IpAddr>().expect("ip");
+    let both = DesiredState::new(
+        Default::default(),
+        node_info(),
+        &model(vec![
+            service("web", "10.96.0.10", "TCP", 80),
+            service("db", "10.96.0.11", "TCP", 5432),
+        ]),
+    );
+    assert_eq!(node.link.link().listings, 1);
+    let change = dp.sync(&both, false);
+    assert!(change.complete(), "{change:?}");
+    assert_eq!(change.applied.get("address"), Some(&1), "{change:?}");
+    assert_eq!(node.link.link().listings, 1, "a change-driven sync listed");
+    assert_eq!(
+        node.link.link().bound,
+        [ip("10.96.0.10"), ip("10.96.0.11")].into()
+    );
+
+    // Unbound by hand: drift, which the next full sync finds and repairs.
+    node.link.link().bound.remove(&ip("10.96.0.10"));
+    let full = dp.sync(&both, true);
+    assert_eq!(node.link.link().listings, 2);
+    assert_eq!(full.drift, [("address", 1)].into(), "{full:?}");
+    assert_eq!(node.link.link().bound.len(), 2);
+}
+
 /// Every set's members, spelled as `ipset save` spells them.
 fn contents(sets: &FakeSets) -> std::collections::BTreeMap<String, Vec<String>> {
     let sets = sets.sets();
