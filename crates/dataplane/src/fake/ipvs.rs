@@ -85,9 +85,16 @@ fn at(addr: IpAddr, port: u16) -> impl Fn(&DestinationEntry) -> bool {
 impl Table {
     /// Every virtual server, as `ipvsadm -Ln` lists them (in key order).
     pub(crate) fn listing(&self) -> Vec<ServiceWithDestinations> {
+        self.listed(|_| true)
+    }
+
+    /// The virtual servers `wanted` picks, each with its real servers, copied from the
+    /// table without copying the others.
+    fn listed(&self, wanted: impl Fn(&ServiceKey) -> bool) -> Vec<ServiceWithDestinations> {
         self.services
-            .values()
-            .map(|(service, destinations)| ServiceWithDestinations {
+            .iter()
+            .filter(|(key, _)| wanted(key))
+            .map(|(_, (service, destinations))| ServiceWithDestinations {
                 service: self.entry(service),
                 destinations: destinations.clone(),
             })
@@ -304,11 +311,7 @@ impl IpvsKernel for FakeIpvs {
         keys: &BTreeSet<ServiceKey>,
     ) -> Result<Vec<ServiceWithDestinations>, ipvs::Error> {
         let mut table = self.read()?;
-        let listing: Vec<_> = table
-            .listing()
-            .into_iter()
-            .filter(|s| keys.contains(&s.service.service.key))
-            .collect();
+        let listing = table.listed(|key| keys.contains(key));
         table.exact_reads += listing.len();
         Ok(listing)
     }

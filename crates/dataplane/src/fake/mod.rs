@@ -86,9 +86,12 @@ pub struct FakeIpvsDataplane(IpvsSync<Fake>);
 pub struct FakeTables(Node);
 
 impl FakeIpvsDataplane {
-    /// A dataplane over empty tables, and the test's side of them.
+    /// A dataplane over empty tables, and the test's side of them. The IPVS table has
+    /// its overview (`/proc/net/ip_vs`, at 250 ticks a second), as every kernel with IPVS
+    /// has.
     pub fn new() -> (Self, FakeTables) {
         let node = Node::default();
+        node.ipvs.table().proc_hz = Some(250);
         let dataplane = node.dataplane(&node.sets());
         (FakeIpvsDataplane(dataplane), FakeTables(node))
     }
