@@ -65,7 +65,7 @@ impl AddressTable for FakeLink {
             added: target.difference(&listed).copied().collect(),
             removed: listed
                 .difference(target)
-                .map(|ip| (*ip, if ip.is_ipv4() { 32 } else { 128 }))
+                .map(|&ip| (ip, hostnet::dummy::host_prefix(ip)))
                 .collect(),
         };
         link.bound.clone_from(target);

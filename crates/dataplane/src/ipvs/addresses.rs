@@ -132,7 +132,8 @@ impl<A: AddressTable> Addresses<A> {
     }
 
     /// Binds the state's addresses plus those draining virtual servers
-    /// still use, and unbinds the rest.
+    /// still use, and unbinds the rest; `listed` and `bound` are what
+    /// [`Addresses::bound`] returned.
     ///
     /// # Errors
     /// When an address cannot be changed (named).
@@ -140,14 +141,14 @@ impl<A: AddressTable> Addresses<A> {
         &mut self,
         state: &DesiredState,
         listed: A::Listed,
+        bound: &BTreeSet<IpAddr>,
         draining: &BTreeSet<ipvs::ServiceKey>,
         summary: &mut SyncSummary,
     ) -> Result<(), Error> {
-        let bound = A::addresses(&listed);
         if let Some(last) = &self.last {
-            summary.drift(reconcile::drift::addresses(last, &bound));
+            summary.drift(reconcile::drift::addresses(last, bound));
         }
-        let target = reconcile::addresses::target(state.addresses(), &bound, draining);
+        let target = reconcile::addresses::target(state.addresses(), bound, draining);
         self.last = None;
         let changes = self
             .link

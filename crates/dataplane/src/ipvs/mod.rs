@@ -255,7 +255,7 @@ fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
         Err(e) => return summary.broken(Part::Address, &e),
     };
     let owner = ipvs.owner().ownership(
-        bound.into_iter().chain(state.addresses()).collect(),
+        bound.iter().copied().chain(state.addresses()).collect(),
         state.node().addresses.clone(),
     );
     let draining = match ipvs.sync(state, &owner, full, summary) {
@@ -263,7 +263,7 @@ fn sync_ipvs<I: IpvsKernel, A: AddressTable>(
         Err(e) => return summary.broken(Part::Ipvs, &e),
     };
     let started = Instant::now();
-    if let Err(e) = addresses.bind(state, listed, &draining, summary) {
+    if let Err(e) = addresses.bind(state, listed, &bound, &draining, summary) {
         summary.broken(Part::Address, &e);
     }
     summary.timed("address", started);
